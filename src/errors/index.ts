@@ -1,0 +1,66 @@
+/**
+ * errno errors: the only error type the union core throws on purpose.
+ *
+ * Invariants:
+ * - Every error carries a Node-style `code` ("ENOENT", "EXDEV" …) and a positive `errno` number, exactly
+ *   like the errors Node's own `fs` calls throw, so callers treat both the same way.
+ * - Only ENOENT and ENOTDIR from a lower layer mean "look further down" (`isAbsent`).
+ * - `toErrno` is the single place an unknown error becomes EIO; transports call it at their one catch site.
+ */
+import { constants } from "node:os";
+
+const errnoByCode = constants.errno as Record<string, number>;
+
+export class FsError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string | undefined;
+
+  constructor(code: string, message?: string, syscall?: string) {
+    super(message ? `${code}: ${message}` : code);
+    this.name = "FsError";
+    this.code = code;
+    this.errno = errnoOf(code);
+    this.syscall = syscall;
+  }
+}
+
+/** Throws-friendly constructor: `throw fsError("ENOENT", path)`. */
+export function fsError(code: string, message?: string, syscall?: string): FsError {
+  return new FsError(code, message, syscall);
+}
+
+/** Positive errno number for a code such as "ENOENT"; EIO for codes this platform does not know. */
+export function errnoOf(code: string): number {
+  return errnoByCode[code] ?? (errnoByCode.EIO as number);
+}
+
+/** Error code of anything thrown, or undefined when it carries none. */
+export function codeOf(err: unknown): string | undefined {
+  if (typeof err === "object" && err !== null && "code" in err) {
+    const code = (err as { code: unknown }).code;
+    if (typeof code === "string" && code.startsWith("E")) return code;
+  }
+  return undefined;
+}
+
+/** True for the two codes that mean "this layer does not have the name": look further down. */
+export function isAbsent(err: unknown): boolean {
+  const code = codeOf(err);
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
+/**
+ * Positive errno for a thrown value. Known errno errors map to their number; anything else is reported
+ * through `onUnknown` (so it is logged, never swallowed) and becomes EIO.
+ */
+export function toErrno(err: unknown, onUnknown?: (err: unknown) => void): number {
+  const code = codeOf(err);
+  if (code !== undefined && code in errnoByCode) return errnoByCode[code] as number;
+  if (typeof err === "object" && err !== null && "errno" in err) {
+    const n = (err as { errno: unknown }).errno;
+    if (typeof n === "number" && n !== 0) return Math.abs(n);
+  }
+  onUnknown?.(err);
+  return errnoByCode.EIO as number;
+}

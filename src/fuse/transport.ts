@@ -1,0 +1,36 @@
+/**
+ * The transport interface: what serves a union to the kernel. Implementations live in src/fuse/ only.
+ *
+ * Invariants: `mount` resolves only once the mount answers requests (INIT done) and rejects, leaving
+ * nothing mounted, when it cannot get there. `done` resolves when serving has stopped for good (the
+ * mount is gone); after it resolves no thread of the transport is left blocked on the device.
+ */
+import type { UnionConfig } from "../unionfs/config";
+
+export interface MountRequest {
+  /** Absolute path of the mountpoint. */
+  mountpoint: string;
+  config: UnionConfig;
+  /** Source shown in the mount table (the branch list). */
+  fsname: string;
+  /** Log each request and reply. */
+  debug?: boolean;
+  /**
+   * Test seam: build the filesystem from this module's export instead of the union core.
+   * The export is called with `config` and must return `UnionOps`.
+   */
+  factory?: { module: string; name: string };
+}
+
+export interface MountedFs {
+  readonly mountpoint: string;
+  /** Resolves when the mount is gone and the transport has stopped. */
+  readonly done: Promise<void>;
+  /** Unmounts (lazily if busy) and waits for `done`. */
+  unmount(): Promise<void>;
+}
+
+export interface Transport {
+  readonly name: string;
+  mount(req: MountRequest): Promise<MountedFs>;
+}

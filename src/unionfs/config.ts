@@ -1,0 +1,28 @@
+/**
+ * The serialisable description of a union: branches top first, where copies are built, whiteout format.
+ *
+ * Invariants: a `UnionConfig` is plain data (it crosses into the FUSE worker thread via `workerData`);
+ * paths in it are absolute UTF-8 strings; at most one branch is writable and, if there is one, it is the
+ * top branch (index 0); `MAX_BRANCHES` is the hard limit.
+ */
+
+export const MAX_BRANCHES = 128;
+
+/** aufs branch modes: rw = writable; ro and ro+wh = read-only, whiteouts honoured; rr = read-only. */
+export type BranchMode = "rw" | "ro" | "ro+wh" | "rr";
+
+export interface BranchSpec {
+  path: string;
+  mode: BranchMode;
+}
+
+/** How whiteouts and opaque markers are written into the writable branch. */
+export type WhiteoutFormat = "aufs" | "overlay";
+
+export interface UnionConfig {
+  /** Top first. */
+  branches: BranchSpec[];
+  /** Where copy-ups are built before being renamed into place; default: inside the rw branch. */
+  workdir?: string;
+  whiteout: WhiteoutFormat;
+}

@@ -1,0 +1,121 @@
+/**
+ * The union core's contract with transports: path-based, synchronous, syscall-shaped.
+ *
+ * Invariants:
+ * - Every path and name is a *byte string*: one JS char per byte (latin1), so non-UTF-8 names survive.
+ *   Paths are absolute inside the union ("/", "/a/b"); names never contain "/" or NUL.
+ *   `bytes.ts` converts between byte strings, Buffers and UTF-8 text.
+ * - Methods are named after the syscalls they serve and throw errno errors (`FsError` or Node fs errors,
+ *   both carrying `code`); they never return error values.
+ * - Every method is synchronous, so a transport that calls them from one thread serialises every
+ *   operation, which is what makes per-path serialisation trivially true today.
+ * - File and directory handles are small integers owned by the core; a transport passes them back verbatim.
+ */
+
+/** Who is asking: new objects are owned by this uid/gid (the daemon itself runs as root). */
+export interface Caller {
+  uid: number;
+  gid: number;
+  pid: number;
+}
+
+/** Attributes as `lstat` reports them, with nanosecond times and 64-bit sizes and inode numbers. */
+export interface Attr {
+  ino: bigint;
+  size: bigint;
+  blocks: bigint;
+  atimeNs: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  blksize: number;
+}
+
+/** A time to set: nanoseconds since the epoch, or "now". Absent field = leave unchanged (UTIME_OMIT). */
+export type TimeSpec = bigint | "now";
+
+export interface SetAttrRequest {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: bigint;
+  atime?: TimeSpec;
+  mtime?: TimeSpec;
+}
+
+/** One merged directory entry. `type` is the S_IFMT bits of the entry's mode (e.g. 0o100000). */
+export interface DirEntry {
+  name: string;
+  type: number;
+  ino: bigint;
+}
+
+export interface StatFs {
+  bsize: number;
+  frsize: number;
+  blocks: bigint;
+  bfree: bigint;
+  bavail: bigint;
+  files: bigint;
+  ffree: bigint;
+  namelen: number;
+}
+
+/** renameat2 flags. */
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+export const RENAME_WHITEOUT = 4;
+
+/** setxattr flags. */
+export const XATTR_CREATE = 1;
+export const XATTR_REPLACE = 2;
+
+/** The operations a transport maps its requests onto, one method per syscall. */
+export interface UnionOps {
+  getattr(path: string, fh?: number): Attr;
+  readlink(path: string): string;
+  access(path: string, mask: number): void;
+
+  mknod(path: string, mode: number, rdev: number, caller: Caller): Attr;
+  mkdir(path: string, mode: number, caller: Caller): Attr;
+  symlink(target: string, path: string, caller: Caller): Attr;
+  link(existing: string, newPath: string): Attr;
+  unlink(path: string): void;
+  rmdir(path: string): void;
+  rename(from: string, to: string, flags: number): void;
+  setattr(path: string, req: SetAttrRequest, fh?: number): Attr;
+
+  /** Opens a file (copying it up first when `flags` ask for writing). Returns a file handle. */
+  open(path: string, flags: number): number;
+  /** Creates and opens a file (O_CREAT semantics incl. O_EXCL). */
+  create(path: string, flags: number, mode: number, caller: Caller): { fh: number; attr: Attr };
+  /** Reads up to `length` bytes at `position`; a short (or empty) Buffer at end of file. */
+  read(fh: number, length: number, position: bigint): Buffer;
+  /** Writes `data` at `position` (ignored for O_APPEND handles); returns bytes written. */
+  write(fh: number, data: Buffer, position: bigint): number;
+  flush(fh: number): void;
+  fsync(fh: number, datasync: boolean): void;
+  release(fh: number): void;
+  fallocate(fh: number, mode: number, offset: bigint, length: bigint): void;
+  lseek(fh: number, offset: bigint, whence: number): bigint;
+
+  /** Snapshot of the merged listing, without "." and "..", in a stable order. Returns a dir handle. */
+  opendir(path: string): number;
+  readdir(dh: number): readonly DirEntry[];
+  releasedir(dh: number): void;
+
+  statfs(path: string): StatFs;
+
+  setxattr(path: string, name: string, value: Buffer, flags: number): void;
+  /** The value of `name`; ENODATA when absent. */
+  getxattr(path: string, name: string): Buffer;
+  listxattr(path: string): string[];
+  removexattr(path: string, name: string): void;
+
+  /** Releases every handle and cache; called once when the transport stops. */
+  destroy(): void;
+}
