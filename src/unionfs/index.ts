@@ -1,8 +1,30 @@
-/** The union core's public face: build a `UnionOps` from a `UnionConfig`. (Implementation in progress.) */
+/**
+ * The union core's public face: build a `UnionOps` from a `UnionConfig`.
+ *
+ * Invariant: `createUnion` is the only place that turns plain config into layers and a work dir, and the
+ * only core function that writes to disk before the first request (it prepares the work dir).
+ */
+import { WorkDir } from "../cow";
+import { DirLayer, type Layer } from "../layer";
+import { fromText } from "../sys/bytes";
+import { aufsWriter } from "../whiteout";
+import { checkBranches, workdirOf } from "./branches";
 import type { UnionConfig } from "./config";
 import type { UnionOps } from "./types";
-import { fsError } from "../errors";
+import { Union } from "./union";
 
-export function createUnion(_config: UnionConfig): UnionOps {
-  throw fsError("ENOSYS", "union core not built yet");
+export function createUnion(config: UnionConfig): UnionOps {
+  checkBranches(config.branches);
+  const layers: Layer[] = config.branches.map(
+    (b, i) => new DirLayer(i, fromText(b.path), i === 0 && b.mode === "rw", b.mode !== "rr"),
+  );
+  const workPath = workdirOf(config);
+  const work = workPath === undefined ? undefined : new WorkDir(fromText(workPath));
+  work?.prepare();
+  return new Union(layers, work, aufsWriter);
 }
+
+export { Union, isPrivateXattr } from "./union";
+export { parseBranches, checkBranches, checkMountpoint, checkWorkdir, workdirOf, UsageError } from "./branches";
+export * from "./config";
+export * from "./types";

@@ -1,0 +1,85 @@
+/**
+ * Copy-up: make a writable copy in the upper layer of an object that lives in a lower layer.
+ *
+ * Invariants:
+ * - Atomic: the copy is built complete (data, owner, mode, xattrs, ns times) in the work dir and then
+ *   renamed into place, so a crash never leaves a half-copied object visible.
+ * - Lower layers are only read.
+ * - Regular files are cloned when the filesystem can (reflink), else copied by the kernel
+ *   (copy_file_range/sendfile via libuv); `withData: false` copies metadata only (for O_TRUNC).
+ * - The caller has already copied up the parent directory.
+ */
+import * as fs from "node:fs";
+import type { BigIntStats } from "node:fs";
+import { codeOf } from "../errors";
+import type { Layer } from "../layer";
+import { bytesOf } from "../sys/bytes";
+import * as sys from "../sys/libc";
+import type { WorkDir } from "./workdir";
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+export interface CopyUpOptions {
+  withData: boolean;
+  /** Extended attribute names never copied (the union's own bookkeeping). */
+  skipXattr?: (name: string) => boolean;
+}
+
+/** Copies `rel` of `from` (whose lstat is `st`) to `rel` of `upper`, through `work`. */
+export function copyUp(
+  from: Layer,
+  rel: string,
+  st: BigIntStats,
+  upper: Layer,
+  work: WorkDir,
+  opts: CopyUpOptions,
+): void {
+  const tmp = work.tempPath();
+  try {
+    createCopy(from, rel, st, tmp, opts.withData);
+    copyMetadata(from, rel, st, tmp, opts);
+    fs.renameSync(bytesOf(tmp), bytesOf(upper.abs(rel)));
+  } catch (err) {
+    fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
+    throw err;
+  }
+}
+
+function createCopy(from: Layer, rel: string, st: BigIntStats, tmp: string, withData: boolean): void {
+  const type = Number(st.mode) & S_IFMT;
+  const src = from.abs(rel);
+  if (type === S_IFREG) {
+    if (withData) fs.copyFileSync(bytesOf(src), bytesOf(tmp), fs.constants.COPYFILE_FICLONE);
+    else fs.closeSync(fs.openSync(bytesOf(tmp), "wx", 0o600));
+  } else if (type === S_IFDIR) {
+    fs.mkdirSync(bytesOf(tmp), { mode: 0o700 });
+  } else if (type === S_IFLNK) {
+    fs.symlinkSync(fs.readlinkSync(bytesOf(src), { encoding: "buffer" }), bytesOf(tmp));
+  } else {
+    sys.mknod(tmp, Number(st.mode), Number(st.rdev));
+  }
+}
+
+/** Owner first (chown may clear set-id bits), then mode, xattrs, and the times last. */
+function copyMetadata(from: Layer, rel: string, st: BigIntStats, tmp: string, opts: CopyUpOptions): void {
+  const isLink = (Number(st.mode) & S_IFMT) === S_IFLNK;
+  fs.lchownSync(bytesOf(tmp), Number(st.uid), Number(st.gid));
+  if (!isLink) fs.chmodSync(bytesOf(tmp), Number(st.mode) & 0o7777);
+  copyXattrs(from.abs(rel), tmp, opts.skipXattr);
+  sys.utimens(tmp, st.atimeNs, st.mtimeNs);
+}
+
+function copyXattrs(src: string, dst: string, skip?: (name: string) => boolean): void {
+  for (const name of sys.llistxattr(src)) {
+    if (skip?.(name)) continue;
+    try {
+      sys.lsetxattr(dst, name, sys.lgetxattr(src, name), 0);
+    } catch (err) {
+      // A namespace the upper filesystem does not support cannot be kept; everything else is an error.
+      if (codeOf(err) !== "EOPNOTSUPP") throw err;
+    }
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * A layer (branch): one directory tree of the union, addressed by layer-relative byte-string paths.
+ *
+ * Invariants:
+ * - Relative paths are "" for the layer root or "/a/b" below it; `abs(rel)` is the only join.
+ * - A read-only layer throws EROFS from every mutating method: lower layers are never modified.
+ * - Nothing here knows about whiteouts or other layers; `tryLstat` is the one place that turns
+ *   "not in this layer" (ENOENT/ENOTDIR) into `undefined`.
+ */
+import * as fs from "node:fs";
+import type { BigIntStats } from "node:fs";
+import { fsError, isAbsent } from "../errors";
+import { bytesOf, bstr } from "../sys/bytes";
+import * as sys from "../sys/libc";
+
+/** One raw directory entry of one layer. `type` is S_IFMT bits, 0 when the fs did not say. */
+export interface RawEntry {
+  name: string;
+  type: number;
+}
+
+export interface Layer {
+  readonly index: number;
+  /** Absolute byte-string path of the layer root. */
+  readonly root: string;
+  readonly writable: boolean;
+  /** Whether whiteouts in this layer hide lower layers (aufs `rr` does not look for them). */
+  readonly honoursWhiteouts: boolean;
+  /** Device of the layer root, for inode-number uniqueness across filesystems. */
+  readonly dev: bigint;
+
+  abs(rel: string): string;
+  lstat(rel: string): BigIntStats;
+  tryLstat(rel: string): BigIntStats | undefined;
+  readdir(rel: string): RawEntry[];
+  readlink(rel: string): string;
+  getxattr(rel: string, name: string): Buffer;
+  listxattr(rel: string): string[];
+  open(rel: string, flags: number, mode?: number): number;
+
+  mkdir(rel: string, mode: number): void;
+  symlink(target: string, rel: string): void;
+  mknod(rel: string, mode: number, rdev: number): void;
+  link(existingRel: string, newRel: string): void;
+  unlink(rel: string): void;
+  rmdir(rel: string): void;
+  rename(fromRel: string, toRel: string, flags?: number): void;
+  lchown(rel: string, uid: number, gid: number): void;
+  chmod(rel: string, mode: number): void;
+  truncate(rel: string, size: bigint): void;
+  utimens(rel: string, atime: bigint | "now" | undefined, mtime: bigint | "now" | undefined): void;
+  setxattr(rel: string, name: string, value: Buffer, flags: number): void;
+  removexattr(rel: string, name: string): void;
+}
+
+const S_IFMT = 0o170000;
+const O_ACCMODE = 3;
+
+/** Map a Dirent to S_IFMT bits without an extra stat. */
+function direntType(d: fs.Dirent<Buffer>): number {
+  if (d.isFile()) return 0o100000;
+  if (d.isDirectory()) return 0o040000;
+  if (d.isSymbolicLink()) return 0o120000;
+  if (d.isCharacterDevice()) return 0o020000;
+  if (d.isBlockDevice()) return 0o060000;
+  if (d.isFIFO()) return 0o010000;
+  if (d.isSocket()) return 0o140000;
+  return 0;
+}
+
+/** A layer that is a plain directory on a local filesystem. */
+export class DirLayer implements Layer {
+  readonly dev: bigint;
+
+  constructor(
+    readonly index: number,
+    readonly root: string,
+    readonly writable: boolean,
+    readonly honoursWhiteouts: boolean,
+  ) {
+    this.dev = fs.statSync(bytesOf(root), { bigint: true }).dev;
+  }
+
+  abs(rel: string): string {
+    return this.root + rel;
+  }
+
+  private guard(): void {
+    if (!this.writable) throw fsError("EROFS", "layer is read-only");
+  }
+
+  lstat(rel: string): BigIntStats {
+    return fs.lstatSync(bytesOf(this.root + rel), { bigint: true });
+  }
+
+  tryLstat(rel: string): BigIntStats | undefined {
+    try {
+      return fs.lstatSync(bytesOf(this.root + rel), { bigint: true, throwIfNoEntry: false });
+    } catch (err) {
+      if (isAbsent(err)) return undefined;
+      throw err;
+    }
+  }
+
+  readdir(rel: string): RawEntry[] {
+    const dirents = fs.readdirSync(bytesOf(this.root + rel), { withFileTypes: true, encoding: "buffer" });
+    return dirents.map((d) => ({ name: bstr(d.name), type: direntType(d) & S_IFMT }));
+  }
+
+  readlink(rel: string): string {
+    return bstr(fs.readlinkSync(bytesOf(this.root + rel), { encoding: "buffer" }));
+  }
+
+  getxattr(rel: string, name: string): Buffer {
+    return sys.lgetxattr(this.root + rel, name);
+  }
+
+  listxattr(rel: string): string[] {
+    return sys.llistxattr(this.root + rel);
+  }
+
+  open(rel: string, flags: number, mode?: number): number {
+    const accmode = flags & O_ACCMODE;
+    if (!this.writable && (accmode !== fs.constants.O_RDONLY || flags & fs.constants.O_TRUNC)) {
+      throw fsError("EROFS", "layer is read-only");
+    }
+    return fs.openSync(bytesOf(this.root + rel), flags, mode);
+  }
+
+  mkdir(rel: string, mode: number): void {
+    this.guard();
+    fs.mkdirSync(bytesOf(this.root + rel), { mode });
+  }
+
+  symlink(target: string, rel: string): void {
+    this.guard();
+    fs.symlinkSync(bytesOf(target), bytesOf(this.root + rel));
+  }
+
+  mknod(rel: string, mode: number, rdev: number): void {
+    this.guard();
+    sys.mknod(this.root + rel, mode, rdev);
+  }
+
+  link(existingRel: string, newRel: string): void {
+    this.guard();
+    fs.linkSync(bytesOf(this.root + existingRel), bytesOf(this.root + newRel));
+  }
+
+  unlink(rel: string): void {
+    this.guard();
+    fs.unlinkSync(bytesOf(this.root + rel));
+  }
+
+  rmdir(rel: string): void {
+    this.guard();
+    fs.rmdirSync(bytesOf(this.root + rel));
+  }
+
+  rename(fromRel: string, toRel: string, flags = 0): void {
+    this.guard();
+    if (flags === 0) fs.renameSync(bytesOf(this.root + fromRel), bytesOf(this.root + toRel));
+    else sys.renameat2(this.root + fromRel, this.root + toRel, flags);
+  }
+
+  lchown(rel: string, uid: number, gid: number): void {
+    this.guard();
+    fs.lchownSync(bytesOf(this.root + rel), uid, gid);
+  }
+
+  chmod(rel: string, mode: number): void {
+    this.guard();
+    fs.chmodSync(bytesOf(this.root + rel), mode & 0o7777);
+  }
+
+  truncate(rel: string, size: bigint): void {
+    this.guard();
+    fs.truncateSync(bytesOf(this.root + rel), Number(size));
+  }
+
+  utimens(rel: string, atime: bigint | "now" | undefined, mtime: bigint | "now" | undefined): void {
+    this.guard();
+    sys.utimens(this.root + rel, atime, mtime);
+  }
+
+  setxattr(rel: string, name: string, value: Buffer, flags: number): void {
+    this.guard();
+    sys.lsetxattr(this.root + rel, name, value, flags);
+  }
+
+  removexattr(rel: string, name: string): void {
+    this.guard();
+    sys.lremovexattr(this.root + rel, name);
+  }
+}

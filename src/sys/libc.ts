@@ -1,0 +1,151 @@
+/**
+ * Syscalls Node's `fs` lacks, over koffi (prebuilt; nothing is compiled at install).
+ *
+ * Invariants:
+ * - Every function takes byte-string paths (see bytes.ts) and throws an errno error shaped like Node's
+ *   (`code`, `errno`, `syscall`, `path`) on failure; none returns -1.
+ * - Nothing follows a symlink unless its name says so: the xattr calls are the l* variants and
+ *   `utimens` uses AT_SYMLINK_NOFOLLOW.
+ * - This is the only module that loads libc.
+ */
+import koffi from "koffi";
+import { constants } from "node:os";
+import { bytesOf } from "./bytes";
+
+const libc = koffi.load("libc.so.6");
+
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+/** utimensat's "set to the current time" and "leave alone" markers for tv_nsec. */
+export const UTIME_NOW = (1 << 30) - 1;
+export const UTIME_OMIT = (1 << 30) - 2;
+
+const c = {
+  lgetxattr: libc.func("intptr_t lgetxattr(const void *path, const void *name, void *value, size_t size)"),
+  lsetxattr: libc.func("int lsetxattr(const void *path, const void *name, const void *value, size_t size, int flags)"),
+  llistxattr: libc.func("intptr_t llistxattr(const void *path, void *list, size_t size)"),
+  lremovexattr: libc.func("int lremovexattr(const void *path, const void *name)"),
+  mknod: libc.func("int mknod(const void *path, uint32_t mode, uint64_t dev)"),
+  utimensat: libc.func("int utimensat(int dirfd, const void *path, const void *times, int flags)"),
+  renameat2: libc.func("int renameat2(int olddirfd, const void *oldpath, int newdirfd, const void *newpath, uint32_t flags)"),
+  fallocate: libc.func("int fallocate(int fd, int mode, int64_t offset, int64_t len)"),
+  lseek: libc.func("int64_t lseek(int fd, int64_t offset, int whence)"),
+  umount2: libc.func("int umount2(const void *target, int flags)"),
+};
+
+const codeByErrno = new Map<number, string>(
+  Object.entries(constants.errno as Record<string, number>).map(([k, v]) => [v, k]),
+);
+
+/** A Node-shaped errno error for the errno koffi saw after a failed call. */
+function sysError(syscall: string, path?: string): Error {
+  const errno = koffi.errno();
+  const code = codeByErrno.get(errno) ?? "EIO";
+  const err = new Error(`${code}: ${syscall} failed${path === undefined ? "" : ` on '${path}'`}`) as Error & {
+    code: string;
+    errno: number;
+    syscall: string;
+    path?: string;
+  };
+  err.code = code;
+  err.errno = -errno;
+  err.syscall = syscall;
+  if (path !== undefined) err.path = path;
+  return err;
+}
+
+/** NUL-terminated bytes of a byte string, for a `const char *`. */
+function cstr(b: string): Buffer {
+  const out = Buffer.alloc(b.length + 1);
+  bytesOf(b).copy(out);
+  return out;
+}
+
+function check(ret: number, syscall: string, path?: string): number {
+  if (ret < 0) throw sysError(syscall, path);
+  return ret;
+}
+
+export function lgetxattr(path: string, name: string): Buffer {
+  const p = cstr(path);
+  const n = cstr(name);
+  for (;;) {
+    const size = check(c.lgetxattr(p, n, null, 0) as number, "lgetxattr", path);
+    const buf = Buffer.alloc(size);
+    const got = c.lgetxattr(p, n, buf, size) as number;
+    if (got >= 0) return buf.subarray(0, got);
+    if (koffi.errno() !== (constants.errno.ERANGE as number)) throw sysError("lgetxattr", path);
+  }
+}
+
+export function lsetxattr(path: string, name: string, value: Buffer, flags: number): void {
+  check(c.lsetxattr(cstr(path), cstr(name), value, value.length, flags) as number, "lsetxattr", path);
+}
+
+/** Names of the extended attributes of `path` (byte strings). */
+export function llistxattr(path: string): string[] {
+  const p = cstr(path);
+  for (;;) {
+    const size = check(c.llistxattr(p, null, 0) as number, "llistxattr", path);
+    if (size === 0) return [];
+    const buf = Buffer.alloc(size);
+    const got = c.llistxattr(p, buf, size) as number;
+    if (got >= 0) return splitNames(buf.subarray(0, got));
+    if (koffi.errno() !== (constants.errno.ERANGE as number)) throw sysError("llistxattr", path);
+  }
+}
+
+function splitNames(buf: Buffer): string[] {
+  return buf
+    .toString("latin1")
+    .split("\0")
+    .filter((s) => s.length > 0);
+}
+
+export function lremovexattr(path: string, name: string): void {
+  check(c.lremovexattr(cstr(path), cstr(name)) as number, "lremovexattr", path);
+}
+
+export function mknod(path: string, mode: number, rdev: number): void {
+  check(c.mknod(cstr(path), mode, rdev) as number, "mknod", path);
+}
+
+/** Sets atime/mtime of `path` itself (never a symlink's target); `undefined` leaves a time alone. */
+export function utimens(path: string, atime: bigint | "now" | undefined, mtime: bigint | "now" | undefined): void {
+  const times = Buffer.alloc(32);
+  writeTimespec(times, 0, atime);
+  writeTimespec(times, 16, mtime);
+  check(c.utimensat(AT_FDCWD, cstr(path), times, AT_SYMLINK_NOFOLLOW) as number, "utimensat", path);
+}
+
+function writeTimespec(buf: Buffer, at: number, t: bigint | "now" | undefined): void {
+  if (t === undefined || t === "now") {
+    buf.writeBigInt64LE(0n, at);
+    buf.writeBigInt64LE(BigInt(t === undefined ? UTIME_OMIT : UTIME_NOW), at + 8);
+    return;
+  }
+  const sec = t >= 0n ? t / 1_000_000_000n : (t - 999_999_999n) / 1_000_000_000n;
+  buf.writeBigInt64LE(sec, at);
+  buf.writeBigInt64LE(t - sec * 1_000_000_000n, at + 8);
+}
+
+export function renameat2(from: string, to: string, flags: number): void {
+  check(c.renameat2(AT_FDCWD, cstr(from), AT_FDCWD, cstr(to), flags) as number, "renameat2", from);
+}
+
+export function fallocate(fd: number, mode: number, offset: bigint, length: bigint): void {
+  check(c.fallocate(fd, mode, offset, length) as number, "fallocate");
+}
+
+export function lseek(fd: number, offset: bigint, whence: number): bigint {
+  const r = c.lseek(fd, offset, whence) as number | bigint;
+  if (Number(r) < 0) throw sysError("lseek");
+  return BigInt(r);
+}
+
+export const MNT_FORCE = 1;
+export const MNT_DETACH = 2;
+
+export function umount2(target: string, flags: number): void {
+  check(c.umount2(cstr(target), flags) as number, "umount2", target);
+}

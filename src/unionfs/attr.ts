@@ -1,0 +1,41 @@
+/**
+ * Attributes as the union reports them.
+ *
+ * Invariants: inode numbers are unique across layers (the raw number when every layer is on one
+ * filesystem, else tagged with the layer's device index in the top bits); a merged directory reports the
+ * inode number of its bottom-most layer, so it keeps its number when it is copied up.
+ */
+import type { BigIntStats } from "node:fs";
+import type { Layer } from "../layer";
+import type { Attr } from "./types";
+
+export class InoMapper {
+  private readonly devIndex = new Map<bigint, number>();
+
+  constructor(layers: readonly Layer[]) {
+    for (const l of layers) if (!this.devIndex.has(l.dev)) this.devIndex.set(l.dev, this.devIndex.size);
+  }
+
+  ino(st: BigIntStats): bigint {
+    if (this.devIndex.size <= 1) return st.ino;
+    const tag = BigInt(this.devIndex.get(st.dev) ?? 0);
+    return (tag << 56n) ^ st.ino;
+  }
+}
+
+export function toAttr(st: BigIntStats, ino: bigint): Attr {
+  return {
+    ino,
+    size: st.size,
+    blocks: st.blocks,
+    atimeNs: st.atimeNs,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+    mode: Number(st.mode),
+    nlink: Number(st.nlink),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    rdev: Number(st.rdev),
+    blksize: Number(st.blksize),
+  };
+}

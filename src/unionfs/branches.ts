@@ -1,0 +1,115 @@
+/**
+ * Branch lists (`A:B`, `A=rw:B=ro:C=ro+wh`) and the checks a mount must pass before anything is touched.
+ *
+ * Invariants: every function here only reads the disk; each failure is a `UsageError` whose message is
+ * one line naming the offending branch or option, so the CLI can print it as is.
+ */
+import * as fs from "node:fs";
+import * as nodePath from "node:path";
+import { MAX_BRANCHES, type BranchMode, type BranchSpec, type UnionConfig } from "./config";
+import { WORKDIR_NAME } from "../whiteout";
+
+/** Bad input from the user: printed as one line, exit code 2, nothing changed. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+const MODES: readonly BranchMode[] = ["rw", "ro", "ro+wh", "rr"];
+
+/** Parses a branch list, top first. The first branch defaults to rw, the others to ro. */
+export function parseBranches(list: string, cwd = process.cwd()): BranchSpec[] {
+  if (list.length === 0) throw new UsageError("empty branch list");
+  const items = list.split(":");
+  if (items.length > MAX_BRANCHES) {
+    throw new UsageError(`too many branches: ${items.length} (the limit is ${MAX_BRANCHES})`);
+  }
+  return items.map((item, i) => parseBranch(item, i, cwd));
+}
+
+function parseBranch(item: string, index: number, cwd: string): BranchSpec {
+  const eq = item.lastIndexOf("=");
+  const dir = eq < 0 ? item : item.slice(0, eq);
+  const mode = eq < 0 ? (index === 0 ? "rw" : "ro") : item.slice(eq + 1);
+  if (dir.length === 0) throw new UsageError(`empty branch at position ${index + 1} of the branch list`);
+  if (!(MODES as readonly string[]).includes(mode)) {
+    throw new UsageError(`bad mode '${mode}' for branch '${dir}' (expected one of ${MODES.join(", ")})`);
+  }
+  return { path: nodePath.resolve(cwd, dir), mode: mode as BranchMode };
+}
+
+/** Checks branches exist, are directories, are distinct, do not nest, and only the top one is rw. */
+export function checkBranches(branches: readonly BranchSpec[]): void {
+  if (branches.length === 0) throw new UsageError("no branches given");
+  if (branches.length > MAX_BRANCHES) {
+    throw new UsageError(`too many branches: ${branches.length} (the limit is ${MAX_BRANCHES})`);
+  }
+  const real: string[] = [];
+  branches.forEach((b, i) => {
+    if (b.mode === "rw" && i !== 0) throw new UsageError(`only the top branch can be rw, not '${b.path}'`);
+    real.push(realDir(b.path, "branch"));
+  });
+  for (let i = 0; i < real.length; i++) {
+    for (let j = 0; j < real.length; j++) {
+      const a = real[i] as string;
+      const b = real[j] as string;
+      if (i < j && a === b) throw new UsageError(`branch '${branches[j]?.path}' is listed twice`);
+      if (i !== j && isInside(b, a)) {
+        throw new UsageError(`branches '${branches[i]?.path}' and '${branches[j]?.path}' overlap`);
+      }
+    }
+  }
+}
+
+/** Checks the mountpoint: an existing directory, not already a mountpoint, not inside or above a branch. */
+export function checkMountpoint(mountpoint: string, config: UnionConfig): void {
+  const mnt = realDir(mountpoint, "mountpoint");
+  if (isMountpoint(mnt)) throw new UsageError(`mountpoint '${mountpoint}' is busy: something is mounted there`);
+  for (const b of config.branches) {
+    const real = fs.realpathSync(b.path);
+    if (real === mnt || isInside(mnt, real) || isInside(real, mnt)) {
+      throw new UsageError(`mountpoint '${mountpoint}' overlaps branch '${b.path}'`);
+    }
+  }
+}
+
+/** Checks an explicit work dir: a directory on the writable branch's filesystem, outside the union. */
+export function checkWorkdir(config: UnionConfig): void {
+  const top = config.branches[0];
+  if (!config.workdir || !top) return;
+  if (top.mode !== "rw") throw new UsageError("workdir= needs a writable top branch");
+  realDir(config.workdir, "workdir");
+  if (fs.statSync(config.workdir).dev !== fs.statSync(top.path).dev) {
+    throw new UsageError(`workdir '${config.workdir}' is not on the same filesystem as '${top.path}'`);
+  }
+}
+
+/** The work dir a config uses: the explicit one (plus a private subdir), or one inside the rw branch. */
+export function workdirOf(config: UnionConfig): string | undefined {
+  const top = config.branches[0];
+  if (!top || top.mode !== "rw") return undefined;
+  return config.workdir ? nodePath.join(config.workdir, "unionfs-ts") : nodePath.join(top.path, WORKDIR_NAME);
+}
+
+function realDir(p: string, what: string): string {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(p);
+  } catch {
+    throw new UsageError(`${what} '${p}' does not exist`);
+  }
+  if (!st.isDirectory()) throw new UsageError(`${what} '${p}' is not a directory`);
+  return fs.realpathSync(p);
+}
+
+function isInside(child: string, parent: string): boolean {
+  return child.startsWith(parent.endsWith("/") ? parent : `${parent}/`);
+}
+
+function isMountpoint(real: string): boolean {
+  const info = fs.readFileSync("/proc/self/mountinfo", "utf8");
+  return info.split("\n").some((line) => unescapeMountPath(line.split(" ")[4] ?? "") === real);
+}
+
+function unescapeMountPath(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}

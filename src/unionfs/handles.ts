@@ -1,0 +1,68 @@
+/**
+ * Open file and directory handles: small integers owned by the core.
+ *
+ * Invariants: a file handle owns exactly one fd until `release`; a directory handle owns a snapshot of
+ * the merged listing taken at `opendir`, so offsets into it stay valid however the directory changes.
+ */
+import * as fs from "node:fs";
+import { fsError } from "../errors";
+import type { DirEntry } from "./types";
+
+export interface OpenFile {
+  fd: number;
+  /** Union path at open time (informational; the fd is what is read and written). */
+  path: string;
+  /** Layer the fd was opened in. */
+  layer: number;
+  flags: number;
+}
+
+export class Handles {
+  private readonly files = new Map<number, OpenFile>();
+  private readonly dirs = new Map<number, readonly DirEntry[]>();
+  private next = 1;
+
+  addFile(f: OpenFile): number {
+    const fh = this.next++;
+    this.files.set(fh, f);
+    return fh;
+  }
+
+  file(fh: number): OpenFile {
+    const f = this.files.get(fh);
+    if (!f) throw fsError("EBADF", `no open file ${fh}`);
+    return f;
+  }
+
+  maybeFile(fh: number | undefined): OpenFile | undefined {
+    return fh === undefined ? undefined : this.files.get(fh);
+  }
+
+  releaseFile(fh: number): void {
+    const f = this.files.get(fh);
+    if (!f) return;
+    this.files.delete(fh);
+    fs.closeSync(f.fd);
+  }
+
+  addDir(entries: readonly DirEntry[]): number {
+    const dh = this.next++;
+    this.dirs.set(dh, entries);
+    return dh;
+  }
+
+  dir(dh: number): readonly DirEntry[] {
+    const d = this.dirs.get(dh);
+    if (!d) throw fsError("EBADF", `no open directory ${dh}`);
+    return d;
+  }
+
+  releaseDir(dh: number): void {
+    this.dirs.delete(dh);
+  }
+
+  closeAll(): void {
+    for (const fh of [...this.files.keys()]) this.releaseFile(fh);
+    this.dirs.clear();
+  }
+}

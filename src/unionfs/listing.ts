@@ -1,0 +1,31 @@
+/**
+ * Merged directory listings.
+ *
+ * Invariants: the union of the names of every merged layer, the top one winning; names whited out by a
+ * higher layer and the whiteout format's own names never appear; the order is byte order of the names,
+ * so it is the same on every open and does not depend on which layer an entry came from.
+ */
+import type { Layer } from "../layer";
+import { isReservedName, whiteoutsInListing } from "../whiteout";
+import type { DirEntry } from "./types";
+
+/** Inode number reported in a plain READDIR entry when it is not known without a stat. */
+export const UNKNOWN_INO = 0xffffffffn;
+const S_IFCHR = 0o020000;
+
+export function mergedListing(layers: readonly Layer[], dirLayers: readonly number[], rel: string): DirEntry[] {
+  const seen = new Map<string, DirEntry>();
+  const hidden = new Set<string>();
+  for (const index of dirLayers) {
+    const layer = layers[index] as Layer;
+    const raw = layer.readdir(rel);
+    const whiteouts = whiteoutsInListing(layer, rel, raw);
+    for (const e of raw) {
+      if (isReservedName(e.name) || seen.has(e.name) || hidden.has(e.name)) continue;
+      if (e.type === S_IFCHR && whiteouts.has(e.name)) continue; // an overlay whiteout itself
+      seen.set(e.name, { name: e.name, type: e.type, ino: UNKNOWN_INO });
+    }
+    for (const name of whiteouts) hidden.add(name);
+  }
+  return [...seen.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}

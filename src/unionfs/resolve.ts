@@ -1,0 +1,129 @@
+/**
+ * Lookup: which layer provides a union path, and which layers a merged directory is made of.
+ *
+ * Invariants:
+ * - A name is provided by the topmost layer (among those its parent directory is merged from) that has
+ *   it; an entry beats a whiteout in the same layer; a whiteout, a non-directory or an opaque directory
+ *   stops the search for everything below it.
+ * - `dirLayers` of a directory lists, topmost first, every layer whose directory of that name is merged
+ *   into it. Only these lists are cached (never attributes); any change to the directory structure
+ *   calls `invalidate()`.
+ * - Layers are assumed not to change behind the union's back (as fuse-overlayfs assumes).
+ */
+import type { BigIntStats } from "node:fs";
+import { LRUCache } from "lru-cache";
+import type { Layer } from "../layer";
+import { hasAufsWhiteout, isOpaque, isOverlayWhiteout, isReservedName } from "../whiteout";
+
+export interface Resolved {
+  /** Index of the layer that provides the object (the topmost one). */
+  layer: number;
+  st: BigIntStats;
+  /** For directories: the merged layers, topmost first. Undefined for everything else. */
+  dirLayers: number[] | undefined;
+}
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+
+export function isDirStat(st: BigIntStats): boolean {
+  return (Number(st.mode) & S_IFMT) === S_IFDIR;
+}
+
+/** Layer-relative path of a union path: "" for the root, the path itself otherwise. */
+export function relOf(path: string): string {
+  return path === "/" ? "" : path;
+}
+
+/** Splits "/a/b" into ["/a", "b"]; the parent of a top-level name is "/". */
+export function splitPath(path: string): [string, string] {
+  const i = path.lastIndexOf("/");
+  return [i <= 0 ? "/" : path.slice(0, i), path.slice(i + 1)];
+}
+
+export class Resolver {
+  private readonly dirCache = new LRUCache<string, number[]>({ max: 65536 });
+
+  constructor(private readonly layers: readonly Layer[]) {}
+
+  /** Drops every cached directory layer list (after any change to the directory structure). */
+  invalidate(): void {
+    this.dirCache.clear();
+  }
+
+  resolve(path: string): Resolved | undefined {
+    if (path === "/") return this.resolveRoot();
+    const [dir, name] = splitPath(path);
+    if (isReservedName(name)) return undefined;
+    const parentLayers = this.dirLayersOf(dir);
+    return parentLayers && this.lookupIn(dir, parentLayers, name);
+  }
+
+  /** The merged layers of directory `path`, or undefined when it is not a visible directory. */
+  dirLayersOf(path: string): number[] | undefined {
+    const cached = this.dirCache.get(path);
+    if (cached) return cached;
+    return this.resolve(path)?.dirLayers;
+  }
+
+  /** Resolves `name` in directory `dir` looking only at layers listed after position `from` of its list. */
+  lookupBelow(dir: string, name: string, below: number): Resolved | undefined {
+    const parentLayers = this.dirLayersOf(dir);
+    if (!parentLayers) return undefined;
+    const rest = parentLayers.filter((i) => i > below);
+    return rest.length === 0 ? undefined : this.lookupIn(dir, rest, name, false);
+  }
+
+  private resolveRoot(): Resolved {
+    const top = this.layers[0] as Layer;
+    const st = top.lstat("");
+    let dirLayers = this.dirCache.get("/");
+    if (!dirLayers) {
+      dirLayers = [];
+      for (const layer of this.layers) {
+        dirLayers.push(layer.index);
+        if (isOpaque(layer, "")) break;
+      }
+      this.dirCache.set("/", dirLayers);
+    }
+    return { layer: top.index, st, dirLayers };
+  }
+
+  private lookupIn(dir: string, parentLayers: number[], name: string, cache = true): Resolved | undefined {
+    const dirRel = relOf(dir);
+    const rel = `${dirRel}/${name}`;
+    for (let k = 0; k < parentLayers.length; k++) {
+      const layer = this.layers[parentLayers[k] as number] as Layer;
+      const st = layer.tryLstat(rel);
+      if (st) {
+        if (layer.honoursWhiteouts && isOverlayWhiteout(st)) return undefined;
+        if (!isDirStat(st)) return { layer: layer.index, st, dirLayers: undefined };
+        const dirLayers = this.mergeBelow(parentLayers, k, dirRel, name);
+        if (cache) this.dirCache.set(`${dir === "/" ? "" : dir}/${name}`, dirLayers);
+        return { layer: layer.index, st, dirLayers };
+      }
+      if (layer.honoursWhiteouts && hasAufsWhiteout(layer, dirRel, name)) return undefined;
+    }
+    return undefined;
+  }
+
+  /** The layers merged into the directory found at position `k` of `parentLayers`. */
+  private mergeBelow(parentLayers: number[], k: number, dirRel: string, name: string): number[] {
+    const rel = `${dirRel}/${name}`;
+    const first = this.layers[parentLayers[k] as number] as Layer;
+    const merged = [first.index];
+    if (isOpaque(first, rel)) return merged;
+    for (let j = k + 1; j < parentLayers.length; j++) {
+      const layer = this.layers[parentLayers[j] as number] as Layer;
+      const st = layer.tryLstat(rel);
+      if (!st) {
+        if (layer.honoursWhiteouts && hasAufsWhiteout(layer, dirRel, name)) break;
+        continue;
+      }
+      if (!isDirStat(st) || (layer.honoursWhiteouts && isOverlayWhiteout(st))) break;
+      merged.push(layer.index);
+      if (isOpaque(layer, rel)) break;
+    }
+    return merged;
+  }
+}

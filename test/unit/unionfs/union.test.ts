@@ -1,0 +1,235 @@
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { RENAME_NOREPLACE } from "../../../src/unionfs/types";
+import { listTree, makeUnion, root, type Fixture } from "./fixture";
+
+const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_TRUNC, O_CREAT, O_EXCL } = fs.constants;
+
+function names(f: Fixture, dir: string): string[] {
+  const dh = f.fs.opendir(dir);
+  try {
+    return f.fs.readdir(dh).map((e) => e.name);
+  } finally {
+    f.fs.releasedir(dh);
+  }
+}
+
+function readAll(f: Fixture, p: string): string {
+  const fh = f.fs.open(p, O_RDONLY);
+  try {
+    return f.fs.read(fh, 1 << 20, 0n).toString();
+  } finally {
+    f.fs.release(fh);
+  }
+}
+
+function code(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return undefined;
+}
+
+describe("union core", () => {
+  let f: Fixture;
+  let prevUmask: number;
+  before(() => {
+    prevUmask = process.umask(0);
+  });
+  after(() => process.umask(prevUmask));
+  afterEach(() => f?.cleanup());
+
+  it("shows the classic A:B demo: a, b and A's x", () => {
+    f = makeUnion([{ a: "a", x: "x from A" }, { b: "b", x: "x from B" }]);
+    assert.deepEqual(names(f, "/"), ["a", "b", "x"]);
+    assert.equal(readAll(f, "/x"), "x from A");
+  });
+
+  it("honours aufs whiteouts and opaque dirs in lower layers", () => {
+    f = makeUnion([{}, { ".wh.gone": "", d: { ".wh..wh..opq": "", mine: "1" } }, { gone: "g", d: { hidden: "h" } }]);
+    assert.deepEqual(names(f, "/"), ["d"]);
+    assert.deepEqual(names(f, "/d"), ["mine"]);
+    assert.equal(code(() => f.fs.getattr("/gone")), "ENOENT");
+    assert.equal(code(() => f.fs.getattr("/d/hidden")), "ENOENT");
+  });
+
+  it("never shows or accepts .wh. names", () => {
+    f = makeUnion([{ ".wh.x": "" }, { x: "1" }]);
+    assert.deepEqual(names(f, "/"), []);
+    assert.equal(code(() => f.fs.getattr("/.wh.x")), "ENOENT");
+    assert.equal(code(() => f.fs.mkdir("/.wh.y", 0o755, root)), "EPERM");
+  });
+
+  it("copies up on append and keeps the original bytes, leaving the lower file untouched", () => {
+    f = makeUnion([{}, { d: { b: "original" } }]);
+    fs.chmodSync(path.join(f.dirs[1] as string, "d/b"), 0o640);
+    const before = fs.statSync(path.join(f.dirs[1] as string, "d/b"), { bigint: true });
+    const fh = f.fs.open("/d/b", O_WRONLY | O_APPEND);
+    f.fs.write(fh, Buffer.from("+more"), 0n);
+    f.fs.release(fh);
+    assert.equal(readAll(f, "/d/b"), "original+more");
+    assert.equal(fs.readFileSync(path.join(f.dirs[0] as string, "d/b"), "utf8"), "original+more");
+    assert.equal(fs.readFileSync(path.join(f.dirs[1] as string, "d/b"), "utf8"), "original");
+    const up = fs.statSync(path.join(f.dirs[0] as string, "d/b"), { bigint: true });
+    assert.equal(Number(up.mode) & 0o7777, 0o640);
+    assert.equal(up.uid, before.uid);
+  });
+
+  it("copy-up by chmod keeps the lower file's nanosecond mtime and atime", () => {
+    f = makeUnion([{}, { b: "x" }]);
+    const lower = path.join(f.dirs[1] as string, "b");
+    const before = fs.statSync(lower, { bigint: true });
+    f.fs.setattr("/b", { mode: 0o600 });
+    const up = fs.statSync(path.join(f.dirs[0] as string, "b"), { bigint: true });
+    assert.equal(up.mtimeNs, before.mtimeNs);
+    assert.equal(up.atimeNs, before.atimeNs);
+  });
+
+  it("copies up on a partial write in the middle of the file", () => {
+    f = makeUnion([{}, { b: "0123456789" }]);
+    const fh = f.fs.open("/b", O_RDWR);
+    f.fs.write(fh, Buffer.from("xy"), 4n);
+    f.fs.release(fh);
+    assert.equal(readAll(f, "/b"), "0123xy6789");
+    assert.equal(fs.readFileSync(path.join(f.dirs[1] as string, "b"), "utf8"), "0123456789");
+  });
+
+  it("O_TRUNC open copies metadata only", () => {
+    f = makeUnion([{}, { b: "old" }]);
+    const fh = f.fs.open("/b", O_WRONLY | O_TRUNC);
+    f.fs.write(fh, Buffer.from("new"), 0n);
+    f.fs.release(fh);
+    assert.equal(readAll(f, "/b"), "new");
+  });
+
+  it("keeps nanosecond times across copy-up", () => {
+    f = makeUnion([{}, { b: "x" }]);
+    f.fs.setattr("/b", { mtime: 1_234_567_891_123_456_789n, atime: 1_000_000_000_000_000_001n });
+    const a = f.fs.getattr("/b");
+    assert.equal(a.mtimeNs, 1_234_567_891_123_456_789n);
+    assert.equal(a.atimeNs, 1_000_000_000_000_000_001n);
+  });
+
+  it("unlink of a lower file leaves a whiteout, and the name can be created again", () => {
+    f = makeUnion([{}, { b: "b" }]);
+    f.fs.unlink("/b");
+    assert.deepEqual(names(f, "/"), []);
+    assert.ok(fs.existsSync(path.join(f.dirs[0] as string, ".wh.b")));
+    const { fh } = f.fs.create("/b", O_WRONLY | O_CREAT | O_EXCL, 0o644, root);
+    f.fs.write(fh, Buffer.from("new"), 0n);
+    f.fs.release(fh);
+    assert.equal(readAll(f, "/b"), "new");
+    assert.ok(!fs.existsSync(path.join(f.dirs[0] as string, ".wh.b")));
+  });
+
+  it("unlink of an upper-only file leaves no whiteout", () => {
+    f = makeUnion([{ u: "u" }, {}]);
+    f.fs.unlink("/u");
+    assert.deepEqual(Object.keys(listTree(f.dirs[0] as string)).filter((n) => !n.startsWith(".wh..wh.")), []);
+  });
+
+  it("rmdir of a merged dir: ENOTEMPTY with visible children, ok once only whiteouts remain", () => {
+    f = makeUnion([{ d: { up: "1" } }, { d: { low: "2" } }]);
+    assert.equal(code(() => f.fs.rmdir("/d")), "ENOTEMPTY");
+    f.fs.unlink("/d/up");
+    f.fs.unlink("/d/low");
+    f.fs.rmdir("/d");
+    assert.deepEqual(names(f, "/"), []);
+    assert.ok(fs.existsSync(path.join(f.dirs[0] as string, ".wh.d")));
+  });
+
+  it("mkdir over a deleted lower dir is opaque", () => {
+    f = makeUnion([{}, { d: { low: "2" } }]);
+    f.fs.unlink("/d/low");
+    f.fs.rmdir("/d");
+    f.fs.mkdir("/d", 0o755, root);
+    assert.deepEqual(names(f, "/d"), []);
+    assert.ok(fs.existsSync(path.join(f.dirs[0] as string, "d/.wh..wh..opq")));
+  });
+
+  it("creating in a lower-only dir copies the parents up, not opaque", () => {
+    f = makeUnion([{}, { p: { q: { old: "o" } } }]);
+    f.fs.create("/p/q/new", O_WRONLY | O_CREAT, 0o600, { uid: 1234, gid: 99, pid: 1 });
+    assert.deepEqual(names(f, "/p/q"), ["new", "old"]);
+    const st = fs.statSync(path.join(f.dirs[0] as string, "p/q/new"));
+    assert.equal(st.uid, 1234);
+    assert.equal(st.gid, 99);
+    assert.equal(st.mode & 0o777, 0o600);
+  });
+
+  it("renames a lower file: copy-up, whiteout at the old name", () => {
+    f = makeUnion([{}, { a: "A", d: {} }]);
+    f.fs.rename("/a", "/d/b", 0);
+    assert.deepEqual(names(f, "/"), ["d"]);
+    assert.equal(readAll(f, "/d/b"), "A");
+    assert.ok(fs.existsSync(path.join(f.dirs[0] as string, ".wh.a")));
+    assert.equal(fs.readFileSync(path.join(f.dirs[1] as string, "a"), "utf8"), "A");
+  });
+
+  it("rename with RENAME_NOREPLACE fails on an existing target", () => {
+    f = makeUnion([{ a: "1" }, { b: "2" }]);
+    assert.equal(code(() => f.fs.rename("/a", "/b", RENAME_NOREPLACE)), "EEXIST");
+  });
+
+  it("rename of a directory that is in a lower layer answers EXDEV", () => {
+    f = makeUnion([{}, { d: { x: "1" } }]);
+    assert.equal(code(() => f.fs.rename("/d", "/e", 0)), "EXDEV");
+  });
+
+  it("rename of an upper-only dir over a deleted lower dir makes it opaque", () => {
+    f = makeUnion([{ n: { mine: "1" } }, { d: { low: "2" } }]);
+    f.fs.unlink("/d/low");
+    f.fs.rmdir("/d");
+    f.fs.rename("/n", "/d", 0);
+    assert.deepEqual(names(f, "/d"), ["mine"]);
+  });
+
+  it("hard link to a lower file copies it up once and shares the inode", () => {
+    f = makeUnion([{}, { a: "A" }]);
+    f.fs.link("/a", "/b");
+    assert.equal(f.fs.getattr("/a").ino, f.fs.getattr("/b").ino);
+    assert.equal(f.fs.getattr("/a").nlink, 2);
+  });
+
+  it("symlinks and chmod/chown/truncate copy up", () => {
+    f = makeUnion([{}, { a: "hello" }]);
+    f.fs.symlink("a", "/l", root);
+    assert.equal(f.fs.readlink("/l"), "a");
+    f.fs.setattr("/a", { mode: 0o600 });
+    assert.equal(f.fs.getattr("/a").mode & 0o777, 0o600);
+    f.fs.setattr("/a", { size: 2n });
+    assert.equal(readAll(f, "/a"), "he");
+    assert.equal(fs.readFileSync(path.join(f.dirs[1] as string, "a"), "utf8"), "hello");
+  });
+
+  it("xattrs are copied up and bookkeeping ones are hidden", () => {
+    f = makeUnion([{}, { a: "1" }]);
+    const lower = path.join(f.dirs[1] as string, "a");
+    require("../../../src/sys/libc").lsetxattr(lower, "user.k", Buffer.from("v"), 0);
+    require("../../../src/sys/libc").lsetxattr(lower, "trusted.overlay.opaque", Buffer.from("y"), 0);
+    assert.deepEqual(f.fs.listxattr("/a"), ["user.k"]);
+    f.fs.setattr("/a", { mode: 0o600 });
+    assert.equal(f.fs.getxattr("/a", "user.k").toString(), "v");
+    assert.equal(code(() => f.fs.getxattr("/a", "trusted.overlay.opaque")), "ENODATA");
+  });
+
+  it("a union with no rw branch is read-only", () => {
+    f = makeUnion([{ a: "1" }, { b: "2" }], ["ro", "ro"]);
+    assert.equal(readAll(f, "/b"), "2");
+    assert.equal(code(() => f.fs.open("/a", O_WRONLY)), "EROFS");
+    assert.equal(code(() => f.fs.unlink("/a")), "EROFS");
+    assert.equal(code(() => f.fs.mkdir("/n", 0o755, root)), "EROFS");
+  });
+
+  it("names are bytes: a non-UTF-8 name round-trips", () => {
+    f = makeUnion([{}, {}]);
+    const name = "/caf\xe9\xff"; // latin1 byte string: bytes 0xe9 0xff, invalid UTF-8
+    f.fs.mkdir(name, 0o755, root);
+    assert.deepEqual(names(f, "/"), [name.slice(1)]);
+    const onDisk = fs.readdirSync(f.dirs[0] as string, { encoding: "buffer" }).map((b) => b.toString("hex"));
+    assert.ok(onDisk.includes(Buffer.from(name.slice(1), "latin1").toString("hex")));
+  });
+});
