@@ -5,8 +5,8 @@
  * - Atomic: the copy is built complete (data, owner, mode, xattrs, ns times) in the work dir and then
  *   renamed into place, so a crash never leaves a half-copied object visible.
  * - Lower layers are only read.
- * - Regular files are cloned when the filesystem can (reflink), else copied by the kernel
- *   (copy_file_range/sendfile via libuv); `withData: false` copies metadata only (for O_TRUNC).
+ * - Regular files are cloned when the filesystem can (reflink), else their data segments are copied
+ *   (holes kept) by copy_file_range, else by read/write; `withData: false` copies metadata only (O_TRUNC).
  * - The caller has already copied up the parent directory.
  */
 import * as fs from "node:fs";
@@ -16,6 +16,7 @@ import type { Layer } from "../layer";
 import { bytesOf } from "../sys/bytes";
 import * as sys from "../sys/libc";
 import type { WorkDir } from "./workdir";
+import { copyData } from "./copydata";
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -52,14 +53,28 @@ function createCopy(from: Layer, rel: string, st: BigIntStats, tmp: string, with
   const type = Number(st.mode) & S_IFMT;
   const src = from.abs(rel);
   if (type === S_IFREG) {
-    if (withData) fs.copyFileSync(bytesOf(src), bytesOf(tmp), fs.constants.COPYFILE_FICLONE);
-    else fs.closeSync(fs.openSync(bytesOf(tmp), "wx", 0o600));
+    copyRegular(src, tmp, withData ? st.size : 0n);
   } else if (type === S_IFDIR) {
     fs.mkdirSync(bytesOf(tmp), { mode: 0o700 });
   } else if (type === S_IFLNK) {
     fs.symlinkSync(fs.readlinkSync(bytesOf(src), { encoding: "buffer" }), bytesOf(tmp));
   } else {
     sys.mknod(tmp, Number(st.mode), Number(st.rdev));
+  }
+}
+
+function copyRegular(src: string, tmp: string, size: bigint): void {
+  const dst = fs.openSync(bytesOf(tmp), "wx", 0o600);
+  try {
+    if (size === 0n) return;
+    const from = fs.openSync(bytesOf(src), fs.constants.O_RDONLY | fs.constants.O_NOATIME);
+    try {
+      copyData(from, dst, size);
+    } finally {
+      fs.closeSync(from);
+    }
+  } finally {
+    fs.closeSync(dst);
   }
 }
 

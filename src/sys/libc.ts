@@ -22,15 +22,23 @@ export const UTIME_OMIT = (1 << 30) - 2;
 
 const c = {
   lgetxattr: libc.func("intptr_t lgetxattr(const void *path, const void *name, void *value, size_t size)"),
-  lsetxattr: libc.func("int lsetxattr(const void *path, const void *name, const void *value, size_t size, int flags)"),
+  lsetxattr: libc.func(
+    "int lsetxattr(const void *path, const void *name, const void *value, size_t size, int flags)",
+  ),
   llistxattr: libc.func("intptr_t llistxattr(const void *path, void *list, size_t size)"),
   lremovexattr: libc.func("int lremovexattr(const void *path, const void *name)"),
   mknod: libc.func("int mknod(const void *path, uint32_t mode, uint64_t dev)"),
   utimensat: libc.func("int utimensat(int dirfd, const void *path, const void *times, int flags)"),
-  renameat2: libc.func("int renameat2(int olddirfd, const void *oldpath, int newdirfd, const void *newpath, uint32_t flags)"),
+  renameat2: libc.func(
+    "int renameat2(int olddirfd, const void *oldpath, int newdirfd, const void *newpath, uint32_t flags)",
+  ),
   fallocate: libc.func("int fallocate(int fd, int mode, int64_t offset, int64_t len)"),
   lseek: libc.func("int64_t lseek(int fd, int64_t offset, int whence)"),
   umount2: libc.func("int umount2(const void *target, int flags)"),
+  ioctlInt: libc.func("int ioctl(int fd, unsigned long request, intptr_t arg)"),
+  copyFileRange: libc.func(
+    "intptr_t copy_file_range(int fdIn, void *offIn, int fdOut, void *offOut, size_t len, unsigned int flags)",
+  ),
 };
 
 const codeByErrno = new Map<number, string>(
@@ -111,7 +119,11 @@ export function mknod(path: string, mode: number, rdev: number): void {
 }
 
 /** Sets atime/mtime of `path` itself (never a symlink's target); `undefined` leaves a time alone. */
-export function utimens(path: string, atime: bigint | "now" | undefined, mtime: bigint | "now" | undefined): void {
+export function utimens(
+  path: string,
+  atime: bigint | "now" | undefined,
+  mtime: bigint | "now" | undefined,
+): void {
   const times = Buffer.alloc(32);
   writeTimespec(times, 0, atime);
   writeTimespec(times, 16, mtime);
@@ -148,4 +160,25 @@ export const MNT_DETACH = 2;
 
 export function umount2(target: string, flags: number): void {
   check(c.umount2(cstr(target), flags) as number, "umount2", target);
+}
+
+/** FICLONE: make `dstFd` share `srcFd`'s extents (reflink). Throws EOPNOTSUPP/EXDEV/EINVAL where impossible. */
+const FICLONE = 0x40049409;
+export function ficlone(dstFd: number, srcFd: number): void {
+  check(c.ioctlInt(dstFd, FICLONE, srcFd) as number, "ioctl(FICLONE)");
+}
+
+/** copy_file_range with explicit offsets; returns bytes copied (0 at end of input). */
+export function copyFileRange(
+  fdIn: number,
+  offIn: bigint,
+  fdOut: number,
+  offOut: bigint,
+  len: number,
+): number {
+  const a = Buffer.alloc(8);
+  const b = Buffer.alloc(8);
+  a.writeBigInt64LE(offIn);
+  b.writeBigInt64LE(offOut);
+  return check(c.copyFileRange(fdIn, a, fdOut, b, len, 0) as number, "copy_file_range");
 }

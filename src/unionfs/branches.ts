@@ -63,7 +63,8 @@ export function checkBranches(branches: readonly BranchSpec[]): void {
 /** Checks the mountpoint: an existing directory, not already a mountpoint, not inside or above a branch. */
 export function checkMountpoint(mountpoint: string, config: UnionConfig): void {
   const mnt = realDir(mountpoint, "mountpoint");
-  if (isMountpoint(mnt)) throw new UsageError(`mountpoint '${mountpoint}' is busy: something is mounted there`);
+  if (isMountpoint(mnt))
+    throw new UsageError(`mountpoint '${mountpoint}' is busy: something is mounted there`);
   for (const b of config.branches) {
     const real = fs.realpathSync(b.path);
     if (real === mnt || isInside(mnt, real) || isInside(real, mnt)) {

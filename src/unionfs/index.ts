@@ -25,6 +25,13 @@ export function createUnion(config: UnionConfig): UnionOps {
 }
 
 export { Union, isPrivateXattr } from "./union";
-export { parseBranches, checkBranches, checkMountpoint, checkWorkdir, workdirOf, UsageError } from "./branches";
+export {
+  parseBranches,
+  checkBranches,
+  checkMountpoint,
+  checkWorkdir,
+  workdirOf,
+  UsageError,
+} from "./branches";
 export * from "./config";
 export * from "./types";

@@ -13,7 +13,11 @@ import type { DirEntry } from "./types";
 export const UNKNOWN_INO = 0xffffffffn;
 const S_IFCHR = 0o020000;
 
-export function mergedListing(layers: readonly Layer[], dirLayers: readonly number[], rel: string): DirEntry[] {
+export function mergedListing(
+  layers: readonly Layer[],
+  dirLayers: readonly number[],
+  rel: string,
+): DirEntry[] {
   const seen = new Map<string, DirEntry>();
   const hidden = new Set<string>();
   for (const index of dirLayers) {

@@ -47,7 +47,11 @@ const PASSED_OPEN_FLAGS = O_ACCMODE | O_APPEND | O_TRUNC | O_SYNC | O_DSYNC | O_
 
 /** Extended attributes that are layer bookkeeping, never shown or copied. */
 export function isPrivateXattr(name: string): boolean {
-  return name.startsWith("trusted.overlay.") || name.startsWith("user.overlay.") || name.startsWith("trusted.unionfs.");
+  return (
+    name.startsWith("trusted.overlay.") ||
+    name.startsWith("user.overlay.") ||
+    name.startsWith("trusted.unionfs.")
+  );
 }
 
 export class Union implements UnionOps {
@@ -108,7 +112,9 @@ export class Union implements UnionOps {
     if (f) {
       const st = fs.fstatSync(f.fd, { bigint: true });
       const r = this.resolver.resolve(path);
-      return r && !isDirStat(r.st) && r.st.ino === st.ino ? this.attrOf(path, r) : toAttr(st, this.inos.ino(st));
+      return r && !isDirStat(r.st) && r.st.ino === st.ino
+        ? this.attrOf(path, r)
+        : toAttr(st, this.inos.ino(st));
     }
     return this.attrOf(path, this.need(path));
   }
@@ -289,7 +295,10 @@ export class Union implements UnionOps {
   rename(from: string, to: string, flags: number): void {
     const upper = this.writable();
     if (flags & ~RENAME_NOREPLACE) {
-      throw fsError("EINVAL", flags & RENAME_EXCHANGE ? "RENAME_EXCHANGE is not supported yet" : "rename flags");
+      throw fsError(
+        "EINVAL",
+        flags & RENAME_EXCHANGE ? "RENAME_EXCHANGE is not supported yet" : "rename flags",
+      );
     }
     const src = this.need(from);
     const [toDir, toName] = splitPath(to);
@@ -346,7 +355,8 @@ export class Union implements UnionOps {
     else this.copyUpFile(path, r, req.size !== 0n);
     const rel = relOf(path);
     if (req.size !== undefined) {
-      if (f && f.layer === upper.index && (f.flags & O_ACCMODE) !== O_RDONLY) fs.ftruncateSync(f.fd, Number(req.size));
+      if (f && f.layer === upper.index && (f.flags & O_ACCMODE) !== O_RDONLY)
+        fs.ftruncateSync(f.fd, Number(req.size));
       else upper.truncate(rel, req.size);
     }
     if (req.uid !== undefined || req.gid !== undefined) upper.lchown(rel, req.uid ?? -1, req.gid ?? -1);

@@ -2,6 +2,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { RENAME_NOREPLACE } from "../../../src/unionfs/types";
+import { lsetxattr } from "../../../src/sys/libc";
 import { listTree, makeUnion, root, type Fixture } from "./fixture";
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_TRUNC, O_CREAT, O_EXCL } = fs.constants;
@@ -43,24 +44,43 @@ describe("union core", () => {
   afterEach(() => f?.cleanup());
 
   it("shows the classic A:B demo: a, b and A's x", () => {
-    f = makeUnion([{ a: "a", x: "x from A" }, { b: "b", x: "x from B" }]);
+    f = makeUnion([
+      { a: "a", x: "x from A" },
+      { b: "b", x: "x from B" },
+    ]);
     assert.deepEqual(names(f, "/"), ["a", "b", "x"]);
     assert.equal(readAll(f, "/x"), "x from A");
   });
 
   it("honours aufs whiteouts and opaque dirs in lower layers", () => {
-    f = makeUnion([{}, { ".wh.gone": "", d: { ".wh..wh..opq": "", mine: "1" } }, { gone: "g", d: { hidden: "h" } }]);
+    f = makeUnion([
+      {},
+      { ".wh.gone": "", d: { ".wh..wh..opq": "", mine: "1" } },
+      { gone: "g", d: { hidden: "h" } },
+    ]);
     assert.deepEqual(names(f, "/"), ["d"]);
     assert.deepEqual(names(f, "/d"), ["mine"]);
-    assert.equal(code(() => f.fs.getattr("/gone")), "ENOENT");
-    assert.equal(code(() => f.fs.getattr("/d/hidden")), "ENOENT");
+    assert.equal(
+      code(() => f.fs.getattr("/gone")),
+      "ENOENT",
+    );
+    assert.equal(
+      code(() => f.fs.getattr("/d/hidden")),
+      "ENOENT",
+    );
   });
 
   it("never shows or accepts .wh. names", () => {
     f = makeUnion([{ ".wh.x": "" }, { x: "1" }]);
     assert.deepEqual(names(f, "/"), []);
-    assert.equal(code(() => f.fs.getattr("/.wh.x")), "ENOENT");
-    assert.equal(code(() => f.fs.mkdir("/.wh.y", 0o755, root)), "EPERM");
+    assert.equal(
+      code(() => f.fs.getattr("/.wh.x")),
+      "ENOENT",
+    );
+    assert.equal(
+      code(() => f.fs.mkdir("/.wh.y", 0o755, root)),
+      "EPERM",
+    );
   });
 
   it("copies up on append and keeps the original bytes, leaving the lower file untouched", () => {
@@ -128,12 +148,18 @@ describe("union core", () => {
   it("unlink of an upper-only file leaves no whiteout", () => {
     f = makeUnion([{ u: "u" }, {}]);
     f.fs.unlink("/u");
-    assert.deepEqual(Object.keys(listTree(f.dirs[0] as string)).filter((n) => !n.startsWith(".wh..wh.")), []);
+    assert.deepEqual(
+      Object.keys(listTree(f.dirs[0] as string)).filter((n) => !n.startsWith(".wh..wh.")),
+      [],
+    );
   });
 
   it("rmdir of a merged dir: ENOTEMPTY with visible children, ok once only whiteouts remain", () => {
     f = makeUnion([{ d: { up: "1" } }, { d: { low: "2" } }]);
-    assert.equal(code(() => f.fs.rmdir("/d")), "ENOTEMPTY");
+    assert.equal(
+      code(() => f.fs.rmdir("/d")),
+      "ENOTEMPTY",
+    );
     f.fs.unlink("/d/up");
     f.fs.unlink("/d/low");
     f.fs.rmdir("/d");
@@ -171,12 +197,18 @@ describe("union core", () => {
 
   it("rename with RENAME_NOREPLACE fails on an existing target", () => {
     f = makeUnion([{ a: "1" }, { b: "2" }]);
-    assert.equal(code(() => f.fs.rename("/a", "/b", RENAME_NOREPLACE)), "EEXIST");
+    assert.equal(
+      code(() => f.fs.rename("/a", "/b", RENAME_NOREPLACE)),
+      "EEXIST",
+    );
   });
 
   it("rename of a directory that is in a lower layer answers EXDEV", () => {
     f = makeUnion([{}, { d: { x: "1" } }]);
-    assert.equal(code(() => f.fs.rename("/d", "/e", 0)), "EXDEV");
+    assert.equal(
+      code(() => f.fs.rename("/d", "/e", 0)),
+      "EXDEV",
+    );
   });
 
   it("rename of an upper-only dir over a deleted lower dir makes it opaque", () => {
@@ -208,20 +240,32 @@ describe("union core", () => {
   it("xattrs are copied up and bookkeeping ones are hidden", () => {
     f = makeUnion([{}, { a: "1" }]);
     const lower = path.join(f.dirs[1] as string, "a");
-    require("../../../src/sys/libc").lsetxattr(lower, "user.k", Buffer.from("v"), 0);
-    require("../../../src/sys/libc").lsetxattr(lower, "trusted.overlay.opaque", Buffer.from("y"), 0);
+    lsetxattr(lower, "user.k", Buffer.from("v"), 0);
+    lsetxattr(lower, "trusted.overlay.opaque", Buffer.from("y"), 0);
     assert.deepEqual(f.fs.listxattr("/a"), ["user.k"]);
     f.fs.setattr("/a", { mode: 0o600 });
     assert.equal(f.fs.getxattr("/a", "user.k").toString(), "v");
-    assert.equal(code(() => f.fs.getxattr("/a", "trusted.overlay.opaque")), "ENODATA");
+    assert.equal(
+      code(() => f.fs.getxattr("/a", "trusted.overlay.opaque")),
+      "ENODATA",
+    );
   });
 
   it("a union with no rw branch is read-only", () => {
     f = makeUnion([{ a: "1" }, { b: "2" }], ["ro", "ro"]);
     assert.equal(readAll(f, "/b"), "2");
-    assert.equal(code(() => f.fs.open("/a", O_WRONLY)), "EROFS");
-    assert.equal(code(() => f.fs.unlink("/a")), "EROFS");
-    assert.equal(code(() => f.fs.mkdir("/n", 0o755, root)), "EROFS");
+    assert.equal(
+      code(() => f.fs.open("/a", O_WRONLY)),
+      "EROFS",
+    );
+    assert.equal(
+      code(() => f.fs.unlink("/a")),
+      "EROFS",
+    );
+    assert.equal(
+      code(() => f.fs.mkdir("/n", 0o755, root)),
+      "EROFS",
+    );
   });
 
   it("names are bytes: a non-UTF-8 name round-trips", () => {
