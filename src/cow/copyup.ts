@@ -40,13 +40,33 @@ export function copyUp(
 ): void {
   const tmp = work.tempPath();
   try {
-    createCopy(from, rel, st, tmp, opts.withData);
-    copyMetadata(from, rel, st, tmp, opts);
+    copyObject(from, rel, st, tmp, opts);
     fs.renameSync(bytesOf(tmp), bytesOf(upper.abs(rel)));
   } catch (err) {
     fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * Copies one object (a directory without its entries) to the absolute byte-string path `dest`, which
+ * must not exist, with all its metadata. Directory times should be set again with `copyTimes` once
+ * entries have been added to it.
+ */
+export function copyObject(
+  from: Layer,
+  rel: string,
+  st: BigIntStats,
+  dest: string,
+  opts: CopyUpOptions,
+): void {
+  createCopy(from, rel, st, dest, opts.withData);
+  copyMetadata(from, rel, st, dest, opts);
+}
+
+/** Sets `dest`'s atime and mtime to those of `st` (after filling a copied directory). */
+export function copyTimes(st: BigIntStats, dest: string): void {
+  sys.utimens(dest, st.atimeNs, st.mtimeNs);
 }
 
 function createCopy(from: Layer, rel: string, st: BigIntStats, tmp: string, withData: boolean): void {

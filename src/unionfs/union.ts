@@ -23,6 +23,7 @@ import { aufsWriter, isOverlayWhiteout, isReservedName, type WhiteoutWriter } fr
 import { InoMapper, toAttr } from "./attr";
 import { Handles } from "./handles";
 import { mergedListing } from "./listing";
+import { materialize } from "./materialize";
 import { isDirStat, relOf, Resolver, splitPath, type Resolved } from "./resolve";
 import {
   RENAME_EXCHANGE,
@@ -294,27 +295,20 @@ export class Union implements UnionOps {
 
   rename(from: string, to: string, flags: number): void {
     const upper = this.writable();
-    if (flags & ~RENAME_NOREPLACE) {
-      throw fsError(
-        "EINVAL",
-        flags & RENAME_EXCHANGE ? "RENAME_EXCHANGE is not supported yet" : "rename flags",
-      );
+    const exchange = (flags & RENAME_EXCHANGE) !== 0;
+    if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) || (exchange && flags & RENAME_NOREPLACE)) {
+      throw fsError("EINVAL", `rename flags ${flags}`);
     }
     const src = this.need(from);
     const [toDir, toName] = splitPath(to);
     if (isReservedName(toName)) throw fsError("EPERM", `names starting with .wh. are reserved: ${to}`);
     if (!this.resolver.dirLayersOf(toDir)) throw fsError("ENOENT", toDir);
     const dst = this.resolver.resolve(to);
+    if (exchange) return this.exchange(from, src, to, dst);
     if (dst && flags & RENAME_NOREPLACE) throw fsError("EEXIST", to);
     if (from === to) return;
     this.checkRenameTypes(from, src, to, dst);
-    if (src.dirLayers) {
-      if (src.dirLayers.some((i) => i !== upper.index)) {
-        throw fsError("EXDEV", `directory ${from} is (partly) in a lower branch`);
-      }
-    } else {
-      this.copyUpFile(from, src, true);
-    }
+    this.moveToTop(from, src);
     this.ensureUpperDir(toDir);
     if (dst?.dirLayers?.[0] === upper.index) this.clearMarkers(relOf(to));
     if (src.dirLayers && this.needsOpaque(to)) this.wh.makeOpaque(upper.abs(relOf(from)));
@@ -323,6 +317,39 @@ export class Union implements UnionOps {
     upper.rename(relOf(from), relOf(to));
     this.finishCreate(toDir, toName);
     if (src.dirLayers || dst?.dirLayers) this.resolver.invalidate();
+  }
+
+  /** RENAME_EXCHANGE: both names move to the top layer first, then swap in one renameat2. */
+  private exchange(from: string, src: Resolved, to: string, dst: Resolved | undefined): void {
+    if (!dst) throw fsError("ENOENT", to);
+    if (from === to) return;
+    const upper = this.writable();
+    this.moveToTop(from, src);
+    this.moveToTop(to, this.need(to));
+    // A directory arriving where a lower directory lies below must not merge with it.
+    if (src.dirLayers && this.needsOpaque(to)) this.wh.makeOpaque(upper.abs(relOf(from)));
+    if (dst.dirLayers && this.needsOpaque(from)) this.wh.makeOpaque(upper.abs(relOf(to)));
+    upper.rename(relOf(from), relOf(to), RENAME_EXCHANGE);
+    this.resolver.invalidate();
+  }
+
+  /** Puts the object at `path` entirely in the top layer: copy-up for files, materialize for dirs. */
+  private moveToTop(path: string, r: Resolved): void {
+    if (!r.dirLayers) return this.copyUpFile(path, r, true);
+    materialize(
+      {
+        layers: this.layers,
+        upper: this.writable(),
+        work: this.work as WorkDir,
+        resolver: this.resolver,
+        wh: this.wh,
+        skipXattr: isPrivateXattr,
+        ensureUpperDir: (p) => this.ensureUpperDir(p),
+      },
+      path,
+      splitPath(path)[0],
+      r,
+    );
   }
 
   private checkRenameTypes(from: string, src: Resolved, to: string, dst: Resolved | undefined): void {

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { RENAME_NOREPLACE } from "../../../src/unionfs/types";
+import { RENAME_EXCHANGE, RENAME_NOREPLACE } from "../../../src/unionfs/types";
 import { lsetxattr } from "../../../src/sys/libc";
 import { listTree, makeUnion, root, type Fixture } from "./fixture";
 
@@ -203,12 +203,35 @@ describe("union core", () => {
     );
   });
 
-  it("rename of a directory that is in a lower layer answers EXDEV", () => {
-    f = makeUnion([{}, { d: { x: "1" } }]);
+  it("renames a directory that is in a lower layer: merged view moves, old name gone, lower untouched", () => {
+    f = makeUnion([{ d: { up: "U", sub: { s1: "1" } } }, { d: { low: "L", sub: { s2: "2" } } }]);
+    const lowerBefore = listTree(f.dirs[1] as string);
+    f.fs.rename("/d", "/e", 0);
+    assert.deepEqual(names(f, "/"), ["e"]);
+    assert.deepEqual(names(f, "/e"), ["low", "sub", "up"]);
+    assert.deepEqual(names(f, "/e/sub"), ["s1", "s2"]);
+    assert.equal(readAll(f, "/e/low"), "L");
     assert.equal(
-      code(() => f.fs.rename("/d", "/e", 0)),
-      "EXDEV",
+      code(() => f.fs.getattr("/d")),
+      "ENOENT",
     );
+    assert.deepEqual(listTree(f.dirs[1] as string), lowerBefore);
+    assert.ok(fs.existsSync(path.join(f.dirs[0] as string, "e/.wh..wh..opq")));
+  });
+
+  it("renames a lower directory back to its old name", () => {
+    f = makeUnion([{}, { d: { low: "L" } }]);
+    f.fs.rename("/d", "/e", 0);
+    f.fs.rename("/e", "/d", 0);
+    assert.deepEqual(names(f, "/"), ["d"]);
+    assert.deepEqual(names(f, "/d"), ["low"]);
+  });
+
+  it("RENAME_EXCHANGE swaps a lower file and a lower directory", () => {
+    f = makeUnion([{}, { a: "file", d: { x: "1" } }]);
+    f.fs.rename("/a", "/d", RENAME_EXCHANGE);
+    assert.equal(readAll(f, "/d"), "file");
+    assert.deepEqual(names(f, "/a"), ["x"]);
   });
 
   it("rename of an upper-only dir over a deleted lower dir makes it opaque", () => {
