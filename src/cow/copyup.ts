@@ -25,6 +25,8 @@ const S_IFLNK = 0o120000;
 
 export interface CopyUpOptions {
   withData: boolean;
+  /** Inode number the union reported for the original; recorded on the copy so it keeps it. */
+  origin?: bigint;
   /** Extended attribute names never copied (the union's own bookkeeping). */
   skipXattr?: (name: string) => boolean;
 }
@@ -104,6 +106,7 @@ function copyMetadata(from: Layer, rel: string, st: BigIntStats, tmp: string, op
   fs.lchownSync(bytesOf(tmp), Number(st.uid), Number(st.gid));
   if (!isLink) fs.chmodSync(bytesOf(tmp), Number(st.mode) & 0o7777);
   copyXattrs(from.abs(rel), tmp, opts.skipXattr);
+  if (opts.origin !== undefined) writeOrigin(tmp, opts.origin);
   sys.utimens(tmp, st.atimeNs, st.mtimeNs);
 }
 
@@ -116,5 +119,26 @@ function copyXattrs(src: string, dst: string, skip?: (name: string) => boolean):
       // A namespace the upper filesystem does not support cannot be kept; everything else is an error.
       if (codeOf(err) !== "EOPNOTSUPP") throw err;
     }
+  }
+}
+
+/** The private xattr holding the inode number a copied-up object had before its copy-up. */
+export const ORIGIN_XATTR = "trusted.unionfs.origin";
+
+function writeOrigin(path: string, ino: bigint): void {
+  const v = Buffer.alloc(8);
+  v.writeBigUInt64LE(ino);
+  sys.lsetxattr(path, ORIGIN_XATTR, v, 0);
+}
+
+/** The origin inode number recorded on `path`, if any. */
+export function readOrigin(path: string): bigint | undefined {
+  try {
+    const v = sys.lgetxattr(path, ORIGIN_XATTR);
+    return v.length === 8 ? v.readBigUInt64LE() : undefined;
+  } catch (err) {
+    const code = codeOf(err);
+    if (code === "ENODATA" || code === "EOPNOTSUPP") return undefined;
+    throw err;
   }
 }

@@ -1,4 +1,4 @@
 /** Copy-on-write: copy-up into the writable layer through the work dir. */
-export { copyObject, copyTimes, copyUp } from "./copyup";
+export { copyObject, copyTimes, copyUp, readOrigin, ORIGIN_XATTR } from "./copyup";
 export type { CopyUpOptions } from "./copyup";
 export { WorkDir } from "./workdir";

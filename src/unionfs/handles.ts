@@ -15,6 +15,8 @@ export interface OpenFile {
   /** Layer the fd was opened in. */
   layer: number;
   flags: number;
+  /** The union's copy-up epoch when the fd was last (re)opened. */
+  epoch: number;
 }
 
 export class Handles {

@@ -11,7 +11,7 @@
  * - The view through the union does not change; only where its bytes live does.
  */
 import * as fs from "node:fs";
-import { copyObject, copyTimes, type WorkDir } from "../cow";
+import { copyObject, copyTimes, type CopyUpOptions, type WorkDir } from "../cow";
 import type { Layer } from "../layer";
 import { bytesOf } from "../sys/bytes";
 import * as sys from "../sys/libc";
@@ -27,6 +27,8 @@ export interface MaterializeContext {
   resolver: Resolver;
   wh: WhiteoutWriter;
   skipXattr: (name: string) => boolean;
+  /** The inode number the union reports for a lower object (recorded on its copy). */
+  inoOf: (st: import("node:fs").BigIntStats) => bigint;
   /** Copies the parent directory of `path` up (the new directory's parent must exist on top). */
   ensureUpperDir: (path: string) => void;
 }
@@ -63,12 +65,12 @@ function copyMergedTree(ctx: MaterializeContext, path: string, r: Resolved, dest
     if (child.dirLayers) copyMergedTree(ctx, childPath, child, childDest);
     else if (child.layer === ctx.upper.index)
       fs.linkSync(bytesOf(ctx.upper.abs(childPath)), bytesOf(childDest));
-    else copyObject(ctx.layers[child.layer] as Layer, childPath, child.st, childDest, opts(ctx));
+    else copyObject(ctx.layers[child.layer] as Layer, childPath, child.st, childDest, opts(ctx, child));
   }
   ctx.wh.makeOpaque(dest);
   copyTimes(r.st, dest);
 }
 
-function opts(ctx: MaterializeContext): { withData: boolean; skipXattr: (name: string) => boolean } {
-  return { withData: true, skipXattr: ctx.skipXattr };
+function opts(ctx: MaterializeContext, r: Resolved): CopyUpOptions {
+  return { withData: true, skipXattr: ctx.skipXattr, origin: ctx.inoOf(r.st) };
 }

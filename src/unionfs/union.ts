@@ -16,12 +16,12 @@
 import * as fs from "node:fs";
 import { fsError } from "../errors";
 import type { Layer } from "../layer";
-import { copyUp, WorkDir } from "../cow";
+import { copyUp, readOrigin, WorkDir } from "../cow";
 import { bytesOf } from "../sys/bytes";
 import * as sys from "../sys/libc";
 import { aufsWriter, isOverlayWhiteout, isReservedName, type WhiteoutWriter } from "../whiteout";
 import { InoMapper, toAttr } from "./attr";
-import { Handles } from "./handles";
+import { Handles, type OpenFile } from "./handles";
 import { mergedListing } from "./listing";
 import { materialize } from "./materialize";
 import { isDirStat, relOf, Resolver, splitPath, type Resolved } from "./resolve";
@@ -60,6 +60,8 @@ export class Union implements UnionOps {
   private readonly resolver: Resolver;
   private readonly inos: InoMapper;
   private readonly handles = new Handles();
+  /** Bumped by every copy-up, so read-only handles on lower files know to look for a newer copy. */
+  private copyUpEpoch = 0;
 
   constructor(
     readonly layers: readonly Layer[],
@@ -92,13 +94,24 @@ export class Union implements UnionOps {
   }
 
   private attrOf(path: string, r: Resolved): Attr {
+    return toAttr(r.st, this.inoOf(path, r));
+  }
+
+  /**
+   * The inode number the union reports: a copied-up object keeps the number of its original (recorded
+   * at copy-up), and a merged directory reports its bottom-most layer's, so copy-up never changes it.
+   */
+  private inoOf(path: string, r: Resolved): bigint {
+    if (!r.dirLayers && r.layer === this.upper?.index) {
+      return readOrigin(this.upper.abs(relOf(path))) ?? this.inos.ino(r.st);
+    }
     let ino = this.inos.ino(r.st);
     const bottom = r.dirLayers?.[r.dirLayers.length - 1];
     if (bottom !== undefined && bottom !== r.layer) {
       const st = this.layer(bottom).tryLstat(relOf(path));
       if (st) ino = this.inos.ino(st);
     }
-    return toAttr(r.st, ino);
+    return ino;
   }
 
   /** Is something provided at `path` by a layer below the top one (ignoring the top layer's whiteouts)? */
@@ -156,7 +169,9 @@ export class Union implements UnionOps {
     copyUp(this.layer(r.layer), relOf(path), r.st, upper, this.work as WorkDir, {
       withData,
       skipXattr: isPrivateXattr,
+      origin: r.dirLayers ? undefined : this.inos.ino(r.st),
     });
+    this.copyUpEpoch++;
   }
 
   /** Copies up whatever `path` is (file or directory); returns its layer-relative path. */
@@ -344,12 +359,14 @@ export class Union implements UnionOps {
         resolver: this.resolver,
         wh: this.wh,
         skipXattr: isPrivateXattr,
+        inoOf: (st) => this.inos.ino(st),
         ensureUpperDir: (p) => this.ensureUpperDir(p),
       },
       path,
       splitPath(path)[0],
       r,
     );
+    this.copyUpEpoch++;
   }
 
   private checkRenameTypes(from: string, src: Resolved, to: string, dst: Resolved | undefined): void {
@@ -403,7 +420,7 @@ export class Union implements UnionOps {
       layer = this.writable().index;
     }
     const fd = this.layer(layer).open(relOf(path), flags & PASSED_OPEN_FLAGS);
-    return this.handles.addFile({ fd, path, layer, flags });
+    return this.handles.addFile({ fd, path, layer, flags, epoch: this.copyUpEpoch });
   }
 
   create(path: string, flags: number, mode: number, caller: Caller): { fh: number; attr: Attr } {
@@ -415,7 +432,7 @@ export class Union implements UnionOps {
     const [dir, name] = this.prepareCreate(path);
     const upper = this.writable();
     const fd = upper.open(relOf(path), (flags & PASSED_OPEN_FLAGS) | O_CREAT | O_EXCL, mode & 0o7777);
-    const fh = this.handles.addFile({ fd, path, layer: upper.index, flags });
+    const fh = this.handles.addFile({ fd, path, layer: upper.index, flags, epoch: this.copyUpEpoch });
     this.own(path, caller);
     this.finishCreate(dir, name);
     return { fh, attr: this.getattr(path) };
@@ -423,9 +440,27 @@ export class Union implements UnionOps {
 
   read(fh: number, length: number, position: bigint): Buffer {
     const f = this.handles.file(fh);
+    if (f.epoch !== this.copyUpEpoch) this.followCopyUp(f);
     const buf = Buffer.allocUnsafe(length);
     const n = fs.readSync(f.fd, buf, 0, length, position);
     return buf.subarray(0, n);
+  }
+
+  /**
+   * A read-only handle opened on a lower file before that file was copied up reads the copy from now
+   * on, so it sees writes made through other handles (overlayfs does not: docker/for-linux#72).
+   */
+  private followCopyUp(f: OpenFile): void {
+    f.epoch = this.copyUpEpoch;
+    if (!this.upper || f.layer === this.upper.index) return;
+    const r = this.resolver.resolve(f.path);
+    if (!r || r.dirLayers || r.layer !== this.upper.index) return;
+    const mine = this.inos.ino(fs.fstatSync(f.fd, { bigint: true }));
+    if (readOrigin(this.upper.abs(relOf(f.path))) !== mine) return;
+    const fd = this.upper.open(relOf(f.path), fs.constants.O_RDONLY);
+    fs.closeSync(f.fd);
+    f.fd = fd;
+    f.layer = this.upper.index;
   }
 
   write(fh: number, data: Buffer, position: bigint): number {

@@ -299,4 +299,28 @@ describe("union core", () => {
     const onDisk = fs.readdirSync(f.dirs[0] as string, { encoding: "buffer" }).map((b) => b.toString("hex"));
     assert.ok(onDisk.includes(Buffer.from(name.slice(1), "latin1").toString("hex")));
   });
+
+  it("st_ino does not change when a file is copied up, nor when its lower dir is renamed", () => {
+    f = makeUnion([{}, { d: { a: "1", b: "2" } }]);
+    const ino = f.fs.getattr("/d/a").ino;
+    const dirIno = f.fs.getattr("/d").ino;
+    f.fs.setattr("/d/a", { mode: 0o600 });
+    assert.equal(f.fs.getattr("/d/a").ino, ino);
+    assert.equal(f.fs.getattr("/d").ino, dirIno);
+    const inoB = f.fs.getattr("/d/b").ino;
+    f.fs.rename("/d", "/e", 0);
+    assert.equal(f.fs.getattr("/e/a").ino, ino);
+    assert.equal(f.fs.getattr("/e/b").ino, inoB);
+    assert.notEqual(ino, inoB);
+  });
+
+  it("a read-only handle opened before a copy-up sees writes made through another handle", () => {
+    f = makeUnion([{}, { a: "old data" }]);
+    const ro = f.fs.open("/a", O_RDONLY);
+    const rw = f.fs.open("/a", O_RDWR);
+    f.fs.write(rw, Buffer.from("NEW"), 0n);
+    f.fs.release(rw);
+    assert.equal(f.fs.read(ro, 100, 0n).toString(), "NEW data");
+    f.fs.release(ro);
+  });
 });
