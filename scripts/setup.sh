@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Prepares this machine to build, test and demo unionfs-ts. Idempotent; a second run is fast.
+#
+#   1. checks we are root and that the kernel has fuse and overlay (nothing is modprobed);
+#   2. installs the Debian packages the tests and the demo use, only those missing;
+#   3. runs `npm ci` when node_modules is missing or package-lock.json changed since the last run
+#      (remembered in .setup-stamp, which git ignores);
+#   4. compiles TypeScript into dist/ (`npx tsc -p .`), first dropping compiled files whose source is gone.
+#
+# Works without a terminal (CI=true, no stdin).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf 'setup: %s\n' "$*"; }
+die() {
+  printf 'setup: error: %s\n' "$*" >&2
+  exit 1
+}
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (it installs Debian packages, and the tests mount filesystems); try: sudo bash scripts/setup.sh"
+
+# --- kernel --------------------------------------------------------------------------------------
+for fs in fuse overlay; do
+  grep -qE "[[:space:]]${fs}\$" /proc/filesystems || die "the kernel does not offer the '${fs}' filesystem (see /proc/filesystems); this script loads no modules"
+done
+[ -c /dev/fuse ] || die "/dev/fuse is missing"
+
+# --- Debian packages -----------------------------------------------------------------------------
+# fuse3: fusermount3 (the tests unmount with it); attr: getfattr/setfattr; tree: the demo's listing;
+# util-linux: mount, umount, mountpoint, findmnt; coreutils: timeout, sha256sum; procps: ps.
+packages=(fuse3 attr tree util-linux coreutils procps)
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+  [ "${status:0:2}" = "ii" ] || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq </dev/null || die "apt-get update failed"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null ||
+    die "apt-get install ${missing[*]} failed"
+fi
+for cmd in fusermount3 getfattr setfattr tree mount umount mountpoint timeout sha256sum; do
+  command -v "$cmd" >/dev/null || die "'$cmd' is still missing after installing packages"
+done
+
+# --- npm dependencies ----------------------------------------------------------------------------
+stamp=.setup-stamp
+want="$(sha256sum package-lock.json | cut -d' ' -f1) node=$(node --version)"
+have=$(cat "$stamp" 2>/dev/null || true)
+if [ ! -d node_modules ] || [ "$want" != "$have" ]; then
+  say "npm ci (node_modules missing or package-lock.json changed)"
+  rm -f "$stamp"
+  npm ci --no-audit --no-fund </dev/null || die "npm ci failed"
+  printf '%s\n' "$want" >"$stamp"
+fi
+
+# --- build ---------------------------------------------------------------------------------------
+# tsc never deletes outputs, so a renamed or deleted test would keep running from dist/: drop any
+# compiled file whose .ts source no longer exists.
+if [ -d dist ]; then
+  while IFS= read -r -d '' out; do
+    rel=${out#dist/}
+    base=${rel%.js.map}
+    base=${base%.d.ts}
+    base=${base%.js}
+    [ -f "$base.ts" ] || rm -f "$out"
+  done < <(find dist -type f \( -name '*.js' -o -name '*.js.map' -o -name '*.d.ts' \) -print0)
+fi
+say "compiling TypeScript (npx tsc -p .)"
+npx --no-install tsc -p . || die "TypeScript compilation failed (see above)"
+say "ready"

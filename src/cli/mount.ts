@@ -1,0 +1,74 @@
+/**
+ * `unionfs-ts mount`: validate, then serve in the foreground (-f) or in a detached daemon.
+ *
+ * Invariants:
+ * - Everything the user can get wrong is checked before anything is created or mounted.
+ * - Without -f the command exits 0 only after the daemon reports the mount live, and otherwise exits
+ *   non-zero with the daemon's own error line. The daemon never keeps the caller's stdout/stderr open
+ *   once it is ready, so a caller capturing them (a container engine) is not held up.
+ */
+import { spawn } from "node:child_process";
+import * as nodePath from "node:path";
+import { checkBranches, checkMountpoint, checkWorkdir } from "../unionfs/branches";
+import { buildMountOptions } from "./options";
+import { serve } from "./serve";
+
+export interface MountFlags {
+  foreground?: boolean;
+  options: string[];
+  verbose?: boolean;
+}
+
+const DAEMON_ENV = "UNIONFS_TS_DAEMON";
+
+export async function mountCommand(
+  branchList: string,
+  mountpoint: string,
+  flags: MountFlags,
+): Promise<number> {
+  const cwd = process.cwd();
+  const { config, debug } = buildMountOptions(branchList, flags.options, cwd);
+  checkBranches(config.branches);
+  checkWorkdir(config);
+  const mnt = nodePath.resolve(cwd, mountpoint);
+  checkMountpoint(mnt, config);
+  if (flags.foreground || process.env[DAEMON_ENV] === "1") {
+    return serve({ mountpoint: mnt, config, fsname: fsnameOf(branchList), debug, verbose: flags.verbose === true });
+  }
+  return daemonize();
+}
+
+/** The mount source shown in the mount table: the branch list, shortened past the kernel's limits. */
+export function fsnameOf(branchList: string): string {
+  const MAX = 512;
+  if (Buffer.byteLength(branchList) <= MAX) return branchList;
+  const n = branchList.split(":").length;
+  return `${branchList.slice(0, MAX - 32).replace(/:[^:]*$/, "")}:...(${n} branches)`;
+}
+
+/** Re-runs this very command as a detached daemon and waits for "ready" or for its death. */
+function daemonize(): Promise<number> {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    detached: true,
+    env: { ...process.env, [DAEMON_ENV]: "1" },
+    stdio: ["ignore", "ignore", "pipe", "ipc"],
+  });
+  return new Promise((resolve) => {
+    let ready = false;
+    child.stderr?.on("data", (d: Buffer) => process.stderr.write(d));
+    child.on("message", (msg) => {
+      if (msg !== "ready") return;
+      ready = true;
+      child.stderr?.destroy();
+      child.disconnect();
+      child.unref();
+      resolve(0);
+    });
+    child.on("close", (code, signal) => {
+      if (ready) return;
+      if (signal)
+        process.stderr.write(`unionfs-ts: the daemon was killed by ${signal} before the mount was ready\n`);
+      resolve(code === 0 || code === null ? 1 : code);
+    });
+  });
+}

@@ -1,0 +1,44 @@
+/**
+ * Serving a mount in this process until it is unmounted.
+ *
+ * Invariants: SIGINT, SIGTERM and SIGHUP unmount (lazily when busy) and let the transport finish; an
+ * uncaught error detaches the mount and aborts the FUSE connection before exiting, so no process is
+ * ever left blocked on a dead mount and no wedged mount is left behind.
+ */
+import { kernelTransport, abortMount } from "../fuse";
+import type { UnionConfig } from "../unionfs/config";
+
+export interface ServeRequest {
+  mountpoint: string;
+  config: UnionConfig;
+  fsname: string;
+  debug: boolean;
+  verbose: boolean;
+}
+
+export async function serve(req: ServeRequest): Promise<number> {
+  const m = await kernelTransport.mount({
+    mountpoint: req.mountpoint,
+    config: req.config,
+    fsname: req.fsname,
+    debug: req.debug,
+  });
+  // Once ready, the caller may close our stderr; writing to it must not kill the daemon.
+  process.stderr.on("error", () => undefined);
+  const stop = (): void => {
+    m.unmount().catch((err: unknown) => process.stderr.write(`unionfs-ts: unmount failed: ${String(err)}\n`));
+  };
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, stop);
+  process.on("uncaughtException", (err) => {
+    process.stderr.write(`unionfs-ts: fatal: ${err.stack ?? String(err)}\n`);
+    abortMount(req.mountpoint);
+    process.exitCode = 1;
+  });
+  if (req.verbose) process.stderr.write(`unionfs-ts: serving ${req.mountpoint} (transport: kernel)\n`);
+  if (process.send) {
+    process.send("ready");
+    process.disconnect();
+  }
+  await m.done;
+  return 0;
+}

@@ -1,0 +1,346 @@
+/**
+ * The `unionfs-ts` command line, end to end, against its contract:
+ *
+ * - bad input (missing branch, mountpoint not a directory or already a mountpoint, duplicate branch, bad
+ *   mode, too many branches, unknown option) gives exactly one line on stderr and a non-zero exit, leaves
+ *   nothing mounted, no daemon running and the disk exactly as it was (no work dir either);
+ * - `mount` exits 0 only once the mount is live, and the daemon keeps serving in the background;
+ * - `unionfs-ts umount`, plain `umount` and `fusermount3 -u` each end the mount and the daemon exits;
+ * - `mount -f` stays in the foreground; SIGTERM unmounts cleanly; after SIGKILL the dead mount answers
+ *   at once (no hang) and teardown detaches it, so the next test can use the same mountpoint;
+ * - `-o ro`, `-o workdir=DIR`, the default work dir (hidden from the union), 128 branches.
+ *
+ * Every test unmounts in its afterEach hook, whether it passed or not.
+ */
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { isMounted, mountsAt, mountsUnder, run, waitFor } from "../helpers/mounts";
+import { diffSnapshots, snapshotTree, type SnapshotEntry } from "../helpers/snapshot";
+import { file } from "../helpers/tmp";
+import {
+  Cleanup,
+  daemonPidsFor,
+  EXIT_DEADLINE_MS,
+  isAlive,
+  runCli,
+  useCleanup,
+  type CliResult,
+} from "../helpers/unionfs";
+
+const fsp = fs.promises;
+
+/** The aufs seed demo: A (top, rw) holds a and x, B holds b and x; C is the mountpoint. */
+function seed(t: Cleanup): { root: string; A: string; B: string; C: string } {
+  const root = t.tree({
+    A: { a: "a from A\n", x: "x from A\n" },
+    B: { b: "b from B\n", x: "x from B\n" },
+    C: {},
+  });
+  return { root, A: path.join(root, "A"), B: path.join(root, "B"), C: path.join(root, "C") };
+}
+
+/** Rejects if `p` has not settled within `ms`: a hung FUSE call shows up as a failure, not a stuck test. */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function errorCodeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    return String((err as NodeJS.ErrnoException).code);
+  }
+  return "no error";
+}
+
+function clip(text: string, max = 400): string {
+  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
+}
+
+function showCli(r: CliResult): string {
+  return `exit ${r.status ?? r.signal}, stderr ${clip(r.stderr)}, stdout ${clip(r.stdout)}`;
+}
+
+/** Mounts through the CLI (background), checking exit 0; the mountpoint is guarded for teardown. */
+async function cliMount(t: Cleanup, args: string[], mnt: string): Promise<CliResult> {
+  const r = await runCli(["mount", ...args]);
+  t.guardMountpoint(mnt, r.tag);
+  assert.equal(r.status, 0, `unionfs-ts mount ${clip(args.join(" "), 200)}: ${showCli(r)}`);
+  return r;
+}
+
+async function waitDaemonsGone(pids: readonly number[]): Promise<void> {
+  await waitFor(() => pids.every((p) => !isAlive(p)), EXIT_DEADLINE_MS, `daemon ${pids.join(", ")} to exit`);
+}
+
+describe("unionfs-ts CLI", function () {
+  this.timeout(60_000);
+
+  describe("bad input: one line on stderr, non-zero exit, nothing mounted, nothing changed", function () {
+    const t = useCleanup();
+
+    interface BadCase {
+      name: string;
+      /** Extra setup inside the seed tree; returns the CLI arguments after "mount". */
+      args: (s: ReturnType<typeof seed>) => string[];
+      /** Mounts expected at C throughout (when the case mounted something there itself). */
+      mountsAtC?: number;
+    }
+
+    const cases: BadCase[] = [
+      { name: "a lower branch that does not exist", args: (s) => [`${s.A}:${s.root}/missing`, s.C] },
+      { name: "a top branch that does not exist", args: (s) => [`${s.root}/missing:${s.B}`, s.C] },
+      {
+        name: "a branch that is a file",
+        args: (s) => {
+          fs.writeFileSync(path.join(s.root, "F"), "f");
+          return [`${s.A}:${s.root}/F`, s.C];
+        },
+      },
+      { name: "a mountpoint that does not exist", args: (s) => [`${s.A}:${s.B}`, `${s.root}/nope`] },
+      {
+        name: "a mountpoint that is a file",
+        args: (s) => {
+          fs.writeFileSync(path.join(s.root, "M"), "m");
+          return [`${s.A}:${s.B}`, `${s.root}/M`];
+        },
+      },
+      {
+        name: "a mountpoint that is already a mountpoint",
+        mountsAtC: 1,
+        args: (s) => {
+          const r = run("mount", ["-t", "tmpfs", "-o", "size=1m", "unionfs-ts-test", s.C]);
+          assert.equal(r.status, 0, `mount tmpfs: ${r.stderr}`);
+          return [`${s.A}:${s.B}`, s.C];
+        },
+      },
+      { name: "the same branch twice", args: (s) => [`${s.A}:${s.B}:${s.B}`, s.C] },
+      { name: "the same branch twice, spelled differently", args: (s) => [`${s.A}:${s.B}:${s.B}/.`, s.C] },
+      {
+        name: "the same branch twice, once through a symlink",
+        args: (s) => {
+          fs.symlinkSync(s.B, path.join(s.root, "Blink"));
+          return [`${s.A}:${s.B}:${s.root}/Blink`, s.C];
+        },
+      },
+      { name: "a bad branch mode", args: (s) => [`${s.A}=rw:${s.B}=bogus`, s.C] },
+      { name: "an empty branch mode", args: (s) => [`${s.A}=rw:${s.B}=`, s.C] },
+      { name: "a rw branch below the top", args: (s) => [`${s.A}=ro:${s.B}=rw`, s.C] },
+      {
+        name: "129 branches (the limit is 128)",
+        args: (s) => {
+          const dirs = [s.A];
+          for (let i = 0; i < 128; i++) {
+            const d = path.join(s.root, `L${i}`);
+            fs.mkdirSync(d);
+            dirs.push(d);
+          }
+          return [dirs.join(":"), s.C];
+        },
+      },
+      { name: "an unknown -o option", args: (s) => ["-o", "nosuchoption", `${s.A}:${s.B}`, s.C] },
+      {
+        name: "an unknown -o option after a good one",
+        args: (s) => ["-o", "ro,bogus=1", `${s.A}:${s.B}`, s.C],
+      },
+      { name: "an unknown command-line flag", args: (s) => ["--frobnicate", `${s.A}:${s.B}`, s.C] },
+      { name: "a mountpoint inside a branch", args: (s) => [`${s.A}:${s.B}`, s.A] },
+    ];
+
+    for (const c of cases) {
+      it(`rejects ${c.name}`, async function () {
+        const s = seed(t);
+        const args = c.args(s);
+        t.guardMountpoint(s.C);
+        const mountsBefore = mountsUnder(s.root).length;
+        assert.equal(mountsBefore, c.mountsAtC ?? 0);
+        const snapshot = (): Promise<SnapshotEntry[]> =>
+          snapshotTree(s.root, { exact: true, exclude: (rel) => rel === "C" && (c.mountsAtC ?? 0) > 0 });
+        const before = await snapshot();
+
+        const r = await runCli(["mount", ...args]);
+        t.guardMountpoint(args[args.length - 1] ?? s.C, r.tag);
+
+        assert.notEqual(r.status, 0, `expected a non-zero exit: ${showCli(r)}`);
+        assert.equal(r.signal, null, `killed by a signal: ${showCli(r)}`);
+        assert.match(r.stderr, /^[^\n]+\n$/, `expected exactly one line on stderr: ${showCli(r)}`);
+        assert.equal(
+          mountsUnder(s.root).length,
+          mountsBefore,
+          `something was mounted: ${mountsUnder(s.root)
+            .map((m) => `${m.fsType} at ${m.mountPoint}`)
+            .join(", ")}`,
+        );
+        await waitFor(() => daemonPidsFor(r.tag).length === 0, EXIT_DEADLINE_MS, "no daemon left running");
+        const diff = diffSnapshots(before, await snapshot());
+        assert.deepEqual(diff, [], `the disk changed:\n${diff.join("\n")}`);
+      });
+    }
+  });
+
+  describe("lifecycle", function () {
+    const t = useCleanup();
+
+    it("mount exits 0 only once the mount is live, and the daemon keeps serving", async function () {
+      const s = seed(t);
+      await cliMount(t, [`${s.A}:${s.B}`, s.C], s.C);
+      // No waiting here: the contract is that the mount is live when the command returns.
+      const fuse = mountsAt(s.C).filter((m) => m.fsType.startsWith("fuse"));
+      assert.equal(
+        fuse.length,
+        1,
+        `expected one FUSE mount at C right after exit 0, got ${mountsAt(s.C).length}`,
+      );
+      assert.deepEqual((await within(fsp.readdir(s.C), 10_000, "readdir C")).sort(), ["a", "b", "x"]);
+      assert.equal(await within(fsp.readFile(path.join(s.C, "x"), "utf8"), 10_000, "read C/x"), "x from A\n");
+    });
+
+    it("the background daemon can be found and is not the mount command itself", async function () {
+      const s = seed(t);
+      const r = await cliMount(t, [`${s.A}:${s.B}`, s.C], s.C);
+      const pids = daemonPidsFor(r.tag, s.C);
+      assert.ok(pids.length >= 1, "no daemon process carries the test tag");
+    });
+
+    for (const how of ["unionfs-ts umount", "umount", "fusermount3 -u"] as const) {
+      it(`${how} ends the mount and the daemon exits`, async function () {
+        const s = seed(t);
+        const r = await cliMount(t, [`${s.A}:${s.B}`, s.C], s.C);
+        const pids = daemonPidsFor(r.tag, s.C);
+        assert.ok(pids.length >= 1, "no daemon process found after mount");
+
+        const u =
+          how === "unionfs-ts umount"
+            ? await runCli(["umount", s.C])
+            : how === "umount"
+              ? run("umount", [s.C])
+              : run("fusermount3", ["-u", s.C]);
+        assert.equal(u.status, 0, `${how}: exit ${u.status}, stderr ${JSON.stringify(u.stderr)}`);
+        assert.equal(isMounted(s.C), false, `${how} returned but C is still mounted`);
+        await waitDaemonsGone(pids);
+      });
+    }
+
+    it("unionfs-ts umount of a path that is not mounted fails with one line", async function () {
+      const s = seed(t);
+      const r = await runCli(["umount", s.C]);
+      assert.notEqual(r.status, 0, showCli(r));
+      assert.match(r.stderr, /^[^\n]+\n$/, showCli(r));
+    });
+
+    it("mount -f serves in the foreground and exits 0 once unmounted", async function () {
+      const s = seed(t);
+      const m = await t.foreground(`${s.A}:${s.B}`, s.C);
+      assert.equal(m.hasExited(), false, "mount -f returned while the mount is live");
+      assert.equal(await within(fsp.readFile(path.join(s.C, "b"), "utf8"), 10_000, "read C/b"), "b from B\n");
+      const u = run("umount", [s.C]);
+      assert.equal(u.status, 0, `umount: ${u.stderr}`);
+      const { code, signal } = await within(m.exited, EXIT_DEADLINE_MS, "mount -f process after umount");
+      assert.equal(signal, null);
+      assert.equal(code, 0, `mount -f exited ${code}; stderr: ${m.stderr()}`);
+    });
+
+    it("SIGTERM to a mount -f daemon unmounts cleanly", async function () {
+      const s = seed(t);
+      const m = await t.foreground(`${s.A}:${s.B}`, s.C);
+      process.kill(m.pid, "SIGTERM");
+      const { code, signal } = await within(m.exited, EXIT_DEADLINE_MS, "mount -f process after SIGTERM");
+      assert.equal(signal, null, "died of SIGTERM instead of handling it");
+      assert.equal(code, 0, `exit ${code}; stderr: ${m.stderr()}`);
+      assert.equal(isMounted(s.C), false, "still mounted after SIGTERM");
+    });
+
+    it("-o ro: writes fail with EROFS and no branch changes", async function () {
+      const s = seed(t);
+      const before = await snapshotTree(s.root, { exact: true, exclude: (rel) => rel === "C" });
+      await cliMount(t, ["-o", "ro", `${s.A}:${s.B}`, s.C], s.C);
+      assert.equal(await within(fsp.readFile(path.join(s.C, "x"), "utf8"), 10_000, "read"), "x from A\n");
+      assert.equal(await errorCodeOf(fsp.writeFile(path.join(s.C, "new"), "n")), "EROFS");
+      assert.equal(await errorCodeOf(fsp.appendFile(path.join(s.C, "b"), "more")), "EROFS");
+      assert.equal(await errorCodeOf(fsp.unlink(path.join(s.C, "a"))), "EROFS");
+      const u = run("umount", [s.C]);
+      assert.equal(u.status, 0, u.stderr);
+      const diff = diffSnapshots(
+        before,
+        await snapshotTree(s.root, { exact: true, exclude: (rel) => rel === "C" }),
+      );
+      assert.deepEqual(diff, [], `branches changed under -o ro:\n${diff.join("\n")}`);
+    });
+
+    it("the default work dir is A/.wh..wh.unionfs and is hidden from the union", async function () {
+      const s = seed(t);
+      await cliMount(t, [`${s.A}:${s.B}`, s.C], s.C);
+      await fsp.appendFile(path.join(s.C, "b"), "change\n");
+      const names = await within(fsp.readdir(s.C), 10_000, "readdir C");
+      assert.deepEqual(
+        names.filter((n) => n.startsWith(".wh.")),
+        [],
+      );
+      assert.equal(await errorCodeOf(fsp.lstat(path.join(s.C, ".wh..wh.unionfs"))), "ENOENT");
+      assert.ok(fs.statSync(path.join(s.A, ".wh..wh.unionfs")).isDirectory(), "no work dir in A");
+      assert.equal(fs.readFileSync(path.join(s.A, "b"), "utf8"), "b from B\nchange\n");
+      assert.equal(fs.readFileSync(path.join(s.B, "b"), "utf8"), "b from B\n");
+    });
+
+    it("-o workdir=DIR builds copies there, not in A", async function () {
+      const s = seed(t);
+      const W = path.join(s.root, "W");
+      fs.mkdirSync(W);
+      await cliMount(t, ["-o", `workdir=${W}`, `${s.A}:${s.B}`, s.C], s.C);
+      await fsp.appendFile(path.join(s.C, "b"), "change\n");
+      assert.equal(fs.readFileSync(path.join(s.A, "b"), "utf8"), "b from B\nchange\n");
+      assert.equal(
+        fs.existsSync(path.join(s.A, ".wh..wh.unionfs")),
+        false,
+        "a work dir appeared in A anyway",
+      );
+    });
+
+    it("128 branches mount and all show", async function () {
+      const spec: Record<string, Record<string, ReturnType<typeof file>>> = { C: {} };
+      for (let i = 0; i < 128; i++) spec[`L${i}`] = { [`f${i}`]: file(`${i}\n`) };
+      const root = t.tree(spec);
+      const dirs = Array.from({ length: 128 }, (_v, i) => path.join(root, `L${i}`));
+      const C = path.join(root, "C");
+      await cliMount(t, [dirs.join(":"), C], C);
+      const names = await within(fsp.readdir(C), 10_000, "readdir C");
+      assert.equal(names.length, 128);
+      assert.equal(await fsp.readFile(path.join(C, "f127"), "utf8"), "127\n");
+    });
+  });
+
+  describe("after a daemon is SIGKILLed", function () {
+    const shared = useCleanup("all");
+    const t = useCleanup();
+    let s: ReturnType<typeof seed> | undefined;
+    before(function () {
+      s = seed(shared);
+    });
+
+    it("the dead mount answers at once (ENOTCONN, no hang) and teardown detaches it", async function () {
+      assert.ok(s);
+      const m = await t.foreground(`${s.A}:${s.B}`, s.C);
+      process.kill(m.pid, "SIGKILL");
+      const { signal } = await within(m.exited, EXIT_DEADLINE_MS, "daemon after SIGKILL");
+      assert.equal(signal, "SIGKILL");
+      const code = await within(errorCodeOf(fsp.stat(path.join(s.C, "x"))), 5_000, "stat on the dead mount");
+      assert.equal(code, "ENOTCONN");
+    });
+
+    it("the next test mounts on the same mountpoint", async function () {
+      assert.ok(s);
+      assert.equal(isMounted(s.C), false, "the previous test's teardown left C mounted");
+      await t.foreground(`${s.A}:${s.B}`, s.C);
+      assert.equal(await within(fsp.readFile(path.join(s.C, "x"), "utf8"), 10_000, "read C/x"), "x from A\n");
+    });
+  });
+});
