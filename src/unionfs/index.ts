@@ -7,7 +7,7 @@
 import { WorkDir } from "../cow";
 import { DirLayer, type Layer } from "../layer";
 import { fromText } from "../sys/bytes";
-import { aufsWriter } from "../whiteout";
+import { aufsWriter, overlayWriter } from "../whiteout";
 import { checkBranches, workdirOf } from "./branches";
 import type { UnionConfig } from "./config";
 import type { UnionOps } from "./types";
@@ -21,7 +21,7 @@ export function createUnion(config: UnionConfig): UnionOps {
   const workPath = workdirOf(config);
   const work = workPath === undefined ? undefined : new WorkDir(fromText(workPath));
   work?.prepare();
-  return new Union(layers, work, aufsWriter);
+  return new Union(layers, work, config.whiteout === "overlay" ? overlayWriter : aufsWriter);
 }
 
 export { Union, isPrivateXattr } from "./union";

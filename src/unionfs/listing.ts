@@ -11,7 +11,6 @@ import type { DirEntry } from "./types";
 
 /** Inode number reported in a plain READDIR entry when it is not known without a stat. */
 export const UNKNOWN_INO = 0xffffffffn;
-const S_IFCHR = 0o020000;
 
 export function mergedListing(
   layers: readonly Layer[],
@@ -26,10 +25,10 @@ export function mergedListing(
     const whiteouts = whiteoutsInListing(layer, rel, raw);
     for (const e of raw) {
       if (isReservedName(e.name) || seen.has(e.name) || hidden.has(e.name)) continue;
-      if (e.type === S_IFCHR && whiteouts.has(e.name)) continue; // an overlay whiteout itself
+      if (whiteouts.self.has(e.name)) continue; // an overlay-format whiteout itself
       seen.set(e.name, { name: e.name, type: e.type, ino: UNKNOWN_INO });
     }
-    for (const name of whiteouts) hidden.add(name);
+    for (const name of whiteouts.names) hidden.add(name);
   }
   return [...seen.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -13,7 +13,7 @@
 import type { BigIntStats } from "node:fs";
 import { LRUCache } from "lru-cache";
 import type { Layer } from "../layer";
-import { hasAufsWhiteout, isOpaque, isOverlayWhiteout, isReservedName } from "../whiteout";
+import { hasAufsWhiteout, isOpaque, isReservedName, isWhiteoutEntry } from "../whiteout";
 
 export interface Resolved {
   /** Index of the layer that provides the object (the topmost one). */
@@ -96,7 +96,7 @@ export class Resolver {
       const layer = this.layers[parentLayers[k] as number] as Layer;
       const st = layer.tryLstat(rel);
       if (st) {
-        if (layer.honoursWhiteouts && isOverlayWhiteout(st)) return undefined;
+        if (isWhiteoutEntry(layer, dirRel, rel, st)) return undefined;
         if (!isDirStat(st)) return { layer: layer.index, st, dirLayers: undefined };
         const dirLayers = this.mergeBelow(parentLayers, k, dirRel, name);
         if (cache) this.dirCache.set(`${dir === "/" ? "" : dir}/${name}`, dirLayers);
@@ -120,7 +120,7 @@ export class Resolver {
         if (layer.honoursWhiteouts && hasAufsWhiteout(layer, dirRel, name)) break;
         continue;
       }
-      if (!isDirStat(st) || (layer.honoursWhiteouts && isOverlayWhiteout(st))) break;
+      if (!isDirStat(st)) break;
       merged.push(layer.index);
       if (isOpaque(layer, rel)) break;
     }

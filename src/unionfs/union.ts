@@ -19,7 +19,14 @@ import type { Layer } from "../layer";
 import { copyUp, readOrigin, WorkDir } from "../cow";
 import { bytesOf } from "../sys/bytes";
 import * as sys from "../sys/libc";
-import { aufsWriter, isOverlayWhiteout, isReservedName, type WhiteoutWriter } from "../whiteout";
+import {
+  aufsWriter,
+  discard,
+  dropAufsWhiteout,
+  isReservedName,
+  isWhiteoutEntry,
+  type WhiteoutWriter,
+} from "../whiteout";
 import { InoMapper, toAttr } from "./attr";
 import { Handles, type OpenFile } from "./handles";
 import { mergedListing } from "./listing";
@@ -60,6 +67,8 @@ export class Union implements UnionOps {
   private readonly resolver: Resolver;
   private readonly inos: InoMapper;
   private readonly handles = new Handles();
+  /** A fresh path in the work dir (for copies under construction and entries being deleted). */
+  private readonly temp = (): string => (this.work as WorkDir).tempPath();
   /** Bumped by every copy-up, so read-only handles on lower files know to look for a newer copy. */
   private copyUpEpoch = 0;
 
@@ -184,28 +193,49 @@ export class Union implements UnionOps {
 
   // ---- creating names ------------------------------------------------------------------------------
 
-  /** Checks that `path` can be created and copies its parent up. Returns [parent, name]. */
-  private prepareCreate(path: string): [string, string] {
+  /** Checks that `path` can be created and copies its parent up. */
+  private prepareCreate(path: string): void {
     this.writable();
     const [dir, name] = splitPath(path);
     if (isReservedName(name)) throw fsError("EPERM", `names starting with .wh. are reserved: ${path}`);
     if (!this.resolver.dirLayersOf(dir)) throw fsError("ENOENT", dir);
     if (this.resolver.resolve(path)) throw fsError("EEXIST", path);
     this.ensureUpperDir(dir);
-    return [dir, name];
   }
 
-  /** After a new entry exists in the top layer: drop the whiteout it replaces. */
-  private finishCreate(dir: string, name: string): void {
-    this.wh.remove(this.writable().abs(relOf(dir)), name);
+  /**
+   * Creates a new top-layer entry at `path` with `build(abs)`. Over an overlay-format whiteout the entry
+   * is built in the work dir and swapped in with RENAME_EXCHANGE, so the name never shows the lower
+   * object in between; with `viaWork` it is built there and renamed into place (complete before it is
+   * visible). An aufs whiteout for the name is dropped last (an entry beats a whiteout meanwhile).
+   */
+  private createAt(path: string, build: (abs: string) => void, viaWork = false): void {
+    const upper = this.writable();
+    const [dir, name] = splitPath(path);
+    const rel = relOf(path);
+    const target = upper.abs(rel);
+    const st = upper.tryLstat(rel);
+    const overWhiteout = st !== undefined && isWhiteoutEntry(upper, relOf(dir), rel, st);
+    if (overWhiteout || viaWork) {
+      const tmp = this.temp();
+      try {
+        build(tmp);
+        if (overWhiteout) sys.renameat2(tmp, target, RENAME_EXCHANGE);
+        else fs.renameSync(bytesOf(tmp), bytesOf(target));
+      } finally {
+        fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
+      }
+    } else {
+      build(target);
+    }
+    dropAufsWhiteout(upper.abs(relOf(dir)), name);
   }
 
   /** New objects belong to the caller; the group comes from a set-group-ID parent directory. */
-  private own(path: string, caller: Caller): void {
-    const upper = this.writable();
-    const parent = upper.lstat(relOf(splitPath(path)[0]));
+  private own(abs: string, path: string, caller: Caller): void {
+    const parent = this.writable().lstat(relOf(splitPath(path)[0]));
     const gid = Number(parent.mode) & S_ISGID ? Number(parent.gid) : caller.gid;
-    if (caller.uid !== 0 || gid !== 0) upper.lchown(relOf(path), caller.uid, gid);
+    if (caller.uid !== 0 || gid !== 0) fs.lchownSync(bytesOf(abs), caller.uid, gid);
   }
 
   /** A directory appearing where a lower directory was deleted must hide that directory's contents. */
@@ -215,52 +245,49 @@ export class Union implements UnionOps {
   }
 
   mknod(path: string, mode: number, rdev: number, caller: Caller): Attr {
-    const [dir, name] = this.prepareCreate(path);
-    const upper = this.writable();
+    this.prepareCreate(path);
     const type = mode & S_IFMT;
     if (type === S_IFDIR) throw fsError("EINVAL", "mknod of a directory");
-    if (type === S_IFREG || type === 0) {
-      fs.closeSync(upper.open(relOf(path), fs.constants.O_WRONLY | O_CREAT | O_EXCL, mode & 0o7777));
-    } else {
-      upper.mknod(relOf(path), mode, rdev);
-    }
-    this.own(path, caller);
-    this.finishCreate(dir, name);
+    this.createAt(path, (abs) => {
+      if (type === S_IFREG || type === 0) fs.closeSync(fs.openSync(bytesOf(abs), "wx", mode & 0o7777));
+      else sys.mknod(abs, mode, rdev);
+      this.own(abs, path, caller);
+    });
     return this.getattr(path);
   }
 
   mkdir(path: string, mode: number, caller: Caller): Attr {
-    const [dir, name] = this.prepareCreate(path);
-    const upper = this.writable();
-    if (this.needsOpaque(path)) {
-      const tmp = (this.work as WorkDir).tempPath();
-      fs.mkdirSync(bytesOf(tmp), { mode: mode & 0o7777 });
-      this.wh.makeOpaque(tmp);
-      fs.renameSync(bytesOf(tmp), bytesOf(upper.abs(relOf(path))));
-    } else {
-      upper.mkdir(relOf(path), mode & 0o7777);
-    }
-    this.own(path, caller);
-    this.finishCreate(dir, name);
+    this.prepareCreate(path);
+    const opaque = this.needsOpaque(path);
+    this.createAt(
+      path,
+      (abs) => {
+        fs.mkdirSync(bytesOf(abs), { mode: mode & 0o7777 });
+        if (opaque) this.wh.makeOpaque(abs);
+        this.own(abs, path, caller);
+      },
+      opaque,
+    );
     this.resolver.invalidate();
     return this.getattr(path);
   }
 
   symlink(target: string, path: string, caller: Caller): Attr {
-    const [dir, name] = this.prepareCreate(path);
-    this.writable().symlink(target, relOf(path));
-    this.own(path, caller);
-    this.finishCreate(dir, name);
+    this.prepareCreate(path);
+    this.createAt(path, (abs) => {
+      fs.symlinkSync(bytesOf(target), bytesOf(abs));
+      this.own(abs, path, caller);
+    });
     return this.getattr(path);
   }
 
   link(existing: string, newPath: string): Attr {
     const src = this.need(existing);
     if (src.dirLayers) throw fsError("EPERM", `cannot hard-link a directory: ${existing}`);
-    const [dir, name] = this.prepareCreate(newPath);
+    this.prepareCreate(newPath);
     this.copyUpFile(existing, src, true);
-    this.writable().link(relOf(existing), relOf(newPath));
-    this.finishCreate(dir, name);
+    const from = this.writable().abs(relOf(existing));
+    this.createAt(newPath, (abs) => fs.linkSync(bytesOf(from), bytesOf(abs)));
     return this.getattr(newPath);
   }
 
@@ -270,9 +297,7 @@ export class Union implements UnionOps {
     const upper = this.writable();
     const r = this.need(path);
     if (r.dirLayers) throw fsError("EISDIR", path);
-    this.removeName(path, () => {
-      if (r.layer === upper.index) upper.unlink(relOf(path));
-    });
+    this.removeName(path, r.layer === upper.index, false);
   }
 
   rmdir(path: string): void {
@@ -281,39 +306,29 @@ export class Union implements UnionOps {
     const r = this.need(path);
     if (!r.dirLayers) throw fsError("ENOTDIR", path);
     if (mergedListing(this.layers, r.dirLayers, relOf(path)).length > 0) throw fsError("ENOTEMPTY", path);
-    this.removeName(path, () => {
-      if (r.dirLayers?.[0] === upper.index) this.removeUpperDir(relOf(path));
-    });
+    this.removeName(path, r.dirLayers[0] === upper.index, true);
     this.resolver.invalidate();
   }
 
-  /** Whiteout first (when a lower layer provides the name), then the upper entry. */
-  private removeName(path: string, removeUpper: () => void): void {
+  /** Removes the top-layer entry (if `upperHas`) and whites the name out when a lower layer has it. */
+  private removeName(path: string, upperHas: boolean, isDir: boolean): void {
+    const upper = this.writable();
     const [dir, name] = splitPath(path);
     if (this.below(path)) {
       this.ensureUpperDir(dir);
-      this.wh.write(this.writable().abs(relOf(dir)), name);
+      this.wh.remove(upper.abs(relOf(dir)), name, upperHas, this.temp);
+    } else if (upperHas) {
+      if (isDir) discard(upper.abs(relOf(path)), this.temp);
+      else upper.unlink(relOf(path));
     }
-    removeUpper();
-  }
-
-  /** Removes an upper directory whose merged view is empty: only format markers can be left in it. */
-  private removeUpperDir(rel: string): void {
-    const upper = this.writable();
-    for (const e of upper.readdir(rel)) {
-      const st = upper.lstat(`${rel}/${e.name}`);
-      if (!isReservedName(e.name) && !isOverlayWhiteout(st)) throw fsError("ENOTEMPTY", rel);
-      fs.rmSync(bytesOf(upper.abs(`${rel}/${e.name}`)), { recursive: true, force: true });
-    }
-    upper.rmdir(rel);
   }
 
   rename(from: string, to: string, flags: number): void {
-    const upper = this.writable();
     const exchange = (flags & RENAME_EXCHANGE) !== 0;
     if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) || (exchange && flags & RENAME_NOREPLACE)) {
       throw fsError("EINVAL", `rename flags ${flags}`);
     }
+    this.writable();
     const src = this.need(from);
     const [toDir, toName] = splitPath(to);
     if (isReservedName(toName)) throw fsError("EPERM", `names starting with .wh. are reserved: ${to}`);
@@ -325,13 +340,31 @@ export class Union implements UnionOps {
     this.checkRenameTypes(from, src, to, dst);
     this.moveToTop(from, src);
     this.ensureUpperDir(toDir);
-    if (dst?.dirLayers?.[0] === upper.index) this.clearMarkers(relOf(to));
-    if (src.dirLayers && this.needsOpaque(to)) this.wh.makeOpaque(upper.abs(relOf(from)));
-    const [fromDir, fromName] = splitPath(from);
-    if (this.below(from)) this.wh.write(upper.abs(relOf(fromDir)), fromName);
-    upper.rename(relOf(from), relOf(to));
-    this.finishCreate(toDir, toName);
+    this.renameInTop(from, to, src.dirLayers !== undefined, dst);
     if (src.dirLayers || dst?.dirLayers) this.resolver.invalidate();
+  }
+
+  /** The rename itself, once `from` lives entirely in the top layer and `to`'s parent exists there. */
+  private renameInTop(from: string, to: string, isDir: boolean, dst: Resolved | undefined): void {
+    const upper = this.writable();
+    const [fromDir, fromName] = splitPath(from);
+    const [toDir, toName] = splitPath(to);
+    const fromAbs = upper.abs(relOf(from));
+    const toAbs = upper.abs(relOf(to));
+    if (dst?.dirLayers?.[0] === upper.index) this.clearMarkers(relOf(to));
+    if (isDir && this.needsOpaque(to)) this.wh.makeOpaque(fromAbs);
+    const needWhiteout = this.below(from) !== undefined;
+    const toSt = upper.tryLstat(relOf(to));
+    if (isDir && toSt && isWhiteoutEntry(upper, relOf(toDir), relOf(to), toSt)) {
+      // A directory cannot replace a whiteout entry by rename: swap them; the whiteout lands on `from`.
+      sys.renameat2(fromAbs, toAbs, RENAME_EXCHANGE);
+      if (!needWhiteout) fs.unlinkSync(bytesOf(fromAbs));
+    } else if (needWhiteout) {
+      this.wh.renameWithWhiteout(upper.abs(relOf(fromDir)), fromName, toAbs, this.temp);
+    } else {
+      upper.rename(relOf(from), relOf(to));
+    }
+    dropAufsWhiteout(upper.abs(relOf(toDir)), toName);
   }
 
   /** RENAME_EXCHANGE: both names move to the top layer first, then swap in one renameat2. */
@@ -383,8 +416,9 @@ export class Union implements UnionOps {
   private clearMarkers(rel: string): void {
     const upper = this.writable();
     for (const e of upper.readdir(rel)) {
-      if (isReservedName(e.name) || isOverlayWhiteout(upper.lstat(`${rel}/${e.name}`))) {
-        fs.rmSync(bytesOf(upper.abs(`${rel}/${e.name}`)), { recursive: true, force: true });
+      const entryRel = `${rel}/${e.name}`;
+      if (isReservedName(e.name) || isWhiteoutEntry(upper, rel, entryRel, upper.lstat(entryRel))) {
+        fs.rmSync(bytesOf(upper.abs(entryRel)), { recursive: true, force: true });
       }
     }
   }
@@ -429,13 +463,15 @@ export class Union implements UnionOps {
       const fh = this.open(path, flags & ~O_CREAT);
       return { fh, attr: this.getattr(path, fh) };
     }
-    const [dir, name] = this.prepareCreate(path);
+    this.prepareCreate(path);
     const upper = this.writable();
-    const fd = upper.open(relOf(path), (flags & PASSED_OPEN_FLAGS) | O_CREAT | O_EXCL, mode & 0o7777);
+    let fd = -1;
+    this.createAt(path, (abs) => {
+      fd = fs.openSync(bytesOf(abs), (flags & PASSED_OPEN_FLAGS) | O_CREAT | O_EXCL, mode & 0o7777);
+      this.own(abs, path, caller);
+    });
     const fh = this.handles.addFile({ fd, path, layer: upper.index, flags, epoch: this.copyUpEpoch });
-    this.own(path, caller);
-    this.finishCreate(dir, name);
-    return { fh, attr: this.getattr(path) };
+    return { fh, attr: this.getattr(path, fh) };
   }
 
   read(fh: number, length: number, position: bigint): Buffer {

@@ -28,7 +28,11 @@ export interface Fixture {
 }
 
 /** Builds one dir per spec (top first) and a union over them. */
-export function makeUnion(specs: TreeSpec[], modes?: BranchMode[]): Fixture {
+export function makeUnion(
+  specs: TreeSpec[],
+  modes?: BranchMode[],
+  whiteout: "aufs" | "overlay" = "aufs",
+): Fixture {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "unionfs-unit-"));
   const dirs = specs.map((spec, i) => {
     const d = path.join(root, `b${i}`);
@@ -36,7 +40,7 @@ export function makeUnion(specs: TreeSpec[], modes?: BranchMode[]): Fixture {
     return d;
   });
   const branches = dirs.map((p, i) => ({ path: p, mode: modes?.[i] ?? (i === 0 ? "rw" : "ro") }));
-  const ops = createUnion({ branches, whiteout: "aufs" });
+  const ops = createUnion({ branches, whiteout });
   return {
     root,
     dirs,

@@ -1,0 +1,116 @@
+/**
+ * Writing deletions and opaque markers into the writable layer, in the format the mount asked for.
+ *
+ * Invariants:
+ * - `remove` leaves the name whited out and the upper entry (if any) gone. Where the filesystem allows
+ *   it is one atomic step (overlay: renameat2 RENAME_WHITEOUT); otherwise the whiteout is written
+ *   before the entry is removed, so a crash shows the old view, never a resurrected lower object.
+ * - Removed upper entries are first renamed into the work dir, then deleted there, so a directory full
+ *   of markers disappears from the union at once.
+ * - Overlay format falls back to aufs `.wh.` files where character devices cannot be made.
+ */
+import * as fs from "node:fs";
+import { codeOf } from "../errors";
+import { bytesOf } from "../sys/bytes";
+import * as sys from "../sys/libc";
+import { OPAQUE_MARKER, WH_PREFIX } from "./read";
+
+export type WhiteoutFormat = "aufs" | "overlay";
+
+const S_IFCHR = 0o020000;
+const RENAME_WHITEOUT = 4;
+
+/** Where removed entries go to die: a fresh path in the work dir per call. */
+export type TempPath = () => string;
+
+export interface WhiteoutWriter {
+  readonly format: WhiteoutFormat;
+  /** Whites out `name` in the upper directory `dir` (absolute), removing the upper entry if `hasEntry`. */
+  remove(dir: string, name: string, hasEntry: boolean, temp: TempPath): void;
+  /** Renames upper `from` to `to` (absolute), leaving `from` whited out. */
+  renameWithWhiteout(fromDir: string, fromName: string, to: string, temp: TempPath): void;
+  /** Marks the directory `dir` (absolute) opaque. Idempotent. */
+  makeOpaque(dir: string): void;
+}
+
+/** Deletes an upper entry: a rename into the work dir, then a recursive delete there. */
+export function discard(abs: string, temp: TempPath): void {
+  const tmp = temp();
+  fs.renameSync(bytesOf(abs), bytesOf(tmp));
+  fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
+}
+
+/** Removes an aufs whiteout `.wh.<name>` from `dir` if there is one. */
+export function dropAufsWhiteout(dir: string, name: string): void {
+  try {
+    fs.unlinkSync(bytesOf(`${dir}/${WH_PREFIX}${name}`));
+  } catch (err) {
+    if (codeOf(err) !== "ENOENT") throw err;
+  }
+}
+
+function touch(abs: string): void {
+  fs.closeSync(fs.openSync(bytesOf(abs), fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o444));
+}
+
+export const aufsWriter: WhiteoutWriter = {
+  format: "aufs",
+  remove(dir, name, hasEntry, temp) {
+    touch(`${dir}/${WH_PREFIX}${name}`);
+    if (hasEntry) discard(`${dir}/${name}`, temp);
+  },
+  renameWithWhiteout(fromDir, fromName, to) {
+    touch(`${fromDir}/${WH_PREFIX}${fromName}`);
+    fs.renameSync(bytesOf(`${fromDir}/${fromName}`), bytesOf(to));
+  },
+  makeOpaque(dir) {
+    touch(`${dir}/${OPAQUE_MARKER}`);
+  },
+};
+
+/** Errors meaning "this filesystem cannot do that": take the fallback path. */
+function unsupported(err: unknown): boolean {
+  const code = codeOf(err);
+  return code === "EINVAL" || code === "EOPNOTSUPP" || code === "ENOSYS" || code === "EPERM";
+}
+
+export const overlayWriter: WhiteoutWriter = {
+  format: "overlay",
+  remove(dir, name, hasEntry, temp) {
+    const target = `${dir}/${name}`;
+    if (!hasEntry) {
+      try {
+        sys.mknod(target, S_IFCHR, 0);
+      } catch (err) {
+        if (!unsupported(err)) throw err;
+        touch(`${dir}/${WH_PREFIX}${name}`);
+      }
+      return;
+    }
+    const tmp = temp();
+    try {
+      sys.renameat2(target, tmp, RENAME_WHITEOUT);
+    } catch (err) {
+      if (!unsupported(err)) throw err;
+      aufsWriter.remove(dir, name, hasEntry, temp);
+      return;
+    }
+    fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
+  },
+  renameWithWhiteout(fromDir, fromName, to, temp) {
+    try {
+      sys.renameat2(`${fromDir}/${fromName}`, to, RENAME_WHITEOUT);
+    } catch (err) {
+      if (!unsupported(err)) throw err;
+      aufsWriter.renameWithWhiteout(fromDir, fromName, to, temp);
+    }
+  },
+  makeOpaque(dir) {
+    try {
+      sys.lsetxattr(dir, "trusted.overlay.opaque", Buffer.from("y"), 0);
+    } catch (err) {
+      if (!unsupported(err)) throw err;
+      touch(`${dir}/${OPAQUE_MARKER}`);
+    }
+  },
+};
