@@ -26,16 +26,30 @@ function buildProgram(setCode: (code: number) => void): Command {
     .configureOutput({ outputError: (str, write) => write(`unionfs-ts: ${str.replace(/^error: /, "")}`) });
 
   program
-    .command("mount")
-    .description("merge BRANCHES (top first, e.g. A:B or A=rw:B=ro) on MOUNTPOINT")
-    .argument("<branches>", "branch list, top first: DIR[=rw|ro|ro+wh|rr][:DIR…]")
-    .argument("<mountpoint>", "an existing directory")
+    .command("mount", { isDefault: true })
+    .description(
+      "merge BRANCHES (top first, e.g. A:B or A=rw:B=ro) on MOUNTPOINT; or -o lowerdir=… MOUNTPOINT",
+    )
+    .argument(
+      "[branches]",
+      "branch list, top first: DIR[=rw|ro|ro+wh|rr][:DIR…] (only a name with lowerdir=)",
+    )
+    .argument("[mountpoint]", "an existing directory")
     .option("-f, --foreground", "serve in the foreground until unmounted")
-    .option("-o, --options <list>", "mount options: workdir=DIR, ro, debug (repeatable)", collect, [])
+    .option(
+      "-o, --options <list>",
+      "mount options (repeatable): workdir=DIR, ro, whiteout=aufs|overlay, debug; or the fuse-overlayfs " +
+        "set lowerdir=L1:L2,upperdir=U,workdir=W,uidmapping=…,gidmapping=…,squash_to_uid=…,noxattrs=1,fsync=0",
+      collect,
+      [],
+    )
+    .option("-d, --debug", "log every request (same as -o debug)")
     .option("-v, --verbose", "say more")
-    .action(async (branches: string, mountpoint: string, flags) =>
-      setCode(await mountCommand(branches, mountpoint, flags)),
-    );
+    .action(async (first: string | undefined, second: string | undefined, flags) => {
+      const positionals = [first, second].filter((a): a is string => a !== undefined);
+      if (flags.debug) flags.options.push("debug");
+      setCode(await mountCommand(positionals, flags));
+    });
 
   program
     .command("umount")

@@ -8,7 +8,6 @@
  *   once it is ready, so a caller capturing them (a container engine) is not held up.
  */
 import { spawn } from "node:child_process";
-import * as nodePath from "node:path";
 import { checkBranches, checkMountpoint, checkWorkdir } from "../unionfs/branches";
 import { buildMountOptions } from "./options";
 import { serve } from "./serve";
@@ -21,19 +20,21 @@ export interface MountFlags {
 
 const DAEMON_ENV = "UNIONFS_TS_DAEMON";
 
-export async function mountCommand(
-  branchList: string,
-  mountpoint: string,
-  flags: MountFlags,
-): Promise<number> {
-  const cwd = process.cwd();
-  const { config, debug } = buildMountOptions(branchList, flags.options, cwd);
-  checkBranches(config.branches);
-  checkWorkdir(config);
-  const mnt = nodePath.resolve(cwd, mountpoint);
-  checkMountpoint(mnt, config);
-  if (flags.foreground || process.env[DAEMON_ENV] === "1") {
-    return serve({ mountpoint: mnt, config, fsname: fsnameOf(branchList), debug, verbose: flags.verbose === true });
+export async function mountCommand(positionals: string[], flags: MountFlags): Promise<number> {
+  const m = buildMountOptions(positionals, flags.options, process.cwd());
+  checkBranches(m.config.branches);
+  checkWorkdir(m.config);
+  checkMountpoint(m.mountpoint, m.config);
+  const daemon = process.env[DAEMON_ENV] === "1";
+  if (!daemon) for (const w of m.warnings) process.stderr.write(`unionfs-ts: warning: ${w}\n`);
+  if (flags.foreground || daemon) {
+    return serve({
+      mountpoint: m.mountpoint,
+      config: m.config,
+      fsname: fsnameOf(m.fsname),
+      debug: m.debug,
+      verbose: flags.verbose === true,
+    });
   }
   return daemonize();
 }

@@ -1,17 +1,58 @@
 /**
- * `-o` mount options: parsing the comma-separated list and turning it plus a branch list into a config.
+ * Mount arguments: the branch-list form (`mount A:B C`) and the fuse-overlayfs form
+ * (`-o lowerdir=L1:L2,upperdir=U,workdir=W MNT`, as container engines call a `mount_program`).
  *
  * Invariants: parsing never touches the disk; empty items are ignored (engines pass `a,,b` and trailing
- * commas); commas inside double quotes do not split; an unknown option is a `UsageError`.
+ * commas); commas inside double quotes do not split; an unknown option is an error in the branch-list
+ * form and a warning in the fuse-overlayfs form (as fuse-overlayfs does); relative paths are resolved
+ * against the caller's cwd.
  */
+import * as nodePath from "node:path";
 import { UsageError, parseBranches } from "../unionfs/branches";
 import type { BranchSpec, UnionConfig } from "../unionfs/config";
-import * as nodePath from "node:path";
+import { parseIdRanges } from "../unionfs/idmap";
 
 export interface MountOptions {
   config: UnionConfig;
+  mountpoint: string;
+  fsname: string;
   debug: boolean;
+  warnings: string[];
 }
+
+/** Options every form accepts and ignores: generic mount flags and kernel-overlayfs tuning. */
+const IGNORED = new Set([
+  "rw",
+  "allow_other",
+  "default_permissions",
+  "dev",
+  "nodev",
+  "suid",
+  "nosuid",
+  "exec",
+  "noexec",
+  "atime",
+  "noatime",
+  "relatime",
+  "strictatime",
+  "nodiratime",
+  "async",
+  "volatile",
+  "fsname",
+  "subtype",
+  "context",
+  "xattr_permissions",
+  "redirect_dir",
+  "index",
+  "metacopy",
+  "xino",
+  "static_nlink",
+  "threaded",
+  "timeout",
+  "plugins",
+  "noacl",
+  "userxattr",
+]);
 
 /** Splits `a=1,b="x,y",,c` into ["a=1", 'b="x,y"', "c"]. */
 export function splitOptionList(list: string): string[] {
@@ -30,41 +71,121 @@ export function splitOptionList(list: string): string[] {
   return out;
 }
 
-/** Builds the union config from the branch list and every `-o` value given. */
+type Option = { key: string; value: string | undefined };
+
+function parseItems(optionLists: readonly string[]): Option[] {
+  return optionLists.flatMap(splitOptionList).map((item) => {
+    const eq = item.indexOf("=");
+    return eq < 0 ? { key: item, value: undefined } : { key: item.slice(0, eq), value: item.slice(eq + 1) };
+  });
+}
+
+/**
+ * Builds the mount from the positional arguments (`[BRANCHES|FSNAME] MOUNTPOINT`) and every `-o` list.
+ * With `lowerdir=` the branches come from the options and a first positional is only a name.
+ */
 export function buildMountOptions(
-  branchList: string,
+  positionals: readonly string[],
   optionLists: readonly string[],
   cwd: string,
 ): MountOptions {
-  const branches: BranchSpec[] = parseBranches(branchList, cwd);
-  const config: UnionConfig = { branches, whiteout: "aufs" };
-  let debug = false;
-  for (const item of optionLists.flatMap(splitOptionList)) {
-    const eq = item.indexOf("=");
-    const key = eq < 0 ? item : item.slice(0, eq);
-    const value = eq < 0 ? undefined : item.slice(eq + 1);
-    switch (key) {
-      case "workdir":
-        config.workdir = nodePath.resolve(cwd, requireValue(key, value));
-        break;
-      case "ro":
-        for (const b of branches) if (b.mode === "rw") b.mode = "ro";
-        break;
-      case "rw":
-      case "allow_other":
-      case "default_permissions":
-        break;
-      case "debug":
-        debug = true;
-        break;
-      default:
-        throw new UsageError(`unknown mount option '${key}'`);
-    }
+  if (positionals.length === 0 || positionals.length > 2) {
+    throw new UsageError("expected BRANCHES MOUNTPOINT, or -o lowerdir=… MOUNTPOINT");
   }
-  return { config, debug };
+  const items = parseItems(optionLists);
+  const overlayStyle = items.some((o) => o.key === "lowerdir");
+  const mountpoint = nodePath.resolve(cwd, positionals[positionals.length - 1] as string);
+  let branches: BranchSpec[];
+  let fsname: string;
+  if (overlayStyle) {
+    branches = overlayBranches(items, cwd);
+    fsname = positionals.length === 2 ? (positionals[0] as string) : "unionfs-ts";
+  } else {
+    if (positionals.length !== 2) throw new UsageError("expected BRANCHES MOUNTPOINT (or -o lowerdir=…)");
+    fsname = positionals[0] as string;
+    branches = parseBranches(fsname, cwd);
+  }
+  const config: UnionConfig = { branches, whiteout: overlayStyle ? "overlay" : "aufs" };
+  const out: MountOptions = { config, mountpoint, fsname, debug: false, warnings: [] };
+  for (const o of items) applyOption(out, o, cwd, overlayStyle);
+  return out;
 }
 
-function requireValue(key: string, value: string | undefined): string {
-  if (value === undefined || value.length === 0) throw new UsageError(`mount option '${key}' needs a value`);
-  return value;
+function overlayBranches(items: Option[], cwd: string): BranchSpec[] {
+  const get = (k: string): string | undefined => items.filter((o) => o.key === k).pop()?.value;
+  const lower = get("lowerdir");
+  if (!lower) throw new UsageError("mount option 'lowerdir' needs a value");
+  const lowers = lower.split(":").map((p, i) => {
+    if (p.length === 0) throw new UsageError(`empty directory at position ${i + 1} of lowerdir`);
+    return { path: nodePath.resolve(cwd, p), mode: "ro" as const };
+  });
+  const upper = get("upperdir");
+  const work = get("workdir");
+  if (upper === undefined && work !== undefined) throw new UsageError("workdir= needs upperdir=");
+  if (upper !== undefined && work === undefined) throw new UsageError("upperdir= needs workdir=");
+  return upper === undefined ? lowers : [{ path: nodePath.resolve(cwd, upper), mode: "rw" }, ...lowers];
+}
+
+function applyOption(out: MountOptions, o: Option, cwd: string, overlayStyle: boolean): void {
+  const c = out.config;
+  switch (o.key) {
+    case "lowerdir":
+    case "upperdir":
+      if (!overlayStyle) throw new UsageError(`'${o.key}' cannot be combined with a branch list`);
+      return;
+    case "workdir":
+      c.workdir = nodePath.resolve(cwd, need(o));
+      return;
+    case "ro":
+      for (const b of c.branches) if (b.mode === "rw") b.mode = "ro";
+      return;
+    case "debug":
+      out.debug = true;
+      return;
+    case "whiteout": {
+      const v = need(o);
+      if (v !== "aufs" && v !== "overlay")
+        throw new UsageError(`whiteout= must be aufs or overlay, not '${v}'`);
+      c.whiteout = v;
+      return;
+    }
+    case "uidmapping":
+      c.uidMap = parseIdRanges(need(o), "uidmapping");
+      return;
+    case "gidmapping":
+      c.gidMap = parseIdRanges(need(o), "gidmapping");
+      return;
+    case "squash_to_root":
+      c.squashUid = 0;
+      c.squashGid = 0;
+      return;
+    case "squash_to_uid":
+      c.squashUid = idValue(o);
+      return;
+    case "squash_to_gid":
+      c.squashGid = idValue(o);
+      return;
+    case "noxattrs":
+      c.noXattrs = o.value !== "0";
+      return;
+    case "fsync":
+      c.noFsync = o.value === "0";
+      return;
+  }
+  if (IGNORED.has(o.key)) return;
+  if (!overlayStyle) throw new UsageError(`unknown mount option '${o.key}'`);
+  out.warnings.push(`unknown mount option '${o.key}' ignored`);
+}
+
+function need(o: Option): string {
+  if (o.value === undefined || o.value.length === 0)
+    throw new UsageError(`mount option '${o.key}' needs a value`);
+  return o.value;
+}
+
+function idValue(o: Option): number {
+  const n = Number(need(o));
+  if (!Number.isInteger(n) || n < 0)
+    throw new UsageError(`mount option '${o.key}' needs an id, not '${o.value}'`);
+  return n;
 }

@@ -19,10 +19,26 @@ export interface BranchSpec {
 /** How whiteouts and opaque markers are written into the writable branch. */
 export type WhiteoutFormat = "aufs" | "overlay";
 
+export interface IdRangeSpec {
+  disk: number;
+  shown: number;
+  count: number;
+}
+
 export interface UnionConfig {
   /** Top first. */
   branches: BranchSpec[];
   /** Where copy-ups are built before being renamed into place; default: inside the rw branch. */
   workdir?: string;
   whiteout: WhiteoutFormat;
+  /** uid/gid mapping between disk and the mount (fuse-overlayfs uidmapping/gidmapping). */
+  uidMap?: IdRangeSpec[];
+  gidMap?: IdRangeSpec[];
+  /** Show every file as owned by this uid/gid. */
+  squashUid?: number;
+  squashGid?: number;
+  /** Extended attributes are not supported through the mount (EOPNOTSUPP). */
+  noXattrs?: boolean;
+  /** fsync and fdatasync return at once without syncing (fsync=0; for volatile containers). */
+  noFsync?: boolean;
 }

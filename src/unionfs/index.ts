@@ -12,6 +12,7 @@ import { checkBranches, workdirOf } from "./branches";
 import type { UnionConfig } from "./config";
 import type { UnionOps } from "./types";
 import { Union } from "./union";
+import { IdMap } from "./idmap";
 
 export function createUnion(config: UnionConfig): UnionOps {
   checkBranches(config.branches);
@@ -21,10 +22,16 @@ export function createUnion(config: UnionConfig): UnionOps {
   const workPath = workdirOf(config);
   const work = workPath === undefined ? undefined : new WorkDir(fromText(workPath));
   work?.prepare();
-  return new Union(layers, work, config.whiteout === "overlay" ? overlayWriter : aufsWriter);
+  return new Union(layers, work, config.whiteout === "overlay" ? overlayWriter : aufsWriter, {
+    uids: new IdMap(config.uidMap, config.squashUid),
+    gids: new IdMap(config.gidMap, config.squashGid),
+    noXattrs: config.noXattrs,
+    noFsync: config.noFsync,
+  });
 }
 
-export { Union, isPrivateXattr } from "./union";
+export { Union, isPrivateXattr, type UnionOptions } from "./union";
+export { IdMap, parseIdRanges, OVERFLOW_ID } from "./idmap";
 export {
   parseBranches,
   checkBranches,

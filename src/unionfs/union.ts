@@ -28,6 +28,7 @@ import {
   type WhiteoutWriter,
 } from "../whiteout";
 import { InoMapper, toAttr } from "./attr";
+import { IdMap } from "./idmap";
 import { Handles, type OpenFile } from "./handles";
 import { mergedListing } from "./listing";
 import { materialize } from "./materialize";
@@ -62,7 +63,17 @@ export function isPrivateXattr(name: string): boolean {
   );
 }
 
+/** Behaviour switches of a union beyond its layers. */
+export interface UnionOptions {
+  uids?: IdMap;
+  gids?: IdMap;
+  noXattrs?: boolean;
+  noFsync?: boolean;
+}
+
 export class Union implements UnionOps {
+  private readonly uids: IdMap;
+  private readonly gids: IdMap;
   private readonly upper: Layer | undefined;
   private readonly resolver: Resolver;
   private readonly inos: InoMapper;
@@ -76,6 +87,7 @@ export class Union implements UnionOps {
     readonly layers: readonly Layer[],
     private readonly work: WorkDir | undefined,
     private readonly wh: WhiteoutWriter = aufsWriter,
+    private readonly opts: UnionOptions = {},
   ) {
     const top = layers[0];
     if (!top) throw fsError("EINVAL", "a union needs at least one layer");
@@ -83,6 +95,8 @@ export class Union implements UnionOps {
     if (this.upper && !work) throw fsError("EINVAL", "a writable union needs a work dir");
     this.resolver = new Resolver(layers);
     this.inos = new InoMapper(layers);
+    this.uids = opts.uids ?? new IdMap();
+    this.gids = opts.gids ?? new IdMap();
   }
 
   // ---- lookups -------------------------------------------------------------------------------------
@@ -103,7 +117,14 @@ export class Union implements UnionOps {
   }
 
   private attrOf(path: string, r: Resolved): Attr {
-    return toAttr(r.st, this.inoOf(path, r));
+    return this.shown(toAttr(r.st, this.inoOf(path, r)));
+  }
+
+  /** Attributes with ownership as the mount shows it (uid/gid mapping, squashing). */
+  private shown(a: Attr): Attr {
+    if (!this.uids.identity) a.uid = this.uids.toShown(a.uid);
+    if (!this.gids.identity) a.gid = this.gids.toShown(a.gid);
+    return a;
   }
 
   /**
@@ -234,8 +255,9 @@ export class Union implements UnionOps {
   /** New objects belong to the caller; the group comes from a set-group-ID parent directory. */
   private own(abs: string, path: string, caller: Caller): void {
     const parent = this.writable().lstat(relOf(splitPath(path)[0]));
-    const gid = Number(parent.mode) & S_ISGID ? Number(parent.gid) : caller.gid;
-    if (caller.uid !== 0 || gid !== 0) fs.lchownSync(bytesOf(abs), caller.uid, gid);
+    const uid = this.uids.toDisk(caller.uid);
+    const gid = Number(parent.mode) & S_ISGID ? Number(parent.gid) : this.gids.toDisk(caller.gid);
+    if (uid !== 0 || gid !== 0) fs.lchownSync(bytesOf(abs), uid, gid);
   }
 
   /** A directory appearing where a lower directory was deleted must hide that directory's contents. */
@@ -437,7 +459,11 @@ export class Union implements UnionOps {
         fs.ftruncateSync(f.fd, Number(req.size));
       else upper.truncate(rel, req.size);
     }
-    if (req.uid !== undefined || req.gid !== undefined) upper.lchown(rel, req.uid ?? -1, req.gid ?? -1);
+    if (req.uid !== undefined || req.gid !== undefined) {
+      const uid = req.uid === undefined ? -1 : this.uids.toDisk(req.uid);
+      const gid = req.gid === undefined ? -1 : this.gids.toDisk(req.gid);
+      upper.lchown(rel, uid, gid);
+    }
     if (req.mode !== undefined && (Number(r.st.mode) & S_IFMT) !== S_IFLNK) upper.chmod(rel, req.mode);
     if (req.atime !== undefined || req.mtime !== undefined) upper.utimens(rel, req.atime, req.mtime);
     return this.getattr(path);
@@ -510,6 +536,7 @@ export class Union implements UnionOps {
 
   fsync(fh: number, datasync: boolean): void {
     const f = this.handles.file(fh);
+    if (this.opts.noFsync) return;
     if (datasync) fs.fdatasyncSync(f.fd);
     else fs.fsyncSync(f.fd);
   }
@@ -560,17 +587,20 @@ export class Union implements UnionOps {
   // ---- extended attributes -------------------------------------------------------------------------
 
   setxattr(path: string, name: string, value: Buffer, flags: number): void {
+    this.xattrsAllowed();
     if (isPrivateXattr(name)) throw fsError("EPERM", `reserved attribute ${name}`);
     this.writable().setxattr(this.copyUpAny(path), name, value, flags);
   }
 
   getxattr(path: string, name: string): Buffer {
+    this.xattrsAllowed();
     const r = this.need(path);
     if (isPrivateXattr(name)) throw fsError("ENODATA", name);
     return this.layer(r.layer).getxattr(relOf(path), name);
   }
 
   listxattr(path: string): string[] {
+    this.xattrsAllowed();
     const r = this.need(path);
     return this.layer(r.layer)
       .listxattr(relOf(path))
@@ -578,11 +608,16 @@ export class Union implements UnionOps {
   }
 
   removexattr(path: string, name: string): void {
+    this.xattrsAllowed();
     if (isPrivateXattr(name)) throw fsError("ENODATA", name);
     const r = this.need(path);
     // Removing an attribute the object does not have must not copy it up.
     this.layer(r.layer).getxattr(relOf(path), name);
     this.writable().removexattr(this.copyUpAny(path), name);
+  }
+
+  private xattrsAllowed(): void {
+    if (this.opts.noXattrs) throw fsError("EOPNOTSUPP", "extended attributes are off (noxattrs)");
   }
 
   destroy(): void {
