@@ -70,4 +70,13 @@ if [ -d dist ]; then
 fi
 say "compiling TypeScript (npx tsc -p .)"
 npx --no-install tsc -p . || die "TypeScript compilation failed (see above)"
+chmod +x dist/src/cli/main.js dist/src/cli/mount-helper.js
+
+# mount(8) looks for `mount.fuse.unionfs-ts` in /sbin: point it at this checkout's helper, so that
+# `mount -t fuse.unionfs-ts SRC MNT -o lowerdir=…` works (union test suites mount this way).
+helper="$PWD/dist/src/cli/mount-helper.js"
+if [ "$(readlink /sbin/mount.fuse.unionfs-ts 2>/dev/null)" != "$helper" ]; then
+  say "installing /sbin/mount.fuse.unionfs-ts -> $helper"
+  ln -sfn "$helper" /sbin/mount.fuse.unionfs-ts
+fi
 say "ready"
