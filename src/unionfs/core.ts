@@ -1,0 +1,202 @@
+/**
+ * The union's foundation: its layers, lookups, reported attributes and copy-up.
+ *
+ * Invariants:
+ * - Only the top layer is ever written, and only when it is writable; otherwise every change is EROFS.
+ * - Anything changed that lives in a lower layer is copied up first (parents before children), through
+ *   the work dir, so the lower layers stay byte-for-byte unchanged.
+ * - Calls are synchronous and the transport serves one request at a time: operations on one path are
+ *   therefore serialised.
+ */
+import * as fs from "node:fs";
+import { fsError } from "../errors";
+import type { Layer } from "../layer";
+import { copyUp, readOrigin, type WorkDir } from "../cow";
+import { aufsWriter, type WhiteoutWriter } from "../whiteout";
+const S_IFMT = 0o170000;
+const S_IFLNK = 0o120000;
+import { InoMapper, toAttr } from "./attr";
+import { IdMap } from "./idmap";
+import { Handles } from "./handles";
+import { materialize } from "./materialize";
+import { isDirStat, relOf, Resolver, splitPath, type Resolved } from "./resolve";
+import type { Attr } from "./types";
+
+/** Extended attributes that are layer bookkeeping, never shown or copied. */
+export function isPrivateXattr(name: string): boolean {
+  return (
+    name.startsWith("trusted.overlay.") ||
+    name.startsWith("user.overlay.") ||
+    name.startsWith("trusted.unionfs.")
+  );
+}
+
+/** Behaviour switches of a union beyond its layers. */
+export interface UnionOptions {
+  uids?: IdMap;
+  gids?: IdMap;
+  noXattrs?: boolean;
+  noFsync?: boolean;
+}
+
+export class UnionCore {
+  protected readonly uids: IdMap;
+  protected readonly gids: IdMap;
+  protected readonly upper: Layer | undefined;
+  protected readonly resolver: Resolver;
+  protected readonly inos: InoMapper;
+  protected readonly handles = new Handles();
+  /** A fresh path in the work dir (for copies under construction and entries being deleted). */
+  protected readonly temp = (): string => (this.work as WorkDir).tempPath();
+  /** Bumped by every copy-up, so read-only handles on lower files know to look for a newer copy. */
+  protected copyUpEpoch = 0;
+
+  constructor(
+    readonly layers: readonly Layer[],
+    protected readonly work: WorkDir | undefined,
+    protected readonly wh: WhiteoutWriter = aufsWriter,
+    protected readonly opts: UnionOptions = {},
+  ) {
+    const top = layers[0];
+    if (!top) throw fsError("EINVAL", "a union needs at least one layer");
+    this.upper = top.writable ? top : undefined;
+    if (this.upper && !work) throw fsError("EINVAL", "a writable union needs a work dir");
+    this.resolver = new Resolver(layers);
+    this.inos = new InoMapper(layers);
+    this.uids = opts.uids ?? new IdMap();
+    this.gids = opts.gids ?? new IdMap();
+  }
+
+  // ---- lookups -------------------------------------------------------------------------------------
+
+  protected need(path: string): Resolved {
+    const r = this.resolver.resolve(path);
+    if (!r) throw fsError("ENOENT", path);
+    return r;
+  }
+
+  protected layer(i: number): Layer {
+    return this.layers[i] as Layer;
+  }
+
+  protected writable(): Layer {
+    if (!this.upper) throw fsError("EROFS", "the union has no writable branch");
+    return this.upper;
+  }
+
+  protected attrOf(path: string, r: Resolved): Attr {
+    return this.shown(toAttr(r.st, this.inoOf(path, r)));
+  }
+
+  /** Attributes with ownership as the mount shows it (uid/gid mapping, squashing). */
+  protected shown(a: Attr): Attr {
+    if (!this.uids.identity) a.uid = this.uids.toShown(a.uid);
+    if (!this.gids.identity) a.gid = this.gids.toShown(a.gid);
+    return a;
+  }
+
+  /**
+   * The inode number the union reports: a copied-up object keeps the number of its original (recorded
+   * at copy-up), and a merged directory reports its bottom-most layer's, so copy-up never changes it.
+   */
+  protected inoOf(path: string, r: Resolved): bigint {
+    if (!r.dirLayers && r.layer === this.upper?.index) {
+      return readOrigin(this.upper.abs(relOf(path))) ?? this.inos.ino(r.st);
+    }
+    let ino = this.inos.ino(r.st);
+    const bottom = r.dirLayers?.[r.dirLayers.length - 1];
+    if (bottom !== undefined && bottom !== r.layer) {
+      const st = this.layer(bottom).tryLstat(relOf(path));
+      if (st) ino = this.inos.ino(st);
+    }
+    return ino;
+  }
+
+  /** Is something provided at `path` by a layer below the top one (ignoring the top layer's whiteouts)? */
+  protected below(path: string): Resolved | undefined {
+    if (path === "/") return undefined;
+    const [dir, name] = splitPath(path);
+    return this.resolver.lookupBelow(dir, name, 0);
+  }
+
+  getattr(path: string, fh?: number): Attr {
+    const f = this.handles.maybeFile(fh);
+    if (f) {
+      const st = fs.fstatSync(f.fd, { bigint: true });
+      const r = this.resolver.resolve(path);
+      return r && !isDirStat(r.st) && r.st.ino === st.ino
+        ? this.attrOf(path, r)
+        : toAttr(st, this.inos.ino(st));
+    }
+    return this.attrOf(path, this.need(path));
+  }
+
+  readlink(path: string): string {
+    const r = this.need(path);
+    if ((Number(r.st.mode) & S_IFMT) !== S_IFLNK) throw fsError("EINVAL", path);
+    return this.layer(r.layer).readlink(relOf(path));
+  }
+
+  access(path: string, mask: number): void {
+    this.need(path);
+    if (mask & fs.constants.W_OK && !this.upper) throw fsError("EROFS", path);
+  }
+
+  // ---- copy-up -------------------------------------------------------------------------------------
+
+  /** Makes sure directory `path` exists in the writable layer, copying it (and its parents) up. */
+  protected ensureUpperDir(path: string): void {
+    const upper = this.writable();
+    const dirLayers = this.resolver.dirLayersOf(path);
+    if (!dirLayers) throw fsError("ENOENT", path);
+    if (dirLayers[0] === upper.index) return;
+    this.ensureUpperDir(splitPath(path)[0]);
+    this.copyUpObject(path, this.need(path), true);
+    this.resolver.invalidate();
+  }
+
+  /** Copies the non-directory at `path` up (its parent first). No-op when it is already in the top layer. */
+  protected copyUpFile(path: string, r: Resolved, withData: boolean): void {
+    if (r.layer === this.writable().index) return;
+    this.ensureUpperDir(splitPath(path)[0]);
+    this.copyUpObject(path, r, withData);
+  }
+
+  protected copyUpObject(path: string, r: Resolved, withData: boolean): void {
+    const upper = this.writable();
+    copyUp(this.layer(r.layer), relOf(path), r.st, upper, this.work as WorkDir, {
+      withData,
+      skipXattr: isPrivateXattr,
+      origin: r.dirLayers ? undefined : this.inos.ino(r.st),
+    });
+    this.copyUpEpoch++;
+  }
+
+  /** Copies up whatever `path` is (file or directory); returns its layer-relative path. */
+  protected copyUpAny(path: string): string {
+    const r = this.need(path);
+    if (r.dirLayers) this.ensureUpperDir(path);
+    else this.copyUpFile(path, r, true);
+    return relOf(path);
+  }
+
+  protected moveToTop(path: string, r: Resolved): void {
+    if (!r.dirLayers) return this.copyUpFile(path, r, true);
+    materialize(
+      {
+        layers: this.layers,
+        upper: this.writable(),
+        work: this.work as WorkDir,
+        resolver: this.resolver,
+        wh: this.wh,
+        skipXattr: isPrivateXattr,
+        inoOf: (st) => this.inos.ino(st),
+        ensureUpperDir: (p) => this.ensureUpperDir(p),
+      },
+      path,
+      splitPath(path)[0],
+      r,
+    );
+    this.copyUpEpoch++;
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * Names in the union: creating, deleting and renaming them.
+ *
+ * Invariants:
+ * - Deleting a name that a lower layer still provides leaves a whiteout. Crash ordering: a whiteout is
+ *   written before the upper entry it replaces is removed (or both happen in one renameat2), and a new
+ *   upper entry is in place before the whiteout it replaces is dropped (an entry beats a whiteout in the
+ *   same layer), so a crash leaves the old or the new view, never one with a lower object resurrected.
+ * - A directory created (or renamed) where a lower directory was deleted is opaque.
+ * - A directory that lives (partly) in a lower layer is renamed by materializing it first; there is no
+ *   EXDEV.
+ */
+import * as fs from "node:fs";
+import { fsError } from "../errors";
+import { bytesOf } from "../sys/bytes";
+import * as sys from "../sys/libc";
+import { discard, dropAufsWhiteout, isReservedName, isWhiteoutEntry } from "../whiteout";
+import { UnionCore } from "./core";
+import { mergedListing } from "./listing";
+import { relOf, splitPath, type Resolved } from "./resolve";
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, type Attr, type Caller } from "./types";
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_ISGID = 0o2000;
+
+export class UnionNamespace extends UnionCore {
+  // ---- creating names ------------------------------------------------------------------------------
+
+  /** Checks that `path` can be created and copies its parent up. */
+  protected prepareCreate(path: string): void {
+    this.writable();
+    const [dir, name] = splitPath(path);
+    if (isReservedName(name)) throw fsError("EPERM", `names starting with .wh. are reserved: ${path}`);
+    if (!this.resolver.dirLayersOf(dir)) throw fsError("ENOENT", dir);
+    if (this.resolver.resolve(path)) throw fsError("EEXIST", path);
+    this.ensureUpperDir(dir);
+  }
+
+  /**
+   * Creates a new top-layer entry at `path` with `build(abs)`. Over an overlay-format whiteout the entry
+   * is built in the work dir and swapped in with RENAME_EXCHANGE, so the name never shows the lower
+   * object in between; with `viaWork` it is built there and renamed into place (complete before it is
+   * visible). An aufs whiteout for the name is dropped last (an entry beats a whiteout meanwhile).
+   */
+  protected createAt(path: string, build: (abs: string) => void, viaWork = false): void {
+    const upper = this.writable();
+    const [dir, name] = splitPath(path);
+    const rel = relOf(path);
+    const target = upper.abs(rel);
+    const st = upper.tryLstat(rel);
+    const overWhiteout = st !== undefined && isWhiteoutEntry(upper, relOf(dir), rel, st);
+    if (overWhiteout || viaWork) {
+      const tmp = this.temp();
+      try {
+        build(tmp);
+        if (overWhiteout) sys.renameat2(tmp, target, RENAME_EXCHANGE);
+        else fs.renameSync(bytesOf(tmp), bytesOf(target));
+      } finally {
+        fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
+      }
+    } else {
+      build(target);
+    }
+    dropAufsWhiteout(upper.abs(relOf(dir)), name);
+  }
+
+  /** New objects belong to the caller; the group comes from a set-group-ID parent directory. */
+  protected own(abs: string, path: string, caller: Caller): void {
+    const parent = this.writable().lstat(relOf(splitPath(path)[0]));
+    const uid = this.uids.toDisk(caller.uid);
+    const gid = Number(parent.mode) & S_ISGID ? Number(parent.gid) : this.gids.toDisk(caller.gid);
+    if (uid !== 0 || gid !== 0) fs.lchownSync(bytesOf(abs), uid, gid);
+  }
+
+  /** A directory appearing where a lower directory was deleted must hide that directory's contents. */
+  protected needsOpaque(path: string): boolean {
+    const b = this.below(path);
+    return b !== undefined && b.dirLayers !== undefined;
+  }
+
+  mknod(path: string, mode: number, rdev: number, caller: Caller): Attr {
+    this.prepareCreate(path);
+    const type = mode & S_IFMT;
+    if (type === S_IFDIR) throw fsError("EINVAL", "mknod of a directory");
+    this.createAt(path, (abs) => {
+      if (type === S_IFREG || type === 0) fs.closeSync(fs.openSync(bytesOf(abs), "wx", mode & 0o7777));
+      else sys.mknod(abs, mode, rdev);
+      this.own(abs, path, caller);
+    });
+    return this.getattr(path);
+  }
+
+  mkdir(path: string, mode: number, caller: Caller): Attr {
+    this.prepareCreate(path);
+    const opaque = this.needsOpaque(path);
+    this.createAt(
+      path,
+      (abs) => {
+        fs.mkdirSync(bytesOf(abs), { mode: mode & 0o7777 });
+        if (opaque) this.wh.makeOpaque(abs);
+        this.own(abs, path, caller);
+      },
+      opaque,
+    );
+    this.resolver.invalidate();
+    return this.getattr(path);
+  }
+
+  symlink(target: string, path: string, caller: Caller): Attr {
+    this.prepareCreate(path);
+    this.createAt(path, (abs) => {
+      fs.symlinkSync(bytesOf(target), bytesOf(abs));
+      this.own(abs, path, caller);
+    });
+    return this.getattr(path);
+  }
+
+  link(existing: string, newPath: string): Attr {
+    const src = this.need(existing);
+    if (src.dirLayers) throw fsError("EPERM", `cannot hard-link a directory: ${existing}`);
+    this.prepareCreate(newPath);
+    this.copyUpFile(existing, src, true);
+    const from = this.writable().abs(relOf(existing));
+    this.createAt(newPath, (abs) => fs.linkSync(bytesOf(from), bytesOf(abs)));
+    return this.getattr(newPath);
+  }
+
+  // ---- deleting names ------------------------------------------------------------------------------
+
+  unlink(path: string): void {
+    const upper = this.writable();
+    const r = this.need(path);
+    if (r.dirLayers) throw fsError("EISDIR", path);
+    this.removeName(path, r.layer === upper.index, false);
+  }
+
+  rmdir(path: string): void {
+    const upper = this.writable();
+    if (path === "/") throw fsError("EBUSY", "cannot remove the root");
+    const r = this.need(path);
+    if (!r.dirLayers) throw fsError("ENOTDIR", path);
+    if (mergedListing(this.layers, r.dirLayers, relOf(path)).length > 0) throw fsError("ENOTEMPTY", path);
+    this.removeName(path, r.dirLayers[0] === upper.index, true);
+    this.resolver.invalidate();
+  }
+
+  /** Removes the top-layer entry (if `upperHas`) and whites the name out when a lower layer has it. */
+  protected removeName(path: string, upperHas: boolean, isDir: boolean): void {
+    const upper = this.writable();
+    const [dir, name] = splitPath(path);
+    if (this.below(path)) {
+      this.ensureUpperDir(dir);
+      this.wh.remove(upper.abs(relOf(dir)), name, upperHas, this.temp);
+    } else if (upperHas) {
+      if (isDir) discard(upper.abs(relOf(path)), this.temp);
+      else upper.unlink(relOf(path));
+    }
+  }
+
+  rename(from: string, to: string, flags: number): void {
+    const exchange = (flags & RENAME_EXCHANGE) !== 0;
+    if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) || (exchange && flags & RENAME_NOREPLACE)) {
+      throw fsError("EINVAL", `rename flags ${flags}`);
+    }
+    this.writable();
+    const src = this.need(from);
+    const [toDir, toName] = splitPath(to);
+    if (isReservedName(toName)) throw fsError("EPERM", `names starting with .wh. are reserved: ${to}`);
+    if (!this.resolver.dirLayersOf(toDir)) throw fsError("ENOENT", toDir);
+    const dst = this.resolver.resolve(to);
+    if (exchange) return this.exchange(from, src, to, dst);
+    if (dst && flags & RENAME_NOREPLACE) throw fsError("EEXIST", to);
+    if (from === to) return;
+    this.checkRenameTypes(from, src, to, dst);
+    this.moveToTop(from, src);
+    this.ensureUpperDir(toDir);
+    this.renameInTop(from, to, src.dirLayers !== undefined, dst);
+    if (src.dirLayers || dst?.dirLayers) this.resolver.invalidate();
+  }
+
+  /** The rename itself, once `from` lives entirely in the top layer and `to`'s parent exists there. */
+  protected renameInTop(from: string, to: string, isDir: boolean, dst: Resolved | undefined): void {
+    const upper = this.writable();
+    const [fromDir, fromName] = splitPath(from);
+    const [toDir, toName] = splitPath(to);
+    const fromAbs = upper.abs(relOf(from));
+    const toAbs = upper.abs(relOf(to));
+    if (dst?.dirLayers?.[0] === upper.index) this.clearMarkers(relOf(to));
+    if (isDir && this.needsOpaque(to)) this.wh.makeOpaque(fromAbs);
+    const needWhiteout = this.below(from) !== undefined;
+    const toSt = upper.tryLstat(relOf(to));
+    if (isDir && toSt && isWhiteoutEntry(upper, relOf(toDir), relOf(to), toSt)) {
+      // A directory cannot replace a whiteout entry by rename: swap them; the whiteout lands on `from`.
+      sys.renameat2(fromAbs, toAbs, RENAME_EXCHANGE);
+      if (!needWhiteout) fs.unlinkSync(bytesOf(fromAbs));
+    } else if (needWhiteout) {
+      this.wh.renameWithWhiteout(upper.abs(relOf(fromDir)), fromName, toAbs, this.temp);
+    } else {
+      upper.rename(relOf(from), relOf(to));
+    }
+    dropAufsWhiteout(upper.abs(relOf(toDir)), toName);
+  }
+
+  /** RENAME_EXCHANGE: both names move to the top layer first, then swap in one renameat2. */
+  protected exchange(from: string, src: Resolved, to: string, dst: Resolved | undefined): void {
+    if (!dst) throw fsError("ENOENT", to);
+    if (from === to) return;
+    const upper = this.writable();
+    this.moveToTop(from, src);
+    this.moveToTop(to, this.need(to));
+    // A directory arriving where a lower directory lies below must not merge with it.
+    if (src.dirLayers && this.needsOpaque(to)) this.wh.makeOpaque(upper.abs(relOf(from)));
+    if (dst.dirLayers && this.needsOpaque(from)) this.wh.makeOpaque(upper.abs(relOf(to)));
+    upper.rename(relOf(from), relOf(to), RENAME_EXCHANGE);
+    this.resolver.invalidate();
+  }
+
+  /** Puts the object at `path` entirely in the top layer: copy-up for files, materialize for dirs. */
+  protected checkRenameTypes(from: string, src: Resolved, to: string, dst: Resolved | undefined): void {
+    if (!dst) return;
+    if (src.dirLayers && !dst.dirLayers) throw fsError("ENOTDIR", to);
+    if (!src.dirLayers && dst.dirLayers) throw fsError("EISDIR", to);
+    if (dst.dirLayers && mergedListing(this.layers, dst.dirLayers, relOf(to)).length > 0) {
+      throw fsError("ENOTEMPTY", to);
+    }
+    if (to.startsWith(`${from}/`)) throw fsError("EINVAL", `cannot move ${from} into itself`);
+  }
+
+  /** Empties an upper directory of whiteouts and markers (its merged view is already empty). */
+  protected clearMarkers(rel: string): void {
+    const upper = this.writable();
+    for (const e of upper.readdir(rel)) {
+      const entryRel = `${rel}/${e.name}`;
+      if (isReservedName(e.name) || isWhiteoutEntry(upper, rel, entryRel, upper.lstat(entryRel))) {
+        fs.rmSync(bytesOf(upper.abs(entryRel)), { recursive: true, force: true });
+      }
+    }
+  }
+}
