@@ -51,9 +51,7 @@ export interface Negotiated {
  * "unsupported": too old a kernel (errno EPROTO).
  */
 export type InitOutcome =
-  | { kind: "ok"; neg: Negotiated }
-  | { kind: "retry"; major: number }
-  | { kind: "unsupported"; why: string };
+  { kind: "ok"; neg: Negotiated } | { kind: "retry"; major: number } | { kind: "unsupported"; why: string };
 
 export function negotiate(k: InitIn): InitOutcome {
   if (k.major > PROTO_MAJOR) return { kind: "retry", major: PROTO_MAJOR };

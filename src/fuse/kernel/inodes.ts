@@ -38,7 +38,16 @@ export class InodeTable {
   readonly root: Inode;
 
   constructor() {
-    this.root = { id: ROOT_ID, parent: null, name: "", lookups: 1, attached: true, type: S_IFDIR, ino: 0n, children: undefined };
+    this.root = {
+      id: ROOT_ID,
+      parent: null,
+      name: "",
+      lookups: 1,
+      attached: true,
+      type: S_IFDIR,
+      ino: 0n,
+      children: undefined,
+    };
     this.byId.set(ROOT_ID, this.root);
   }
 
@@ -70,6 +79,15 @@ export class InodeTable {
     return "/" + names.reverse().join("/");
   }
 
+  /** True when the node is live and neither it nor an ancestor was detached. */
+  isAttached(id: number): boolean {
+    let node: Inode | null | undefined = this.byId.get(id);
+    for (; node !== undefined && node !== null && node !== this.root; node = node.parent) {
+      if (!node.attached) return false;
+    }
+    return node === this.root;
+  }
+
   childPath(parentId: number, name: string): string {
     return joinPath(this.path(parentId), name);
   }
@@ -86,7 +104,16 @@ export class InodeTable {
       node = undefined;
     }
     if (node === undefined) {
-      node = { id: this.nextId++, parent, name, lookups: 0, attached: true, type: mode & S_IFMT, ino, children: undefined };
+      node = {
+        id: this.nextId++,
+        parent,
+        name,
+        lookups: 0,
+        attached: true,
+        type: mode & S_IFMT,
+        ino,
+        children: undefined,
+      };
       (parent.children ??= new Map()).set(name, node);
     }
     if (node.lookups === 0) this.byId.set(node.id, node);
@@ -113,7 +140,13 @@ export class InodeTable {
   }
 
   /** Mirrors a successful rename(2); `exchange` for RENAME_EXCHANGE. */
-  renamed(oldParentId: number, oldName: string, newParentId: number, newName: string, exchange: boolean): void {
+  renamed(
+    oldParentId: number,
+    oldName: string,
+    newParentId: number,
+    newName: string,
+    exchange: boolean,
+  ): void {
     const oldParent = this.get(oldParentId);
     const newParent = this.get(newParentId);
     const src = oldParent.children?.get(oldName);

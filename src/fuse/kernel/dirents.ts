@@ -1,0 +1,100 @@
+/**
+ * READDIR / READDIRPLUS reply building.
+ *
+ * Invariants:
+ * - A listing is ".", "..", then the core's entries in the core's order; entry i (0-based) carries
+ *   off = i + 1, the index of the entry after it, so a request with offset o resumes at entry o and
+ *   offsets stay valid for the life of the directory handle.
+ * - Records are 8-byte aligned, padding zeroed; a record is added only if it fits whole in the size the
+ *   kernel asked for, so a reply never exceeds it. An empty reply means end of directory.
+ * - `DirentWriter` only encodes; deciding what goes in (lookups, skipping vanished entries) is the
+ *   dispatcher's job, which asks `fits` before doing any lookup for an entry.
+ */
+import type { Attr } from "../../unionfs/types";
+import { writeEntryOut } from "./codec";
+import { DT_UNKNOWN, Size } from "./protocol";
+
+export interface Slot {
+  /** Byte string. */
+  name: string;
+  ino: bigint;
+  /** dirent type (DT_*), i.e. the S_IFMT bits >> 12. */
+  type: number;
+}
+
+export function direntType(mode: number): number {
+  return mode ? (mode >>> 12) & 0o17 : DT_UNKNOWN;
+}
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+export function direntSize(nameLen: number, plus: boolean): number {
+  return align8((plus ? Size.DIRENTPLUS_NAME_OFFSET : Size.DIRENT_NAME_OFFSET) + nameLen);
+}
+
+export class DirentWriter {
+  private readonly buf: Buffer;
+  private used = 0;
+  /** Entries added so far. */
+  count = 0;
+
+  constructor(
+    private readonly max: number,
+    private readonly plus: boolean,
+  ) {
+    this.buf = Buffer.allocUnsafe(max);
+  }
+
+  fits(nameLen: number): boolean {
+    return this.used + direntSize(nameLen, this.plus) <= this.max;
+  }
+
+  /**
+   * Appends an entry whose successor has index `nextOff`. For READDIRPLUS, `entry` is the entry_out
+   * (null: node id 0 and zeroed attributes, i.e. "no lookup done"). Returns false, adding nothing, when
+   * it does not fit.
+   */
+  add(
+    slot: Slot,
+    nextOff: number,
+    entry?: { nodeid: number; attr: Attr; entryTimeout: number; attrTimeout: number } | null,
+  ): boolean {
+    const size = direntSize(slot.name.length, this.plus);
+    if (this.used + size > this.max) return false;
+    let at = this.used;
+    if (this.plus) {
+      if (entry) writeEntryOut(this.buf, at, entry.nodeid, entry.attr, entry.entryTimeout, entry.attrTimeout);
+      else writeEntryOut(this.buf, at, 0, null, 0, 0);
+      at += Size.ENTRY_OUT;
+    }
+    this.buf.writeBigUInt64LE(BigInt.asUintN(64, slot.ino), at);
+    this.buf.writeBigUInt64LE(BigInt(nextOff), at + 8);
+    this.buf.writeUInt32LE(slot.name.length, at + 16);
+    this.buf.writeUInt32LE(slot.type, at + 20);
+    const end = at + 24 + this.buf.write(slot.name, at + 24, "latin1");
+    this.used += size;
+    this.buf.fill(0, end, this.used);
+    this.count += 1;
+    return true;
+  }
+
+  /** The reply payload (a view of the bytes written). */
+  result(): Buffer {
+    return this.buf.subarray(0, this.used);
+  }
+}
+
+/**
+ * Plain READDIR: encodes listing entries from index `offset` on, as many as fit in `size` bytes.
+ * `slotAt(i)` returns entry i, or undefined past the end.
+ */
+export function fillDirents(slotAt: (i: number) => Slot | undefined, offset: number, size: number): Buffer {
+  const w = new DirentWriter(size, false);
+  for (let i = offset; ; i++) {
+    const slot = slotAt(i);
+    if (slot === undefined || !w.add(slot, i + 1)) break;
+  }
+  return w.result();
+}

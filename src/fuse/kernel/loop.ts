@@ -1,0 +1,106 @@
+/**
+ * The request loop: blocking read of one request from /dev/fuse, dispatch, one write of the reply.
+ *
+ * Invariants:
+ * - Runs on one thread with synchronous fs calls only (nothing is parked in the libuv pool), so requests
+ *   are served strictly one at a time, in the order the kernel hands them out.
+ * - Returns (never throws for device errors the kernel uses to end a session) once the device reports
+ *   ENODEV, i.e. the mount is gone or the connection was aborted. ENOENT/EINTR/EAGAIN on read are retried.
+ * - A reply the kernel refuses (ENOENT: its request was interrupted) has its side effects undone.
+ * - Everything it logs goes straight to fd 2 with a synchronous write: a busy worker never flushes
+ *   asynchronous streams.
+ */
+import * as fs from "node:fs";
+import { codeOf } from "../../errors";
+import type { InHeader } from "./codec";
+import { outHeader } from "./codec";
+import { describe, dispatch } from "./dispatch";
+import type { Outcome } from "./dispatch";
+import { Op, READ_BUFFER_SIZE, opName } from "./protocol";
+import type { Session } from "./session";
+import { constants } from "node:os";
+
+export interface LoopOptions {
+  debug?: boolean;
+  /** INIT was answered: the mount now serves. */
+  onReady?: () => void;
+  /** INIT was answered with an error: the kernel will refuse the connection. */
+  onInitFailed?: (errno: number) => void;
+}
+
+export function logLine(line: string): void {
+  try {
+    fs.writeSync(2, `unionfs-ts: ${line}\n`);
+  } catch {
+    // stderr is gone; nothing better to do
+  }
+}
+
+function logUnknown(err: unknown, h: InHeader): void {
+  const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  logLine(`${opName(h.opcode)} (node ${h.nodeid}): unexpected error, replying EIO: ${text}`);
+}
+
+/** Bytes of the next request, or -1 once the session has ended (ENODEV). */
+function readRequest(fd: number, buf: Buffer): number {
+  for (;;) {
+    try {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      return n > 0 ? n : -1;
+    } catch (err) {
+      const code = codeOf(err);
+      if (code === "ENOENT" || code === "EINTR" || code === "EAGAIN") continue;
+      if (code === "ENODEV") return -1;
+      throw err;
+    }
+  }
+}
+
+type WriteResult = "ok" | "refused" | "gone";
+
+function writeReply(fd: number, out: Outcome, parts: Buffer[]): WriteResult {
+  const payload = out.errno === 0 ? parts : [];
+  const len = payload.reduce((sum, p) => sum + p.length, 16);
+  const iov = [outHeader(len, out.errno, out.h.unique), ...payload];
+  for (;;) {
+    try {
+      fs.writevSync(fd, iov);
+      return "ok";
+    } catch (err) {
+      const code = codeOf(err);
+      if (code === "EINTR") continue;
+      if (code === "ENODEV") return "gone";
+      if (code !== "ENOENT") logLine(`${opName(out.h.opcode)}: reply rejected by the kernel: ${String(err)}`);
+      return "refused";
+    }
+  }
+}
+
+function errnoName(errno: number): string {
+  if (errno === 0) return "0";
+  const entry = Object.entries(constants.errno).find(([, n]) => n === errno);
+  return entry === undefined ? `errno ${errno}` : entry[0];
+}
+
+/** Serves requests on `fd` until the session ends. */
+export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
+  const buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+  for (;;) {
+    const n = readRequest(fd, buf);
+    if (n < 0) return;
+    const request = buf.subarray(0, n);
+    const label = opts.debug ? describe(s, request) : "";
+    const out = dispatch(s, request, logUnknown);
+    let result: WriteResult = "ok";
+    if (out.reply !== null) {
+      result = writeReply(fd, out, out.reply.parts);
+      if (result !== "ok" && out.errno === 0) out.reply.undo?.();
+    }
+    if (opts.debug) logLine(`${label} -> ${out.reply === null ? "(no reply)" : errnoName(out.errno)}`);
+    if (result === "gone") return;
+    if (out.h.opcode === Op.INIT && result === "ok") {
+      if (out.errno !== 0) opts.onInitFailed?.(out.errno);
+      else if (s.neg !== null) opts.onReady?.();
+    }
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * What the mounting thread and the serving worker tell each other.
+ *
+ * Invariants: everything here is structured-clone data. The worker reports "built" once the filesystem
+ * exists, then blocks on `gate` until the main thread stores GO (the mount exists) or STOP (no mount: it
+ * destroys the filesystem and exits). "ready" follows once INIT is answered; "failed" is sent before
+ * the worker gives up.
+ */
+import type { UnionConfig } from "../../unionfs/config";
+
+export interface WorkerData {
+  /** The /dev/fuse descriptor (owned and closed by the main thread). */
+  fd: number;
+  config: UnionConfig;
+  factory?: { module: string; name: string };
+  debug: boolean;
+  /** Int32Array over a SharedArrayBuffer of 4 bytes: GATE_WAIT, GATE_GO or GATE_STOP. */
+  gate: SharedArrayBuffer;
+}
+
+export const GATE_WAIT = 0;
+export const GATE_GO = 1;
+export const GATE_STOP = 2;
+
+/** "failed" carries the error's errno `code` when it had one. */
+export type WorkerMessage =
+  | { type: "built" }
+  | { type: "ready"; minor: number; flags: string }
+  | { type: "failed"; message: string; code?: string };

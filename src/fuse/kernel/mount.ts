@@ -1,0 +1,239 @@
+/**
+ * Mounting thread side: open /dev/fuse, mount(8) it, run the serving worker, unmount, abort.
+ *
+ * Invariants:
+ * - `mountKernel` resolves only after INIT was answered; on any failure it rejects with nothing left
+ *   mounted, the worker gone and the device closed.
+ * - The filesystem is built (in the worker) before anything is mounted, so a bad config mounts nothing.
+ * - The main thread owns the device fd and closes it once the worker has exited; closing the last fd
+ *   of a connection aborts it, so a crashed worker never leaves a wedged mount, and the dead mount is
+ *   detached as well.
+ * - `abort()` is synchronous (crash handlers, process 'exit'): fusectl abort, then lazy detach. Every live
+ *   mount is aborted this way if the process exits while it is still mounted.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Worker } from "node:worker_threads";
+import type { MountRequest, MountedFs } from "../transport";
+import { FsError } from "../../errors";
+import { abortConnection, detach, isMounted, isTopMount, mountsAt } from "./control";
+import type { MountRow } from "./control";
+import { GATE_GO, GATE_STOP } from "./messages";
+import type { WorkerData, WorkerMessage } from "./messages";
+import { logLine } from "./loop";
+import { FS_TYPE, checkMountpoint, mountError, runCommand, runMount } from "./mount-command";
+
+const WORKER_FILE = path.join(__dirname, "worker.js");
+const INIT_TIMEOUT_MS = 30_000;
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+  reject: (e: unknown) => void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined); // a failure nobody waits for is not an unhandled rejection
+  return { promise, resolve, reject };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_res, rej) => {
+    timer = setTimeout(() => rej(new FsError("ETIMEDOUT", `${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+const live = new Set<KernelMount>();
+let exitHookInstalled = false;
+
+/** Aborts every mount of this process that is still serving (for crash and signal handlers). */
+export function abortAllMounts(): void {
+  for (const m of [...live]) m.abort();
+}
+
+/**
+ * Aborts the mount(s) this process serves at `mountpoint` (see KernelMount.abort); returns how many.
+ * The path is resolved without stat'ing it, so a wedged mount there cannot hang the caller.
+ */
+export function abortMount(mountpoint: string): number {
+  const abs = path.resolve(mountpoint);
+  let real = abs;
+  try {
+    real = path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs));
+  } catch {
+    // keep the absolute path
+  }
+  const targets = [...live].filter((m) => m.mountpoint === real || m.mountpoint === abs);
+  for (const m of targets) m.abort();
+  return targets.length;
+}
+
+function ourRow(mountpoint: string): MountRow | undefined {
+  return mountsAt(mountpoint)
+    .filter((m) => m.fsType === FS_TYPE)
+    .at(-1);
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on("exit", () => {
+    if (live.size === 0) return;
+    logLine(`process exiting with ${live.size} mount(s) still served: aborting them`);
+    abortAllMounts();
+  });
+}
+
+export class KernelMount implements MountedFs {
+  readonly done: Promise<void>;
+  /** Why serving stopped, when it was not a clean unmount. */
+  error: unknown = undefined;
+  /** "major:minor" of the mount, known once mounted. */
+  dev = "";
+  /** What INIT settled: protocol minor version and granted flags ("ASYNC_READ|…"). */
+  negotiated: { minor: number; flags: string } | undefined = undefined;
+  private stopped = false;
+  private readonly built = deferred<void>();
+  private readonly ready = deferred<void>();
+  private readonly gate: Int32Array;
+  private readonly worker: Worker;
+
+  constructor(
+    readonly mountpoint: string,
+    private readonly fd: number,
+    data: Omit<WorkerData, "fd" | "gate">,
+  ) {
+    const gate = new SharedArrayBuffer(4);
+    this.gate = new Int32Array(gate);
+    this.worker = new Worker(WORKER_FILE, { workerData: { ...data, fd, gate } satisfies WorkerData });
+    const exited = deferred<void>();
+    this.done = exited.promise;
+    this.worker.on("message", (msg: WorkerMessage) => this.onMessage(msg));
+    this.worker.on("error", (err) => {
+      this.error ??= err;
+      logLine(`serving thread failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    });
+    this.worker.on("exit", (code) => {
+      this.onExit(code);
+      exited.resolve();
+    });
+  }
+
+  private onMessage(msg: WorkerMessage): void {
+    if (msg.type === "built") this.built.resolve();
+    else if (msg.type === "ready") {
+      this.negotiated = { minor: msg.minor, flags: msg.flags };
+      this.ready.resolve();
+    } else {
+      const err = new FsError(msg.code ?? "EIO");
+      err.message = msg.message;
+      this.error ??= err;
+      this.built.reject(err);
+      this.ready.reject(err);
+    }
+  }
+
+  private onExit(code: number): void {
+    this.stopped = true;
+    live.delete(this);
+    const err =
+      this.error ?? new FsError("EIO", `serving thread exited (code ${code}) before the mount was ready`);
+    this.built.reject(err);
+    this.ready.reject(err);
+    if (code !== 0) this.error ??= new FsError("EIO", `serving thread exited with code ${code}`);
+    try {
+      fs.closeSync(this.fd); // the last fd of the connection: closing it aborts the connection
+    } catch (err) {
+      logLine(`closing /dev/fuse: ${String(err)}`);
+    }
+    if (this.dev !== "" && isMounted(this.mountpoint, this.dev) && !detach(this.mountpoint, this.dev)) {
+      logLine(`could not detach the dead mount at ${this.mountpoint}`);
+    }
+  }
+
+  /** Mount, then serve; on failure everything is undone before this rejects. */
+  async start(fsname: string): Promise<void> {
+    try {
+      await this.built.promise;
+    } catch (err) {
+      await this.done;
+      throw err;
+    }
+    try {
+      await runMount(this.fd, fsname, this.mountpoint);
+    } catch (err) {
+      this.openGate(GATE_STOP);
+      await this.done;
+      throw err;
+    }
+    this.dev = ourRow(this.mountpoint)?.dev ?? "";
+    if (this.dev === "")
+      logLine(`mounted, but ${this.mountpoint} is not in the mount table: no crash cleanup`);
+    live.add(this);
+    installExitHook();
+    process.umask(0); // the kernel already applied the caller's umask to every mode it sends
+    this.openGate(GATE_GO);
+    try {
+      await withTimeout(this.ready.promise, INIT_TIMEOUT_MS, "FUSE INIT");
+    } catch (err) {
+      this.abort();
+      await this.done;
+      throw err;
+    }
+  }
+
+  private openGate(value: number): void {
+    Atomics.store(this.gate, 0, value);
+    Atomics.notify(this.gate, 0);
+  }
+
+  async unmount(): Promise<void> {
+    if (!this.stopped && this.dev !== "" && isMounted(this.mountpoint, this.dev)) {
+      if (!isTopMount(this.mountpoint, this.dev)) {
+        throw new FsError("EBUSY", `another mount is stacked on ${this.mountpoint}`);
+      }
+      const plain = await runCommand("umount", ["-c", this.mountpoint]);
+      if (!plain.ok && isMounted(this.mountpoint, this.dev)) {
+        const lazy = await runCommand("umount", ["-c", "-l", this.mountpoint]);
+        if (!lazy.ok && isMounted(this.mountpoint, this.dev)) throw mountError(lazy.stderr);
+      }
+    }
+    await this.done;
+  }
+
+  /** Synchronous emergency stop: aborts the connection (pending requests fail) and detaches the mount. */
+  abort(): void {
+    if (this.dev === "") {
+      if (!this.stopped) this.openGate(GATE_STOP);
+      return;
+    }
+    if (!this.stopped) abortConnection(this.dev);
+    if (isMounted(this.mountpoint, this.dev)) detach(this.mountpoint, this.dev);
+  }
+}
+
+export async function mountKernel(req: MountRequest): Promise<KernelMount> {
+  const mountpoint = checkMountpoint(req.mountpoint);
+  const fd = fs.openSync("/dev/fuse", "r+");
+  let m: KernelMount;
+  try {
+    m = new KernelMount(mountpoint, fd, {
+      config: req.config,
+      factory: req.factory,
+      debug: req.debug ?? false,
+    });
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+  await m.start(req.fsname);
+  return m;
+}

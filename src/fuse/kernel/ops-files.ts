@@ -1,0 +1,149 @@
+/**
+ * Handlers for open files, xattrs, statfs and access: OPEN … LSEEK, SETXATTR … REMOVEXATTR.
+ *
+ * Invariants: a 1:1 call of the matching UnionOps method; file handles are the core's, passed through
+ * verbatim; a handle opened for a reply the kernel refuses is released again (Reply.undo); buffers handed
+ * to the core alias the read buffer only for the duration of a synchronous call (WRITE), anything the
+ * core might keep (xattr values) is copied.
+ */
+import { fsError } from "../../errors";
+import { entryOut, lseekOut, openOut, sizeOut, statfsOut } from "./codec";
+import { FSYNC_FDATASYNC, Op } from "./protocol";
+import { EMPTY, callerOf } from "./session";
+import type { Handler, Reply } from "./session";
+
+const open: Handler = (s, h, r) => {
+  const flags = r.u32();
+  const fh = s.ops.open(s.table.path(h.nodeid), flags);
+  s.opened(h.nodeid, fh);
+  return {
+    parts: [openOut(fh, 0)],
+    undo: () => {
+      s.closed(h.nodeid, fh);
+      s.ops.release(fh);
+    },
+  };
+};
+
+const create: Handler = (s, h, r) => {
+  const flags = r.u32();
+  const mode = r.u32();
+  r.skip(8); // umask (already applied by the kernel), open_flags
+  const name = r.name();
+  const { fh, attr } = s.ops.create(s.table.childPath(h.nodeid, name), flags, mode, callerOf(h));
+  const node = s.table.lookup(h.nodeid, name, attr.mode, attr.ino);
+  s.opened(node.id, fh);
+  return {
+    parts: [entryOut(node.id, attr, s.entryTimeout, s.attrTimeout), openOut(fh, 0)],
+    undo: () => {
+      s.closed(node.id, fh);
+      s.table.forget(node.id, 1);
+      s.ops.release(fh);
+    },
+  };
+};
+
+const read: Handler = (s, _h, r) => {
+  const fh = r.id();
+  const offset = r.u64();
+  const size = r.u32();
+  return { parts: [s.ops.read(fh, size, offset)] };
+};
+
+const write: Handler = (s, _h, r) => {
+  const fh = r.id();
+  const offset = r.u64();
+  const size = r.u32();
+  r.skip(20); // write_flags, lock_owner, flags, padding
+  return { parts: [sizeOut(s.ops.write(fh, r.bytes(size), offset))] };
+};
+
+const flush: Handler = (s, _h, r) => {
+  s.ops.flush(r.id());
+  return EMPTY;
+};
+
+const release: Handler = (s, h, r) => {
+  const fh = r.id();
+  s.closed(h.nodeid, fh);
+  s.ops.release(fh);
+  return EMPTY;
+};
+
+const fsync: Handler = (s, _h, r) => {
+  const fh = r.id();
+  s.ops.fsync(fh, (r.u32() & FSYNC_FDATASYNC) !== 0);
+  return EMPTY;
+};
+
+const fallocate: Handler = (s, _h, r) => {
+  const fh = r.id();
+  const offset = r.u64();
+  const length = r.u64();
+  s.ops.fallocate(fh, r.u32(), offset, length);
+  return EMPTY;
+};
+
+const lseek: Handler = (s, _h, r) => {
+  const fh = r.id();
+  const offset = r.u64();
+  return { parts: [lseekOut(s.ops.lseek(fh, offset, r.u32()))] };
+};
+
+const statfs: Handler = (s, h) => ({ parts: [statfsOut(s.ops.statfs(s.table.path(h.nodeid)))] });
+
+const access: Handler = (s, h, r) => {
+  s.ops.access(s.table.path(h.nodeid), r.u32());
+  return EMPTY;
+};
+
+const setxattr: Handler = (s, h, r) => {
+  const size = r.u32();
+  const flags = r.u32(); // fuse_setxattr_in is 8 bytes: SETXATTR_EXT is not negotiated
+  const name = r.name();
+  s.ops.setxattr(s.table.path(h.nodeid), name, Buffer.from(r.bytes(size)), flags);
+  return EMPTY;
+};
+
+/** getxattr/listxattr size protocol: size 0 asks for the length; too small a size is ERANGE. */
+export function sizedReply(value: Buffer, size: number): Reply {
+  if (size === 0) return { parts: [sizeOut(value.length)] };
+  if (value.length > size) throw fsError("ERANGE", `value is ${value.length} bytes, buffer ${size}`);
+  return { parts: [value] };
+}
+
+const getxattr: Handler = (s, h, r) => {
+  const size = r.u32();
+  r.skip(4);
+  const name = r.name();
+  return sizedReply(s.ops.getxattr(s.table.path(h.nodeid), name), size);
+};
+
+const listxattr: Handler = (s, h, r) => {
+  const size = r.u32();
+  const names = s.ops.listxattr(s.table.path(h.nodeid));
+  return sizedReply(Buffer.from(names.map((n) => `${n}\0`).join(""), "latin1"), size);
+};
+
+const removexattr: Handler = (s, h, r) => {
+  s.ops.removexattr(s.table.path(h.nodeid), r.name());
+  return EMPTY;
+};
+
+export const fileHandlers: ReadonlyMap<number, Handler> = new Map([
+  [Op.OPEN, open],
+  [Op.CREATE, create],
+  [Op.READ, read],
+  [Op.WRITE, write],
+  [Op.FLUSH, flush],
+  [Op.RELEASE, release],
+  [Op.FSYNC, fsync],
+  [Op.FALLOCATE, fallocate],
+  [Op.LSEEK, lseek],
+  [Op.STATFS, statfs],
+  [Op.ACCESS, access],
+  [Op.SETXATTR, setxattr],
+  [Op.GETXATTR, getxattr],
+  [Op.LISTXATTR, listxattr],
+  [Op.REMOVEXATTR, removexattr],
+]);

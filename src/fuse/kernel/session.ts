@@ -1,0 +1,86 @@
+/**
+ * Per-mount state shared by the request handlers, and the handler/reply types.
+ *
+ * Invariants: one Session per mount, used by one thread only; `ops.destroy()` runs at most once;
+ * a Reply's `undo` reverses every side effect of building it (lookup counts added, handles opened) and
+ * runs only when the kernel refused the reply (the request had been interrupted).
+ * The open file handles of each node are tracked (OPEN/CREATE to RELEASE) so that attribute requests on a
+ * removed-but-open file, which the kernel sends without a handle (fstat, fchmod), can use one.
+ */
+import type { Caller, UnionOps } from "../../unionfs/types";
+import type { InHeader, Reader } from "./codec";
+import type { Negotiated } from "./init";
+import { InodeTable } from "./inodes";
+import { ATTR_TIMEOUT_S, ENTRY_TIMEOUT_S } from "./protocol";
+
+export interface Reply {
+  parts: Buffer[];
+  undo?: () => void;
+}
+
+export const EMPTY: Reply = { parts: [] };
+
+/** Builds the reply to one request, or null for requests that get none; throws errno errors. */
+export type Handler = (s: Session, h: InHeader, r: Reader) => Reply | null;
+
+export interface SessionOptions {
+  entryTimeout?: number;
+  attrTimeout?: number;
+}
+
+export class Session {
+  readonly table = new InodeTable();
+  readonly entryTimeout: number;
+  readonly attrTimeout: number;
+  neg: Negotiated | null = null;
+  private destroyed = false;
+  private readonly openFiles = new Map<number, Set<number>>();
+
+  constructor(
+    readonly ops: UnionOps,
+    readonly options: SessionOptions = {},
+  ) {
+    this.entryTimeout = options.entryTimeout ?? ENTRY_TIMEOUT_S;
+    this.attrTimeout = options.attrTimeout ?? ATTR_TIMEOUT_S;
+  }
+
+  opened(nodeid: number, fh: number): void {
+    let set = this.openFiles.get(nodeid);
+    if (set === undefined) this.openFiles.set(nodeid, (set = new Set()));
+    set.add(fh);
+  }
+
+  closed(nodeid: number, fh: number): void {
+    const set = this.openFiles.get(nodeid);
+    if (set?.delete(fh) && set.size === 0) this.openFiles.delete(nodeid);
+  }
+
+  /** Some open file handle of the node, if any. */
+  openHandle(nodeid: number): number | undefined {
+    for (const fh of this.openFiles.get(nodeid) ?? []) return fh;
+    return undefined;
+  }
+
+  /**
+   * Path and handle for an attribute request: the handle the kernel sent, else the node's path, else
+   * (node removed) the last path with an open handle of the node; ENOENT when there is none.
+   */
+  target(nodeid: number, fh: number | undefined): { path: string; fh: number | undefined } {
+    if (fh !== undefined) return { path: this.table.path(nodeid, true), fh };
+    if (this.table.isAttached(nodeid)) return { path: this.table.path(nodeid), fh: undefined };
+    const open = this.openHandle(nodeid);
+    if (open === undefined) return { path: this.table.path(nodeid), fh: undefined }; // throws ENOENT
+    return { path: this.table.path(nodeid, true), fh: open };
+  }
+
+  /** Calls `ops.destroy()` the first time only. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.ops.destroy();
+  }
+}
+
+export function callerOf(h: InHeader): Caller {
+  return { uid: h.uid, gid: h.gid, pid: h.pid };
+}

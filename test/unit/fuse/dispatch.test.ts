@@ -1,0 +1,311 @@
+/**
+ * The dispatcher against a scripted UnionOps: request → core call → reply bytes, lookup accounting,
+ * READDIRPLUS fill rules, error mapping, and undo of refused replies.
+ */
+import { strict as assert } from "node:assert";
+import type { Attr, Caller, DirEntry, UnionOps } from "../../../src/unionfs/types";
+import { fsError } from "../../../src/errors";
+import { dispatch } from "../../../src/fuse/kernel/dispatch";
+import type { Outcome } from "../../../src/fuse/kernel/dispatch";
+import { Op } from "../../../src/fuse/kernel/protocol";
+import { Session } from "../../../src/fuse/kernel/session";
+import { Body, payload, request } from "./requests";
+import type { ReqOptions } from "./requests";
+
+function attrFor(mode: number, ino: bigint): Attr {
+  return {
+    ino,
+    size: 0n,
+    blocks: 0n,
+    atimeNs: 0n,
+    mtimeNs: 0n,
+    ctimeNs: 0n,
+    mode,
+    nlink: 1,
+    uid: 0,
+    gid: 0,
+    rdev: 0,
+    blksize: 4096,
+  };
+}
+
+/** A tiny tree: "/" with the entries of `files` (name → mode); every call is recorded. */
+class Fake {
+  calls: unknown[][] = [];
+  files = new Map<string, number>();
+  xattr = Buffer.from("0123456789");
+  constructor() {
+    this.files.set("/", 0o040755);
+  }
+
+  ops(): UnionOps {
+    const rec =
+      <A extends unknown[], R>(name: string, f: (...a: A) => R) =>
+      (...a: A): R => {
+        this.calls.push([name, ...a]);
+        return f(...a);
+      };
+    const stat = (p: string): Attr => {
+      const mode = this.files.get(p);
+      if (mode === undefined) throw fsError("ENOENT", p);
+      return attrFor(mode, BigInt([...this.files.keys()].indexOf(p) + 100));
+    };
+    const unsupported = (): never => {
+      throw fsError("ENOTSUP");
+    };
+    return {
+      getattr: rec("getattr", (p: string, _fh?: number) => stat(p)),
+      readlink: rec("readlink", () => "target\xff"),
+      access: rec("access", () => undefined),
+      mknod: rec("mknod", (p: string, mode: number) => (this.files.set(p, mode), stat(p))),
+      mkdir: rec(
+        "mkdir",
+        (p: string, mode: number, _c: Caller) => (this.files.set(p, 0o040000 | mode), stat(p)),
+      ),
+      symlink: rec("symlink", (_t: string, p: string) => (this.files.set(p, 0o120777), stat(p))),
+      link: rec("link", (_e: string, p: string) => (this.files.set(p, 0o100644), stat(p))),
+      unlink: rec("unlink", (p: string) => void this.files.delete(p)),
+      rmdir: rec("rmdir", (p: string) => void this.files.delete(p)),
+      rename: rec("rename", () => undefined),
+      setattr: rec("setattr", (p: string) => stat(p)),
+      open: rec("open", () => 7),
+      create: rec("create", (p: string, _f: number, mode: number, _c: Caller) => {
+        this.files.set(p, 0o100000 | mode);
+        return { fh: 8, attr: stat(p) };
+      }),
+      read: rec("read", (_fh: number, len: number) => Buffer.alloc(Math.min(len, 3), 0x61)),
+      write: rec("write", (_fh: number, data: Buffer) => data.length),
+      flush: rec("flush", () => undefined),
+      fsync: rec("fsync", () => undefined),
+      release: rec("release", () => undefined),
+      fallocate: unsupported,
+      lseek: rec("lseek", (_fh: number, off: bigint) => off + 1n),
+      opendir: rec("opendir", () => 3),
+      readdir: rec("readdir", (): DirEntry[] =>
+        [...this.files.entries()]
+          .filter(([p]) => p !== "/")
+          .map(([p, mode]) => ({ name: p.slice(1), type: mode & 0o170000, ino: 1n })),
+      ),
+      releasedir: rec("releasedir", () => undefined),
+      statfs: unsupported,
+      setxattr: rec("setxattr", () => undefined),
+      getxattr: rec("getxattr", () => this.xattr),
+      listxattr: rec("listxattr", () => ["user.a", "user.b"]),
+      removexattr: rec("removexattr", () => undefined),
+      destroy: rec("destroy", () => undefined),
+    };
+  }
+}
+
+describe("fuse dispatcher", () => {
+  let fake: Fake;
+  let s: Session;
+  let unknown: unknown[];
+  const send = (opcode: number, body?: Body, o?: ReqOptions): Outcome =>
+    dispatch(s, request(opcode, body, o), (e) => unknown.push(e));
+  const ok = (out: Outcome): Buffer => {
+    assert.equal(out.errno, 0);
+    assert.ok(out.reply);
+    return payload(out.reply.parts);
+  };
+
+  beforeEach(() => {
+    fake = new Fake();
+    s = new Session(fake.ops());
+    unknown = [];
+  });
+
+  it("LOOKUP counts a lookup per reply; FORGET and BATCH_FORGET drop them; no reply for either", () => {
+    fake.files.set("/a", 0o100644);
+    const id = Number(ok(send(Op.LOOKUP, new Body().name("a"))).readBigUInt64LE(0));
+    ok(send(Op.LOOKUP, new Body().name("a")));
+    assert.equal(s.table.get(id).lookups, 2);
+    assert.equal(send(Op.FORGET, new Body().u64(1), { nodeid: id }).reply, null);
+    assert.equal(s.table.get(id).lookups, 1);
+    assert.equal(send(Op.BATCH_FORGET, new Body().u32(1).u32(0).u64(id).u64(1)).reply, null);
+    assert.equal(s.table.has(id), false);
+  });
+
+  it("replies ENOENT to a failed LOOKUP and ENOSYS to unknown opcodes", () => {
+    assert.equal(send(Op.LOOKUP, new Body().name("missing")).errno, 2);
+    assert.equal(send(Op.GETLK).errno, 38);
+    assert.equal(send(9999).errno, 38);
+  });
+
+  it("turns unknown errors into EIO and reports them; never replies to a failing FORGET", () => {
+    fake.files.set("/a", 0o100644);
+    const ops = s.ops as { getattr: (p: string) => Attr };
+    ops.getattr = () => {
+      throw new TypeError("bug");
+    };
+    assert.equal(send(Op.GETATTR, new Body().u32(0).u32(0).u64(0)).errno, 5);
+    assert.equal(unknown.length, 1);
+    s.table.forget = () => {
+      throw new TypeError("bug");
+    };
+    assert.equal(send(Op.FORGET, new Body().u64(1), { nodeid: 5 }).reply, null);
+  });
+
+  it("passes the caller and mode to create-type ops and undoes a refused CREATE", () => {
+    const out = send(Op.CREATE, new Body().u32(0o101).u32(0o100640).u32(0o022).u32(0).name("new"), {
+      uid: 5,
+      gid: 6,
+      pid: 7,
+    });
+    const bytes = ok(out);
+    assert.equal(bytes.length, 128 + 16);
+    assert.deepEqual(fake.calls.at(-1), ["create", "/new", 0o101, 0o100640, { uid: 5, gid: 6, pid: 7 }]);
+    const id = Number(bytes.readBigUInt64LE(0));
+    assert.equal(bytes.readBigUInt64LE(128), 8n, "fh");
+    out.reply?.undo?.();
+    assert.equal(s.table.has(id), false);
+    assert.deepEqual(fake.calls.at(-1), ["release", 8]);
+  });
+
+  it("GETATTR uses the file handle only when FUSE_GETATTR_FH is set", () => {
+    ok(send(Op.GETATTR, new Body().u32(0).u32(0).u64(9)));
+    assert.deepEqual(fake.calls.at(-1), ["getattr", "/"]);
+    ok(send(Op.GETATTR, new Body().u32(1).u32(0).u64(9)));
+    assert.deepEqual(fake.calls.at(-1), ["getattr", "/", 9]);
+  });
+
+  it("serves attribute requests on a removed, still open file through one of its handles", () => {
+    fake.files.set("/a", 0o100644);
+    const id = Number(ok(send(Op.LOOKUP, new Body().name("a"))).readBigUInt64LE(0));
+    ok(send(Op.OPEN, new Body().u32(2).u32(0), { nodeid: id }));
+    ok(send(Op.UNLINK, new Body().name("a")));
+    fake.files.set("/a", 0o100644); // the core answers through the handle; the fake ignores it
+    ok(send(Op.GETATTR, new Body().u32(0).u32(0).u64(0), { nodeid: id }));
+    assert.deepEqual(fake.calls.at(-1), ["getattr", "/a", 7]);
+    ok(send(Op.RELEASE, new Body().u64(7).u32(0).u32(0).u64(0), { nodeid: id }));
+    assert.equal(send(Op.GETATTR, new Body().u32(0).u32(0).u64(0), { nodeid: id }).errno, 2);
+  });
+
+  it("maps path operations 1:1 and keeps the table in step", () => {
+    const dir = Number(ok(send(Op.MKDIR, new Body().u32(0o755).u32(0o022).name("d"))).readBigUInt64LE(0));
+    const f = Number(
+      ok(
+        send(Op.MKNOD, new Body().u32(0o100600).u32(0).u32(0).u32(0).name("f"), { nodeid: dir }),
+      ).readBigUInt64LE(0),
+    );
+    assert.equal(s.table.path(f), "/d/f");
+    ok(send(Op.RENAME2, new Body().u64(1).u32(1).u32(0).name("d").name("e")));
+    assert.deepEqual(fake.calls.at(-1), ["rename", "/d", "/e", 1]);
+    assert.equal(s.table.path(f), "/e/f");
+    ok(send(Op.UNLINK, new Body().name("f"), { nodeid: dir }));
+    assert.deepEqual(fake.calls.at(-1), ["unlink", "/e/f"]);
+    assert.equal(s.table.isAttached(f), false);
+    assert.equal(ok(send(Op.READLINK, undefined, { nodeid: dir })).toString("latin1"), "target\xff");
+  });
+
+  it("READ and WRITE pass offsets and data through", () => {
+    assert.equal(
+      ok(send(Op.READ, new Body().u64(7).u64(5).u32(4096).u32(0).u64(0).u32(0).u32(0))).toString(),
+      "aaa",
+    );
+    assert.deepEqual(fake.calls.at(-1), ["read", 7, 4096, 5n]);
+    const w = send(
+      Op.WRITE,
+      new Body()
+        .u64(7)
+        .u64(2n ** 40n)
+        .u32(5)
+        .u32(0)
+        .u64(0)
+        .u32(0)
+        .u32(0)
+        .raw(Buffer.from("hello")),
+    );
+    assert.equal(ok(w).readUInt32LE(0), 5);
+    assert.deepEqual((fake.calls.at(-1) as unknown[]).slice(0, 2), ["write", 7]);
+    assert.equal((fake.calls.at(-1) as unknown[])[3], 2n ** 40n);
+  });
+
+  it("GETXATTR/LISTXATTR: size 0 probes, too small is ERANGE, else the bytes", () => {
+    const probe = (size: number): Outcome => send(Op.GETXATTR, new Body().u32(size).u32(0).name("user.x"));
+    assert.equal(ok(probe(0)).readUInt32LE(0), 10);
+    assert.equal(probe(4).errno, 34);
+    assert.equal(ok(probe(10)).toString(), "0123456789");
+    const list = (size: number): Outcome => send(Op.LISTXATTR, new Body().u32(size).u32(0));
+    assert.equal(ok(list(0)).readUInt32LE(0), 14);
+    assert.equal(ok(list(100)).toString(), "user.a\0user.b\0");
+  });
+
+  describe("READDIRPLUS", () => {
+    const plus = (offset: number, size: number): Outcome =>
+      send(Op.READDIRPLUS, new Body().u64(3).u64(offset).u32(size).u32(0).u64(0).u32(0).u32(0));
+
+    function entries(buf: Buffer): { nodeid: number; name: string; off: number }[] {
+      const out = [];
+      for (let at = 0; at < buf.length;) {
+        const namelen = buf.readUInt32LE(at + 128 + 16);
+        out.push({
+          nodeid: Number(buf.readBigUInt64LE(at)),
+          off: Number(buf.readBigUInt64LE(at + 128 + 8)),
+          name: buf.toString("latin1", at + 152, at + 152 + namelen),
+        });
+        at += (152 + namelen + 7) & ~7;
+      }
+      return out;
+    }
+
+    it("sends dot entries without a lookup and counts one lookup per real entry sent", () => {
+      fake.files.set("/a", 0o100644);
+      fake.files.set("/b", 0o040755);
+      const out = plus(0, 4096);
+      const got = entries(ok(out));
+      assert.deepEqual(
+        got.map((e) => [e.name, e.off]),
+        [
+          [".", 1],
+          ["..", 2],
+          ["a", 3],
+          ["b", 4],
+        ],
+      );
+      assert.equal(got[0]?.nodeid, 0);
+      assert.equal(got[1]?.nodeid, 0);
+      for (const e of got.slice(2)) assert.equal(s.table.get(e.nodeid).lookups, 1);
+      out.reply?.undo?.();
+      for (const e of got.slice(2)) assert.equal(s.table.has(e.nodeid), false, "undo forgets them");
+    });
+
+    it("only looks up entries that fit", () => {
+      fake.files.set("/a", 0o100644);
+      fake.files.set("/b", 0o100644);
+      const got = entries(ok(plus(0, 160 * 3)));
+      assert.deepEqual(
+        got.map((e) => e.name),
+        [".", "..", "a"],
+      );
+      assert.equal(fake.calls.filter((c) => c[0] === "getattr").length, 1);
+      assert.deepEqual(
+        entries(ok(plus(3, 4096))).map((e) => e.name),
+        ["b"],
+      );
+      assert.equal(s.table.size, 3);
+    });
+
+    it("skips entries that vanished, keeping offsets", () => {
+      fake.files.set("/a", 0o100644);
+      fake.files.set("/b", 0o100644);
+      fake.files.set("/c", 0o100644);
+      const ops = s.ops as { getattr: (p: string) => Attr };
+      const real = ops.getattr;
+      ops.getattr = (p) => {
+        if (p === "/b") throw fsError("ENOENT");
+        if (p === "/c") throw fsError("EACCES");
+        return real(p);
+      };
+      const got = entries(ok(plus(2, 4096)));
+      assert.deepEqual(
+        got.map((e) => [e.name, e.off]),
+        [
+          ["a", 3],
+          ["c", 5],
+        ],
+      );
+      assert.equal(got[1]?.nodeid, 0, "a failing lookup goes out without attributes");
+    });
+  });
+});
