@@ -15,9 +15,15 @@ export interface IdRange {
 
 export const OVERFLOW_ID = 65534;
 
-/** Parses "0:1000:1:1:110000:65536" (triples separated by ':' — commas too, as engines write them). */
+/**
+ * Parses "0:1000:1:1:110000:65536" (triples separated by ':' — commas too; podman writes a leading ':',
+ * so empty fields are skipped).
+ */
 export function parseIdRanges(spec: string, what: string): IdRange[] {
-  const nums = spec.split(/[:,]/).map((s) => Number(s));
+  const nums = spec
+    .split(/[:,]/)
+    .filter((s) => s.length > 0)
+    .map((s) => Number(s));
   if (nums.length === 0 || nums.length % 3 !== 0 || nums.some((n) => !Number.isInteger(n) || n < 0)) {
     throw new UsageError(`bad ${what} '${spec}' (expected ID:MAPPED-ID:LEN[:…])`);
   }

@@ -34,6 +34,8 @@ export function joinPath(parent: string, name: string): string {
 
 export class InodeTable {
   private readonly byId = new Map<number, Inode>();
+  /** Live node ids by inode number: a hard-linked file looked up under several names has several. */
+  private readonly byIno = new Map<bigint, Set<number>>();
   private nextId = ROOT_ID + 1;
   readonly root: Inode;
 
@@ -116,9 +118,14 @@ export class InodeTable {
       };
       (parent.children ??= new Map()).set(name, node);
     }
-    if (node.lookups === 0) this.byId.set(node.id, node);
+    if (node.lookups === 0) {
+      this.byId.set(node.id, node);
+      node.ino = ino;
+      this.index(node);
+    } else {
+      this.setIno(node.id, ino);
+    }
     node.lookups += 1;
-    node.ino = ino;
     return node;
   }
 
@@ -130,7 +137,41 @@ export class InodeTable {
     if (node.lookups > 0) return;
     node.lookups = 0;
     this.byId.delete(id);
+    this.unindex(node);
     this.prune(node);
+  }
+
+  /** Records the inode number the core reported for a live node. */
+  setIno(id: number, ino: bigint): void {
+    const node = this.byId.get(id);
+    if (node === undefined || node.ino === ino) return;
+    this.unindex(node);
+    node.ino = ino;
+    this.index(node);
+  }
+
+  /** The other live nodes with the same inode number (names of one hard-linked file). */
+  aliases(id: number): number[] {
+    const node = this.byId.get(id);
+    const ids = node === undefined ? undefined : this.byIno.get(node.ino);
+    if (ids === undefined || ids.size < 2) return [];
+    return [...ids].filter((other) => other !== id);
+  }
+
+  /** The node id of `name` in `parentId`, if it is known. */
+  childId(parentId: number, name: string): number | undefined {
+    return this.byId.get(parentId)?.children?.get(name)?.id;
+  }
+
+  private index(node: Inode): void {
+    let ids = this.byIno.get(node.ino);
+    if (ids === undefined) this.byIno.set(node.ino, (ids = new Set()));
+    ids.add(node.id);
+  }
+
+  private unindex(node: Inode): void {
+    const ids = this.byIno.get(node.ino);
+    if (ids?.delete(node.id) && ids.size === 0) this.byIno.delete(node.ino);
   }
 
   /** The object at `name` in `parentId` is gone (unlink, rmdir): detach its node, if known. */

@@ -13,10 +13,10 @@
 import * as fs from "node:fs";
 import { codeOf } from "../../errors";
 import type { InHeader } from "./codec";
-import { outHeader } from "./codec";
+import { notifyInvalInode, outHeader } from "./codec";
 import { describe, dispatch } from "./dispatch";
 import type { Outcome } from "./dispatch";
-import { Op, READ_BUFFER_SIZE, opName } from "./protocol";
+import { NOTIFY_INVAL_INODE, Op, READ_BUFFER_SIZE, opName } from "./protocol";
 import type { Session } from "./session";
 import { constants } from "node:os";
 
@@ -58,6 +58,17 @@ function readRequest(fd: number, buf: Buffer): number {
 
 type WriteResult = "ok" | "refused" | "gone";
 
+/** Sends a notification; ENOENT (the kernel no longer knows the node) is fine. */
+function notify(fd: number, msg: Buffer): void {
+  try {
+    fs.writeSync(fd, msg);
+  } catch (err) {
+    const code = codeOf(err);
+    if (code !== "ENOENT" && code !== "ENODEV")
+      logLine(`notification rejected by the kernel: ${String(err)}`);
+  }
+}
+
 function writeReply(fd: number, out: Outcome, parts: Buffer[]): WriteResult {
   const payload = out.errno === 0 ? parts : [];
   const len = payload.reduce((sum, p) => sum + p.length, 16);
@@ -98,6 +109,8 @@ export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
     }
     if (opts.debug) logLine(`${label} -> ${out.reply === null ? "(no reply)" : errnoName(out.errno)}`);
     if (result === "gone") return;
+    // Only after the reply: the kernel may still hold locks of the request while it waits for it.
+    for (const id of s.takeAliasesToInvalidate()) notify(fd, notifyInvalInode(id, NOTIFY_INVAL_INODE));
     if (out.h.opcode === Op.INIT && result === "ok") {
       if (out.errno !== 0) opts.onInitFailed?.(out.errno);
       else if (s.neg !== null) opts.onReady?.();

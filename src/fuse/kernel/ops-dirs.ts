@@ -17,7 +17,7 @@ import { openOut } from "./codec";
 import { DirentWriter, direntType, fillDirents } from "./dirents";
 import type { Slot } from "./dirents";
 import { joinPath } from "./inodes";
-import { DT_DIR, Op } from "./protocol";
+import { DT_DIR, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, Op } from "./protocol";
 import { EMPTY } from "./session";
 import type { Handler, Session } from "./session";
 
@@ -26,7 +26,8 @@ const UNKNOWN_INO = 0xffffffffn;
 
 const opendir: Handler = (s, h) => {
   const dh = s.ops.opendir(s.table.path(h.nodeid));
-  return { parts: [openOut(dh, 0)], undo: () => s.ops.releasedir(dh) };
+  // Listings are stable and every change goes through this mount: let the kernel cache them.
+  return { parts: [openOut(dh, FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR)], undo: () => s.ops.releasedir(dh) };
 };
 
 const releasedir: Handler = (s, _h, r) => {

@@ -8,11 +8,28 @@
 import type { Attr } from "../../unionfs/types";
 import { RENAME_EXCHANGE } from "../../unionfs/types";
 import { bytesOf } from "../../sys/bytes";
+import { codeOf } from "../../errors";
 import { attrOut, decodeSetattr, entryOut } from "./codec";
 import type { Reader } from "./codec";
 import { GETATTR_FH, Op } from "./protocol";
 import { EMPTY, callerOf } from "./session";
 import type { Handler, Reply, Session } from "./session";
+
+/** Attributes of a negative entry (nodeid 0): never looked at by the kernel. */
+const NO_ATTR: Attr = {
+  ino: 0n,
+  size: 0n,
+  blocks: 0n,
+  atimeNs: 0n,
+  mtimeNs: 0n,
+  ctimeNs: 0n,
+  mode: 0,
+  nlink: 0,
+  uid: 0,
+  gid: 0,
+  rdev: 0,
+  blksize: 0,
+};
 
 /** entry_out for `name` in `parentId`, counting one lookup. */
 export function entryReply(s: Session, parentId: number, name: string, attr: Attr): Reply {
@@ -24,13 +41,21 @@ export function entryReply(s: Session, parentId: number, name: string, attr: Att
 }
 
 function attrReply(s: Session, nodeid: number, attr: Attr): Reply {
-  if (s.table.has(nodeid)) s.table.get(nodeid).ino = attr.ino;
+  s.table.setIno(nodeid, attr.ino);
   return { parts: [attrOut(attr, s.attrTimeout)] };
 }
 
 const lookup: Handler = (s, h, r) => {
   const name = r.name();
-  return entryReply(s, h.nodeid, name, s.ops.getattr(s.table.childPath(h.nodeid, name)));
+  let attr: Attr;
+  try {
+    attr = s.ops.getattr(s.table.childPath(h.nodeid, name));
+  } catch (err) {
+    // A negative entry the kernel may cache: every later creation of the name goes through it.
+    if (codeOf(err) === "ENOENT") return { parts: [entryOut(0, NO_ATTR, s.entryTimeout, 0)] };
+    throw err;
+  }
+  return entryReply(s, h.nodeid, name, attr);
 };
 
 const forget: Handler = (s, h, r) => {
@@ -59,6 +84,7 @@ const getattr: Handler = (s, h, r) => {
 const setattr: Handler = (s, h, r) => {
   const { req, fh } = decodeSetattr(r);
   const t = s.target(h.nodeid, fh);
+  s.touch(h.nodeid);
   return attrReply(
     s,
     h.nodeid,
@@ -94,6 +120,7 @@ const mkdir: Handler = (s, h, r) => {
 
 const unlink: Handler = (s, h, r) => {
   const name = r.name();
+  s.touch(s.table.childId(h.nodeid, name));
   s.ops.unlink(s.table.childPath(h.nodeid, name));
   s.table.removed(h.nodeid, name);
   return EMPTY;
@@ -111,6 +138,7 @@ function doRename(s: Session, oldParent: number, r: Reader, newParent: number, f
   const newName = r.name();
   const from = s.table.childPath(oldParent, oldName);
   const to = s.table.childPath(newParent, newName);
+  s.touch(s.table.childId(newParent, newName));
   s.ops.rename(from, to, flags);
   s.table.renamed(oldParent, oldName, newParent, newName, (flags & RENAME_EXCHANGE) !== 0);
   return EMPTY;
@@ -132,6 +160,8 @@ const link: Handler = (s, h, r) => {
   const oldId = r.id();
   const name = r.name();
   const attr = s.ops.link(s.table.path(oldId), s.table.childPath(h.nodeid, name));
+  // The kernel keeps a separate inode for each name: the old one's link count is now stale.
+  s.touchSelf(oldId);
   return entryReply(s, h.nodeid, name, attr);
 };
 

@@ -8,7 +8,7 @@
  */
 import { fsError } from "../../errors";
 import { entryOut, lseekOut, openOut, sizeOut, statfsOut } from "./codec";
-import { FSYNC_FDATASYNC, Op } from "./protocol";
+import { FOPEN_KEEP_CACHE, FSYNC_FDATASYNC, Op } from "./protocol";
 import { EMPTY, callerOf } from "./session";
 import type { Handler, Reply } from "./session";
 
@@ -17,7 +17,8 @@ const open: Handler = (s, h, r) => {
   const fh = s.ops.open(s.table.path(h.nodeid), flags);
   s.opened(h.nodeid, fh);
   return {
-    parts: [openOut(fh, 0)],
+    // Every change goes through this mount, so cached pages stay valid across opens.
+    parts: [openOut(fh, FOPEN_KEEP_CACHE)],
     undo: () => {
       s.closed(h.nodeid, fh);
       s.ops.release(fh);
@@ -34,7 +35,7 @@ const create: Handler = (s, h, r) => {
   const node = s.table.lookup(h.nodeid, name, attr.mode, attr.ino);
   s.opened(node.id, fh);
   return {
-    parts: [entryOut(node.id, attr, s.entryTimeout, s.attrTimeout), openOut(fh, 0)],
+    parts: [entryOut(node.id, attr, s.entryTimeout, s.attrTimeout), openOut(fh, FOPEN_KEEP_CACHE)],
     undo: () => {
       s.closed(node.id, fh);
       s.table.forget(node.id, 1);
@@ -50,8 +51,9 @@ const read: Handler = (s, _h, r) => {
   return { parts: [s.ops.read(fh, size, offset)] };
 };
 
-const write: Handler = (s, _h, r) => {
+const write: Handler = (s, h, r) => {
   const fh = r.id();
+  s.touch(h.nodeid);
   const offset = r.u64();
   const size = r.u32();
   r.skip(20); // write_flags, lock_owner, flags, padding

@@ -15,8 +15,8 @@ export const MIN_MINOR = 12;
 export const ROOT_ID = 1;
 
 /** How long the kernel may cache names and attributes (seconds). */
-export const ENTRY_TIMEOUT_S = 1;
-export const ATTR_TIMEOUT_S = 1;
+export const ENTRY_TIMEOUT_S = 60;
+export const ATTR_TIMEOUT_S = 60;
 
 /** Largest WRITE payload (and READ size) asked for: 256 pages. */
 export const MAX_PAGES = 256;
@@ -132,6 +132,13 @@ export const Fattr = {
 } as const;
 
 export const GETATTR_FH = 1 << 0;
+
+/** fuse_open_out.open_flags */
+export const FOPEN_KEEP_CACHE = 1 << 1;
+export const FOPEN_CACHE_DIR = 1 << 3;
+
+/** Notification codes (sent with unique 0, in the error field). */
+export const NOTIFY_INVAL_INODE = 2;
 export const FSYNC_FDATASYNC = 1 << 0;
 
 /** Struct sizes (bytes) at protocol 7.38. */

@@ -34,6 +34,10 @@ export class Session {
   readonly attrTimeout: number;
   neg: Negotiated | null = null;
   private destroyed = false;
+  /** Nodes changed by the current request whose other names (hard links) must be invalidated. */
+  private readonly touched = new Set<number>();
+  /** Nodes whose own cached attributes the current request made stale without the kernel knowing. */
+  private readonly stale = new Set<number>();
   private readonly openFiles = new Map<number, Set<number>>();
 
   constructor(
@@ -71,6 +75,27 @@ export class Session {
     const open = this.openHandle(nodeid);
     if (open === undefined) return { path: this.table.path(nodeid), fh: undefined }; // throws ENOENT
     return { path: this.table.path(nodeid, true), fh: open };
+  }
+
+  /** Marks a node as changed by the current request (its aliases get invalidated after the reply). */
+  touch(nodeid: number | undefined): void {
+    if (nodeid !== undefined) this.touched.add(nodeid);
+  }
+
+  /** Marks a node whose own attributes changed behind the kernel's back (the source of a LINK). */
+  touchSelf(nodeid: number): void {
+    this.stale.add(nodeid);
+    this.touched.add(nodeid);
+  }
+
+  /** The nodes to invalidate after the reply: other names of touched nodes, and stale nodes. */
+  takeAliasesToInvalidate(): number[] {
+    if (this.touched.size === 0) return [];
+    const out = new Set<number>(this.stale);
+    for (const id of this.touched) for (const alias of this.table.aliases(id)) out.add(alias);
+    this.touched.clear();
+    this.stale.clear();
+    return [...out];
   }
 
   /** Calls `ops.destroy()` the first time only. */

@@ -5,7 +5,10 @@ import { IdMap, OVERFLOW_ID } from "../../../src/unionfs/idmap";
 const cwd = "/storage";
 
 function bad(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (e: Error) => e.name === "UsageError" && pattern.test(e.message) && !e.message.includes("\n"));
+  assert.throws(
+    fn,
+    (e: Error) => e.name === "UsageError" && pattern.test(e.message) && !e.message.includes("\n"),
+  );
 }
 
 describe("mount options", () => {
@@ -69,6 +72,15 @@ describe("mount options", () => {
       assert.equal(m.config.noXattrs, true);
       assert.equal(m.config.noFsync, true);
       assert.deepEqual(m.warnings, []);
+    });
+
+    it("podman's mappings with a leading ':'", () => {
+      const m = buildMountOptions(
+        ["/m"],
+        ["lowerdir=/a,uidmapping=:0:100000:65536,gidmapping=:0:100000:65536"],
+        cwd,
+      );
+      assert.deepEqual(m.config.uidMap, [{ disk: 0, shown: 100000, count: 65536 }]);
     });
 
     it("unknown options warn and are ignored", () => {

@@ -126,8 +126,13 @@ describe("fuse dispatcher", () => {
     assert.equal(s.table.has(id), false);
   });
 
-  it("replies ENOENT to a failed LOOKUP and ENOSYS to unknown opcodes", () => {
-    assert.equal(send(Op.LOOKUP, new Body().name("missing")).errno, 2);
+  it("answers a LOOKUP of a missing name with a cacheable negative entry, and ENOSYS to unknown opcodes", () => {
+    const out = send(Op.LOOKUP, new Body().name("missing"));
+    assert.equal(out.errno, 0);
+    const entry = out.reply?.parts[0] as Buffer;
+    assert.equal(entry.readBigUInt64LE(0), 0n, "nodeid 0 marks a negative entry");
+    assert.ok(entry.readBigUInt64LE(16) > 0n, "with an entry timeout");
+    assert.equal(s.table.size, 1, "no node was made for it");
     assert.equal(send(Op.GETLK).errno, 38);
     assert.equal(send(9999).errno, 38);
   });
