@@ -1,0 +1,79 @@
+/**
+ * Layer commands: `diff`, `export`, `import`, `mount-overlay2` (the logic lives in src/image).
+ *
+ * Invariants: bad input is a UsageError (one line, exit 2, nothing written: `export -o` removes a
+ * partial file, `import` removes what it unpacked); warnings are lines `unionfs-ts: warning: …` on
+ * stderr; stdout carries only the command's output (diff lines, the tarball).
+ */
+import * as fs from "node:fs";
+import { checkOutsideLayer, diffLayer, exportLayer, formatChanges, importLayer } from "../image";
+import { overlay2MountArgs, resolveOverlay2 } from "../image/overlay2";
+import { UsageError } from "../unionfs/branches";
+import { mountCommand, type MountFlags } from "./mount";
+import { splitOptionList } from "./options";
+
+function warn(message: string): void {
+  process.stderr.write(`unionfs-ts: warning: ${message}\n`);
+}
+
+function write(text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.stdout.write(text, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** `diff UPPER [--lower L1:L2:…]` */
+export async function diffCommand(upper: string, flags: { lower?: string }): Promise<number> {
+  let lowers: string[] | undefined;
+  if (flags.lower !== undefined) {
+    lowers = flags.lower.split(":");
+    const empty = lowers.findIndex((l) => l.length === 0);
+    if (empty >= 0) throw new UsageError(`empty directory at position ${empty + 1} of --lower`);
+  }
+  await write(formatChanges(diffLayer(upper, lowers)));
+  return 0;
+}
+
+/** `export [-o FILE] UPPER`: the tarball goes to FILE or stdout (never a terminal). */
+export async function exportCommand(upper: string, flags: { output?: string }): Promise<number> {
+  if (flags.output === undefined) {
+    if (process.stdout.isTTY) {
+      throw new UsageError("refusing to write a tarball to a terminal: use -o FILE or redirect stdout");
+    }
+    await exportLayer(upper, process.stdout, { onWarning: warn, end: false });
+    return 0;
+  }
+  const output = flags.output;
+  checkOutsideLayer(output, upper);
+  const out = fs.createWriteStream(output, { mode: 0o644 });
+  try {
+    await exportLayer(upper, out, { onWarning: warn });
+  } catch (err) {
+    out.destroy();
+    fs.rmSync(output, { force: true });
+    throw err;
+  }
+  return 0;
+}
+
+/** `import [--format aufs|overlay] LAYER.tar DIR` */
+export async function importCommand(file: string, dir: string, flags: { format?: string }): Promise<number> {
+  const format = flags.format ?? "aufs";
+  if (format !== "aufs" && format !== "overlay") {
+    throw new UsageError(`--format must be aufs or overlay, not '${format}'`);
+  }
+  await importLayer(file, dir, { format, onWarning: warn });
+  return 0;
+}
+
+/** `mount-overlay2 [-f] [-o OPT]… ROOT ID MOUNTPOINT`: the layer's chain through the normal mount path. */
+export async function mountOverlay2Command(
+  root: string,
+  id: string,
+  mountpoint: string,
+  flags: MountFlags,
+): Promise<number> {
+  const readOnly = flags.options.flatMap(splitOptionList).includes("ro");
+  const { branchList, options } = overlay2MountArgs(resolveOverlay2(root, id, readOnly));
+  return mountCommand([branchList, mountpoint], { ...flags, options: [...options, ...flags.options] });
+}

@@ -1,0 +1,415 @@
+/**
+ * A real container engine on unionfs-ts: rootful podman whose overlay storage uses unionfs-ts as its
+ * `mount_program` (the fuse-overlayfs contract), in a private store under a temp dir. The same scenario
+ * as examples/podman/run.sh, without the narration:
+ *
+ * - `podman import` of a busybox root filesystem tarball (built here from Debian's busybox-static);
+ * - `podman build` of two RUN layers: added files plus a deleted base file (a whiteout), and a replaced
+ *   directory (`rm -rf /d && mkdir /d`: an opaque directory); a container of the result sees exactly that;
+ * - a file written by one `podman run --rm` is not seen by the next; a container's upper layer holds
+ *   overlay-format whiteouts (char 0/0) and `trusted.overlay.opaque=y`;
+ * - what podman passed to the mount program (logged by the scripts/install-bin.sh wrapper): every mount
+ *   is `-o lowerdir=…[,upperdir=…,workdir=…][,,volatile] …/merged`, run from the store's overlay dir;
+ *   the same mount with the store's cwd-relative `l/…` links (the form containers/storage uses when the
+ *   absolute one would not fit in a page) works too;
+ * - afterwards no fuse.unionfs-ts mount and no daemon of this test is left.
+ *
+ * Skipped, with the reason logged, when podman (or runc, or busybox-static) is not installed or we are
+ * not root. Podman runs with runc, cgroupfs, the file events backend, --network=none, ulimits within our
+ * own hard limits and a private containers.conf/storage.conf; nothing comes from the network.
+ */
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { forceUnmount, mountsUnder, run, waitFor } from "../helpers/mounts";
+import {
+  daemonPidsFor,
+  EXIT_DEADLINE_MS,
+  killAndWait,
+  newTag,
+  TAG_VAR,
+  useCleanup,
+} from "../helpers/unionfs";
+
+/** dist/test/integration → the checkout (for scripts/install-bin.sh, which wraps dist/src/cli/main.js). */
+const REPO = path.resolve(__dirname, "..", "..", "..");
+const IMAGE = "localhost/unionfs-ts-test/busybox";
+const BLOB_CACHE_PARENT = "/var/lib/containers";
+
+/** `name` found in a PATH directory, executable; undefined when absent. */
+function which(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    if (dir === "") continue;
+    const p = path.join(dir, name);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      if (fs.statSync(p).isFile()) return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** True for an ELF file without a PT_INTERP program header (statically linked). */
+function isStaticElf(file: string): boolean {
+  const b = fs.readFileSync(file);
+  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46 || b[4] !== 2 || b[5] !== 1) return false;
+  const phoff = Number(b.readBigUInt64LE(0x20));
+  const phentsize = b.readUInt16LE(0x36);
+  const phnum = b.readUInt16LE(0x38);
+  for (let i = 0; i < phnum; i++) if (b.readUInt32LE(phoff + i * phentsize) === 3) return false;
+  return true;
+}
+
+function staticBusybox(): string | undefined {
+  for (const p of ["/bin/busybox", "/usr/bin/busybox", which("busybox")]) {
+    if (p !== undefined && fs.existsSync(p) && isStaticElf(p)) return p;
+  }
+  return undefined;
+}
+
+/** Hard limit from /proc/self/limits ("unlimited" → undefined). */
+function hardLimit(what: string): number | undefined {
+  const line = fs
+    .readFileSync("/proc/self/limits", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(what));
+  const hard = line?.trim().split(/\s+/).at(-2);
+  return hard === undefined || hard === "unlimited" ? undefined : Number(hard);
+}
+
+interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function show(what: string, r: Result): string {
+  const clip = (s: string): string => (s.length > 1500 ? `…${s.slice(-1500)}` : s);
+  return `${what}: exit ${r.status}\nstdout: ${clip(r.stdout)}\nstderr: ${clip(r.stderr)}`;
+}
+
+/** fuse.unionfs-ts lines of /proc/mounts whose mountpoint is at or below `dir`. */
+function unionfsMountsUnder(dir: string): string[] {
+  return fs
+    .readFileSync("/proc/mounts", "utf8")
+    .split("\n")
+    .filter((l) => {
+      const [, mnt, type] = l.split(" ");
+      return type === "fuse.unionfs-ts" && mnt !== undefined && (mnt === dir || mnt.startsWith(`${dir}/`));
+    });
+}
+
+const CHECK_VIEW = `
+bad=0
+expect() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; bad=1; fi; }
+expect "/etc/doomed is deleted (whiteout)"          '[ ! -e /etc/doomed ]'
+expect "/d shows only the new content (opaque dir)" '[ "$(ls -A /d | tr "\\n" " ")" = "f " ]'
+expect "/d/f is the new file"                       '[ "$(cat /d/f)" = new ]'
+expect "/d/old1 and /d/sub are gone"                '[ ! -e /d/old1 ] && [ ! -e /d/sub ]'
+expect "/added1 and /added2 are there"              '[ "$(cat /added1 /added2)" = "$(printf "one\\ntwo")" ]'
+expect "/opt/app/conf has both lines"               '[ "$(cat /opt/app/conf)" = "$(printf "app\\nmore")" ]'
+expect "the base files are still there"             '[ "$(cat /etc/base-file)" = base ] && [ -x /bin/sh ]'
+expect "/ is a unionfs-ts mount"                    'grep -q "^[^ ]* / fuse.unionfs-ts " /proc/mounts'
+exit $bad
+`;
+
+describe("podman with unionfs-ts as its overlay mount_program", function () {
+  this.timeout(150_000);
+  const t = useCleanup("all");
+  const tag = newTag();
+  let podmanBin = "";
+  let T = ""; // the temp dir holding everything
+  let G = ""; // graphroot
+  let built = false;
+
+  function podman(args: readonly string[], timeoutMs = 60_000): Result {
+    const r = spawnSync(
+      podmanBin,
+      [
+        ...["--root", G, "--runroot", path.join(T, "runroot"), "--tmpdir", path.join(T, "tmp")],
+        // podman 4.3 drops storage.conf's driver options (mount_program!) when --root is given.
+        ...["--storage-opt", `overlay.mount_program=${path.join(T, "bin", "unionfs-ts")}`],
+        ...["--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "file"],
+        ...args,
+      ],
+      {
+        encoding: "utf8",
+        timeout: timeoutMs,
+        killSignal: "SIGKILL",
+        stdio: ["ignore", "pipe", "pipe"],
+        env: {
+          ...process.env,
+          CONTAINERS_CONF: path.join(T, "containers.conf"),
+          CONTAINERS_STORAGE_CONF: path.join(T, "storage.conf"),
+          UNIONFS_TS_MOUNT_LOG: path.join(T, "mount.log"),
+          // Daemons started through podman inherit this: they can be found (and scripts/test.sh finds them).
+          [TAG_VAR]: tag,
+        },
+      },
+    );
+    return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+  }
+
+  function podmanOk(args: readonly string[], timeoutMs?: number): string {
+    const r = podman(args, timeoutMs);
+    assert.equal(r.status, 0, show(`podman ${args.join(" ")}`, r));
+    return r.stdout;
+  }
+
+  function runIn(args: readonly string[]): Result {
+    return podman(["run", "--rm", "--network=none", "--pull=never", ...args]);
+  }
+
+  before(function () {
+    const why =
+      process.getuid?.() !== 0
+        ? "not root (this test runs rootful podman)"
+        : which("podman") === undefined
+          ? "podman is not installed (apt-get install podman runc busybox-static, or run examples/podman/run.sh)"
+          : which("runc") === undefined
+            ? "runc is not installed (crun does not work on cgroup v1 hybrid hosts; apt-get install runc)"
+            : staticBusybox() === undefined
+              ? "no static busybox for the image (apt-get install busybox-static)"
+              : undefined;
+    if (why !== undefined) {
+      console.log(`      podman test skipped: ${why}`);
+      this.skip();
+    }
+    podmanBin = which("podman") as string;
+    const busybox = staticBusybox() as string;
+
+    T = t.tempDir("podman");
+    G = path.join(T, "graph");
+    for (const d of ["graph", "runroot", "tmp", "net", "ctx", "rootfs/bin", "rootfs/etc", "rootfs/d/sub"])
+      fs.mkdirSync(path.join(T, d), { recursive: true });
+
+    // Cleanup, run last registered first: podman's containers and images (it unmounts their layers),
+    // then anything still mounted under T, then daemons of this test, then the blob-info cache that
+    // `podman import` writes to /var/lib/containers/cache whatever --root says, if it was not there before.
+    const cacheExisted = fs.existsSync(BLOB_CACHE_PARENT);
+    t.defer("remove podman's blob-info cache", () => {
+      if (cacheExisted) return;
+      fs.rmSync(path.join(BLOB_CACHE_PARENT, "cache"), { recursive: true, force: true });
+      try {
+        fs.rmdirSync(BLOB_CACHE_PARENT); // only if empty
+      } catch {
+        // not empty (someone else's podman put things there meanwhile), or already gone
+      }
+    });
+    t.defer("kill daemons left by podman", () => killAndWait(daemonPidsFor(tag)));
+    t.defer(`unmount everything under ${T}`, () => {
+      const mnts = mountsUnder(T)
+        .map((m) => m.mountPoint)
+        .sort()
+        .reverse();
+      for (const m of new Set(mnts)) forceUnmount(m);
+    });
+    t.defer("remove podman containers and images", () => {
+      podman(["rm", "--all", "--force", "--time", "0"]);
+      podman(["rmi", "--all", "--force"]);
+    });
+
+    const wrapper = path.join(T, "bin", "unionfs-ts");
+    const inst = run("bash", [path.join(REPO, "scripts", "install-bin.sh"), wrapper]);
+    assert.equal(inst.status, 0, show("scripts/install-bin.sh", inst));
+
+    // runc sets the container's rlimits and, without CAP_SYS_RESOURCE, cannot exceed its own hard limits;
+    // podman caps its nproc at pid_max.
+    const pidMax = Number(fs.readFileSync("/proc/sys/kernel/pid_max", "utf8"));
+    const nproc = Math.min(hardLimit("Max processes") ?? pidMax, pidMax);
+    const nofile = hardLimit("Max open files");
+    const ulimits = [`"nproc=${nproc}:${nproc}"`, ...(nofile ? [`"nofile=${nofile}:${nofile}"`] : [])];
+    fs.writeFileSync(
+      path.join(T, "storage.conf"),
+      `[storage]\ndriver = "overlay"\ngraphroot = "${G}"\nrunroot = "${T}/runroot"\n\n` +
+        `[storage.options.overlay]\nmount_program = "${wrapper}"\n`,
+    );
+    fs.writeFileSync(
+      path.join(T, "containers.conf"),
+      `[containers]\ndefault_ulimits = [${ulimits.join(", ")}]\n\n` +
+        `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n` +
+        `tmp_dir = "${T}/tmp"\nimage_copy_tmp_dir = "${T}/tmp"\n\n` +
+        `[network]\nnetwork_config_dir = "${T}/net"\n`,
+    );
+    const graphOptions = podmanOk(["info", "--format", "{{json .Store.GraphOptions}}"]);
+    assert.ok(graphOptions.includes(wrapper), `podman does not use ${wrapper}: ${graphOptions}`);
+
+    // The base image: busybox and its applets, a minimal /etc, files for the build to delete.
+    const rootfs = path.join(T, "rootfs");
+    fs.copyFileSync(busybox, path.join(rootfs, "bin", "busybox"));
+    fs.chmodSync(path.join(rootfs, "bin", "busybox"), 0o755);
+    const list = run(busybox, ["--list"]);
+    for (const applet of list.stdout.split("\n")) {
+      if (applet !== "" && applet !== "busybox") fs.symlinkSync("busybox", path.join(rootfs, "bin", applet));
+    }
+    for (const d of ["root", "proc", "sys", "dev", "tmp"]) fs.mkdirSync(path.join(rootfs, d));
+    fs.chmodSync(path.join(rootfs, "tmp"), 0o1777);
+    const files: Record<string, string> = {
+      "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
+      "etc/group": "root:x:0:\n",
+      "etc/base-file": "base\n",
+      "etc/doomed": "to be deleted\n",
+      "d/old1": "old 1\n",
+      "d/old2": "old 2\n",
+      "d/sub/deep": "deep\n",
+    };
+    for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(rootfs, f), text);
+    const tar = path.join(T, "busybox.tar");
+    const tr = run("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", rootfs, "-cf", tar, "."]);
+    assert.equal(tr.status, 0, show("tar", tr));
+    podmanOk(["import", "--quiet", tar, `${IMAGE}:base`]);
+  });
+
+  it("runs a container whose root is a unionfs-ts mount", function () {
+    const r = runIn([`${IMAGE}:base`, "head", "-n1", "/proc/mounts"]);
+    assert.equal(r.status, 0, show("podman run", r));
+    assert.match(r.stdout, /^\S+ \/ fuse\.unionfs-ts /, `the container's root: ${r.stdout}`);
+  });
+
+  it("builds RUN layers (whiteout, opaque dir) and a container of the result sees exactly them", function () {
+    fs.writeFileSync(
+      path.join(T, "ctx", "Containerfile"),
+      [
+        `FROM ${IMAGE}:base`,
+        "RUN echo one >/added1 && mkdir -p /opt/app && echo app >/opt/app/conf && rm /etc/doomed",
+        "RUN rm -rf /d && mkdir /d && echo new >/d/f && echo two >/added2 && echo more >>/opt/app/conf",
+        "",
+      ].join("\n"),
+    );
+    podmanOk(
+      ["build", "--network=none", "--pull=never", "--layers", "-t", `${IMAGE}:built`, path.join(T, "ctx")],
+      120_000,
+    );
+    built = true;
+    const layers = podmanOk(["image", "inspect", "--format", "{{len .RootFS.Layers}}", `${IMAGE}:built`]);
+    assert.equal(layers.trim(), "3", "base + 2 RUN layers");
+    const r = runIn([`${IMAGE}:built`, "sh", "-c", CHECK_VIEW]);
+    assert.equal(r.status, 0, show("the view check in the container", r));
+    assert.doesNotMatch(r.stdout, /FAIL/);
+  });
+
+  it("does not show a file written by one container to the next one", function () {
+    assert.ok(built, "needs the image built by the previous test");
+    const first = runIn([`${IMAGE}:built`, "sh", "-c", "echo secret >/written && cat /written"]);
+    assert.equal(first.status, 0, show("first run", first));
+    assert.equal(first.stdout, "secret\n");
+    const second = runIn([`${IMAGE}:built`, "sh", "-c", "test -e /written && echo PRESENT || echo absent"]);
+    assert.equal(second.status, 0, show("second run", second));
+    assert.equal(second.stdout, "absent\n");
+  });
+
+  it("writes overlay-format whiteouts and opaque dirs in a container's upper layer", function () {
+    assert.ok(built, "needs the image built by an earlier test");
+    podmanOk([
+      "run",
+      "--name",
+      `upper-${tag}`,
+      "--network=none",
+      "--pull=never",
+      `${IMAGE}:built`,
+      "sh",
+      "-c",
+      "rm /etc/base-file && rm -rf /opt && mkdir /opt && echo x >/opt/x",
+    ]);
+    const upper = podmanOk(["inspect", "--format", "{{.GraphDriver.Data.UpperDir}}", `upper-${tag}`]).trim();
+    const wh = fs.lstatSync(path.join(upper, "etc", "base-file"));
+    assert.ok(wh.isCharacterDevice() && wh.rdev === 0, "etc/base-file should be a 0/0 character device");
+    const opq = run("getfattr", ["--only-values", "-n", "trusted.overlay.opaque", path.join(upper, "opt")]);
+    assert.equal(opq.stdout, "y", show("getfattr trusted.overlay.opaque", opq));
+    assert.deepEqual(fs.readdirSync(path.join(upper, "opt")), ["x"]);
+    podmanOk(["rm", `upper-${tag}`]);
+  });
+
+  it("is called as -o lowerdir=…,upperdir=…,workdir=… …/merged from the store's overlay dir", function () {
+    // The wrapper logs blocks: "call pid=N", "  cwd: DIR", "  argv[I]: ARG"…, "  exit: N".
+    const calls = fs
+      .readFileSync(path.join(T, "mount.log"), "utf8")
+      .split(/^call /m)
+      .filter((b) => b !== "")
+      .map((b) => ({
+        cwd: /^ {2}cwd: (.*)$/m.exec(b)?.[1],
+        argv: [...b.matchAll(/^ {2}argv\[\d+\]: (.*)$/gm)].map((m) => m[1] as string),
+        exit: /^ {2}exit: (.*)$/m.exec(b)?.[1],
+      }));
+    const mounts = calls.filter((c) => c.argv[0] === "-o");
+    // run base, 4 for the build (2 containers + 2 parent layers, read-only, for the diff), 2 runs, upper-check
+    assert.ok(mounts.length >= 5, `only ${mounts.length} mount calls logged: ${JSON.stringify(calls)}`);
+    const home = path.join(G, "overlay");
+    for (const c of mounts) {
+      const what = JSON.stringify(c);
+      assert.equal(c.cwd, home, what);
+      assert.equal(c.argv.length, 3, what);
+      assert.equal(c.exit, "0", what);
+      assert.match(c.argv[2] as string, /^\/.*\/merged$/, what);
+      const items = (c.argv[1] as string).split(",");
+      const lower = items.find((i) => i.startsWith("lowerdir="));
+      assert.ok(lower, what);
+      for (const l of lower.slice("lowerdir=".length).split(":")) assert.ok(l.startsWith(`${home}/`), what);
+      const upper = items.find((i) => i.startsWith("upperdir="));
+      if (upper !== undefined)
+        assert.ok(
+          items.some((i) => i.startsWith("workdir=")),
+          what,
+        );
+    }
+    assert.ok(
+      mounts.some((c) => (c.argv[1] as string).includes(",upperdir=")),
+      "some mount should be writable",
+    );
+    assert.ok(
+      mounts.some((c) => !(c.argv[1] as string).includes("upperdir=")),
+      "the build should mount parent layers read-only (lowerdir only)",
+    );
+  });
+
+  it("mounts the store's layers through cwd-relative l/… links (containers/storage's short form)", async function () {
+    assert.ok(built, "needs the image built by an earlier test");
+    const home = path.join(G, "overlay");
+    const diff = podmanOk([
+      "image",
+      "inspect",
+      "--format",
+      "{{.GraphDriver.Data.UpperDir}}",
+      `${IMAGE}:built`,
+    ]);
+    const layer = path.dirname(diff.trim());
+    const lowers = `l/${fs.readFileSync(path.join(layer, "link"), "utf8").trim()}:${fs.readFileSync(path.join(layer, "lower"), "utf8").trim()}`;
+    assert.match(lowers, /^l\/[A-Z0-9]+(:l\/[A-Z0-9]+){2}$/);
+    const scratch = path.join(home, `unionfs-ts-replay-${tag}`);
+    fs.mkdirSync(path.join(scratch, "diff"), { recursive: true });
+    fs.mkdirSync(path.join(scratch, "work"));
+    t.defer(`remove ${scratch}`, () => fs.rmSync(scratch, { recursive: true, force: true }));
+    const mnt = path.join(T, "replay");
+    fs.mkdirSync(mnt);
+    t.guardMountpoint(mnt, tag);
+    const rel = path.basename(scratch);
+    const r = spawnSync(
+      path.join(T, "bin", "unionfs-ts"),
+      ["-o", `lowerdir=${lowers},upperdir=${rel}/diff,workdir=${rel}/work,,volatile`, mnt],
+      { cwd: home, encoding: "utf8", timeout: 30_000, env: { ...process.env, [TAG_VAR]: tag } },
+    );
+    assert.equal(r.status, 0, show("mount with relative paths", { ...r, stdout: r.stdout ?? "" }));
+    assert.equal(unionfsMountsUnder(mnt).length, 1, "the relative-path mount should be live");
+    const fsp = fs.promises;
+    await assert.rejects(fsp.lstat(path.join(mnt, "etc", "doomed")), { code: "ENOENT" });
+    assert.deepEqual(await fsp.readdir(path.join(mnt, "d")), ["f"]);
+    assert.equal(await fsp.readFile(path.join(mnt, "added2"), "utf8"), "two\n");
+    await fsp.unlink(path.join(mnt, "added1"));
+    await fsp.writeFile(path.join(mnt, "new"), "replay\n");
+    const wh = fs.lstatSync(path.join(scratch, "diff", "added1"));
+    assert.ok(wh.isCharacterDevice() && wh.rdev === 0, "deleting added1 should leave a 0/0 whiteout");
+    assert.equal(fs.readFileSync(path.join(scratch, "diff", "new"), "utf8"), "replay\n");
+    const u = run("umount", [mnt]);
+    assert.equal(u.status, 0, show("umount", u));
+  });
+
+  it("leaves no unionfs-ts mount and no daemon behind", async function () {
+    podmanOk(["rm", "--all", "--force", "--time", "0"]);
+    podmanOk(["rmi", "--all", "--force"]);
+    assert.deepEqual(unionfsMountsUnder(T), [], "fuse.unionfs-ts mounts left in /proc/mounts");
+    await waitFor(() => daemonPidsFor(tag).length === 0, EXIT_DEADLINE_MS, "the unionfs-ts daemons to exit");
+  });
+});
