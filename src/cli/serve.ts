@@ -1,11 +1,12 @@
 /**
  * Serving a mount in this process until it is unmounted.
  *
- * Invariants: SIGINT, SIGTERM and SIGHUP unmount (lazily when busy) and let the transport finish; an
+ * Invariants: SIGINT, SIGTERM and SIGHUP unmount (lazily when busy) and let the transport finish, also
+ * when they arrive while the mount is still being set up (the mount is visible before INIT is done); an
  * uncaught error detaches the mount and aborts the FUSE connection before exiting, so no process is
  * ever left blocked on a dead mount and no wedged mount is left behind.
  */
-import { kernelTransport, abortMount } from "../fuse";
+import { abortMount, abortNativeMount, chooseTransport, type MountedFs } from "../fuse";
 import type { UnionConfig } from "../unionfs/config";
 
 export interface ServeRequest {
@@ -14,27 +15,39 @@ export interface ServeRequest {
   fsname: string;
   debug: boolean;
   verbose: boolean;
+  /** auto (default), kernel or fuse-native. */
+  transport?: string;
 }
 
 export async function serve(req: ServeRequest): Promise<number> {
-  const m = await kernelTransport.mount({
+  const { transport, reason } = chooseTransport(req.transport ?? "auto");
+  let m: MountedFs | undefined;
+  let stopRequested = false;
+  const stop = (): void => {
+    if (m === undefined) {
+      stopRequested = true;
+      return;
+    }
+    m.unmount().catch((err: unknown) => process.stderr.write(`unionfs-ts: unmount failed: ${String(err)}\n`));
+  };
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, stop);
+  m = await transport.mount({
     mountpoint: req.mountpoint,
     config: req.config,
     fsname: req.fsname,
     debug: req.debug,
   });
+  if (stopRequested) stop();
   // Once ready, the caller may close our stderr; writing to it must not kill the daemon.
   process.stderr.on("error", () => undefined);
-  const stop = (): void => {
-    m.unmount().catch((err: unknown) => process.stderr.write(`unionfs-ts: unmount failed: ${String(err)}\n`));
-  };
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, stop);
   process.on("uncaughtException", (err) => {
     process.stderr.write(`unionfs-ts: fatal: ${err.stack ?? String(err)}\n`);
     abortMount(req.mountpoint);
+    abortNativeMount(req.mountpoint);
     process.exitCode = 1;
   });
-  if (req.verbose) process.stderr.write(`unionfs-ts: serving ${req.mountpoint} (transport: kernel)\n`);
+  if (req.verbose)
+    process.stderr.write(`unionfs-ts: serving ${req.mountpoint} (transport: ${transport.name}, ${reason})\n`);
   if (process.send) {
     process.send("ready");
     process.disconnect();

@@ -10,7 +10,7 @@
  * - The caller has already copied up the parent directory.
  */
 import * as fs from "node:fs";
-import type { BigIntStats } from "node:fs";
+import type { Stat } from "../sys/stat";
 import { codeOf } from "../errors";
 import type { Layer } from "../layer";
 import { bytesOf } from "../sys/bytes";
@@ -35,7 +35,7 @@ export interface CopyUpOptions {
 export function copyUp(
   from: Layer,
   rel: string,
-  st: BigIntStats,
+  st: Stat,
   upper: Layer,
   work: WorkDir,
   opts: CopyUpOptions,
@@ -55,23 +55,17 @@ export function copyUp(
  * must not exist, with all its metadata. Directory times should be set again with `copyTimes` once
  * entries have been added to it.
  */
-export function copyObject(
-  from: Layer,
-  rel: string,
-  st: BigIntStats,
-  dest: string,
-  opts: CopyUpOptions,
-): void {
+export function copyObject(from: Layer, rel: string, st: Stat, dest: string, opts: CopyUpOptions): void {
   createCopy(from, rel, st, dest, opts.withData);
   copyMetadata(from, rel, st, dest, opts);
 }
 
 /** Sets `dest`'s atime and mtime to those of `st` (after filling a copied directory). */
-export function copyTimes(st: BigIntStats, dest: string): void {
+export function copyTimes(st: Stat, dest: string): void {
   sys.utimens(dest, st.atimeNs, st.mtimeNs);
 }
 
-function createCopy(from: Layer, rel: string, st: BigIntStats, tmp: string, withData: boolean): void {
+function createCopy(from: Layer, rel: string, st: Stat, tmp: string, withData: boolean): void {
   const type = Number(st.mode) & S_IFMT;
   const src = from.abs(rel);
   if (type === S_IFREG) {
@@ -101,7 +95,7 @@ function copyRegular(src: string, tmp: string, size: bigint): void {
 }
 
 /** Owner first (chown may clear set-id bits), then mode, xattrs, and the times last. */
-function copyMetadata(from: Layer, rel: string, st: BigIntStats, tmp: string, opts: CopyUpOptions): void {
+function copyMetadata(from: Layer, rel: string, st: Stat, tmp: string, opts: CopyUpOptions): void {
   const isLink = (Number(st.mode) & S_IFMT) === S_IFLNK;
   fs.lchownSync(bytesOf(tmp), Number(st.uid), Number(st.gid));
   if (!isLink) fs.chmodSync(bytesOf(tmp), Number(st.mode) & 0o7777);

@@ -58,12 +58,12 @@ export interface ExportSummary {
 }
 
 /** Header fields every entry takes from the object's stat. */
-function statFields(st: fs.BigIntStats): HeaderData {
+function statFields(st: import("../sys/stat").Stat): HeaderData {
   return {
     mode: Number(st.mode) & 0o7777,
     uid: Number(st.uid),
     gid: Number(st.gid),
-    mtime: new Date(Number(st.mtimeMs / 1000n) * 1000),
+    mtime: new Date(Number(st.mtimeNs / 1_000_000_000n) * 1000),
   };
 }
 

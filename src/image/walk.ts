@@ -13,7 +13,7 @@
  * - Paths are byte strings (`src/sys/bytes.ts`): "/a/b" below the layer root, "/" for the root itself.
  * - Only reads the disk.
  */
-import type { BigIntStats } from "node:fs";
+import type { Stat } from "../sys/stat";
 import * as fs from "node:fs";
 import { DirLayer, type Layer } from "../layer";
 import { fromText } from "../sys/bytes";
@@ -32,7 +32,7 @@ export const S_IFIFO = 0o010000;
 export interface EntryItem {
   kind: "entry";
   path: string;
-  st: BigIntStats;
+  st: Stat;
   /** Directories only: the layer hides everything lower layers have below `path`. */
   opaque: boolean;
 }
@@ -41,7 +41,7 @@ export interface EntryItem {
 export interface WhiteoutItem {
   kind: "whiteout";
   path: string;
-  marker: BigIntStats;
+  marker: Stat;
 }
 
 export type LayerItem = EntryItem | WhiteoutItem;
@@ -51,11 +51,11 @@ export interface LayerWalk {
   root: string;
   /** Whether the root directory itself is opaque. */
   rootOpaque: boolean;
-  rootStat: BigIntStats;
+  rootStat: Stat;
   items: LayerItem[];
 }
 
-export function typeOf(st: BigIntStats): number {
+export function typeOf(st: Stat): number {
   return Number(st.mode) & S_IFMT;
 }
 

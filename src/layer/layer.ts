@@ -3,15 +3,21 @@
  *
  * Invariants:
  * - Relative paths are "" for the layer root or "/a/b" below it; `abs(rel)` is the only join.
+ * - A layer holds an fd of its root directory from construction to `close()`, and every access goes
+ *   through it (lstat via statx on the fd; other calls via `/proc/self/fd/N/rel`): a layer keeps working
+ *   when its path is unmounted lazily or renamed after the union was built (container engines detach
+ *   id-mapped layer mounts right after mounting), and the daemon's paths stay short (PATH_MAX).
  * - A read-only layer throws EROFS from every mutating method: lower layers are never modified.
  * - Nothing here knows about whiteouts or other layers; `tryLstat` is the one place that turns
  *   "not in this layer" (ENOENT/ENOTDIR) into `undefined`.
  */
 import * as fs from "node:fs";
-import type { BigIntStats } from "node:fs";
-import { fsError, isAbsent } from "../errors";
+import { fsError } from "../errors";
 import { bytesOf, bstr } from "../sys/bytes";
 import * as sys from "../sys/libc";
+import { statAt, statAtOrThrow, type Stat } from "../sys/stat";
+
+export type { Stat };
 
 /** One raw directory entry of one layer. `type` is S_IFMT bits, 0 when the fs did not say. */
 export interface RawEntry {
@@ -21,8 +27,10 @@ export interface RawEntry {
 
 export interface Layer {
   readonly index: number;
-  /** Absolute byte-string path of the layer root. */
+  /** Byte-string path through which the layer root is reached (`/proc/self/fd/N`). */
   readonly root: string;
+  /** The layer's path as given (for messages). */
+  readonly origin: string;
   readonly writable: boolean;
   /** Whether whiteouts in this layer hide lower layers (aufs `rr` does not look for them). */
   readonly honoursWhiteouts: boolean;
@@ -30,8 +38,8 @@ export interface Layer {
   readonly dev: bigint;
 
   abs(rel: string): string;
-  lstat(rel: string): BigIntStats;
-  tryLstat(rel: string): BigIntStats | undefined;
+  lstat(rel: string): Stat;
+  tryLstat(rel: string): Stat | undefined;
   readdir(rel: string): RawEntry[];
   readlink(rel: string): string;
   getxattr(rel: string, name: string): Buffer;
@@ -51,9 +59,20 @@ export interface Layer {
   utimens(rel: string, atime: bigint | "now" | undefined, mtime: bigint | "now" | undefined): void;
   setxattr(rel: string, name: string, value: Buffer, flags: number): void;
   removexattr(rel: string, name: string): void;
+  /** Releases the root fd. */
+  close(): void;
 }
 
 const S_IFMT = 0o170000;
+const EMPTY = Buffer.from([0]);
+
+/** NUL-terminated bytes of a layer-relative path without its leading "/" ("" for the root). */
+function relative(rel: string): Buffer {
+  const out = Buffer.allocUnsafe(rel.length === 0 ? 1 : rel.length);
+  if (rel.length > 0) out.write(rel.slice(1), 0, "latin1");
+  out[out.length - 1] = 0;
+  return out;
+}
 const O_ACCMODE = 3;
 
 /** Map a Dirent to S_IFMT bits without an extra stat. */
@@ -71,14 +90,24 @@ function direntType(d: fs.Dirent<Buffer>): number {
 /** A layer that is a plain directory on a local filesystem. */
 export class DirLayer implements Layer {
   readonly dev: bigint;
+  readonly root: string;
+  private fd: number;
 
+  /** `origin` is the absolute byte-string path of the layer's root directory. */
   constructor(
     readonly index: number,
-    readonly root: string,
+    readonly origin: string,
     readonly writable: boolean,
     readonly honoursWhiteouts: boolean,
   ) {
-    this.dev = fs.statSync(bytesOf(root), { bigint: true }).dev;
+    this.fd = fs.openSync(bytesOf(origin), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    this.root = `/proc/self/fd/${this.fd}`;
+    this.dev = statAtOrThrow(this.fd, EMPTY).dev;
+  }
+
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
   }
 
   abs(rel: string): string {
@@ -89,17 +118,12 @@ export class DirLayer implements Layer {
     if (!this.writable) throw fsError("EROFS", "layer is read-only");
   }
 
-  lstat(rel: string): BigIntStats {
-    return fs.lstatSync(bytesOf(this.root + rel), { bigint: true });
+  lstat(rel: string): Stat {
+    return statAtOrThrow(this.fd, relative(rel));
   }
 
-  tryLstat(rel: string): BigIntStats | undefined {
-    try {
-      return fs.lstatSync(bytesOf(this.root + rel), { bigint: true, throwIfNoEntry: false });
-    } catch (err) {
-      if (isAbsent(err)) return undefined;
-      throw err;
-    }
+  tryLstat(rel: string): Stat | undefined {
+    return statAt(this.fd, relative(rel));
   }
 
   readdir(rel: string): RawEntry[] {

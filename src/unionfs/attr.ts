@@ -5,7 +5,7 @@
  * filesystem, else tagged with the layer's device index in the top bits); a merged directory reports the
  * inode number of its bottom-most layer, so it keeps its number when it is copied up.
  */
-import type { BigIntStats } from "node:fs";
+import type { Stat } from "../sys/stat";
 import type { Layer } from "../layer";
 import type { Attr } from "./types";
 
@@ -16,14 +16,14 @@ export class InoMapper {
     for (const l of layers) if (!this.devIndex.has(l.dev)) this.devIndex.set(l.dev, this.devIndex.size);
   }
 
-  ino(st: BigIntStats): bigint {
+  ino(st: Stat): bigint {
     if (this.devIndex.size <= 1) return st.ino;
     const tag = BigInt(this.devIndex.get(st.dev) ?? 0);
     return (tag << 56n) ^ st.ino;
   }
 }
 
-export function toAttr(st: BigIntStats, ino: bigint): Attr {
+export function toAttr(st: Stat, ino: bigint): Attr {
   return {
     ino,
     size: st.size,

@@ -28,7 +28,7 @@ export interface MaterializeContext {
   wh: WhiteoutWriter;
   skipXattr: (name: string) => boolean;
   /** The inode number the union reports for a lower object (recorded on its copy). */
-  inoOf: (st: import("node:fs").BigIntStats) => bigint;
+  inoOf: (st: import("../sys/stat").Stat) => bigint;
   /** Copies the parent directory of `path` up (the new directory's parent must exist on top). */
   ensureUpperDir: (path: string) => void;
 }

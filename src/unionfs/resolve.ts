@@ -10,7 +10,7 @@
  *   calls `invalidate()`.
  * - Layers are assumed not to change behind the union's back (as fuse-overlayfs assumes).
  */
-import type { BigIntStats } from "node:fs";
+import type { Stat } from "../sys/stat";
 import { LRUCache } from "lru-cache";
 import type { Layer } from "../layer";
 import { hasAufsWhiteout, isOpaque, isReservedName, isWhiteoutEntry } from "../whiteout";
@@ -18,7 +18,7 @@ import { hasAufsWhiteout, isOpaque, isReservedName, isWhiteoutEntry } from "../w
 export interface Resolved {
   /** Index of the layer that provides the object (the topmost one). */
   layer: number;
-  st: BigIntStats;
+  st: Stat;
   /** For directories: the merged layers, topmost first. Undefined for everything else. */
   dirLayers: number[] | undefined;
 }
@@ -26,7 +26,7 @@ export interface Resolved {
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 
-export function isDirStat(st: BigIntStats): boolean {
+export function isDirStat(st: Stat): boolean {
   return (Number(st.mode) & S_IFMT) === S_IFDIR;
 }
 

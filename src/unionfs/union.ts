@@ -208,5 +208,6 @@ export class Union extends UnionNamespace implements UnionOps {
 
   destroy(): void {
     this.handles.closeAll();
+    for (const layer of this.layers) layer.close();
   }
 }

@@ -10,7 +10,7 @@
  * Invariant: names starting with `.wh.` belong to the formats (and the default work dir) and are never
  * part of the union's view.
  */
-import type { BigIntStats } from "node:fs";
+import type { Stat } from "../sys/stat";
 import { codeOf } from "../errors";
 import type { Layer, RawEntry } from "../layer";
 
@@ -31,7 +31,7 @@ export function isReservedName(name: string): boolean {
 }
 
 /** Overlay-format whiteout: a character device with device number 0/0. */
-export function isOverlayWhiteout(st: BigIntStats): boolean {
+export function isOverlayWhiteout(st: Stat): boolean {
   return (Number(st.mode) & S_IFMT) === S_IFCHR && st.rdev === 0n;
 }
 
@@ -70,7 +70,7 @@ export function isOpaque(layer: Layer, dirRel: string): boolean {
 }
 
 /** Is the entry `st` at `rel` (in directory `dirRel`) a whiteout by itself (overlay formats)? */
-export function isWhiteoutEntry(layer: Layer, dirRel: string, rel: string, st: BigIntStats): boolean {
+export function isWhiteoutEntry(layer: Layer, dirRel: string, rel: string, st: Stat): boolean {
   if (!layer.honoursWhiteouts) return false;
   if (isOverlayWhiteout(st)) return true;
   if ((Number(st.mode) & S_IFMT) !== S_IFREG || st.size !== 0n) return false;
