@@ -28,7 +28,7 @@ done
 # --- Debian packages -----------------------------------------------------------------------------
 # fuse3: fusermount3 (the tests unmount with it); attr: getfattr/setfattr; tree: the demo's listing;
 # util-linux: mount, umount, mountpoint, findmnt; coreutils: timeout, sha256sum; procps: ps.
-packages=(fuse3 attr tree util-linux coreutils procps)
+packages=(fuse3 attr tree util-linux coreutils procps busybox-static libfuse2)
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)

@@ -1,0 +1,58 @@
+/**
+ * `unionfs-ts run [options] LAYERS -- COMMAND [ARGS…]`: a tiny container whose root is the union.
+ *
+ * Invariants: every mistake the user can make (bad arguments, not root, a missing layer, --mounted on
+ * something that is not a unionfs-ts mount) is found before anything is created or mounted, and is one
+ * `UsageError` line. The work itself is in src/mountns/container.ts.
+ */
+import type { Command } from "commander";
+import * as fs from "node:fs";
+import * as nodePath from "node:path";
+import { checkBranches, parseBranches, UsageError } from "../unionfs/branches";
+import { runContainer } from "../mountns/container";
+import { parseRunArgs } from "../mountns/options";
+import { FS_TYPE, mountTable } from "./umount";
+
+/**
+ * The arguments after `run` exactly as typed. Commander drops the `--` that separates LAYERS from
+ * COMMAND, so they are taken from the raw argv of the root command.
+ */
+export function rawRunArgs(cmd: Command): string[] {
+  let root: Command = cmd;
+  while (root.parent) root = root.parent;
+  const raw = (root as unknown as { rawArgs?: string[] }).rawArgs ?? process.argv.slice(2);
+  const at = raw.indexOf(cmd.name());
+  return at < 0 ? [] : raw.slice(at + 1);
+}
+
+/** Absolute path with its parent's symlinks resolved, without stat'ing the path itself (it may be a dead mount). */
+function canonical(p: string): string {
+  const abs = nodePath.resolve(p);
+  if (abs === "/") return abs;
+  try {
+    return nodePath.join(fs.realpathSync(nodePath.dirname(abs)), nodePath.basename(abs));
+  } catch {
+    return abs;
+  }
+}
+
+export async function runCommand(args: readonly string[]): Promise<number> {
+  const opts = parseRunArgs(args);
+  if (process.geteuid?.() !== 0) {
+    throw new UsageError("run must be started as root (it mounts filesystems and creates namespaces)");
+  }
+  let mountpoint: string | undefined;
+  if (opts.mounted !== undefined) {
+    mountpoint = canonical(opts.mounted);
+    const types = mountTable()
+      .filter((e) => e.mountpoint === mountpoint)
+      .map((e) => e.fstype);
+    if (types.length === 0) throw new UsageError(`'${opts.mounted}' is not mounted`);
+    if (types[types.length - 1] !== FS_TYPE) {
+      throw new UsageError(`'${opts.mounted}' is a ${types[types.length - 1]} mount, not unionfs-ts`);
+    }
+  } else {
+    checkBranches(parseBranches(opts.layers ?? "", process.cwd()));
+  }
+  return runContainer({ opts, cliPath: nodePath.join(__dirname, "main.js"), mountpoint });
+}

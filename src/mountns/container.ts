@@ -1,0 +1,285 @@
+/**
+ * `unionfs-ts run`, the host side: mount the union (through the CLI, so its daemon is a detached process
+ * in the host's namespaces), start COMMAND in new namespaces via unshare(1) + the helper (inner.ts), wait,
+ * clean up, and pass COMMAND's exit status through.
+ *
+ * Invariants:
+ * - The FUSE daemon is started before, and outside, the new namespaces, and never touches its own mount.
+ * - Whatever happens after the mount (COMMAND fails, is killed, the helper fails, run gets SIGTERM/SIGHUP/
+ *   SIGINT, the daemon dies), the union is unmounted before run exits (unless --keep), its mountpoint
+ *   directory removed, and no process is left in the container's mount namespace (so no copy of a mount
+ *   survives there either). Only processes this run started are ever signalled.
+ * - If the daemon dies while COMMAND runs, COMMAND gets ENOTCONN from its files (the kernel aborts the
+ *   connection); if it does not end by itself soon, run stops it (SIGTERM, then SIGKILL) and exits
+ *   non-zero.
+ * - Exit status: COMMAND's; 128+N when it died of signal N; 125 when the container could not be set up
+ *   or its union died under it; 126/127 when COMMAND could not be executed / found.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as nodePath from "node:path";
+import type { Readable } from "node:stream";
+import { containerEnv, type RunOptions } from "./options";
+import {
+  childrenOf,
+  findDaemon,
+  isAlive,
+  mountNsOf,
+  mountTypesAt,
+  pidsInMountNs,
+  pollUntil,
+  waitAtMost,
+} from "./procs";
+import { EXIT_SETUP, encodeSpec, type ContainerSpec } from "./spec";
+import { signalStatus, unshareArgs } from "./unshare";
+
+export interface ContainerRequest {
+  opts: RunOptions;
+  /** dist/src/cli/main.js: the union is mounted with `node main.js mount LAYERS MNT`. */
+  cliPath: string;
+  /** For --mounted: the canonical path of the existing unionfs-ts mount. */
+  mountpoint?: string;
+}
+
+/** Once its union died: how long COMMAND may go on before SIGTERM, and from SIGTERM to SIGKILL. */
+const NOTICE_MS = 1_000;
+const GRACE_MS = 2_000;
+/** From a SIGTERM passed on to the container to SIGKILL. */
+const STOP_GRACE_MS = 5_000;
+const DAEMON_POLL_MS = 200;
+const DAEMON_EXIT_MS = 5_000;
+const LEFTOVER_EXIT_MS = 5_000;
+const READY_EOF_MS = 1_000;
+/** Test seam: force the chroot fallback instead of pivot_root. */
+export const NO_PIVOT_ENV = "UNIONFS_TS_RUN_NO_PIVOT";
+
+const HELPER = nodePath.join(__dirname, "inner.js");
+const SIGNUMS = os.constants.signals as Readonly<Record<string, number>>;
+
+function say(line: string): void {
+  process.stderr.write(`unionfs-ts: ${line}\n`);
+}
+
+function waitExit(
+  child: ReturnType<typeof spawn>,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve) => {
+    child.once("error", (err) => {
+      say(`cannot start ${String(child.spawnfile)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      resolve({ code: EXIT_SETUP, signal: null });
+    });
+    child.once("exit", (code, signal) => resolve({ code, signal }));
+  });
+}
+
+/** Relays SIGINT/SIGTERM/SIGHUP sent to run: remembered, and (but SIGINT) passed on to the container. */
+class SignalRelay {
+  received: NodeJS.Signals | undefined;
+  target: (() => number[]) | undefined;
+  private killTimer: NodeJS.Timeout | undefined;
+  private readonly handlers = new Map<NodeJS.Signals, () => void>();
+
+  constructor() {
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+      const h = (): void => this.on(sig);
+      this.handlers.set(sig, h);
+      process.on(sig, h);
+    }
+  }
+
+  private on(sig: NodeJS.Signals): void {
+    this.received ??= sig;
+    // A terminal's ^C already reached COMMAND (same process group): do not deliver it twice.
+    if (sig === "SIGINT" || !this.target) return;
+    this.forward(sig);
+  }
+
+  /**
+   * Passes `sig` on to the container. SIGTERM is followed by SIGKILL after STOP_GRACE_MS: a PID 1 without
+   * a handler never sees a SIGTERM from outside its PID namespace, and run must not outlive the request.
+   */
+  forward(sig: NodeJS.Signals): void {
+    const target = this.target;
+    if (!target) return;
+    for (const pid of target()) signalPid(pid, sig);
+    if (sig === "SIGTERM" && this.killTimer === undefined) {
+      this.killTimer = setTimeout(() => {
+        for (const pid of this.target?.() ?? []) signalPid(pid, "SIGKILL");
+      }, STOP_GRACE_MS);
+    }
+  }
+
+  dispose(): void {
+    clearTimeout(this.killTimer);
+    for (const [sig, h] of this.handlers) process.off(sig, h);
+  }
+}
+
+function signalPid(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/** Mounts `layers` on `mnt` with the CLI; resolves to its exit status (it printed any error itself). */
+async function mountUnion(cliPath: string, layers: string, mnt: string, verbose: boolean): Promise<number> {
+  const args = [cliPath, "mount", ...(verbose ? ["-v"] : []), layers, mnt];
+  // Its own process group: a terminal's ^C must not kill it half way (its daemon would then mount with
+  // nobody left to unmount); run notes the ^C and unmounts once the mount is done.
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "inherit"], detached: true });
+  const { code, signal } = await waitExit(child);
+  if (signal) return signalStatus(signal, SIGNUMS);
+  return code ?? EXIT_SETUP;
+}
+
+/** Takes the union down for sure: umount, else umount -l; then waits for (or kills) our daemon. */
+async function unmountUnion(mnt: string, daemon: number | undefined): Promise<boolean> {
+  if (mountTypesAt(mnt).length > 0) {
+    const r = spawnSync("umount", ["-c", mnt], { encoding: "utf8" });
+    if (r.status !== 0 && mountTypesAt(mnt).length > 0) spawnSync("umount", ["-c", "-l", mnt]);
+  }
+  if (mountTypesAt(mnt).length > 0) {
+    say(`could not unmount ${mnt}; unmount it with: umount -l ${mnt}`);
+    return false;
+  }
+  if (daemon !== undefined && !(await pollUntil(() => !isAlive(daemon), DAEMON_EXIT_MS))) {
+    signalPid(daemon, "SIGKILL");
+  }
+  try {
+    fs.rmdirSync(mnt);
+  } catch {
+    // not empty or gone: leave it
+  }
+  return true;
+}
+
+/** SIGKILLs every process still in the container's mount namespace; returns how many there were. */
+async function killLeftovers(ns: string | undefined): Promise<number> {
+  if (ns === undefined || ns === mountNsOf("self")) return 0;
+  const pids = pidsInMountNs(ns);
+  for (const pid of pids) signalPid(pid, "SIGKILL");
+  await pollUntil(() => pidsInMountNs(ns).length === 0, LEFTOVER_EXIT_MS);
+  return pids.length;
+}
+
+interface Outcome {
+  status: number;
+  daemonDied: boolean;
+}
+
+/** Runs the container on the mounted union at `root` and waits for it. */
+async function runInNamespaces(
+  opts: RunOptions,
+  root: string,
+  daemon: number | undefined,
+  relay: SignalRelay,
+): Promise<Outcome> {
+  const spec: ContainerSpec = {
+    root,
+    argv: opts.command,
+    env: containerEnv(opts.env, process.env),
+    workdir: opts.workdir,
+    pid: opts.pid,
+    sys: opts.sys,
+    noPivot: process.env[NO_PIVOT_ENV] === "1",
+    verbose: opts.verbose,
+    readyFd: 3,
+  };
+  if (opts.hostname !== undefined) spec.hostname = opts.hostname;
+  const args = unshareArgs({ uts: opts.hostname !== undefined, pid: opts.pid }, [
+    process.execPath,
+    HELPER,
+    encodeSpec(spec),
+  ]);
+  if (opts.verbose) say(`unshare ${args.slice(0, args.indexOf("--")).join(" ")} -- node inner.js SPEC`);
+  const child = spawn("unshare", args, { stdio: ["inherit", "inherit", "inherit", "pipe"] });
+  const exited = waitExit(child);
+  const pid = child.pid;
+
+  // The helper reports `ready mnt:[N]` on fd 3 just before it execs COMMAND.
+  let ns: string | undefined;
+  let text = "";
+  const ready = child.stdio[3] as Readable | null;
+  ready?.on("data", (d: Buffer) => {
+    text += d.toString("latin1");
+    const m = /^ready (\S+)$/m.exec(text);
+    if (m) ns = m[1];
+  });
+  ready?.on("error", () => undefined);
+  // EOF on fd 3 comes once the helper exec'd (close-on-exec) and unshare is gone: only then is `ns` final.
+  const readyClosed = new Promise<void>((resolve) => {
+    if (!ready) resolve();
+    ready?.once("close", resolve);
+  });
+
+  // The container's init: unshare's forked child with --pid, else the process unshare became.
+  const init = (): number[] => {
+    if (pid === undefined) return [];
+    return opts.pid ? [...childrenOf(pid), pid] : [pid];
+  };
+  relay.target = init;
+  if (relay.received && relay.received !== "SIGINT") relay.forward(relay.received);
+
+  // Once the daemon is gone, COMMAND gets ENOTCONN from its files; it has NOTICE_MS to end by itself,
+  // then SIGTERM, then SIGKILL GRACE_MS later (a sleeping PID 1 would otherwise never end).
+  let daemonDied = false;
+  const timers: NodeJS.Timeout[] = [];
+  const watch = setInterval(() => {
+    if (daemon === undefined || daemonDied || isAlive(daemon)) return;
+    daemonDied = true;
+    say(`the FUSE daemon serving ${root} died; its files now fail with ENOTCONN; stopping COMMAND`);
+    timers.push(
+      setTimeout(() => init().forEach((p) => signalPid(p, "SIGTERM")), NOTICE_MS),
+      setTimeout(() => init().forEach((p) => signalPid(p, "SIGKILL")), NOTICE_MS + GRACE_MS),
+    );
+  }, DAEMON_POLL_MS);
+
+  const { code, signal } = await exited;
+  clearInterval(watch);
+  timers.forEach(clearTimeout);
+  relay.target = undefined;
+  await waitAtMost(readyClosed, READY_EOF_MS);
+  ready?.destroy();
+
+  const left = await killLeftovers(ns);
+  if (left > 0) say(`killed ${left} process(es) still running in the container after COMMAND ended`);
+  const status = signal ? signalStatus(signal, SIGNUMS) : (code ?? EXIT_SETUP);
+  return { status, daemonDied };
+}
+
+/** The whole `run`: mount (unless --mounted), container, unmount (unless --keep). */
+export async function runContainer(req: ContainerRequest): Promise<number> {
+  const { opts } = req;
+  const relay = new SignalRelay();
+  let mnt = req.mountpoint;
+  let mountedHere = false;
+  try {
+    if (mnt === undefined) {
+      if (opts.layers === undefined) throw new Error("runContainer: neither LAYERS nor a mountpoint");
+      mnt = fs.realpathSync(fs.mkdtempSync(nodePath.join(os.tmpdir(), "unionfs-ts-root-")));
+      const code = await mountUnion(req.cliPath, opts.layers, mnt, opts.verbose);
+      // Even a failed mount is taken down in `finally` should something be mounted there after all.
+      mountedHere = code === 0 || mountTypesAt(mnt).length > 0;
+      if (code !== 0) {
+        if (!mountedHere) fs.rmdirSync(mnt);
+        return code;
+      }
+    }
+    if (relay.received) return signalStatus(relay.received, SIGNUMS);
+    const daemon = findDaemon(mnt);
+    if (opts.verbose)
+      say(`union at ${mnt}, served by ${daemon === undefined ? "an unknown process" : `PID ${daemon}`}`);
+    const { status, daemonDied } = await runInNamespaces(opts, mnt, daemon, relay);
+    if (daemonDied && status === 0) return EXIT_SETUP;
+    return status;
+  } finally {
+    if (mountedHere && mnt !== undefined) {
+      if (opts.keep) say(`the union stays mounted at ${mnt} (unmount it with: unionfs-ts umount ${mnt})`);
+      else await unmountUnion(mnt, findDaemon(mnt));
+    }
+    relay.dispose();
+  }
+}
