@@ -13,7 +13,8 @@
 import type { Stat } from "../sys/stat";
 import { LRUCache } from "lru-cache";
 import type { Layer } from "../layer";
-import { hasAufsWhiteout, isOpaque, isReservedName, isWhiteoutEntry } from "../whiteout";
+import { hasAufsWhiteout, isOpaque, isReservedName, isWhiteoutEntry, WH_PREFIX } from "../whiteout";
+import { LowerDirCache } from "./dircache";
 
 export interface Resolved {
   /** Index of the layer that provides the object (the topmost one). */
@@ -43,8 +44,20 @@ export function splitPath(path: string): [string, string] {
 
 export class Resolver {
   private readonly dirCache = new LRUCache<string, number[]>({ max: 65536 });
+  /** Listings of read-only layers' directories (they never change while mounted). */
+  readonly lowerDirs = new LowerDirCache();
 
   constructor(private readonly layers: readonly Layer[]) {}
+
+  /**
+   * What `layer` has at `name` in `dirRel` without a syscall when it is cached: "absent", "whiteout"
+   * (an aufs whiteout and no entry), or "maybe" (look with lstat).
+   */
+  private probe(layer: Layer, dirRel: string, name: string): "absent" | "whiteout" | "maybe" {
+    const names = this.lowerDirs.names(layer, dirRel);
+    if (names === undefined || names.has(name)) return "maybe";
+    return layer.honoursWhiteouts && names.has(WH_PREFIX + name) ? "whiteout" : "absent";
+  }
 
   /** Drops every cached directory layer list (after any change to the directory structure). */
   invalidate(): void {
@@ -94,6 +107,9 @@ export class Resolver {
     const rel = `${dirRel}/${name}`;
     for (let k = 0; k < parentLayers.length; k++) {
       const layer = this.layers[parentLayers[k] as number] as Layer;
+      const seen = this.probe(layer, dirRel, name);
+      if (seen === "whiteout") return undefined;
+      if (seen === "absent") continue;
       const st = layer.tryLstat(rel);
       if (st) {
         if (isWhiteoutEntry(layer, dirRel, rel, st)) return undefined;
@@ -115,6 +131,9 @@ export class Resolver {
     if (isOpaque(first, rel)) return merged;
     for (let j = k + 1; j < parentLayers.length; j++) {
       const layer = this.layers[parentLayers[j] as number] as Layer;
+      const seen = this.probe(layer, dirRel, name);
+      if (seen === "whiteout") break;
+      if (seen === "absent") continue;
       const st = layer.tryLstat(rel);
       if (!st) {
         if (layer.honoursWhiteouts && hasAufsWhiteout(layer, dirRel, name)) break;

@@ -92,6 +92,21 @@ function installExitHook(): void {
   });
 }
 
+/**
+ * Lets the kernel read ahead (and so send READ requests of) up to 1 MiB instead of 128 KiB: a third of
+ * the daemon CPU per byte read. The kernel sets the mount's readahead while it handles the INIT reply,
+ * so this runs after it. Best effort: without sysfs the default stays.
+ */
+const READAHEAD_KB = 1024;
+function raiseReadahead(dev: string): void {
+  if (dev === "") return;
+  try {
+    fs.writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, String(READAHEAD_KB));
+  } catch {
+    // no sysfs or not allowed: keep the default
+  }
+}
+
 export class KernelMount implements MountedFs {
   readonly done: Promise<void>;
   /** Why serving stopped, when it was not a clean unmount. */
@@ -188,6 +203,7 @@ export class KernelMount implements MountedFs {
       await this.done;
       throw err;
     }
+    raiseReadahead(this.dev);
   }
 
   private openGate(value: number): void {
