@@ -208,8 +208,13 @@ export interface UnionMount {
   unmount(): Promise<UnmountReport>;
 }
 
+/** UNIONFS_TS_TRANSPORT=kernel|fuse-native|auto runs every CLI mount of the tests through that transport. */
+export const TRANSPORT_VAR = "UNIONFS_TS_TRANSPORT";
+
 function mountArgs(branches: string, mnt: string, o: MountOptions, foreground: boolean): string[] {
   const args = ["mount"];
+  const transport = process.env[TRANSPORT_VAR];
+  if (transport) args.push(`--transport=${transport}`);
   if (foreground) args.push("-f");
   if (o.verbose) args.push("-v");
   for (const opt of o.options ?? []) args.push("-o", opt);
