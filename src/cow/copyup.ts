@@ -127,12 +127,6 @@ function writeOrigin(path: string, ino: bigint): void {
 
 /** The origin inode number recorded on `path`, if any. */
 export function readOrigin(path: string): bigint | undefined {
-  try {
-    const v = sys.lgetxattr(path, ORIGIN_XATTR);
-    return v.length === 8 ? v.readBigUInt64LE() : undefined;
-  } catch (err) {
-    const code = codeOf(err);
-    if (code === "ENODATA" || code === "EOPNOTSUPP") return undefined;
-    throw err;
-  }
+  const v = sys.tryLgetxattr(path, ORIGIN_XATTR);
+  return v !== undefined && v.length === 8 ? v.readBigUInt64LE() : undefined;
 }

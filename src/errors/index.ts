@@ -25,9 +25,19 @@ export class FsError extends Error {
   }
 }
 
-/** Throws-friendly constructor: `throw fsError("ENOENT", path)`. */
+/**
+ * Throws-friendly constructor: `throw fsError("ENOENT", path)`. These are expected outcomes (a lookup
+ * that misses, a name that exists) on hot paths, so no stack trace is captured: capturing one costs more
+ * than the syscall that found the answer.
+ */
 export function fsError(code: string, message?: string, syscall?: string): FsError {
-  return new FsError(code, message, syscall);
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new FsError(code, message, syscall);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 /** Positive errno number for a code such as "ENOENT"; EIO for codes this platform does not know. */

@@ -3,10 +3,12 @@
  *
  * Invariants:
  * - Relative paths are "" for the layer root or "/a/b" below it; `abs(rel)` is the only join.
- * - A layer holds an fd of its root directory from construction to `close()`, and every access goes
- *   through it (lstat via statx on the fd; other calls via `/proc/self/fd/N/rel`): a layer keeps working
- *   when its path is unmounted lazily or renamed after the union was built (container engines detach
- *   id-mapped layer mounts right after mounting), and the daemon's paths stay short (PATH_MAX).
+ * - A layer holds an fd of its root directory from construction to `close()`. lstat always goes through
+ *   it (statx on the fd); a read-only layer's other calls go through `/proc/self/fd/N/rel`, so it keeps
+ *   working when its path is unmounted lazily or renamed after the union was built (container engines
+ *   detach id-mapped lower-layer mounts right after mounting). The writable layer uses its real path for
+ *   the other calls: creating through a /proc magic link costs about three times as much, and engines
+ *   never detach the upper dir.
  * - A read-only layer throws EROFS from every mutating method: lower layers are never modified.
  * - Nothing here knows about whiteouts or other layers; `tryLstat` is the one place that turns
  *   "not in this layer" (ENOENT/ENOTDIR) into `undefined`.
@@ -27,7 +29,7 @@ export interface RawEntry {
 
 export interface Layer {
   readonly index: number;
-  /** Byte-string path through which the layer root is reached (`/proc/self/fd/N`). */
+  /** Byte-string path through which the layer root is reached (`/proc/self/fd/N` when read-only). */
   readonly root: string;
   /** The layer's path as given (for messages). */
   readonly origin: string;
@@ -101,7 +103,7 @@ export class DirLayer implements Layer {
     readonly honoursWhiteouts: boolean,
   ) {
     this.fd = fs.openSync(bytesOf(origin), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-    this.root = `/proc/self/fd/${this.fd}`;
+    this.root = writable ? origin : `/proc/self/fd/${this.fd}`;
     this.dev = statAtOrThrow(this.fd, EMPTY).dev;
   }
 

@@ -41,20 +41,30 @@ const c = {
   ),
 };
 
+const ENODATA = constants.errno.ENODATA as number;
+const EOPNOTSUPP = constants.errno.EOPNOTSUPP as number;
+const ERANGE = constants.errno.ERANGE as number;
+
 const codeByErrno = new Map<number, string>(
   Object.entries(constants.errno as Record<string, number>).map(([k, v]) => [v, k]),
 );
 
-/** A Node-shaped errno error for the errno koffi saw after a failed call. */
+/**
+ * A Node-shaped errno error for the errno koffi saw after a failed call. Without a stack trace: these
+ * are outcomes (no such attribute, name exists), and some come on every write (security.capability).
+ */
 function sysError(syscall: string, path?: string): Error {
   const errno = koffi.errno();
   const code = codeByErrno.get(errno) ?? "EIO";
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   const err = new Error(`${code}: ${syscall} failed${path === undefined ? "" : ` on '${path}'`}`) as Error & {
     code: string;
     errno: number;
     syscall: string;
     path?: string;
   };
+  Error.stackTraceLimit = limit;
   err.code = code;
   err.errno = -errno;
   err.syscall = syscall;
@@ -84,6 +94,19 @@ export function lgetxattr(path: string, name: string): Buffer {
     if (got >= 0) return buf.subarray(0, got);
     if (koffi.errno() !== (constants.errno.ERANGE as number)) throw sysError("lgetxattr", path);
   }
+}
+
+/** The value of `name`, or undefined when `path` has no such attribute (ENODATA) or none at all. */
+export function tryLgetxattr(path: string, name: string): Buffer | undefined {
+  const p = cstr(path);
+  const n = cstr(name);
+  const buf = Buffer.allocUnsafe(256);
+  const got = c.lgetxattr(p, n, buf, buf.length) as number;
+  if (got >= 0) return buf.subarray(0, got);
+  const errno = koffi.errno();
+  if (errno === ENODATA || errno === EOPNOTSUPP) return undefined;
+  if (errno === ERANGE) return lgetxattr(path, name);
+  throw sysError("lgetxattr", path);
 }
 
 export function lsetxattr(path: string, name: string, value: Buffer, flags: number): void {

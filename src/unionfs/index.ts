@@ -7,7 +7,6 @@
 import { WorkDir } from "../cow";
 import { DirLayer, type Layer } from "../layer";
 import { fromText } from "../sys/bytes";
-import * as fs from "node:fs";
 import { aufsWriter, overlayWriter, WORKDIR_NAME } from "../whiteout";
 import { checkBranches, workdirOf } from "./branches";
 import type { UnionConfig } from "./config";
@@ -15,15 +14,11 @@ import type { UnionOps } from "./types";
 import { Union } from "./union";
 import { IdMap } from "./idmap";
 
-/**
- * The work dir, reached like the layers through a held directory fd: inside the writable layer by
- * default, or a private subdirectory of an explicit `workdir`.
- */
+/** The work dir: inside the writable layer by default, or a private subdirectory of `workdir`. */
 function workDirFor(config: UnionConfig, top: Layer | undefined): WorkDir | undefined {
-  if (workdirOf(config) === undefined || top === undefined) return undefined;
-  if (config.workdir === undefined) return new WorkDir(`${top.root}/${WORKDIR_NAME}`);
-  const fd = fs.openSync(config.workdir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  return new WorkDir(`/proc/self/fd/${fd}/unionfs-ts`);
+  const path = workdirOf(config);
+  if (path === undefined || top === undefined) return undefined;
+  return new WorkDir(config.workdir === undefined ? `${top.root}/${WORKDIR_NAME}` : fromText(path));
 }
 
 export function createUnion(config: UnionConfig): UnionOps {

@@ -40,13 +40,10 @@ export function discard(abs: string, temp: TempPath): void {
   fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
 }
 
-/** Removes an aufs whiteout `.wh.<name>` from `dir` if there is one. */
+/** Removes an aufs whiteout `.wh.<name>` from `dir` if there is one (looked for without throwing). */
 export function dropAufsWhiteout(dir: string, name: string): void {
-  try {
-    fs.unlinkSync(bytesOf(`${dir}/${WH_PREFIX}${name}`));
-  } catch (err) {
-    if (codeOf(err) !== "ENOENT") throw err;
-  }
+  const wh = bytesOf(`${dir}/${WH_PREFIX}${name}`);
+  if (fs.lstatSync(wh, { throwIfNoEntry: false }) !== undefined) fs.unlinkSync(wh);
 }
 
 function touch(abs: string): void {

@@ -8,17 +8,22 @@
  */
 import { fsError } from "../../errors";
 import { entryOut, lseekOut, openOut, sizeOut, statfsOut } from "./codec";
-import { FOPEN_KEEP_CACHE, FSYNC_FDATASYNC, Op } from "./protocol";
+import { FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, FSYNC_FDATASYNC, Op } from "./protocol";
 import { EMPTY, callerOf } from "./session";
 import type { Handler, Reply } from "./session";
+
+/**
+ * Every change goes through this mount, so cached pages stay valid across opens (KEEP_CACHE); FLUSH
+ * would do nothing here (no server-side locks, data is written through), so close skips it (NOFLUSH).
+ */
+const FILE_OPEN_FLAGS = FOPEN_KEEP_CACHE | FOPEN_NOFLUSH;
 
 const open: Handler = (s, h, r) => {
   const flags = r.u32();
   const fh = s.ops.open(s.table.path(h.nodeid), flags);
   s.opened(h.nodeid, fh);
   return {
-    // Every change goes through this mount, so cached pages stay valid across opens.
-    parts: [openOut(fh, FOPEN_KEEP_CACHE)],
+    parts: [openOut(fh, FILE_OPEN_FLAGS)],
     undo: () => {
       s.closed(h.nodeid, fh);
       s.ops.release(fh);
@@ -35,7 +40,7 @@ const create: Handler = (s, h, r) => {
   const node = s.table.lookup(h.nodeid, name, attr.mode, attr.ino);
   s.opened(node.id, fh);
   return {
-    parts: [entryOut(node.id, attr, s.entryTimeout, s.attrTimeout), openOut(fh, FOPEN_KEEP_CACHE)],
+    parts: [entryOut(node.id, attr, s.entryTimeout, s.attrTimeout), openOut(fh, FILE_OPEN_FLAGS)],
     undo: () => {
       s.closed(node.id, fh);
       s.table.forget(node.id, 1);

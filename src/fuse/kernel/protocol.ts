@@ -136,6 +136,7 @@ export const GETATTR_FH = 1 << 0;
 /** fuse_open_out.open_flags */
 export const FOPEN_KEEP_CACHE = 1 << 1;
 export const FOPEN_CACHE_DIR = 1 << 3;
+export const FOPEN_NOFLUSH = 1 << 5;
 
 /** Notification codes (sent with unique 0, in the error field). */
 export const NOTIFY_INVAL_INODE = 2;
