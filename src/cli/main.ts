@@ -44,6 +44,7 @@ function buildProgram(setCode: (code: number) => void): Command {
       [],
     )
     .option("-d, --debug", "log every request (same as -o debug)")
+    .option("--transport <name>", "how to serve FUSE: auto (default: kernel when root), kernel, fuse-native")
     .option("-v, --verbose", "say more")
     .action(async (first: string | undefined, second: string | undefined, flags) => {
       const positionals = [first, second].filter((a): a is string => a !== undefined);
@@ -57,6 +58,84 @@ function buildProgram(setCode: (code: number) => void): Command {
     .argument("<mountpoint>")
     .option("-l, --lazy", "detach even when files are open")
     .action((mountpoint: string, flags) => setCode(umountCommand(mountpoint, flags)));
+
+  // `run`: a tiny container (src/cli/run.ts, src/mountns). Its own parser reads the raw arguments, since
+  // commander drops the `--` before COMMAND; the options below are declared for --help.
+  program
+    .command("run")
+    .description("run COMMAND in new namespaces whose root is the union of LAYERS (a tiny container)")
+    .usage("[options] LAYERS -- COMMAND [ARGS…]  |  run [options] --mounted MOUNTPOINT -- COMMAND [ARGS…]")
+    .argument("[args...]", "LAYERS (top first, as for mount), then -- and COMMAND with its arguments")
+    .option("--mounted <mountpoint>", "use this existing unionfs-ts mount (no mount, no unmount)")
+    .option("--hostname <name>", "set this hostname in a new UTS namespace")
+    .option("--workdir <dir>", "working directory inside the container (default /)")
+    .option(
+      "-e, --env <K=V>",
+      "add to the environment (repeatable; default PATH, HOME=/root, TERM)",
+      collect,
+      [],
+    )
+    .option("--pid", "new PID namespace: COMMAND is PID 1")
+    .option("--sys", "mount /sys read-only")
+    .option("--keep", "leave the union mounted afterwards")
+    .option("-v, --verbose", "say each setup step")
+    .allowUnknownOption()
+    .action(async (_args: string[], _flags: unknown, cmd: Command) => {
+      const { rawRunArgs, runCommand } = await import("./run");
+      setCode(await runCommand(rawRunArgs(cmd)));
+    });
+
+  // `diff`: what a layer changes (src/cli/image.ts, src/image).
+  program
+    .command("diff")
+    .description("list what layer UPPER changes: A added, M modified, D deleted, O opaque dir")
+    .argument("<upper>", "the layer directory (a union's rw branch)")
+    .option("--lower <dirs>", "the layers below, top first (L1:L2:…), to tell M from A")
+    .action(async (upper: string, flags: { lower?: string }) => {
+      const { diffCommand } = await import("./image");
+      setCode(await diffCommand(upper, flags));
+    });
+
+  // `export`: a layer as an OCI layer tarball (src/cli/image.ts, src/image).
+  program
+    .command("export")
+    .description("write layer UPPER as an OCI layer tarball (whiteouts as .wh. entries) to stdout or FILE")
+    .argument("<upper>", "the layer directory (a union's rw branch)")
+    .option("-o, --output <file>", "write to FILE instead of stdout")
+    .action(async (upper: string, flags: { output?: string }) => {
+      const { exportCommand } = await import("./image");
+      setCode(await exportCommand(upper, flags));
+    });
+
+  // `import`: unpack an OCI layer tarball into a branch directory (src/cli/image.ts, src/image).
+  program
+    .command("import")
+    .description("unpack an OCI layer tarball (plain or gzip) into DIR (new or empty), usable as a branch")
+    .argument("<layer.tar>", "the layer tarball")
+    .argument("<dir>", "target directory, created when missing; must be empty")
+    .option(
+      "--format <format>",
+      "whiteouts on disk: aufs (.wh. files, default) or overlay (0/0 devices, xattrs)",
+    )
+    .action(async (file: string, dir: string, flags: { format?: string }) => {
+      const { importCommand } = await import("./image");
+      setCode(await importCommand(file, dir, flags));
+    });
+
+  // `mount-overlay2`: mount a layer of Docker's overlay2 layout with its lowers (src/image/overlay2.ts).
+  program
+    .command("mount-overlay2")
+    .description("mount layer ID of an overlay2 ROOT (e.g. /var/lib/docker/overlay2) with its lower chain")
+    .argument("<root>", "the overlay2 directory")
+    .argument("<id>", "the layer id (a directory of ROOT); its diff/ is writable when it has work/")
+    .argument("<mountpoint>", "an existing directory")
+    .option("-f, --foreground", "serve in the foreground until unmounted")
+    .option("-o, --options <list>", "mount options as for mount (repeatable), e.g. ro", collect, [])
+    .option("-v, --verbose", "say more")
+    .action(async (root: string, id: string, mountpoint: string, flags) => {
+      const { mountOverlay2Command } = await import("./image");
+      setCode(await mountOverlay2Command(root, id, mountpoint, flags));
+    });
 
   return program;
 }

@@ -9,6 +9,7 @@
  */
 import { spawn } from "node:child_process";
 import { checkBranches, checkMountpoint, checkWorkdir } from "../unionfs/branches";
+import { cleanDeadMount, selectTransport } from "../fuse";
 import { buildMountOptions } from "./options";
 import { serve } from "./serve";
 
@@ -16,6 +17,8 @@ export interface MountFlags {
   foreground?: boolean;
   options: string[];
   verbose?: boolean;
+  /** auto (default), kernel or fuse-native. */
+  transport?: string;
 }
 
 const DAEMON_ENV = "UNIONFS_TS_DAEMON";
@@ -24,8 +27,11 @@ export async function mountCommand(positionals: string[], flags: MountFlags): Pr
   const m = buildMountOptions(positionals, flags.options, process.cwd());
   checkBranches(m.config.branches);
   checkWorkdir(m.config);
+  const cleaned = cleanDeadMount(m.mountpoint);
   checkMountpoint(m.mountpoint, m.config);
+  selectTransport(flags.transport ?? "auto"); // fails here, before any daemon, when it cannot serve
   const daemon = process.env[DAEMON_ENV] === "1";
+  if (cleaned !== undefined) m.warnings.push(cleaned);
   if (!daemon) for (const w of m.warnings) process.stderr.write(`unionfs-ts: warning: ${w}\n`);
   if (flags.foreground || daemon) {
     return serve({
@@ -34,6 +40,7 @@ export async function mountCommand(positionals: string[], flags: MountFlags): Pr
       fsname: fsnameOf(m.fsname),
       debug: m.debug,
       verbose: flags.verbose === true,
+      transport: flags.transport,
     });
   }
   return daemonize();

@@ -21,23 +21,25 @@ export interface ServeRequest {
 
 export async function serve(req: ServeRequest): Promise<number> {
   const { transport, reason } = chooseTransport(req.transport ?? "auto");
-  let m: MountedFs | undefined;
-  let stopRequested = false;
+  const state: { m?: MountedFs; stopRequested: boolean } = { stopRequested: false };
   const stop = (): void => {
-    if (m === undefined) {
-      stopRequested = true;
+    if (state.m === undefined) {
+      state.stopRequested = true;
       return;
     }
-    m.unmount().catch((err: unknown) => process.stderr.write(`unionfs-ts: unmount failed: ${String(err)}\n`));
+    state.m
+      .unmount()
+      .catch((err: unknown) => process.stderr.write(`unionfs-ts: unmount failed: ${String(err)}\n`));
   };
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, stop);
-  m = await transport.mount({
+  const m = await transport.mount({
     mountpoint: req.mountpoint,
     config: req.config,
     fsname: req.fsname,
     debug: req.debug,
   });
-  if (stopRequested) stop();
+  state.m = m;
+  if (state.stopRequested) stop();
   // Once ready, the caller may close our stderr; writing to it must not kill the daemon.
   process.stderr.on("error", () => undefined);
   process.on("uncaughtException", (err) => {

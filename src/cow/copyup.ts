@@ -119,10 +119,19 @@ function copyXattrs(src: string, dst: string, skip?: (name: string) => boolean):
 /** The private xattr holding the inode number a copied-up object had before its copy-up. */
 export const ORIGIN_XATTR = "trusted.unionfs.origin";
 
+/**
+ * Best effort: without CAP_SYS_ADMIN (a non-root fuse-native mount) or trusted xattrs on the upper
+ * filesystem the copy is still made; it then shows its own inode number.
+ */
 function writeOrigin(path: string, ino: bigint): void {
   const v = Buffer.alloc(8);
   v.writeBigUInt64LE(ino);
-  sys.lsetxattr(path, ORIGIN_XATTR, v, 0);
+  try {
+    sys.lsetxattr(path, ORIGIN_XATTR, v, 0);
+  } catch (err) {
+    const code = codeOf(err);
+    if (code !== "EPERM" && code !== "EOPNOTSUPP" && code !== "ENOTSUP") throw err;
+  }
 }
 
 /** The origin inode number recorded on `path`, if any. */

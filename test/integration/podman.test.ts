@@ -181,7 +181,11 @@ describe("podman with unionfs-ts as its overlay mount_program", function () {
     podmanBin = which("podman") as string;
     const busybox = staticBusybox() as string;
 
-    T = t.tempDir("podman");
+    // Directly under /tmp, not under the test run's TMPDIR: podman refuses a runroot longer than 50
+    // characters.
+    T = fs.mkdtempSync("/tmp/ufs-podman-");
+    const root = T;
+    t.defer(`remove ${root}`, () => fs.rmSync(root, { recursive: true, force: true }));
     G = path.join(T, "graph");
     for (const d of ["graph", "runroot", "tmp", "net", "ctx", "rootfs/bin", "rootfs/etc", "rootfs/d/sub"])
       fs.mkdirSync(path.join(T, d), { recursive: true });

@@ -12,7 +12,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { codeOf } from "../../errors";
+import { FsError, codeOf } from "../../errors";
 import { fromText } from "../../sys/bytes";
 import { FS_SUBTYPE } from "./encode";
 
@@ -219,12 +219,9 @@ export function cleanDeadMount(mountpoint: string): string | undefined {
   const [cmd, args] = unmountCommand(mnt, true);
   const r = runSync(cmd, args);
   if (isMounted(mnt, top.dev)) {
-    throw Object.assign(
-      new Error(`cannot remove the dead unionfs-ts mount at '${mountpoint}': ${r.stderr}`),
-      {
-        code: "EBUSY",
-      },
-    );
+    const err = new FsError("EBUSY");
+    err.message = `cannot remove the dead unionfs-ts mount at '${mountpoint}': ${r.stderr.split("\n")[0]}`;
+    throw err;
   }
   return `removed a dead unionfs-ts mount at '${mountpoint}' (its daemon had gone)`;
 }

@@ -131,8 +131,6 @@ export function unionFuseClass(
 
 export class NativeMount implements MountedFs {
   readonly done: Promise<void>;
-  /** Why serving stopped, when it was not a clean unmount. */
-  error: unknown = undefined;
   private stopped = false;
   private resolveDone!: () => void;
   private readonly timer: NodeJS.Timeout;
@@ -302,8 +300,11 @@ export async function mountNative(req: MountRequest): Promise<NativeMount> {
   } finally {
     clearTimeout(timer);
   }
-  const dev = ours(mountpoint).find((d) => !devsBefore.includes(d)) ?? "";
-  if (dev === "") logLine(`mounted, but ${mountpoint} is not in the mount table as ${FS_TYPE}`);
+  let dev = ours(mountpoint).find((d) => !devsBefore.includes(d));
+  if (dev === undefined) {
+    dev = mountsAt(mountpoint).at(-1)?.dev ?? "";
+    logLine(`mounted, but ${mountpoint} is not in the mount table as ${FS_TYPE}`);
+  }
   const fds = fuseDeviceFds()
     .filter((fd) => !fdsBefore.includes(fd))
     .map((fd) => ({ fd, conn: fdConnection(fd) }));
