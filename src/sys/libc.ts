@@ -29,6 +29,7 @@ const c = {
   lremovexattr: libc.func("int lremovexattr(const void *path, const void *name)"),
   mknod: libc.func("int mknod(const void *path, uint32_t mode, uint64_t dev)"),
   utimensat: libc.func("int utimensat(int dirfd, const void *path, const void *times, int flags)"),
+  futimens: libc.func("int futimens(int fd, const void *times)"),
   renameat2: libc.func(
     "int renameat2(int olddirfd, const void *oldpath, int newdirfd, const void *newpath, uint32_t flags)",
   ),
@@ -151,6 +152,18 @@ export function utimens(
   writeTimespec(times, 0, atime);
   writeTimespec(times, 16, mtime);
   check(c.utimensat(AT_FDCWD, cstr(path), times, AT_SYMLINK_NOFOLLOW) as number, "utimensat", path);
+}
+
+/** Sets atime/mtime of an open file; `undefined` leaves a time alone. */
+export function futimens(
+  fd: number,
+  atime: bigint | "now" | undefined,
+  mtime: bigint | "now" | undefined,
+): void {
+  const times = Buffer.alloc(32);
+  writeTimespec(times, 0, atime);
+  writeTimespec(times, 16, mtime);
+  check(c.futimens(fd, times) as number, "futimens");
 }
 
 function writeTimespec(buf: Buffer, at: number, t: bigint | "now" | undefined): void {

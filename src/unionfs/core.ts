@@ -17,7 +17,7 @@ const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
 import { InoMapper, toAttr } from "./attr";
 import { IdMap } from "./idmap";
-import { Handles } from "./handles";
+import { Handles, type OpenFile } from "./handles";
 import { materialize } from "./materialize";
 import { isDirStat, relOf, Resolver, splitPath, type Resolved } from "./resolve";
 import type { Attr } from "./types";
@@ -122,13 +122,33 @@ export class UnionCore {
   getattr(path: string, fh?: number): Attr {
     const f = this.handles.maybeFile(fh);
     if (f) {
+      // A handle opened before a copy-up reports (and then reads) the copy, not the old lower file.
+      if (f.epoch !== this.copyUpEpoch) this.followCopyUp(f);
       const st = fs.fstatSync(f.fd, { bigint: true });
       const r = this.resolver.resolve(path);
       return r && !isDirStat(r.st) && r.st.ino === st.ino
         ? this.attrOf(path, r)
-        : toAttr(st, this.inos.ino(st));
+        : this.shown(toAttr(st, this.inos.ino(st)));
     }
     return this.attrOf(path, this.need(path));
+  }
+
+  /**
+   * A read-only handle opened on a lower file before that file was copied up reads the copy from now
+   * on, so it sees writes made through other handles (overlayfs before Linux 4.19 did not:
+   * docker/for-linux#72).
+   */
+  protected followCopyUp(f: OpenFile): void {
+    f.epoch = this.copyUpEpoch;
+    if (!this.upper || f.layer === this.upper.index) return;
+    const r = this.resolver.resolve(f.path);
+    if (!r || r.dirLayers || r.layer !== this.upper.index) return;
+    const mine = this.inos.ino(fs.fstatSync(f.fd, { bigint: true }));
+    if (readOrigin(this.upper.abs(relOf(f.path))) !== mine) return;
+    const fd = this.upper.open(relOf(f.path), fs.constants.O_RDONLY);
+    fs.closeSync(f.fd);
+    f.fd = fd;
+    f.layer = this.upper.index;
   }
 
   readlink(path: string): string {

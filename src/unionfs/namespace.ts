@@ -23,6 +23,7 @@ import { RENAME_EXCHANGE, RENAME_NOREPLACE, type Attr, type Caller } from "./typ
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
+const S_IFCHR = 0o020000;
 const S_ISGID = 0o2000;
 
 export class UnionNamespace extends UnionCore {
@@ -84,6 +85,7 @@ export class UnionNamespace extends UnionCore {
     this.prepareCreate(path);
     const type = mode & S_IFMT;
     if (type === S_IFDIR) throw fsError("EINVAL", "mknod of a directory");
+    if (type === S_IFCHR && rdev === 0) throw fsError("EPERM", "a 0/0 character device is a whiteout");
     this.createAt(path, (abs) => {
       if (type === S_IFREG || type === 0) fs.closeSync(fs.openSync(bytesOf(abs), "wx", mode & 0o7777));
       else sys.mknod(abs, mode, rdev);

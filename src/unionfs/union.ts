@@ -18,6 +18,7 @@ import { type OpenFile } from "./handles";
 import { mergedListing } from "./listing";
 import { UnionNamespace } from "./namespace";
 import { relOf } from "./resolve";
+import { toAttr } from "./attr";
 import type { Attr, Caller, DirEntry, SetAttrRequest, StatFs, UnionOps } from "./types";
 
 const S_IFMT = 0o170000;
@@ -36,7 +37,9 @@ export class Union extends UnionNamespace implements UnionOps {
   setattr(path: string, req: SetAttrRequest, fh?: number): Attr {
     const upper = this.writable();
     const f = this.handles.maybeFile(fh);
-    const r = this.need(path);
+    const found = this.resolver.resolve(path);
+    if (!found && f && f.layer === upper.index) return this.fsetattr(f, req);
+    const r = found ?? this.need(path);
     if (r.dirLayers) this.ensureUpperDir(path);
     else this.copyUpFile(path, r, req.size !== 0n);
     const rel = relOf(path);
@@ -53,6 +56,20 @@ export class Union extends UnionNamespace implements UnionOps {
     if (req.mode !== undefined && (Number(r.st.mode) & S_IFMT) !== S_IFLNK) upper.chmod(rel, req.mode);
     if (req.atime !== undefined || req.mtime !== undefined) upper.utimens(rel, req.atime, req.mtime);
     return this.getattr(path);
+  }
+
+  /** setattr through an open top-layer handle whose name is gone (ftruncate, fchmod … after unlink). */
+  private fsetattr(f: OpenFile, req: SetAttrRequest): Attr {
+    if (req.size !== undefined) fs.ftruncateSync(f.fd, Number(req.size));
+    if (req.uid !== undefined || req.gid !== undefined) {
+      const uid = req.uid === undefined ? -1 : this.uids.toDisk(req.uid);
+      const gid = req.gid === undefined ? -1 : this.gids.toDisk(req.gid);
+      fs.fchownSync(f.fd, uid, gid);
+    }
+    if (req.mode !== undefined) fs.fchmodSync(f.fd, req.mode & 0o7777);
+    if (req.atime !== undefined || req.mtime !== undefined) sys.futimens(f.fd, req.atime, req.mtime);
+    const st = fs.fstatSync(f.fd, { bigint: true });
+    return this.shown(toAttr(st, this.inos.ino(st)));
   }
 
   // ---- files ---------------------------------------------------------------------------------------
@@ -92,23 +109,6 @@ export class Union extends UnionNamespace implements UnionOps {
     const buf = Buffer.allocUnsafe(length);
     const n = fs.readSync(f.fd, buf, 0, length, position);
     return buf.subarray(0, n);
-  }
-
-  /**
-   * A read-only handle opened on a lower file before that file was copied up reads the copy from now
-   * on, so it sees writes made through other handles (overlayfs does not: docker/for-linux#72).
-   */
-  private followCopyUp(f: OpenFile): void {
-    f.epoch = this.copyUpEpoch;
-    if (!this.upper || f.layer === this.upper.index) return;
-    const r = this.resolver.resolve(f.path);
-    if (!r || r.dirLayers || r.layer !== this.upper.index) return;
-    const mine = this.inos.ino(fs.fstatSync(f.fd, { bigint: true }));
-    if (readOrigin(this.upper.abs(relOf(f.path))) !== mine) return;
-    const fd = this.upper.open(relOf(f.path), fs.constants.O_RDONLY);
-    fs.closeSync(f.fd);
-    f.fd = fd;
-    f.layer = this.upper.index;
   }
 
   write(fh: number, data: Buffer, position: bigint): number {

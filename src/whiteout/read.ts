@@ -35,9 +35,17 @@ export function isOverlayWhiteout(st: Stat): boolean {
   return (Number(st.mode) & S_IFMT) === S_IFCHR && st.rdev === 0n;
 }
 
+/** NAME_MAX: an aufs whiteout for a name longer than this minus 4 cannot exist. */
+export const NAME_MAX = 255;
+
+/** Whether `.wh.<name>` fits in NAME_MAX bytes (names are byte strings: length = bytes). */
+export function aufsWhiteoutFits(name: string): boolean {
+  return WH_PREFIX.length + name.length <= NAME_MAX;
+}
+
 /** Does `layer` hold an aufs whiteout for `name` in directory `dirRel`? */
 export function hasAufsWhiteout(layer: Layer, dirRel: string, name: string): boolean {
-  return layer.tryLstat(`${dirRel}/${WH_PREFIX}${name}`) !== undefined;
+  return aufsWhiteoutFits(name) && layer.tryLstat(`${dirRel}/${WH_PREFIX}${name}`) !== undefined;
 }
 
 /** The overlay opaque xattr value of a directory ("y", "x", …), or undefined. */

@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import { codeOf } from "../errors";
 import { bytesOf } from "../sys/bytes";
 import * as sys from "../sys/libc";
-import { OPAQUE_MARKER, WH_PREFIX } from "./read";
+import { aufsWhiteoutFits, OPAQUE_MARKER, WH_PREFIX } from "./read";
 
 export type WhiteoutFormat = "aufs" | "overlay";
 
@@ -42,6 +42,7 @@ export function discard(abs: string, temp: TempPath): void {
 
 /** Removes an aufs whiteout `.wh.<name>` from `dir` if there is one (looked for without throwing). */
 export function dropAufsWhiteout(dir: string, name: string): void {
+  if (!aufsWhiteoutFits(name)) return;
   const wh = bytesOf(`${dir}/${WH_PREFIX}${name}`);
   if (fs.lstatSync(wh, { throwIfNoEntry: false }) !== undefined) fs.unlinkSync(wh);
 }
@@ -50,13 +51,19 @@ function touch(abs: string): void {
   fs.closeSync(fs.openSync(bytesOf(abs), fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o444));
 }
 
+/**
+ * aufs format. A name of 252–255 bytes has no room for the `.wh.` prefix: its whiteout is written in
+ * overlay format instead (both formats are read everywhere).
+ */
 export const aufsWriter: WhiteoutWriter = {
   format: "aufs",
   remove(dir, name, hasEntry, temp) {
+    if (!aufsWhiteoutFits(name)) return overlayWriter.remove(dir, name, hasEntry, temp);
     touch(`${dir}/${WH_PREFIX}${name}`);
     if (hasEntry) discard(`${dir}/${name}`, temp);
   },
-  renameWithWhiteout(fromDir, fromName, to) {
+  renameWithWhiteout(fromDir, fromName, to, temp) {
+    if (!aufsWhiteoutFits(fromName)) return overlayWriter.renameWithWhiteout(fromDir, fromName, to, temp);
     touch(`${fromDir}/${WH_PREFIX}${fromName}`);
     fs.renameSync(bytesOf(`${fromDir}/${fromName}`), bytesOf(to));
   },

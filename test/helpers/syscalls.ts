@@ -12,7 +12,7 @@
  * travel as "hex:…" arguments).
  * `attempt(fn, *args)` returns fn's result, or the errno name ("ENOENT") when it raises OSError.
  * Also: `renameat2`, `utimensat` (with UTIME_NOW / UTIME_OMIT), `st(path)` (an lstat as a dict with ns
- * times), `fd_read(fd)`.
+ * times), `fd_read(fd)`. The umask is 022 whatever the caller's is.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -113,6 +113,7 @@ export const PY_PRELUDE = String.raw`
 import ctypes, errno, fcntl, json, mmap, os, socket, stat, sys, time
 A = [bytes.fromhex(a[4:]) if a.startswith("hex:") else os.fsencode(a) for a in sys.argv[1:]]
 out = {}
+os.umask(0o022)  # modes of new objects do not depend on the caller's umask
 libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100

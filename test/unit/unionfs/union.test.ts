@@ -323,4 +323,54 @@ describe("union core", () => {
     assert.equal(f.fs.read(ro, 100, 0n).toString(), "NEW data");
     f.fs.release(ro);
   });
+
+  it("regression: a handle opened before a copy-up reports the copy's size (reads are not cut short)", () => {
+    f = makeUnion([{}, { f: "old contents" }]);
+    const ro = f.fs.open("/f", O_RDONLY);
+    const rw = f.fs.open("/f", O_WRONLY | O_TRUNC);
+    f.fs.write(rw, Buffer.from("new contents, longer"), 0n);
+    f.fs.release(rw);
+    assert.equal(f.fs.getattr("/f", ro).size, 20n);
+    assert.equal(f.fs.read(ro, 64, 0n).toString(), "new contents, longer");
+    f.fs.release(ro);
+  });
+
+  it("regression: ftruncate/fchmod/futimens on an open file whose name was unlinked", () => {
+    f = makeUnion([{}, {}]);
+    const { fh } = f.fs.create("/n", O_RDWR | O_CREAT, 0o644, root);
+    f.fs.write(fh, Buffer.from("data"), 0n);
+    f.fs.unlink("/n");
+    const a = f.fs.setattr("/n", { size: 2n, mode: 0o600, mtime: 5_000_000_007n }, fh);
+    assert.equal(a.size, 2n);
+    assert.equal(a.mode & 0o777, 0o600);
+    assert.equal(a.mtimeNs, 5_000_000_007n);
+    f.fs.release(fh);
+  });
+
+  it("regression: names of 252-255 bytes in a lower layer can be looked up, deleted and made again", () => {
+    const long = "L".repeat(253);
+    f = makeUnion([{}, { [long]: "x" }]);
+    assert.equal(f.fs.getattr("/" + long).size, 1n);
+    f.fs.unlink("/" + long);
+    assert.equal(
+      code(() => f.fs.getattr("/" + long)),
+      "ENOENT",
+    );
+    assert.deepEqual(names(f, "/"), []);
+    const { fh } = f.fs.create("/" + long, O_WRONLY | O_CREAT, 0o644, root);
+    f.fs.release(fh);
+    assert.deepEqual(names(f, "/"), [long]);
+  });
+
+  it("regression: mknod of a 0/0 character device is refused (it would be a whiteout)", () => {
+    f = makeUnion([{}, {}]);
+    assert.equal(
+      code(() => f.fs.mknod("/z", 0o020644, 0, root)),
+      "EPERM",
+    );
+    assert.deepEqual(
+      fs.readdirSync(f.dirs[0] as string).filter((n) => !n.startsWith(".wh.")),
+      [],
+    );
+  });
 });
