@@ -10,7 +10,6 @@
  */
 import * as fs from "node:fs";
 import { fsError } from "../errors";
-import { readOrigin } from "../cow";
 import { bytesOf } from "../sys/bytes";
 import * as sys from "../sys/libc";
 import { isPrivateXattr } from "./core";
