@@ -47,9 +47,6 @@ export const miscCases: PosixCase[] = [
         await ro.close();
       }
     },
-    differs: {
-      "unionfs-ts": "known bug B1: GETATTR with the handle's fh reports the lower file's size",
-    },
   }),
   posixCase({
     area: "misc",
@@ -76,10 +73,6 @@ export const miscCases: PosixCase[] = [
         }
       }
       assert.deepEqual(await ls(env.root), []);
-    },
-    differs: {
-      "unionfs-ts":
-        "known bug B2: SETATTR of an unlinked open file fails ENOENT (ftruncate, fchmod, fchown, futimens)",
     },
   }),
   posixCase({
