@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything CI checks, in order: setup, lint (eslint, prettier), unit tests, integration tests, the
-# demo; then asserts that no FUSE or overlay mount and no test daemon was left behind.
+# demo and the container example; then asserts that no FUSE or overlay mount and no test daemon was left behind.
 #
 # Every step runs even when an earlier one failed (except setup), each under a time limit; the exit
 # status is non-zero if any step failed. All temp dirs of the run live under one fresh TMPDIR, which is
@@ -96,8 +96,9 @@ if [ -n "$(find dist/test/unit -name '*.test.js' 2>/dev/null | head -1)" ]; then
 else
   summary+=("$(printf 'skip  %-18s        (no unit tests in dist/test/unit)' "unit tests")")
 fi
-step "integration tests" 540 "$bin/mocha" --timeout 60000 'dist/test/integration/**/*.test.js'
+step "integration tests" 900 "$bin/mocha" --timeout 60000 'dist/test/integration/**/*.test.js'
 step "demo" 120 bash examples/abc-demo/run.sh
+step "container example" 180 bash examples/container/run.sh
 
 # --- nothing may be left behind ------------------------------------------------------------------
 printf '\n=== leftovers\n'
