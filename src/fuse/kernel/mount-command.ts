@@ -5,38 +5,14 @@
  * error whose message is the command's error output on one line; the fsname given to mount(8) can never
  * be taken for an option, a device spec or several lines.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { FsError } from "../../errors";
+import { runCommand } from "../control";
+
+export { runCommand, type CommandResult } from "../control";
 
 export const FS_TYPE = "fuse.unionfs-ts";
-const COMMAND_TIMEOUT_MS = 30_000;
-
-export interface CommandResult {
-  ok: boolean;
-  stderr: string;
-}
-
-export function runCommand(cmd: string, args: string[], fd?: number): Promise<CommandResult> {
-  return new Promise((resolve) => {
-    const stdio: ("ignore" | "pipe" | number)[] = ["ignore", "ignore", "pipe"];
-    if (fd !== undefined) stdio.push(fd);
-    const child = spawn(cmd, args, { stdio });
-    let stderr = "";
-    child.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), COMMAND_TIMEOUT_MS);
-    child.on("error", (err) => {
-      clearTimeout(timer);
-      resolve({ ok: false, stderr: `${cmd}: ${err.message}` });
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      const why = signal !== null ? `${cmd} killed by ${signal}` : `${cmd} exited with ${code}`;
-      resolve({ ok: code === 0, stderr: stderr.trim() || why });
-    });
-  });
-}
 
 /** An errno error whose message is the command's error output on one line. */
 export function mountError(stderr: string): FsError {
@@ -71,7 +47,7 @@ export async function runMount(fd: number, fsname: string, mountpoint: string): 
   const gid = process.getgid?.() ?? 0;
   const opts = `fd=3,rootmode=40000,user_id=${uid},group_id=${gid},default_permissions,allow_other`;
   const args = ["-i", "-t", FS_TYPE, "-o", opts, "--", sanitizeFsname(fsname), mountpoint];
-  const r = await runCommand("mount", args, fd);
+  const r = await runCommand("mount", args, { fd });
   if (!r.ok) throw mountError(r.stderr);
 }
 

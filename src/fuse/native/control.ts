@@ -9,52 +9,26 @@
  * - A mount is "ours" when its type is fuse.unionfs-ts; `cleanDeadMount` touches only such a mount, and
  *   only when stat answers ENOTCONN (its daemon is gone).
  */
-import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { FsError, codeOf } from "../../errors";
-import { fromText } from "../../sys/bytes";
 import { FS_SUBTYPE } from "./encode";
+import { isMounted, isRoot, isTopMount, mountsAt, runSync, type MountRow } from "../control";
 
 export const FS_TYPE = `fuse.${FS_SUBTYPE}`;
-export const FUSECTL_DIR = "/sys/fs/fuse/connections";
 
-export interface MountRow {
-  /** "major:minor" of the mounted filesystem (for FUSE the minor is the connection number). */
-  dev: string;
-  /** Mount point as a byte string (escapes undone). */
-  mountPoint: string;
-  fsType: string;
-}
-
-export function parseMountInfo(raw: Buffer): MountRow[] {
-  const rows: MountRow[] = [];
-  for (const line of raw.toString("latin1").split("\n")) {
-    const f = line.split(" ");
-    const sep = f.indexOf("-", 6);
-    if (sep < 0) continue;
-    const mountPoint = (f[4] ?? "").replace(/\\([0-7]{3})/g, (_m, oct: string) =>
-      String.fromCharCode(parseInt(oct, 8) & 0xff),
-    );
-    rows.push({ dev: f[2] ?? "", mountPoint, fsType: f[sep + 1] ?? "" });
-  }
-  return rows;
-}
-
-/** Mounts at `mountpoint` (UTF-8 text, canonical), bottom first. */
-export function mountsAt(mountpoint: string): MountRow[] {
-  const want = fromText(mountpoint);
-  return parseMountInfo(fs.readFileSync("/proc/self/mountinfo")).filter((m) => m.mountPoint === want);
-}
-
-export function isMounted(mountpoint: string, dev: string): boolean {
-  return mountsAt(mountpoint).some((m) => m.dev === dev);
-}
-
-export function isTopMount(mountpoint: string, dev: string): boolean {
-  return mountsAt(mountpoint).at(-1)?.dev === dev;
-}
-
+export {
+  FUSECTL_DIR,
+  abortConnection,
+  connectionId,
+  isMounted,
+  isTopMount,
+  mountsAt,
+  parseMountInfo,
+  runCommand,
+  type CommandResult,
+  type MountRow,
+} from "../control";
 /** The absolute path with its parent resolved, without touching the path itself (it may be a dead mount). */
 export function canonicalMountpoint(p: string): string {
   const abs = path.resolve(p);
@@ -64,10 +38,6 @@ export function canonicalMountpoint(p: string): string {
   } catch {
     return abs;
   }
-}
-
-function isRoot(): boolean {
-  return (process.geteuid?.() ?? 0) === 0;
 }
 
 /** fusermount of fuse3 (Debian's `fuse3` also links it as `fusermount`), for users who are not root. */
@@ -84,63 +54,6 @@ function fusermount(): string {
 export function unmountCommand(mountpoint: string, lazy: boolean): [string, string[]] {
   if (isRoot()) return ["umount", lazy ? ["-c", "-l", mountpoint] : ["-c", mountpoint]];
   return [fusermount(), lazy ? ["-u", "-z", mountpoint] : ["-u", mountpoint]];
-}
-
-export interface CommandResult {
-  ok: boolean;
-  stderr: string;
-}
-
-/** Runs a command without blocking the JS thread (which may have to serve the mount meanwhile). */
-export function runCommand(cmd: string, args: string[], timeoutMs = 30_000): Promise<CommandResult> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", (err) => {
-      clearTimeout(timer);
-      resolve({ ok: false, stderr: `${cmd}: ${err.message}` });
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      const why = signal !== null ? `${cmd} killed by ${signal}` : `${cmd} exited with ${code}`;
-      resolve({ ok: code === 0, stderr: stderr.trim() || why });
-    });
-  });
-}
-
-function runSync(cmd: string, args: string[]): CommandResult {
-  const r = spawnSync(cmd, args, {
-    stdio: ["ignore", "ignore", "pipe"],
-    encoding: "utf8",
-    timeout: 10_000,
-    killSignal: "SIGKILL",
-  });
-  return { ok: r.status === 0, stderr: (r.stderr ?? r.error?.message ?? "").trim() };
-}
-
-/** The kernel's dev_t for "major:minor": the name of the connection's directory under fusectl. */
-export function connectionId(dev: string): number {
-  const [major, minor] = dev.split(":").map(Number);
-  return ((major ?? 0) << 20) | (minor ?? 0);
-}
-
-/**
- * Aborts the FUSE connection `dev` through fusectl (every pending and future request fails at once).
- * fusectl is mounted for the moment when root and it is not; returns false when it could not be done.
- */
-export function abortConnection(dev: string): boolean {
-  const present = () => mountsAt(FUSECTL_DIR).some((m) => m.fsType === "fusectl");
-  const mountedHere = !present() && isRoot() && runSync("mount", ["-t", "fusectl", "none", FUSECTL_DIR]).ok;
-  try {
-    fs.writeFileSync(`${FUSECTL_DIR}/${connectionId(dev)}/abort`, "1");
-    return true;
-  } catch {
-    return false;
-  } finally {
-    if (mountedHere) runSync("umount", ["-c", FUSECTL_DIR]);
-  }
 }
 
 /** Lazily detaches the mount `dev` at `mountpoint` when it is there and on top; returns whether it is gone. */
