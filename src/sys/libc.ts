@@ -166,7 +166,7 @@ export function futimens(
   check(c.futimens(fd, times) as number, "futimens");
 }
 
-function writeTimespec(buf: Buffer, at: number, t: bigint | "now" | undefined): void {
+function writeTimespec(buf: Buffer, at: number, t: TimeArg): void {
   if (t === undefined || t === "now") {
     buf.writeBigInt64LE(0n, at);
     buf.writeBigInt64LE(BigInt(t === undefined ? UTIME_OMIT : UTIME_NOW), at + 8);
