@@ -143,27 +143,25 @@ export function mknod(path: string, mode: number, rdev: number): void {
 }
 
 /** Sets atime/mtime of `path` itself (never a symlink's target); `undefined` leaves a time alone. */
-export function utimens(
-  path: string,
-  atime: bigint | "now" | undefined,
-  mtime: bigint | "now" | undefined,
-): void {
-  const times = Buffer.alloc(32);
-  writeTimespec(times, 0, atime);
-  writeTimespec(times, 16, mtime);
+export function utimens(path: string, atime: TimeArg, mtime: TimeArg): void {
+  const times = timespecs(atime, mtime);
   check(c.utimensat(AT_FDCWD, cstr(path), times, AT_SYMLINK_NOFOLLOW) as number, "utimensat", path);
 }
 
 /** Sets atime/mtime of an open file; `undefined` leaves a time alone. */
-export function futimens(
-  fd: number,
-  atime: bigint | "now" | undefined,
-  mtime: bigint | "now" | undefined,
-): void {
+export function futimens(fd: number, atime: TimeArg, mtime: TimeArg): void {
+  check(c.futimens(fd, timespecs(atime, mtime)) as number, "futimens");
+}
+
+/** A time to set: ns since the epoch, "now", or undefined to leave it alone (UTIME_OMIT). */
+type TimeArg = bigint | "now" | undefined;
+
+/** struct timespec[2] for utimensat/futimens. */
+function timespecs(atime: TimeArg, mtime: TimeArg): Buffer {
   const times = Buffer.alloc(32);
   writeTimespec(times, 0, atime);
   writeTimespec(times, 16, mtime);
-  check(c.futimens(fd, times) as number, "futimens");
+  return times;
 }
 
 function writeTimespec(buf: Buffer, at: number, t: TimeArg): void {
