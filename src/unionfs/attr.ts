@@ -7,7 +7,9 @@
  */
 import type { Stat } from "../sys/stat";
 import type { Layer } from "../layer";
-import type { Attr } from "./types";
+import * as fs from "node:fs";
+import { bytesOf } from "../sys/bytes";
+import type { Attr, StatFs } from "./types";
 
 export class InoMapper {
   private readonly devIndex = new Map<bigint, number>();
@@ -37,5 +39,20 @@ export function toAttr(st: Stat, ino: bigint): Attr {
     gid: Number(st.gid),
     rdev: Number(st.rdev),
     blksize: Number(st.blksize),
+  };
+}
+
+/** statfs of the filesystem holding the byte-string path `path`, as the union reports it. */
+export function statFsOf(path: string): StatFs {
+  const s = fs.statfsSync(bytesOf(path), { bigint: true });
+  return {
+    bsize: Number(s.bsize),
+    frsize: Number(s.bsize),
+    blocks: s.blocks,
+    bfree: s.bfree,
+    bavail: s.bavail,
+    files: s.files,
+    ffree: s.ffree,
+    namelen: 255,
   };
 }

@@ -17,7 +17,7 @@ import { type OpenFile } from "./handles";
 import { mergedListing } from "./listing";
 import { UnionNamespace } from "./namespace";
 import { relOf } from "./resolve";
-import { toAttr } from "./attr";
+import { statFsOf, toAttr } from "./attr";
 import type { Attr, Caller, DirEntry, SetAttrRequest, StatFs, UnionOps } from "./types";
 
 const S_IFMT = 0o170000;
@@ -155,18 +155,7 @@ export class Union extends UnionNamespace implements UnionOps {
   }
 
   statfs(_path: string): StatFs {
-    const top = this.layer(0);
-    const s = fs.statfsSync(bytesOf(top.root), { bigint: true });
-    return {
-      bsize: Number(s.bsize),
-      frsize: Number(s.bsize),
-      blocks: s.blocks,
-      bfree: s.bfree,
-      bavail: s.bavail,
-      files: s.files,
-      ffree: s.ffree,
-      namelen: 255,
-    };
+    return statFsOf(this.layer(0).root);
   }
 
   // ---- extended attributes -------------------------------------------------------------------------

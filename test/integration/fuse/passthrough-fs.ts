@@ -10,24 +10,13 @@ import type { UnionConfig } from "../../../src/unionfs/config";
 import type { Attr, Caller, DirEntry, SetAttrRequest, StatFs, UnionOps } from "../../../src/unionfs/types";
 import { bstr, bytesOf, fromText } from "../../../src/sys/bytes";
 import * as libc from "../../../src/sys/libc";
+import { statFsOf, toAttr } from "../../../src/unionfs/attr";
 
 const S_IFMT = 0o170000;
 
+/** The core's conversion, with the raw inode number. */
 function attrOf(st: fs.BigIntStats): Attr {
-  return {
-    ino: st.ino,
-    size: st.size,
-    blocks: st.blocks,
-    atimeNs: st.atimeNs,
-    mtimeNs: st.mtimeNs,
-    ctimeNs: st.ctimeNs,
-    mode: Number(st.mode),
-    nlink: Number(st.nlink),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    rdev: Number(st.rdev),
-    blksize: Number(st.blksize),
-  };
+  return toAttr(st, st.ino);
 }
 
 export function createPassthrough(config: UnionConfig): UnionOps {
@@ -144,17 +133,7 @@ export function createPassthrough(config: UnionConfig): UnionOps {
   }
 
   function statfs(p: string): StatFs {
-    const s = fs.statfsSync(real(p), { bigint: true });
-    return {
-      bsize: Number(s.bsize),
-      frsize: Number(s.bsize),
-      blocks: s.blocks,
-      bfree: s.bfree,
-      bavail: s.bavail,
-      files: s.files,
-      ffree: s.ffree,
-      namelen: 255,
-    };
+    return statFsOf(rb(p));
   }
 }
 
