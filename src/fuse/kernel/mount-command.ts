@@ -10,8 +10,6 @@ import * as path from "node:path";
 import { FsError } from "../../errors";
 import { runCommand } from "../control";
 
-export { runCommand, type CommandResult } from "../control";
-
 export const FS_TYPE = "fuse.unionfs-ts";
 
 /** An errno error whose message is the command's error output on one line. */

@@ -16,12 +16,12 @@ import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import type { MountRequest, MountedFs } from "../transport";
 import { FsError } from "../../errors";
-import { abortConnection, detach, isMounted, isTopMount, mountsAt } from "./control";
-import type { MountRow } from "./control";
+import { abortConnection, isMounted, isTopMount, mountsAt, runCommand, type MountRow } from "../control";
+import { detach } from "./control";
 import { GATE_GO, GATE_STOP } from "./messages";
 import type { WorkerData, WorkerMessage } from "./messages";
 import { logLine } from "./loop";
-import { FS_TYPE, checkMountpoint, mountError, runCommand, runMount } from "./mount-command";
+import { FS_TYPE, checkMountpoint, mountError, runMount } from "./mount-command";
 
 const WORKER_FILE = path.join(__dirname, "worker.js");
 const INIT_TIMEOUT_MS = 30_000;

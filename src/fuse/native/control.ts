@@ -16,19 +16,6 @@ import { FS_SUBTYPE } from "./encode";
 import { isMounted, isRoot, isTopMount, mountsAt, runSync, type MountRow } from "../control";
 
 export const FS_TYPE = `fuse.${FS_SUBTYPE}`;
-
-export {
-  FUSECTL_DIR,
-  abortConnection,
-  connectionId,
-  isMounted,
-  isTopMount,
-  mountsAt,
-  parseMountInfo,
-  runCommand,
-  type CommandResult,
-  type MountRow,
-} from "../control";
 /** The absolute path with its parent resolved, without touching the path itself (it may be a dead mount). */
 export function canonicalMountpoint(p: string): string {
   const abs = path.resolve(p);

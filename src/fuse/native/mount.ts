@@ -24,17 +24,13 @@ import type { UnionOps } from "../../unionfs/types";
 import { loadFuseNative } from "./binding";
 import type { FuseBase, FuseBaseCtor, NativeAddon, RawHandler, Signal } from "./binding";
 import { NativeBridge } from "./bridge";
+import { abortConnection, isMounted, isTopMount, mountsAt, runCommand } from "../control";
 import {
   FS_TYPE,
-  abortConnection,
   canonicalMountpoint,
   detachSync,
   fdConnection,
   fuseDeviceFds,
-  isMounted,
-  isTopMount,
-  mountsAt,
-  runCommand,
   stillServing,
   unmountCommand,
 } from "./control";

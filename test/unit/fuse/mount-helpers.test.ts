@@ -2,7 +2,7 @@
  * Mount-table parsing, fusectl connection ids, fsname sanitising and mount(8) error reporting.
  */
 import { strict as assert } from "node:assert";
-import { connectionId, parseMountInfo } from "../../../src/fuse/kernel/control";
+import { connectionId, parseMountInfo } from "../../../src/fuse/control";
 import { mountError, sanitizeFsname } from "../../../src/fuse/kernel/mount-command";
 
 describe("fuse mount helpers", () => {
