@@ -4,6 +4,7 @@
  *
  *   kernel          mount -t overlay (kernel defaults; lowerdirs relative, so 127 fit in one page)
  *   unionfs-ts      node dist/src/cli/main.js mount -f UPPER:L1:…:Ln MNT   (this repository)
+ *   unionfs-ts-ptlower  the same with -o passthrough=lower
  *   fuse-overlayfs  fuse-overlayfs -f -o lowerdir=…,upperdir=…,workdir=… MNT
  *   unionfs-fuse    unionfs -f -o cow,allow_other UPPER=RW:L1=RO:… MNT
  *
@@ -23,7 +24,13 @@ import { failure, ok, run, sleep } from "./exec";
 import { REPO } from "./helper";
 import { alive, mountAt, mountsUnder } from "./proc";
 
-export const ALL_SYSTEMS = ["kernel", "unionfs-ts", "fuse-overlayfs", "unionfs-fuse"] as const;
+export const ALL_SYSTEMS = [
+  "kernel",
+  "unionfs-ts",
+  "unionfs-ts-ptlower",
+  "fuse-overlayfs",
+  "unionfs-fuse",
+] as const;
 export type SystemName = (typeof ALL_SYSTEMS)[number];
 
 export const CLI = path.join(REPO, "dist", "src", "cli", "main.js");
@@ -49,6 +56,7 @@ export function unavailable(sys: SystemName): string | undefined {
         ? undefined
         : "no overlay in /proc/filesystems";
     case "unionfs-ts":
+    case "unionfs-ts-ptlower":
       return fs.existsSync(CLI) ? undefined : `${CLI} not built (npx tsc -p .)`;
     case "fuse-overlayfs":
       return which("fuse-overlayfs") ? undefined : "fuse-overlayfs not installed (bash bench/setup.sh)";
@@ -151,9 +159,11 @@ export async function mountStack(
     } else {
       let cmd: string;
       let args: string[];
-      if (sys === "unionfs-ts") {
+      if (sys === "unionfs-ts" || sys === "unionfs-ts-ptlower") {
         cmd = process.execPath;
         args = [CLI, "mount", "-f", [m.upper, ...lowers].join(":"), m.mnt];
+        // The opt-in mode that passes read-only opens of lower files through too.
+        if (sys === "unionfs-ts-ptlower") args.splice(3, 0, "-o", "passthrough=lower");
       } else if (sys === "fuse-overlayfs") {
         cmd = "fuse-overlayfs";
         args = ["-f", "-o", `lowerdir=${lowers.join(":")},upperdir=${m.upper},workdir=${m.work}`, m.mnt];

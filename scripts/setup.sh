@@ -26,9 +26,10 @@ done
 [ -c /dev/fuse ] || die "/dev/fuse is missing"
 
 # --- Debian packages -----------------------------------------------------------------------------
-# fuse3: fusermount3 (the tests unmount with it); attr: getfattr/setfattr; tree: the demo's listing;
+# fuse3: fusermount3 (the tests unmount with it); attr: getfattr/setfattr; acl: setfacl/getfacl (the
+# POSIX ACL cases); tree: the demo's listing;
 # util-linux: mount, umount, mountpoint, findmnt; coreutils: timeout, sha256sum; procps: ps.
-packages=(fuse3 attr tree util-linux coreutils procps busybox-static libfuse2)
+packages=(fuse3 attr acl tree util-linux coreutils procps busybox-static libfuse2)
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
@@ -41,7 +42,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null ||
     die "apt-get install ${missing[*]} failed"
 fi
-for cmd in fusermount3 getfattr setfattr tree mount umount mountpoint timeout sha256sum; do
+for cmd in fusermount3 getfattr setfattr setfacl getfacl tree mount umount mountpoint timeout sha256sum; do
   command -v "$cmd" >/dev/null || die "'$cmd' is still missing after installing packages"
 done
 

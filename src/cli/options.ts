@@ -171,6 +171,13 @@ function applyOption(out: MountOptions, o: Option, cwd: string, overlayStyle: bo
     case "fsync":
       c.noFsync = o.value === "0";
       return;
+    case "passthrough": {
+      const v = need(o);
+      if (v !== "auto" && v !== "lower" && v !== "off")
+        throw new UsageError(`passthrough= must be auto, lower or off, not '${v}'`);
+      c.passthrough = v;
+      return;
+    }
   }
   if (IGNORED.has(o.key)) return;
   if (!overlayStyle) throw new UsageError(`unknown mount option '${o.key}'`);

@@ -29,6 +29,8 @@ export interface CopyUpOptions {
   origin?: bigint;
   /** Extended attribute names never copied (the union's own bookkeeping). */
   skipXattr?: (name: string) => boolean;
+  /** A work-dir file already holding the data (background.ts); it is taken over instead of copying. */
+  staged?: string;
 }
 
 /** Copies `rel` of `from` (whose lstat is `st`) to `rel` of `upper`, through `work`. */
@@ -43,7 +45,7 @@ export function copyUp(
   const tmp = work.tempPath();
   try {
     copyObject(from, rel, st, tmp, opts);
-    fs.renameSync(bytesOf(tmp), bytesOf(upper.abs(rel)));
+    upper.withPath(rel, (target) => fs.renameSync(bytesOf(tmp), bytesOf(target)));
   } catch (err) {
     fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
     throw err;
@@ -56,7 +58,8 @@ export function copyUp(
  * entries have been added to it.
  */
 export function copyObject(from: Layer, rel: string, st: Stat, dest: string, opts: CopyUpOptions): void {
-  createCopy(from, rel, st, dest, opts.withData);
+  if (opts.staged !== undefined && opts.withData) fs.renameSync(bytesOf(opts.staged), bytesOf(dest));
+  else createCopy(from, rel, st, dest, opts.withData);
   copyMetadata(from, rel, st, dest, opts);
 }
 
@@ -67,27 +70,26 @@ export function copyTimes(st: Stat, dest: string): void {
 
 function createCopy(from: Layer, rel: string, st: Stat, tmp: string, withData: boolean): void {
   const type = Number(st.mode) & S_IFMT;
-  const src = from.abs(rel);
   if (type === S_IFREG) {
-    copyRegular(src, tmp, withData ? st.size : 0n);
+    copyRegular(from, rel, tmp, withData ? st.size : 0n);
   } else if (type === S_IFDIR) {
     fs.mkdirSync(bytesOf(tmp), { mode: 0o700 });
   } else if (type === S_IFLNK) {
-    fs.symlinkSync(fs.readlinkSync(bytesOf(src), { encoding: "buffer" }), bytesOf(tmp));
+    fs.symlinkSync(bytesOf(from.readlink(rel)), bytesOf(tmp));
   } else {
     sys.mknod(tmp, Number(st.mode), Number(st.rdev));
   }
 }
 
-function copyRegular(src: string, tmp: string, size: bigint): void {
+function copyRegular(from: Layer, rel: string, tmp: string, size: bigint): void {
   const dst = fs.openSync(bytesOf(tmp), "wx", 0o600);
   try {
     if (size === 0n) return;
-    const from = fs.openSync(bytesOf(src), fs.constants.O_RDONLY | fs.constants.O_NOATIME);
+    const src = from.open(rel, fs.constants.O_RDONLY | fs.constants.O_NOATIME);
     try {
-      copyData(from, dst, size);
+      copyData(src, dst, size);
     } finally {
-      fs.closeSync(from);
+      fs.closeSync(src);
     }
   } finally {
     fs.closeSync(dst);
@@ -99,7 +101,7 @@ function copyMetadata(from: Layer, rel: string, st: Stat, tmp: string, opts: Cop
   const isLink = (Number(st.mode) & S_IFMT) === S_IFLNK;
   fs.lchownSync(bytesOf(tmp), Number(st.uid), Number(st.gid));
   if (!isLink) fs.chmodSync(bytesOf(tmp), Number(st.mode) & 0o7777);
-  copyXattrs(from.abs(rel), tmp, opts.skipXattr);
+  from.withPath(rel, (src) => copyXattrs(src, tmp, opts.skipXattr));
   if (opts.origin !== undefined) writeOrigin(tmp, opts.origin);
   sys.utimens(tmp, st.atimeNs, st.mtimeNs);
 }

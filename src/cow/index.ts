@@ -2,3 +2,4 @@
 export { copyObject, copyTimes, copyUp, readOrigin, ORIGIN_XATTR } from "./copyup";
 export type { CopyUpOptions } from "./copyup";
 export { WorkDir } from "./workdir";
+export { BackgroundCopier } from "./background";

@@ -2,7 +2,9 @@
  * A layer (branch): one directory tree of the union, addressed by layer-relative byte-string paths.
  *
  * Invariants:
- * - Relative paths are "" for the layer root or "/a/b" below it; `abs(rel)` is the only join.
+ * - Relative paths are "" for the layer root or "/a/b" below it; `withPath(rel, fn)` is the only join.
+ *   A relative path has no length limit: where `root + rel` would be too long for a syscall, the object
+ *   is reached through an fd of its parent directory (sys/longpath.ts); short paths pay nothing for it.
  * - A layer holds an fd of its root directory from construction to `close()`. lstat always goes through
  *   it (statx on the fd); a read-only layer's other calls go through `/proc/self/fd/N/rel`, so it keeps
  *   working when its path is unmounted lazily or renamed after the union was built (container engines
@@ -14,9 +16,10 @@
  *   "not in this layer" (ENOENT/ENOTDIR) into `undefined`.
  */
 import * as fs from "node:fs";
-import { fsError } from "../errors";
+import { fsError, isAbsent } from "../errors";
 import { bytesOf, bstr } from "../sys/bytes";
 import * as sys from "../sys/libc";
+import { inParent, LONG_PATH, withPath } from "../sys/longpath";
 import { statAt, statAtOrThrow, type Stat } from "../sys/stat";
 
 export type { Stat };
@@ -39,7 +42,11 @@ export interface Layer {
   /** Device of the layer root, for inode-number uniqueness across filesystems. */
   readonly dev: bigint;
 
-  abs(rel: string): string;
+  /**
+   * Calls `fn` with a byte-string path that reaches `rel` in this layer, valid while `fn` runs, usable
+   * with any syscall, with room to append one more component (`root + rel` unless that is too long).
+   */
+  withPath<T>(rel: string, fn: (path: string) => T): T;
   lstat(rel: string): Stat;
   tryLstat(rel: string): Stat | undefined;
   readdir(rel: string): RawEntry[];
@@ -112,8 +119,8 @@ export class DirLayer implements Layer {
     this.fd = -1;
   }
 
-  abs(rel: string): string {
-    return this.root + rel;
+  withPath<T>(rel: string, fn: (path: string) => T): T {
+    return withPath(this.fd, this.root, rel, fn);
   }
 
   private guard(): void {
@@ -121,28 +128,37 @@ export class DirLayer implements Layer {
   }
 
   lstat(rel: string): Stat {
-    return statAtOrThrow(this.fd, relative(rel));
+    if (rel.length < LONG_PATH) return statAtOrThrow(this.fd, relative(rel));
+    return inParent(this.fd, rel, (dirFd, name) => statAtOrThrow(dirFd, relative(`/${name}`)));
   }
 
   tryLstat(rel: string): Stat | undefined {
-    return statAt(this.fd, relative(rel));
+    if (rel.length < LONG_PATH) return statAt(this.fd, relative(rel));
+    try {
+      return inParent(this.fd, rel, (dirFd, name) => statAt(dirFd, relative(`/${name}`)));
+    } catch (err) {
+      if (isAbsent(err)) return undefined;
+      throw err;
+    }
   }
 
   readdir(rel: string): RawEntry[] {
-    const dirents = fs.readdirSync(bytesOf(this.root + rel), { withFileTypes: true, encoding: "buffer" });
+    const dirents = this.withPath(rel, (p) =>
+      fs.readdirSync(bytesOf(p), { withFileTypes: true, encoding: "buffer" }),
+    );
     return dirents.map((d) => ({ name: bstr(d.name), type: direntType(d) & S_IFMT }));
   }
 
   readlink(rel: string): string {
-    return bstr(fs.readlinkSync(bytesOf(this.root + rel), { encoding: "buffer" }));
+    return bstr(this.withPath(rel, (p) => fs.readlinkSync(bytesOf(p), { encoding: "buffer" })));
   }
 
   getxattr(rel: string, name: string): Buffer {
-    return sys.lgetxattr(this.root + rel, name);
+    return this.withPath(rel, (p) => sys.lgetxattr(p, name));
   }
 
   listxattr(rel: string): string[] {
-    return sys.llistxattr(this.root + rel);
+    return this.withPath(rel, (p) => sys.llistxattr(p));
   }
 
   open(rel: string, flags: number, mode?: number): number {
@@ -150,72 +166,78 @@ export class DirLayer implements Layer {
     if (!this.writable && (accmode !== fs.constants.O_RDONLY || flags & fs.constants.O_TRUNC)) {
       throw fsError("EROFS", "layer is read-only");
     }
-    return fs.openSync(bytesOf(this.root + rel), flags, mode);
+    return this.withPath(rel, (p) => fs.openSync(bytesOf(p), flags, mode));
   }
 
   mkdir(rel: string, mode: number): void {
     this.guard();
-    fs.mkdirSync(bytesOf(this.root + rel), { mode });
+    this.withPath(rel, (p) => fs.mkdirSync(bytesOf(p), { mode }));
   }
 
   symlink(target: string, rel: string): void {
     this.guard();
-    fs.symlinkSync(bytesOf(target), bytesOf(this.root + rel));
+    this.withPath(rel, (p) => fs.symlinkSync(bytesOf(target), bytesOf(p)));
   }
 
   mknod(rel: string, mode: number, rdev: number): void {
     this.guard();
-    sys.mknod(this.root + rel, mode, rdev);
+    this.withPath(rel, (p) => sys.mknod(p, mode, rdev));
   }
 
   link(existingRel: string, newRel: string): void {
     this.guard();
-    fs.linkSync(bytesOf(this.root + existingRel), bytesOf(this.root + newRel));
+    this.withPath(existingRel, (from) =>
+      this.withPath(newRel, (to) => fs.linkSync(bytesOf(from), bytesOf(to))),
+    );
   }
 
   unlink(rel: string): void {
     this.guard();
-    fs.unlinkSync(bytesOf(this.root + rel));
+    this.withPath(rel, (p) => fs.unlinkSync(bytesOf(p)));
   }
 
   rmdir(rel: string): void {
     this.guard();
-    fs.rmdirSync(bytesOf(this.root + rel));
+    this.withPath(rel, (p) => fs.rmdirSync(bytesOf(p)));
   }
 
   rename(fromRel: string, toRel: string, flags = 0): void {
     this.guard();
-    if (flags === 0) fs.renameSync(bytesOf(this.root + fromRel), bytesOf(this.root + toRel));
-    else sys.renameat2(this.root + fromRel, this.root + toRel, flags);
+    this.withPath(fromRel, (from) =>
+      this.withPath(toRel, (to) => {
+        if (flags === 0) fs.renameSync(bytesOf(from), bytesOf(to));
+        else sys.renameat2(from, to, flags);
+      }),
+    );
   }
 
   lchown(rel: string, uid: number, gid: number): void {
     this.guard();
-    fs.lchownSync(bytesOf(this.root + rel), uid, gid);
+    this.withPath(rel, (p) => fs.lchownSync(bytesOf(p), uid, gid));
   }
 
   chmod(rel: string, mode: number): void {
     this.guard();
-    fs.chmodSync(bytesOf(this.root + rel), mode & 0o7777);
+    this.withPath(rel, (p) => fs.chmodSync(bytesOf(p), mode & 0o7777));
   }
 
   truncate(rel: string, size: bigint): void {
     this.guard();
-    fs.truncateSync(bytesOf(this.root + rel), Number(size));
+    this.withPath(rel, (p) => fs.truncateSync(bytesOf(p), Number(size)));
   }
 
   utimens(rel: string, atime: bigint | "now" | undefined, mtime: bigint | "now" | undefined): void {
     this.guard();
-    sys.utimens(this.root + rel, atime, mtime);
+    this.withPath(rel, (p) => sys.utimens(p, atime, mtime));
   }
 
   setxattr(rel: string, name: string, value: Buffer, flags: number): void {
     this.guard();
-    sys.lsetxattr(this.root + rel, name, value, flags);
+    this.withPath(rel, (p) => sys.lsetxattr(p, name, value, flags));
   }
 
   removexattr(rel: string, name: string): void {
     this.guard();
-    sys.lremovexattr(this.root + rel, name);
+    this.withPath(rel, (p) => sys.lremovexattr(p, name));
   }
 }

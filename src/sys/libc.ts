@@ -21,6 +21,7 @@ export const UTIME_NOW = (1 << 30) - 1;
 export const UTIME_OMIT = (1 << 30) - 2;
 
 const c = {
+  openat: libc.func("int openat(int dirfd, const void *path, int flags, ...)"),
   lgetxattr: libc.func("intptr_t lgetxattr(const void *path, const void *name, void *value, size_t size)"),
   lsetxattr: libc.func(
     "int lsetxattr(const void *path, const void *name, const void *value, size_t size, int flags)",
@@ -37,12 +38,19 @@ const c = {
   lseek: libc.func("int64_t lseek(int fd, int64_t offset, int whence)"),
   umount2: libc.func("int umount2(const void *target, int flags)"),
   ioctlInt: libc.func("int ioctl(int fd, unsigned long request, intptr_t arg)"),
+  fcntlInt: libc.func("int fcntl(int fd, int cmd, intptr_t arg)"),
+  ioctlPtr: libc.func("int ioctl(int fd, unsigned long request, void *arg)"),
+  pipe2: libc.func("int pipe2(void *fds, int flags)"),
+  close: libc.func("int close(int fd)"),
+  poll: libc.func("int poll(void *fds, uint64_t nfds, int timeout)"),
   copyFileRange: libc.func(
     "intptr_t copy_file_range(int fdIn, void *offIn, int fdOut, void *offOut, size_t len, unsigned int flags)",
   ),
 };
 
 const ENODATA = constants.errno.ENODATA as number;
+const EINTR = constants.errno.EINTR as number;
+const F_SETFL = 4;
 const EOPNOTSUPP = constants.errno.EOPNOTSUPP as number;
 const ERANGE = constants.errno.ERANGE as number;
 
@@ -83,6 +91,11 @@ function cstr(b: string): Buffer {
 function check(ret: number, syscall: string, path?: string): number {
   if (ret < 0) throw sysError(syscall, path);
   return ret;
+}
+
+/** openat(2) without O_CREAT (no mode); returns the new fd. `path` is relative to `dirfd`. */
+export function openat(dirfd: number, path: string, flags: number): number {
+  return check(c.openat(dirfd, cstr(path), flags) as number, "openat", path);
 }
 
 export function lgetxattr(path: string, name: string): Buffer {
@@ -200,6 +213,50 @@ export function umount2(target: string, flags: number): void {
 const FICLONE = 0x40049409;
 export function ficlone(dstFd: number, srcFd: number): void {
   check(c.ioctlInt(dstFd, FICLONE, srcFd) as number, "ioctl(FICLONE)");
+}
+
+const O_CLOEXEC = 0o2000000;
+const O_NONBLOCK = 0o4000;
+
+/** A close-on-exec pipe whose read end does not block: [read fd, write fd]. */
+export function pipe(): [number, number] {
+  const fds = Buffer.alloc(8);
+  check(c.pipe2(fds, O_CLOEXEC) as number, "pipe2");
+  const [r, w] = [fds.readInt32LE(0), fds.readInt32LE(4)];
+  check(c.fcntlInt(r, F_SETFL, O_NONBLOCK) as number, "fcntl");
+  return [r, w];
+}
+
+const POLLIN = 0x1;
+const POLLERR = 0x8;
+const POLLHUP = 0x10;
+
+/** close(2) for descriptors made here (Node warns when its own close sees an fd it did not open). */
+export function closeFd(fd: number): void {
+  check(c.close(fd) as number, "close");
+}
+
+/**
+ * Blocks until one of `fds` is readable (or in error: its read reports why); retries EINTR. Returns
+ * which ones are.
+ */
+export function pollReadable(fds: readonly number[]): boolean[] {
+  const arr = Buffer.alloc(8 * fds.length); // struct pollfd { int fd; short events; short revents; }
+  fds.forEach((fd, i) => {
+    arr.writeInt32LE(fd, i * 8);
+    arr.writeInt16LE(POLLIN, i * 8 + 4);
+  });
+  for (;;) {
+    const n = c.poll(arr, fds.length, -1) as number;
+    if (n >= 0) break;
+    if (koffi.errno() !== EINTR) check(n, "poll");
+  }
+  return fds.map((_, i) => (arr.readInt16LE(i * 8 + 6) & (POLLIN | POLLERR | POLLHUP)) !== 0);
+}
+
+/** ioctl whose argument is a pointer to `arg` (in and out); returns the non-negative result. */
+export function ioctlBuffer(fd: number, request: number, arg: Buffer, name: string): number {
+  return check(c.ioctlPtr(fd, request, arg) as number, `ioctl(${name})`);
 }
 
 /** copy_file_range with explicit offsets; returns bytes copied (0 at end of input). */

@@ -19,6 +19,13 @@ export interface BranchSpec {
 /** How whiteouts and opaque markers are written into the writable branch. */
 export type WhiteoutFormat = "aufs" | "overlay";
 
+/**
+ * FUSE passthrough (the kernel reads and writes a backing file itself): `auto` for files that live in the
+ * writable branch (or in a union without one), `lower` also for read-only opens of lower files (faster
+ * reads, but a descriptor opened before a copy-up keeps reading the lower file), `off` never.
+ */
+export type PassthroughMode = "auto" | "lower" | "off";
+
 export interface IdRangeSpec {
   disk: number;
   shown: number;
@@ -41,4 +48,6 @@ export interface UnionConfig {
   noXattrs?: boolean;
   /** fsync and fdatasync return at once without syncing (fsync=0; for volatile containers). */
   noFsync?: boolean;
+  /** Default `auto`. */
+  passthrough?: PassthroughMode;
 }

@@ -11,16 +11,20 @@
 import * as fs from "node:fs";
 import { fsError } from "../errors";
 import type { Layer } from "../layer";
-import { copyUp, readOrigin, type WorkDir } from "../cow";
+import { BackgroundCopier, copyUp, readOrigin, type WorkDir } from "../cow";
+import { bytesOf } from "../sys/bytes";
 import { aufsWriter, type WhiteoutWriter } from "../whiteout";
-const S_IFMT = 0o170000;
-const S_IFLNK = 0o120000;
 import { InoMapper, toAttr } from "./attr";
 import { IdMap } from "./idmap";
 import { Handles, type OpenFile } from "./handles";
 import { materialize } from "./materialize";
 import { isDirStat, relOf, Resolver, splitPath, type Resolved } from "./resolve";
+import type { PassthroughMode } from "./config";
 import type { Attr } from "./types";
+
+const S_IFMT = 0o170000;
+const S_IFLNK = 0o120000;
+const S_IFREG = 0o100000;
 
 /** Extended attributes that are layer bookkeeping, never shown or copied. */
 export function isPrivateXattr(name: string): boolean {
@@ -37,6 +41,16 @@ export interface UnionOptions {
   gids?: IdMap;
   noXattrs?: boolean;
   noFsync?: boolean;
+  /** Which open files may be handed to the kernel for passthrough (default `auto`). */
+  passthrough?: PassthroughMode;
+}
+
+/** Lower files at least this big have their copy-up data copied in the background (background.ts). */
+const BACKGROUND_COPY_MIN = 32n << 20n;
+
+/** What a staged copy holds: one lower file's version (lower layers never change under a union). */
+function stagingKey(path: string, r: Resolved): string {
+  return `${r.layer}\0${relOf(path)}\0${r.st.size}\0${r.st.mtimeNs}\0${r.st.ino}`;
 }
 
 export class UnionCore {
@@ -46,6 +60,7 @@ export class UnionCore {
   protected readonly resolver: Resolver;
   protected readonly inos: InoMapper;
   protected readonly handles = new Handles();
+  protected readonly copier = new BackgroundCopier();
   /** A fresh path in the work dir (for copies under construction and entries being deleted). */
   protected readonly temp = (): string => (this.work as WorkDir).tempPath();
   /** Bumped by every copy-up, so read-only handles on lower files know to look for a newer copy. */
@@ -101,7 +116,7 @@ export class UnionCore {
    */
   protected inoOf(path: string, r: Resolved): bigint {
     if (!r.dirLayers && r.layer === this.upper?.index) {
-      return readOrigin(this.upper.abs(relOf(path))) ?? this.inos.ino(r.st);
+      return this.upper.withPath(relOf(path), readOrigin) ?? this.inos.ino(r.st);
     }
     let ino = this.inos.ino(r.st);
     const bottom = r.dirLayers?.[r.dirLayers.length - 1];
@@ -144,7 +159,7 @@ export class UnionCore {
     const r = this.resolver.resolve(f.path);
     if (!r || r.dirLayers || r.layer !== this.upper.index) return;
     const mine = this.inos.ino(fs.fstatSync(f.fd, { bigint: true }));
-    if (readOrigin(this.upper.abs(relOf(f.path))) !== mine) return;
+    if (this.upper.withPath(relOf(f.path), readOrigin) !== mine) return;
     const fd = this.upper.open(relOf(f.path), fs.constants.O_RDONLY);
     fs.closeSync(f.fd);
     f.fd = fd;
@@ -184,12 +199,49 @@ export class UnionCore {
 
   protected copyUpObject(path: string, r: Resolved, withData: boolean): void {
     const upper = this.writable();
+    const key = stagingKey(path, r);
+    const staged = withData ? this.copier.take(key) : undefined;
+    if (!withData) this.copier.drop(key);
     copyUp(this.layer(r.layer), relOf(path), r.st, upper, this.work as WorkDir, {
       withData,
       skipXattr: isPrivateXattr,
       origin: r.dirLayers ? undefined : this.inos.ino(r.st),
+      staged,
     });
     this.copyUpEpoch++;
+  }
+
+  // ---- background copies ---------------------------------------------------------------------------
+
+  /**
+   * When copying `path` up would mean copying a big lower file's data, starts that copy in the
+   * background and returns its key: the caller holds back the request that wanted the copy-up until
+   * `finishedCopies()` names the key, then serves it (its copy-up takes the staged data over).
+   * Undefined when there is nothing long to wait for.
+   */
+  stageCopyUp(path: string): string | undefined {
+    if (this.upper === undefined || this.work === undefined) return undefined;
+    const r = this.resolver.resolve(path);
+    if (r === undefined || r.dirLayers || r.layer === this.upper.index) return undefined;
+    if ((Number(r.st.mode) & S_IFMT) !== S_IFREG || r.st.size < BACKGROUND_COPY_MIN) return undefined;
+    const key = stagingKey(path, r);
+    const state = this.copier.state(key);
+    if (state !== undefined) return state === "copying" ? key : undefined;
+    const tmp = this.work.tempPath();
+    const src = this.layer(r.layer).open(relOf(path), fs.constants.O_RDONLY | fs.constants.O_NOATIME);
+    const dst = fs.openSync(bytesOf(tmp), "wx", 0o600);
+    this.copier.start(key, src, dst, tmp, r.st.size);
+    return key;
+  }
+
+  /** The descriptor that becomes readable when a background copy finished (see `finishedCopies`). */
+  copyWakeFd(): number {
+    return this.copier.wakeFd;
+  }
+
+  /** Keys of the background copies that finished since the last call. */
+  finishedCopies(): string[] {
+    return this.copier.collect();
   }
 
   /** Copies up whatever `path` is (file or directory); returns its layer-relative path. */

@@ -33,6 +33,7 @@ export function createUnion(config: UnionConfig): UnionOps {
     gids: new IdMap(config.gidMap, config.squashGid),
     noXattrs: config.noXattrs,
     noFsync: config.noFsync,
+    passthrough: config.passthrough,
   });
 }
 

@@ -40,12 +40,12 @@ export function materialize(ctx: MaterializeContext, path: string, parent: strin
   const tmp = ctx.work.tempPath();
   try {
     copyMergedTree(ctx, path, r, tmp);
-    const target = ctx.upper.abs(relOf(path));
+    const rel = relOf(path);
     if (dirLayers[0] === ctx.upper.index) {
-      sys.renameat2(tmp, target, RENAME_EXCHANGE);
+      ctx.upper.withPath(rel, (target) => sys.renameat2(tmp, target, RENAME_EXCHANGE));
     } else {
       ctx.ensureUpperDir(parent);
-      fs.renameSync(bytesOf(tmp), bytesOf(target));
+      ctx.upper.withPath(rel, (target) => fs.renameSync(bytesOf(tmp), bytesOf(target)));
     }
   } finally {
     fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
@@ -64,7 +64,7 @@ function copyMergedTree(ctx: MaterializeContext, path: string, r: Resolved, dest
     const childDest = `${dest}/${e.name}`;
     if (child.dirLayers) copyMergedTree(ctx, childPath, child, childDest);
     else if (child.layer === ctx.upper.index)
-      fs.linkSync(bytesOf(ctx.upper.abs(childPath)), bytesOf(childDest));
+      ctx.upper.withPath(childPath, (p) => fs.linkSync(bytesOf(p), bytesOf(childDest)));
     else copyObject(ctx.layers[child.layer] as Layer, childPath, child.st, childDest, opts(ctx, child));
   }
   ctx.wh.makeOpaque(dest);

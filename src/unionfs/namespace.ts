@@ -15,6 +15,7 @@ import { fsError } from "../errors";
 import { bytesOf } from "../sys/bytes";
 import * as sys from "../sys/libc";
 import { discard, dropAufsWhiteout, isReservedName, isWhiteoutEntry } from "../whiteout";
+import { ACL_DEFAULT, creationMode, defaultAclOf } from "./acl";
 import { UnionCore } from "./core";
 import { mergedListing } from "./listing";
 import { relOf, splitPath, type Resolved } from "./resolve";
@@ -49,22 +50,45 @@ export class UnionNamespace extends UnionCore {
     const upper = this.writable();
     const [dir, name] = splitPath(path);
     const rel = relOf(path);
-    const target = upper.abs(rel);
     const st = upper.tryLstat(rel);
     const overWhiteout = st !== undefined && isWhiteoutEntry(upper, relOf(dir), rel, st);
-    if (overWhiteout || viaWork) {
-      const tmp = this.temp();
-      try {
-        build(tmp);
-        if (overWhiteout) sys.renameat2(tmp, target, RENAME_EXCHANGE);
-        else fs.renameSync(bytesOf(tmp), bytesOf(target));
-      } finally {
-        fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
+    upper.withPath(relOf(dir), (parent) => {
+      const target = `${parent}/${name}`;
+      if (overWhiteout || viaWork) {
+        const stage = this.aclStage(dir);
+        const tmp = stage === undefined ? this.temp() : `${stage}/n`;
+        try {
+          build(tmp);
+          if (overWhiteout) sys.renameat2(tmp, target, RENAME_EXCHANGE);
+          else fs.renameSync(bytesOf(tmp), bytesOf(target));
+        } finally {
+          fs.rmSync(bytesOf(stage ?? tmp), { recursive: true, force: true });
+        }
+      } else {
+        build(target);
       }
-    } else {
-      build(target);
-    }
-    dropAufsWhiteout(upper.abs(relOf(dir)), name);
+      dropAufsWhiteout(parent, name);
+    });
+  }
+
+  /**
+   * A work-dir directory carrying the default ACL of the union directory `dir` (undefined when it has
+   * none), so that an object built in it inherits exactly what it would have inherited in `dir`.
+   */
+  protected aclStage(dir: string): string | undefined {
+    const acl = defaultAclOf(this.writable(), relOf(dir));
+    if (acl === undefined) return undefined;
+    const stage = this.temp();
+    fs.mkdirSync(bytesOf(stage), { mode: 0o700 });
+    sys.lsetxattr(stage, ACL_DEFAULT, acl, 0);
+    return stage;
+  }
+
+  /** The mode to create `path` with (after prepareCreate: its parent is in the top layer). */
+  protected newMode(path: string, mode: number, caller: Caller): number {
+    if (caller.umask === undefined) return mode;
+    const acl = defaultAclOf(this.writable(), relOf(splitPath(path)[0]));
+    return creationMode(mode, caller.umask, acl !== undefined);
   }
 
   /** New objects belong to the caller; the group comes from a set-group-ID parent directory. */
@@ -86,6 +110,7 @@ export class UnionNamespace extends UnionCore {
     const type = mode & S_IFMT;
     if (type === S_IFDIR) throw fsError("EINVAL", "mknod of a directory");
     if (type === S_IFCHR && rdev === 0) throw fsError("EPERM", "a 0/0 character device is a whiteout");
+    mode = this.newMode(path, mode, caller);
     this.createAt(path, (abs) => {
       if (type === S_IFREG || type === 0) fs.closeSync(fs.openSync(bytesOf(abs), "wx", mode & 0o7777));
       else sys.mknod(abs, mode, rdev);
@@ -96,6 +121,7 @@ export class UnionNamespace extends UnionCore {
 
   mkdir(path: string, mode: number, caller: Caller): Attr {
     this.prepareCreate(path);
+    mode = this.newMode(path, mode, caller);
     const opaque = this.needsOpaque(path);
     this.createAt(
       path,
@@ -124,8 +150,9 @@ export class UnionNamespace extends UnionCore {
     if (src.dirLayers) throw fsError("EPERM", `cannot hard-link a directory: ${existing}`);
     this.prepareCreate(newPath);
     this.copyUpFile(existing, src, true);
-    const from = this.writable().abs(relOf(existing));
-    this.createAt(newPath, (abs) => fs.linkSync(bytesOf(from), bytesOf(abs)));
+    this.writable().withPath(relOf(existing), (from) =>
+      this.createAt(newPath, (abs) => fs.linkSync(bytesOf(from), bytesOf(abs))),
+    );
     return this.getattr(newPath);
   }
 
@@ -154,9 +181,9 @@ export class UnionNamespace extends UnionCore {
     const [dir, name] = splitPath(path);
     if (this.below(path)) {
       this.ensureUpperDir(dir);
-      this.wh.remove(upper.abs(relOf(dir)), name, upperHas, this.temp);
+      upper.withPath(relOf(dir), (parent) => this.wh.remove(parent, name, upperHas, this.temp));
     } else if (upperHas) {
-      if (isDir) discard(upper.abs(relOf(path)), this.temp);
+      if (isDir) upper.withPath(relOf(path), (abs) => discard(abs, this.temp));
       else upper.unlink(relOf(path));
     }
   }
@@ -187,22 +214,27 @@ export class UnionNamespace extends UnionCore {
     const upper = this.writable();
     const [fromDir, fromName] = splitPath(from);
     const [toDir, toName] = splitPath(to);
-    const fromAbs = upper.abs(relOf(from));
-    const toAbs = upper.abs(relOf(to));
     if (dst?.dirLayers?.[0] === upper.index) this.clearMarkers(relOf(to));
-    if (isDir && this.needsOpaque(to)) this.wh.makeOpaque(fromAbs);
-    const needWhiteout = this.below(from) !== undefined;
-    const toSt = upper.tryLstat(relOf(to));
-    if (isDir && toSt && isWhiteoutEntry(upper, relOf(toDir), relOf(to), toSt)) {
-      // A directory cannot replace a whiteout entry by rename: swap them; the whiteout lands on `from`.
-      sys.renameat2(fromAbs, toAbs, RENAME_EXCHANGE);
-      if (!needWhiteout) fs.unlinkSync(bytesOf(fromAbs));
-    } else if (needWhiteout) {
-      this.wh.renameWithWhiteout(upper.abs(relOf(fromDir)), fromName, toAbs, this.temp);
-    } else {
-      upper.rename(relOf(from), relOf(to));
-    }
-    dropAufsWhiteout(upper.abs(relOf(toDir)), toName);
+    // Both parents stay reachable by short paths while this runs (see Layer.withPath).
+    upper.withPath(relOf(fromDir), (fromParent) =>
+      upper.withPath(relOf(toDir), (toParent) => {
+        const fromAbs = `${fromParent}/${fromName}`;
+        const toAbs = `${toParent}/${toName}`;
+        if (isDir && this.needsOpaque(to)) this.wh.makeOpaque(fromAbs);
+        const needWhiteout = this.below(from) !== undefined;
+        const toSt = upper.tryLstat(relOf(to));
+        if (isDir && toSt && isWhiteoutEntry(upper, relOf(toDir), relOf(to), toSt)) {
+          // A directory cannot replace a whiteout entry by rename: swap them; the whiteout lands on `from`.
+          sys.renameat2(fromAbs, toAbs, RENAME_EXCHANGE);
+          if (!needWhiteout) fs.unlinkSync(bytesOf(fromAbs));
+        } else if (needWhiteout) {
+          this.wh.renameWithWhiteout(fromParent, fromName, toAbs, this.temp);
+        } else {
+          fs.renameSync(bytesOf(fromAbs), bytesOf(toAbs));
+        }
+        dropAufsWhiteout(toParent, toName);
+      }),
+    );
   }
 
   /** RENAME_EXCHANGE: both names move to the top layer first, then swap in one renameat2. */
@@ -213,8 +245,8 @@ export class UnionNamespace extends UnionCore {
     this.moveToTop(from, src);
     this.moveToTop(to, this.need(to));
     // A directory arriving where a lower directory lies below must not merge with it.
-    if (src.dirLayers && this.needsOpaque(to)) this.wh.makeOpaque(upper.abs(relOf(from)));
-    if (dst.dirLayers && this.needsOpaque(from)) this.wh.makeOpaque(upper.abs(relOf(to)));
+    if (src.dirLayers && this.needsOpaque(to)) upper.withPath(relOf(from), (p) => this.wh.makeOpaque(p));
+    if (dst.dirLayers && this.needsOpaque(from)) upper.withPath(relOf(to), (p) => this.wh.makeOpaque(p));
     upper.rename(relOf(from), relOf(to), RENAME_EXCHANGE);
     this.resolver.invalidate();
   }
@@ -236,7 +268,7 @@ export class UnionNamespace extends UnionCore {
     for (const e of upper.readdir(rel)) {
       const entryRel = `${rel}/${e.name}`;
       if (isReservedName(e.name) || isWhiteoutEntry(upper, rel, entryRel, upper.lstat(entryRel))) {
-        fs.rmSync(bytesOf(upper.abs(entryRel)), { recursive: true, force: true });
+        upper.withPath(entryRel, (p) => fs.rmSync(bytesOf(p), { recursive: true, force: true }));
       }
     }
   }

@@ -17,6 +17,11 @@ export interface Caller {
   uid: number;
   gid: number;
   pid: number;
+  /**
+   * The caller's umask when the transport left it to the core (FUSE_DONT_MASK): mknod, mkdir and create
+   * apply it unless the parent directory has a default ACL. Undefined: the mode is already masked.
+   */
+  umask?: number;
 }
 
 /** Attributes as `lstat` reports them, with nanosecond times and 64-bit sizes and inode numbers. */
@@ -45,6 +50,8 @@ export interface SetAttrRequest {
   size?: bigint;
   atime?: TimeSpec;
   mtime?: TimeSpec;
+  /** Also clear set-id bits, as an unprivileged truncate or chown does (see `killSuidgid`). */
+  killSuidgid?: boolean;
 }
 
 /** One merged directory entry. `type` is the S_IFMT bits of the entry's mode (e.g. 0o100000). */
@@ -74,6 +81,18 @@ export const RENAME_WHITEOUT = 4;
 export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
 
+/** A file the kernel may read and write directly for an open handle (FUSE passthrough). */
+export interface BackingFile {
+  fd: number;
+  dev: bigint;
+  ino: bigint;
+  /**
+   * false: the union would rather see this handle's I/O (the file has other names, or a set-id bit), so
+   * pass it through only where the kernel insists (other opens of the same node already are).
+   */
+  preferred: boolean;
+}
+
 /** The operations a transport maps its requests onto, one method per syscall. */
 export interface UnionOps {
   getattr(path: string, fh?: number): Attr;
@@ -102,6 +121,25 @@ export interface UnionOps {
   release(fh: number): void;
   fallocate(fh: number, mode: number, offset: bigint, length: bigint): void;
   lseek(fh: number, offset: bigint, whence: number): bigint;
+  /**
+   * The file behind an open handle when the kernel may read, write and mmap it directly without the
+   * union seeing those calls (no copy-up can replace it); undefined when it must never be.
+   */
+  passthrough?(fh: number): BackingFile | undefined;
+  /**
+   * Clears S_ISUID, and S_ISGID when group-executable, of an open file: what a write or O_TRUNC open by
+   * an unprivileged caller does (the kernel asks for it when it leaves that to the filesystem).
+   */
+  killSuidgid?(fh: number): void;
+
+  /**
+   * Background copy-up of big files: when copying `path` up would copy a big file's data, starts that
+   * copy in another thread and returns a key; the transport holds back the request until
+   * `finishedCopies()` returns that key (`copyWakeFd()` becomes readable), then serves it as usual.
+   */
+  stageCopyUp?(path: string): string | undefined;
+  copyWakeFd?(): number;
+  finishedCopies?(): string[];
 
   /** Snapshot of the merged listing, without "." and "..", in a stable order. Returns a dir handle. */
   opendir(path: string): number;

@@ -12,20 +12,31 @@ import * as fs from "node:fs";
 import { fsError } from "../errors";
 import { bytesOf } from "../sys/bytes";
 import * as sys from "../sys/libc";
+import { isAclXattr, isNoAcl } from "./acl";
 import { isPrivateXattr } from "./core";
 import { type OpenFile } from "./handles";
 import { mergedListing } from "./listing";
 import { UnionNamespace } from "./namespace";
 import { relOf } from "./resolve";
 import { statFsOf, toAttr } from "./attr";
-import type { Attr, Caller, DirEntry, SetAttrRequest, StatFs, UnionOps } from "./types";
+import type { Attr, BackingFile, Caller, DirEntry, SetAttrRequest, StatFs, UnionOps } from "./types";
 
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
+const S_IFREG = 0o100000;
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+const S_IXGRP = 0o010;
+const SETID_BITS = S_ISUID | S_ISGID;
 const O_ACCMODE = 3;
 const { O_RDONLY, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_SYNC, O_DSYNC, O_NOATIME, O_NONBLOCK } = fs.constants;
 /** open(2) flags passed through to the layer file; O_DIRECT is dropped (our buffers are not aligned). */
 const PASSED_OPEN_FLAGS = O_ACCMODE | O_APPEND | O_TRUNC | O_SYNC | O_DSYNC | O_NOATIME | O_NONBLOCK;
+
+/** The mode after an unprivileged write: no set-uid bit, no set-gid bit if group-executable. */
+function withoutSetid(mode: number): number {
+  return mode & ~S_ISUID & ~(mode & S_IXGRP ? S_ISGID : 0);
+}
 
 export { isPrivateXattr };
 export type { UnionOptions } from "./core";
@@ -52,6 +63,10 @@ export class Union extends UnionNamespace implements UnionOps {
       const gid = req.gid === undefined ? -1 : this.gids.toDisk(req.gid);
       upper.lchown(rel, uid, gid);
     }
+    if (req.killSuidgid && req.mode === undefined) {
+      const mode = Number(upper.lstat(rel).mode);
+      if (withoutSetid(mode) !== mode) upper.chmod(rel, withoutSetid(mode));
+    }
     if (req.mode !== undefined && (Number(r.st.mode) & S_IFMT) !== S_IFLNK) upper.chmod(rel, req.mode);
     if (req.atime !== undefined || req.mtime !== undefined) upper.utimens(rel, req.atime, req.mtime);
     return this.getattr(path);
@@ -65,6 +80,7 @@ export class Union extends UnionNamespace implements UnionOps {
       const gid = req.gid === undefined ? -1 : this.gids.toDisk(req.gid);
       fs.fchownSync(f.fd, uid, gid);
     }
+    if (req.killSuidgid && req.mode === undefined) this.killSuidgid(f);
     if (req.mode !== undefined) fs.fchmodSync(f.fd, req.mode & 0o7777);
     if (req.atime !== undefined || req.mtime !== undefined) sys.futimens(f.fd, req.atime, req.mtime);
     const st = fs.fstatSync(f.fd, { bigint: true });
@@ -93,9 +109,10 @@ export class Union extends UnionNamespace implements UnionOps {
     }
     this.prepareCreate(path);
     const upper = this.writable();
+    const perm = this.newMode(path, mode, caller) & 0o7777;
     let fd = -1;
     this.createAt(path, (abs) => {
-      fd = fs.openSync(bytesOf(abs), (flags & PASSED_OPEN_FLAGS) | O_CREAT | O_EXCL, mode & 0o7777);
+      fd = fs.openSync(bytesOf(abs), (flags & PASSED_OPEN_FLAGS) | O_CREAT | O_EXCL, perm);
       this.own(abs, path, caller);
     });
     const fh = this.handles.addFile({ fd, path, layer: upper.index, flags, epoch: this.copyUpEpoch });
@@ -128,6 +145,31 @@ export class Union extends UnionNamespace implements UnionOps {
 
   release(fh: number): void {
     this.handles.releaseFile(fh);
+  }
+
+  /**
+   * A handle's file may be passed through when no copy-up can replace it: it is in the writable branch,
+   * or there is none — or `lower` mode accepts that a read-only handle keeps reading the lower file. It
+   * is preferred when writing it changes nothing else the union answers for: one name only (no other
+   * names' caches to invalidate) and no set-id bit (cleared on writes by non-owners).
+   */
+  passthrough(fh: number): BackingFile | undefined {
+    const mode = this.opts.passthrough ?? "auto";
+    if (mode === "off") return undefined;
+    const f = this.handles.file(fh);
+    const final = this.upper === undefined || f.layer === this.upper.index;
+    if (!final && mode !== "lower") return undefined;
+    const st = fs.fstatSync(f.fd, { bigint: true });
+    if ((Number(st.mode) & S_IFMT) !== S_IFREG) return undefined;
+    const quiet = st.nlink === 1n && (Number(st.mode) & SETID_BITS) === 0;
+    return { fd: f.fd, dev: st.dev, ino: st.ino, preferred: quiet || !final || this.upper === undefined };
+  }
+
+  killSuidgid(fhOrFile: number | OpenFile): void {
+    const f = typeof fhOrFile === "number" ? this.handles.file(fhOrFile) : fhOrFile;
+    if (f.layer !== this.upper?.index) return; // only top-layer files are ever written
+    const mode = fs.fstatSync(f.fd).mode;
+    if (withoutSetid(mode) !== mode) fs.fchmodSync(f.fd, withoutSetid(mode) & 0o7777);
   }
 
   fallocate(fh: number, mode: number, offset: bigint, length: bigint): void {
@@ -167,10 +209,22 @@ export class Union extends UnionNamespace implements UnionOps {
   }
 
   getxattr(path: string, name: string): Buffer {
+    if (isAclXattr(name)) return this.getAcl(path, name);
     this.xattrsAllowed();
     const r = this.need(path);
     if (isPrivateXattr(name)) throw fsError("ENODATA", name);
     return this.layer(r.layer).getxattr(relOf(path), name);
+  }
+
+  /** An ACL, else ENODATA, also where there can be none (noxattrs, a layer without ACL support). */
+  private getAcl(path: string, name: string): Buffer {
+    const r = this.need(path);
+    try {
+      if (!this.opts.noXattrs) return this.layer(r.layer).getxattr(relOf(path), name);
+    } catch (err) {
+      if (!isNoAcl(err)) throw err;
+    }
+    throw fsError("ENODATA", `${path}: no ${name}`);
   }
 
   listxattr(path: string): string[] {
@@ -195,6 +249,7 @@ export class Union extends UnionNamespace implements UnionOps {
   }
 
   destroy(): void {
+    this.copier.close();
     this.handles.closeAll();
     for (const layer of this.layers) layer.close();
   }

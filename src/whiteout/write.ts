@@ -8,6 +8,8 @@
  * - Removed upper entries are first renamed into the work dir, then deleted there, so a directory full
  *   of markers disappears from the union at once.
  * - Overlay format falls back to aufs `.wh.` files where character devices cannot be made.
+ * - Paths given here are short enough to append one name to (`Layer.withPath` gives such paths, also for
+ *   objects deeper than PATH_MAX); nothing here joins more than one component onto them.
  */
 import * as fs from "node:fs";
 import { codeOf } from "../errors";

@@ -140,6 +140,7 @@ export function decodeSetattr(r: Reader): SetattrIn {
   else if (valid & Fattr.ATIME) req.atime = timeNs(atime, atimensec);
   if (valid & Fattr.MTIME_NOW) req.mtime = "now";
   else if (valid & Fattr.MTIME) req.mtime = timeNs(mtime, mtimensec);
+  if (valid & Fattr.KILL_SUIDGID) req.killSuidgid = true;
   return { req, fh: valid & Fattr.FH ? fh : undefined };
 }
 
@@ -249,10 +250,12 @@ export function attrOut(attr: Attr, attrTimeout: number): Buffer {
   return b;
 }
 
-export function openOut(fh: number, openFlags: number): Buffer {
+/** fuse_open_out; `backingId` (7.40) matters only with FOPEN_PASSTHROUGH. */
+export function openOut(fh: number, openFlags: number, backingId = 0): Buffer {
   const b = Buffer.alloc(Size.OPEN_OUT);
   put64(b, 0, fh);
   b.writeUInt32LE(openFlags >>> 0, 8);
+  b.writeInt32LE(backingId, 12);
   return b;
 }
 

@@ -24,10 +24,10 @@ import { constants } from "node:os";
 const ENOSYS = constants.errno.ENOSYS;
 
 const init: Handler = (s, _h, r) => {
-  const outcome = negotiate(decodeInit(r));
+  const outcome = negotiate(decodeInit(r), { passthrough: s.wantsPassthrough });
   if (outcome.kind === "retry") return { parts: [encodeMajorOnly(outcome.major)] };
   if (outcome.kind === "unsupported") throw fsError("EPROTO", outcome.why);
-  s.neg = outcome.neg;
+  s.negotiated(outcome.neg);
   return { parts: [encodeInitOut(outcome.neg)] };
 };
 

@@ -8,10 +8,12 @@
 import type { Reader } from "./codec";
 import {
   Init,
+  Init2,
   MAX_PAGES,
   MAX_WRITE,
   MIN_MINOR,
   PROTO_MAJOR,
+  PASSTHROUGH_STACK_DEPTH,
   PROTO_MINOR,
   Size,
   WANTED_INIT_FLAGS,
@@ -53,7 +55,12 @@ export interface Negotiated {
 export type InitOutcome =
   { kind: "ok"; neg: Negotiated } | { kind: "retry"; major: number } | { kind: "unsupported"; why: string };
 
-export function negotiate(k: InitIn): InitOutcome {
+/** What this mount wants beyond the fixed WANTED_INIT_FLAGS. */
+export interface InitWants {
+  passthrough: boolean;
+}
+
+export function negotiate(k: InitIn, wants: InitWants = { passthrough: false }): InitOutcome {
   if (k.major > PROTO_MAJOR) return { kind: "retry", major: PROTO_MAJOR };
   if (k.major < PROTO_MAJOR || k.minor < MIN_MINOR) {
     return { kind: "unsupported", why: `kernel FUSE protocol ${k.major}.${k.minor} is too old` };
@@ -65,14 +72,14 @@ export function negotiate(k: InitIn): InitOutcome {
     minor: Math.min(k.minor, PROTO_MINOR),
     maxReadahead: k.maxReadahead,
     flags,
-    flags2: ext ? k.flags2 & WANTED_INIT_FLAGS2 : 0,
+    flags2: ext ? k.flags2 & WANTED_INIT_FLAGS2 & (wants.passthrough ? ~0 : ~Init2.PASSTHROUGH) : 0,
     maxWrite: MAX_WRITE,
     maxPages: flags & Init.MAX_PAGES ? MAX_PAGES : 0,
   };
   return { kind: "ok", neg };
 }
 
-/** init_out for the negotiated minor: 24 bytes before 7.23, 64 from then on. */
+/** init_out for the negotiated minor: 24 bytes before 7.23, 64 from then on (7.40 adds max_stack_depth). */
 export function encodeInitOut(n: Negotiated): Buffer {
   const b = Buffer.alloc(n.minor < 23 ? Size.INIT_OUT_COMPAT_22 : Size.INIT_OUT);
   b.writeUInt32LE(n.major, 0);
@@ -87,6 +94,7 @@ export function encodeInitOut(n: Negotiated): Buffer {
     b.writeUInt16LE(n.maxPages, 28);
     b.writeUInt16LE(0, 30); // map_alignment
     b.writeUInt32LE(n.flags2 >>> 0, 32);
+    if (n.flags2 & Init2.PASSTHROUGH) b.writeUInt32LE(PASSTHROUGH_STACK_DEPTH, 36); // max_stack_depth
   }
   return b;
 }
@@ -99,10 +107,11 @@ export function encodeMajorOnly(major: number): Buffer {
   return b;
 }
 
-/** Human summary of granted flags, for the debug log. */
-export function describeFlags(flags: number): string {
-  const names = Object.entries(Init)
-    .filter(([, bit]) => (flags & bit) !== 0)
-    .map(([name]) => name);
+/** Human summary of granted flags (and flags2), for the debug log. */
+export function describeFlags(flags: number, flags2 = 0): string {
+  const names = [
+    ...Object.entries(Init).filter(([, bit]) => (flags & bit) !== 0),
+    ...Object.entries(Init2).filter(([, bit]) => (flags2 & bit) !== 0),
+  ].map(([name]) => name);
   return names.join("|") || "0";
 }

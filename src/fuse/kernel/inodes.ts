@@ -34,8 +34,11 @@ export function joinPath(parent: string, name: string): string {
 
 export class InodeTable {
   private readonly byId = new Map<number, Inode>();
-  /** Live node ids by inode number: a hard-linked file looked up under several names has several. */
-  private readonly byIno = new Map<bigint, Set<number>>();
+  /**
+   * Live node ids by inode number: one id, or a set of them for a hard-linked file looked up under several
+   * names (rare: a set per node would be most of the table's memory on a tree walk).
+   */
+  private readonly byIno = new Map<bigint, number | Set<number>>();
   private nextId = ROOT_ID + 1;
   readonly root: Inode;
 
@@ -154,7 +157,7 @@ export class InodeTable {
   aliases(id: number): number[] {
     const node = this.byId.get(id);
     const ids = node === undefined ? undefined : this.byIno.get(node.ino);
-    if (ids === undefined || ids.size < 2) return [];
+    if (ids === undefined || typeof ids === "number") return [];
     return [...ids].filter((other) => other !== id);
   }
 
@@ -164,20 +167,33 @@ export class InodeTable {
   }
 
   private index(node: Inode): void {
-    let ids = this.byIno.get(node.ino);
-    if (ids === undefined) this.byIno.set(node.ino, (ids = new Set()));
-    ids.add(node.id);
+    const ids = this.byIno.get(node.ino);
+    if (ids === undefined) this.byIno.set(node.ino, node.id);
+    else if (typeof ids !== "number") ids.add(node.id);
+    else if (ids !== node.id) this.byIno.set(node.ino, new Set([ids, node.id]));
   }
 
   private unindex(node: Inode): void {
     const ids = this.byIno.get(node.ino);
-    if (ids?.delete(node.id) && ids.size === 0) this.byIno.delete(node.ino);
+    if (ids === node.id) this.byIno.delete(node.ino);
+    else if (typeof ids === "object" && ids.delete(node.id) && ids.size === 1) {
+      for (const last of ids) this.byIno.set(node.ino, last);
+    }
   }
 
   /** The object at `name` in `parentId` is gone (unlink, rmdir): detach its node, if known. */
   removed(parentId: number, name: string): void {
     const node = this.byId.get(parentId)?.children?.get(name);
     if (node !== undefined) this.detachNode(node);
+  }
+
+  /**
+   * The node's name must get a fresh node at its next lookup (the kernel cannot switch the node's open
+   * mode); the node itself stays for the handles already open on it.
+   */
+  retire(id: number): void {
+    const node = this.byId.get(id);
+    if (node !== undefined && node !== this.root && node.attached) this.detachNode(node);
   }
 
   /** Mirrors a successful rename(2); `exchange` for RENAME_EXCHANGE. */

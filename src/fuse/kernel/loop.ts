@@ -3,7 +3,8 @@
  *
  * Invariants:
  * - Runs on one thread with synchronous fs calls only (nothing is parked in the libuv pool), so requests
- *   are served strictly one at a time, in the order the kernel hands them out.
+ *   are served strictly one at a time, in the order the kernel hands them out — except requests held
+ *   while a big copy-up's data is copied in the background (held.ts), served once it is done.
  * - Returns (never throws for device errors the kernel uses to end a session) once the device reports
  *   ENODEV, i.e. the mount is gone or the connection was aborted. ENOENT/EINTR/EAGAIN on read are retried.
  * - A reply the kernel refuses (ENOENT: its request was interrupted) has its side effects undone.
@@ -15,6 +16,7 @@ import { codeOf } from "../../errors";
 import type { InHeader } from "./codec";
 import { notifyInvalInode, outHeader } from "./codec";
 import { describe, dispatch } from "./dispatch";
+import { HeldRequests } from "./held";
 import type { Outcome } from "./dispatch";
 import { NOTIFY_INVAL_INODE, Op, READ_BUFFER_SIZE, opName } from "./protocol";
 import type { Session } from "./session";
@@ -96,24 +98,37 @@ function errnoName(errno: number): string {
 /** Serves requests on `fd` until the session ends. */
 export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
   const buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+  const held = new HeldRequests(s);
   for (;;) {
+    if (held.waiting) {
+      const ready = held.wait(fd);
+      for (const request of ready) if (handle(fd, s, request, opts) === "gone") return;
+      if (ready.length > 0) continue;
+    }
     const n = readRequest(fd, buf);
     if (n < 0) return;
     const request = buf.subarray(0, n);
-    const label = opts.debug ? describe(s, request) : "";
-    const out = dispatch(s, request, logUnknown);
-    let result: WriteResult = "ok";
-    if (out.reply !== null) {
-      result = writeReply(fd, out, out.reply.parts);
-      if (result !== "ok" && out.errno === 0) out.reply.undo?.();
-    }
-    if (opts.debug) logLine(`${label} -> ${out.reply === null ? "(no reply)" : errnoName(out.errno)}`);
-    if (result === "gone") return;
-    // Only after the reply: the kernel may still hold locks of the request while it waits for it.
-    for (const id of s.takeAliasesToInvalidate()) notify(fd, notifyInvalInode(id, NOTIFY_INVAL_INODE));
-    if (out.h.opcode === Op.INIT && result === "ok") {
-      if (out.errno !== 0) opts.onInitFailed?.(out.errno);
-      else if (s.neg !== null) opts.onReady?.();
-    }
+    if (held.hold(request)) continue;
+    if (handle(fd, s, request, opts) === "gone") return;
   }
+}
+
+/** Dispatches one request, writes its reply and the notifications it caused. */
+function handle(fd: number, s: Session, request: Buffer, opts: LoopOptions): WriteResult {
+  const label = opts.debug ? describe(s, request) : "";
+  const out = dispatch(s, request, logUnknown);
+  let result: WriteResult = "ok";
+  if (out.reply !== null) {
+    result = writeReply(fd, out, out.reply.parts);
+    if (result !== "ok" && out.errno === 0) out.reply.undo?.();
+  }
+  if (opts.debug) logLine(`${label} -> ${out.reply === null ? "(no reply)" : errnoName(out.errno)}`);
+  if (result === "gone") return result;
+  // Only after the reply: the kernel may still hold locks of the request while it waits for it.
+  for (const id of s.takeAliasesToInvalidate()) notify(fd, notifyInvalInode(id, NOTIFY_INVAL_INODE));
+  if (out.h.opcode === Op.INIT && result === "ok") {
+    if (out.errno !== 0) opts.onInitFailed?.(out.errno);
+    else if (s.neg !== null) opts.onReady?.();
+  }
+  return result;
 }

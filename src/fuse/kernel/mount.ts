@@ -26,6 +26,13 @@ import { FS_TYPE, checkMountpoint, mountError, runMount } from "./mount-command"
 const WORKER_FILE = path.join(__dirname, "worker.js");
 const INIT_TIMEOUT_MS = 30_000;
 
+/**
+ * The serving thread's young generation: 6 MiB (2 MiB semi-spaces) instead of V8's 48 MiB. A request's
+ * garbage is a few hundred bytes and what lives on (inode table, caches) is promoted either way, so the
+ * larger nursery bought no speed, only ~45 MiB of RSS on a tree walk.
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 6 };
+
 interface Deferred<T> {
   promise: Promise<T>;
   resolve: (v: T) => void;
@@ -128,7 +135,10 @@ export class KernelMount implements MountedFs {
   ) {
     const gate = new SharedArrayBuffer(4);
     this.gate = new Int32Array(gate);
-    this.worker = new Worker(WORKER_FILE, { workerData: { ...data, fd, gate } satisfies WorkerData });
+    this.worker = new Worker(WORKER_FILE, {
+      workerData: { ...data, fd, gate } satisfies WorkerData,
+      resourceLimits: WORKER_LIMITS,
+    });
     const exited = deferred<void>();
     this.done = exited.promise;
     this.worker.on("message", (msg: WorkerMessage) => this.onMessage(msg));

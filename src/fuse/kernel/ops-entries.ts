@@ -12,7 +12,7 @@ import { codeOf } from "../../errors";
 import { attrOut, decodeSetattr, entryOut } from "./codec";
 import type { Reader } from "./codec";
 import { GETATTR_FH, Op } from "./protocol";
-import { EMPTY, callerOf } from "./session";
+import { EMPTY, callerOf, creatorOf } from "./session";
 import type { Handler, Reply, Session } from "./session";
 
 /** Attributes of a negative entry (nodeid 0): never looked at by the kernel. */
@@ -104,17 +104,18 @@ const symlink: Handler = (s, h, r) => {
 const mknod: Handler = (s, h, r) => {
   const mode = r.u32();
   const rdev = r.u32();
-  r.skip(8); // umask (already applied by the kernel), padding
+  const umask = r.u32();
+  r.skip(4); // padding
   const name = r.name();
-  const attr = s.ops.mknod(s.table.childPath(h.nodeid, name), mode, rdev, callerOf(h));
+  const attr = s.ops.mknod(s.table.childPath(h.nodeid, name), mode, rdev, creatorOf(s, h, umask));
   return entryReply(s, h.nodeid, name, attr);
 };
 
 const mkdir: Handler = (s, h, r) => {
   const mode = r.u32();
-  r.skip(4); // umask
+  const umask = r.u32();
   const name = r.name();
-  const attr = s.ops.mkdir(s.table.childPath(h.nodeid, name), mode, callerOf(h));
+  const attr = s.ops.mkdir(s.table.childPath(h.nodeid, name), mode, creatorOf(s, h, umask));
   return entryReply(s, h.nodeid, name, attr);
 };
 

@@ -2,49 +2,72 @@
  * Handlers for open files, xattrs, statfs and access: OPEN … LSEEK, SETXATTR … REMOVEXATTR.
  *
  * Invariants: a 1:1 call of the matching UnionOps method; file handles are the core's, passed through
- * verbatim; a handle opened for a reply the kernel refuses is released again (Reply.undo); buffers handed
+ * verbatim; every open handle's I/O mode (cached, passthrough, direct) is chosen and released through
+ * `Session.passthrough`; a handle opened for a reply the kernel refuses is released again (Reply.undo); buffers handed
  * to the core alias the read buffer only for the duration of a synchronous call (WRITE), anything the
  * core might keep (xattr values) is copied.
  */
 import { fsError } from "../../errors";
 import { entryOut, lseekOut, openOut, sizeOut, statfsOut } from "./codec";
-import { FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, FSYNC_FDATASYNC, Op } from "./protocol";
-import { EMPTY, callerOf } from "./session";
-import type { Handler, Reply } from "./session";
+import { CACHED, CONFLICT, type OpenMode } from "./passthrough";
+import { FSYNC_FDATASYNC, OPEN_KILL_SUIDGID, Op, WRITE_KILL_SUIDGID } from "./protocol";
+import { EMPTY, creatorOf } from "./session";
+import type { Handler, Reply, Session } from "./session";
 
-/**
- * Every change goes through this mount, so cached pages stay valid across opens (KEEP_CACHE); FLUSH
- * would do nothing here (no server-side locks, data is written through), so close skips it (NOFLUSH).
- */
-const FILE_OPEN_FLAGS = FOPEN_KEEP_CACHE | FOPEN_NOFLUSH;
+/** The open reply's mode for a new handle: passthrough when both the kernel and the core allow it. */
+function openMode(s: Session, nodeid: number, fh: number): OpenMode {
+  if (s.passthrough === null) return CACHED;
+  const backing = s.passthrough.active ? s.ops.passthrough?.(fh) : undefined;
+  return s.passthrough.open(nodeid, fh, backing);
+}
+
+function closeHandle(s: Session, nodeid: number, fh: number): void {
+  s.closed(nodeid, fh);
+  s.passthrough?.release(fh);
+  s.ops.release(fh);
+}
 
 const open: Handler = (s, h, r) => {
   const flags = r.u32();
+  const openFlags = r.u32();
   const fh = s.ops.open(s.table.path(h.nodeid), flags);
   s.opened(h.nodeid, fh);
+  if (openFlags & OPEN_KILL_SUIDGID) s.ops.killSuidgid?.(fh);
+  const io = openMode(s, h.nodeid, fh);
+  if (io === CONFLICT) {
+    // The node passes through to the lower file and this open got the copy: open a fresh node instead.
+    closeHandle(s, h.nodeid, fh);
+    s.table.retire(h.nodeid);
+    throw fsError("ESTALE", "node is passed through to the file before its copy-up");
+  }
   return {
-    parts: [openOut(fh, FILE_OPEN_FLAGS)],
-    undo: () => {
-      s.closed(h.nodeid, fh);
-      s.ops.release(fh);
-    },
+    parts: [openOut(fh, io.flags, io.backingId)],
+    undo: () => closeHandle(s, h.nodeid, fh),
   };
 };
 
 const create: Handler = (s, h, r) => {
   const flags = r.u32();
   const mode = r.u32();
-  r.skip(8); // umask (already applied by the kernel), open_flags
+  const umask = r.u32();
+  const openFlags = r.u32();
   const name = r.name();
-  const { fh, attr } = s.ops.create(s.table.childPath(h.nodeid, name), flags, mode, callerOf(h));
+  const { fh, attr } = s.ops.create(s.table.childPath(h.nodeid, name), flags, mode, creatorOf(s, h, umask));
+  if (openFlags & OPEN_KILL_SUIDGID) s.ops.killSuidgid?.(fh);
   const node = s.table.lookup(h.nodeid, name, attr.mode, attr.ino);
   s.opened(node.id, fh);
+  const io = openMode(s, node.id, fh);
+  if (io === CONFLICT) {
+    closeHandle(s, node.id, fh);
+    s.table.forget(node.id, 1);
+    s.table.retire(node.id);
+    throw fsError("ESTALE", "node is passed through to the file before its copy-up");
+  }
   return {
-    parts: [entryOut(node.id, attr, s.entryTimeout, s.attrTimeout), openOut(fh, FILE_OPEN_FLAGS)],
+    parts: [entryOut(node.id, attr, s.entryTimeout, s.attrTimeout), openOut(fh, io.flags, io.backingId)],
     undo: () => {
-      s.closed(node.id, fh);
+      closeHandle(s, node.id, fh);
       s.table.forget(node.id, 1);
-      s.ops.release(fh);
     },
   };
 };
@@ -61,8 +84,11 @@ const write: Handler = (s, h, r) => {
   s.touch(h.nodeid);
   const offset = r.u64();
   const size = r.u32();
-  r.skip(20); // write_flags, lock_owner, flags, padding
-  return { parts: [sizeOut(s.ops.write(fh, r.bytes(size), offset))] };
+  const writeFlags = r.u32();
+  r.skip(16); // lock_owner, flags, padding
+  const written = s.ops.write(fh, r.bytes(size), offset);
+  if (writeFlags & WRITE_KILL_SUIDGID) s.ops.killSuidgid?.(fh);
+  return { parts: [sizeOut(written)] };
 };
 
 const flush: Handler = (s, _h, r) => {
@@ -71,9 +97,7 @@ const flush: Handler = (s, _h, r) => {
 };
 
 const release: Handler = (s, h, r) => {
-  const fh = r.id();
-  s.closed(h.nodeid, fh);
-  s.ops.release(fh);
+  closeHandle(s, h.nodeid, r.id());
   return EMPTY;
 };
 

@@ -1,5 +1,5 @@
 /**
- * FUSE kernel protocol constants (linux/fuse.h, protocol 7.38) and this transport's tunables.
+ * FUSE kernel protocol constants (linux/fuse.h, protocol 7.40) and this transport's tunables.
  *
  * Invariants: numbers here are copied from the kernel header and never computed; everything the rest of
  * src/fuse/kernel needs to know about the wire lives here or in codec.ts. The transport implements minor
@@ -8,7 +8,7 @@
 
 export const PROTO_MAJOR = 7;
 /** The minor version whose request and reply layouts this transport implements. */
-export const PROTO_MINOR = 38;
+export const PROTO_MINOR = 40;
 /** Oldest kernel minor accepted: from 7.12 on, every request struct has its current layout. */
 export const MIN_MINOR = 12;
 
@@ -99,7 +99,14 @@ export const Init = {
   WRITEBACK_CACHE: 1 << 16,
   PARALLEL_DIROPS: 1 << 18,
   HANDLE_KILLPRIV: 1 << 19,
+  /** The kernel enforces ACLs (read with GETXATTR) and leaves the umask to the VFS/FUSE (SB_POSIXACL). */
+  POSIX_ACL: 1 << 20,
   MAX_PAGES: 1 << 22,
+  /**
+   * The daemon clears set-id bits on write, truncate and O_TRUNC opens when the kernel says so, and the
+   * kernel may remember that a file has no security.capability (SB_NOSEC) instead of asking every write.
+   */
+  HANDLE_KILLPRIV_V2: 1 << 28,
   INIT_EXT: 1 << 30,
 } as const;
 
@@ -110,11 +117,32 @@ export const WANTED_INIT_FLAGS =
   Init.ATOMIC_O_TRUNC |
   Init.PARALLEL_DIROPS |
   Init.MAX_PAGES |
+  Init.HANDLE_KILLPRIV_V2 |
   Init.DO_READDIRPLUS |
   Init.READDIRPLUS_AUTO |
+  Init.POSIX_ACL |
+  // The umask arrives unapplied with the unmasked mode: the core applies it unless a default ACL rules.
+  Init.DONT_MASK |
   Init.INIT_EXT;
-/** Nothing from flags2 (security contexts, DAX, expire-only) is wanted yet. */
-export const WANTED_INIT_FLAGS2 = 0;
+/** INIT flags2 bits (flags bit 32 + n is bit n here). */
+export const Init2 = {
+  /** 7.40: open replies may name a backing file the kernel reads and writes directly. */
+  PASSTHROUGH: 1 << (37 - 32),
+} as const;
+
+/** flags2 bits asked for (security contexts, DAX and expire-only are not wanted). */
+export const WANTED_INIT_FLAGS2 = Init2.PASSTHROUGH;
+
+/**
+ * init_out.max_stack_depth with passthrough: backing files must live on a filesystem of stack depth 0
+ * (not on overlayfs or another FUSE mount), and this mount counts as depth 1, so kernel overlayfs can
+ * still use it as a layer.
+ */
+export const PASSTHROUGH_STACK_DEPTH = 1;
+
+/** /dev/fuse ioctls (7.40): register a backing file (struct fuse_backing_map) / drop it (u32 id). */
+export const FUSE_DEV_IOC_BACKING_OPEN = 0x4010e501;
+export const FUSE_DEV_IOC_BACKING_CLOSE = 0x4004e502;
 
 /** fuse_setattr_in.valid bits. */
 export const Fattr = {
@@ -129,20 +157,30 @@ export const Fattr = {
   MTIME_NOW: 1 << 8,
   LOCKOWNER: 1 << 9,
   CTIME: 1 << 10,
+  /** HANDLE_KILLPRIV_V2: the change (truncate, chown) must also clear set-id bits. */
+  KILL_SUIDGID: 1 << 11,
 } as const;
+
+/** fuse_write_in.write_flags: clear set-id bits with this write (HANDLE_KILLPRIV_V2). */
+export const WRITE_KILL_SUIDGID = 1 << 2;
+/** fuse_open_in/fuse_create_in.open_flags: clear set-id bits with this O_TRUNC open. */
+export const OPEN_KILL_SUIDGID = 1 << 0;
 
 export const GETATTR_FH = 1 << 0;
 
 /** fuse_open_out.open_flags */
+export const FOPEN_DIRECT_IO = 1 << 0;
 export const FOPEN_KEEP_CACHE = 1 << 1;
 export const FOPEN_CACHE_DIR = 1 << 3;
 export const FOPEN_NOFLUSH = 1 << 5;
+/** 7.40: read/write/mmap of this open file go to the backing file named by fuse_open_out.backing_id. */
+export const FOPEN_PASSTHROUGH = 1 << 7;
 
 /** Notification codes (sent with unique 0, in the error field). */
 export const NOTIFY_INVAL_INODE = 2;
 export const FSYNC_FDATASYNC = 1 << 0;
 
-/** Struct sizes (bytes) at protocol 7.38. */
+/** Struct sizes (bytes) at protocol 7.40. */
 export const Size = {
   IN_HEADER: 40,
   OUT_HEADER: 16,

@@ -11,7 +11,8 @@ import type { Caller, UnionOps } from "../../unionfs/types";
 import type { InHeader, Reader } from "./codec";
 import type { Negotiated } from "./init";
 import { InodeTable } from "./inodes";
-import { ATTR_TIMEOUT_S, ENTRY_TIMEOUT_S } from "./protocol";
+import { Passthrough, deviceIoctls } from "./passthrough";
+import { ATTR_TIMEOUT_S, ENTRY_TIMEOUT_S, Init, Init2 } from "./protocol";
 
 export interface Reply {
   parts: Buffer[];
@@ -26,6 +27,11 @@ export type Handler = (s: Session, h: InHeader, r: Reader) => Reply | null;
 export interface SessionOptions {
   entryTimeout?: number;
   attrTimeout?: number;
+  /** The /dev/fuse descriptor, for passthrough's backing-file ioctls; without it there is no passthrough. */
+  devFd?: number;
+  /** Ask the kernel for passthrough (default: yes, when `devFd` is given). */
+  passthrough?: boolean;
+  log?: (line: string) => void;
 }
 
 export class Session {
@@ -33,6 +39,8 @@ export class Session {
   readonly entryTimeout: number;
   readonly attrTimeout: number;
   neg: Negotiated | null = null;
+  /** Set at INIT; passes nothing through unless the kernel granted FUSE_PASSTHROUGH. */
+  passthrough: Passthrough | null = null;
   private destroyed = false;
   /** Nodes changed by the current request whose other names (hard links) must be invalidated. */
   private readonly touched = new Set<number>();
@@ -46,6 +54,19 @@ export class Session {
   ) {
     this.entryTimeout = options.entryTimeout ?? ENTRY_TIMEOUT_S;
     this.attrTimeout = options.attrTimeout ?? ATTR_TIMEOUT_S;
+  }
+
+  /** Whether INIT should ask for passthrough. */
+  get wantsPassthrough(): boolean {
+    return this.options.devFd !== undefined && this.options.passthrough !== false;
+  }
+
+  /** Records INIT's outcome. */
+  negotiated(neg: Negotiated): void {
+    this.neg = neg;
+    const granted = (neg.flags2 & Init2.PASSTHROUGH) !== 0;
+    const log = this.options.log ?? ((): void => undefined);
+    this.passthrough = new Passthrough(deviceIoctls(this.options.devFd ?? -1), granted, log);
   }
 
   opened(nodeid: number, fh: number): void {
@@ -108,4 +129,14 @@ export class Session {
 
 export function callerOf(h: InHeader): Caller {
   return { uid: h.uid, gid: h.gid, pid: h.pid };
+}
+
+/**
+ * The caller of MKNOD, MKDIR or CREATE, whose request carries its `umask`: handed to the core when
+ * DONT_MASK was granted (the kernel then sends the mode unmasked), else the kernel already applied it.
+ */
+export function creatorOf(s: Session, h: InHeader, umask: number): Caller {
+  const c = callerOf(h);
+  if (s.neg !== null && (s.neg.flags & Init.DONT_MASK) !== 0) c.umask = umask;
+  return c;
 }

@@ -70,13 +70,18 @@ async function main(data: WorkerData): Promise<void> {
   post({ type: "built" });
   const gate = new Int32Array(data.gate);
   Atomics.wait(gate, 0, GATE_WAIT);
-  const session = new Session(ops);
+  const session = new Session(ops, {
+    devFd: data.fd,
+    passthrough: data.config.passthrough !== "off",
+    log: logLine,
+  });
   try {
     if (Atomics.load(gate, 0) === GATE_GO) {
       serve(data.fd, session, {
         debug: data.debug,
         onReady: () => {
-          const ready = { minor: session.neg?.minor ?? 0, flags: describeFlags(session.neg?.flags ?? 0) };
+          const neg = session.neg;
+          const ready = { minor: neg?.minor ?? 0, flags: describeFlags(neg?.flags ?? 0, neg?.flags2 ?? 0) };
           if (data.debug) logLine(`INIT: protocol 7.${ready.minor}, flags ${ready.flags}`);
           post({ type: "ready", ...ready });
         },

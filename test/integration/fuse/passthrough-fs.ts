@@ -11,6 +11,7 @@ import type { Attr, Caller, DirEntry, SetAttrRequest, StatFs, UnionOps } from ".
 import { bstr, bytesOf, fromText } from "../../../src/sys/bytes";
 import * as libc from "../../../src/sys/libc";
 import { statFsOf, toAttr } from "../../../src/unionfs/attr";
+import { ACL_DEFAULT, creationMode } from "../../../src/unionfs/acl";
 
 const S_IFMT = 0o170000;
 
@@ -31,6 +32,11 @@ export function createPassthrough(config: UnionConfig): UnionOps {
   let nextDir = 1;
 
   const lstat = (p: string): Attr => attrOf(fs.lstatSync(real(p), { bigint: true }));
+  /** The caller's umask (when the transport left it to us) unless the parent has a default ACL. */
+  const modeFor = (p: string, mode: number, c: Caller): number => {
+    const parent = rb(p.slice(0, p.lastIndexOf("/")) || "/");
+    return creationMode(mode, c.umask, libc.tryLgetxattr(parent, ACL_DEFAULT) !== undefined);
+  };
   const own = (p: string, c: Caller): Attr => {
     fs.lchownSync(real(p), c.uid, c.gid);
     return lstat(p);
@@ -41,11 +47,11 @@ export function createPassthrough(config: UnionConfig): UnionOps {
     readlink: (p) => bstr(fs.readlinkSync(real(p), { encoding: "buffer" })),
     access: (p, mask) => fs.accessSync(real(p), mask),
     mknod: (p, mode, rdev, c) => {
-      libc.mknod(rb(p), mode, rdev);
+      libc.mknod(rb(p), modeFor(p, mode, c), rdev);
       return own(p, c);
     },
     mkdir: (p, mode, c) => {
-      fs.mkdirSync(real(p), mode);
+      fs.mkdirSync(real(p), modeFor(p, mode, c));
       return own(p, c);
     },
     symlink: (target, p, c) => {
@@ -64,7 +70,7 @@ export function createPassthrough(config: UnionConfig): UnionOps {
 
     open: (p, flags) => track(fs.openSync(real(p), flags)),
     create: (p, flags, mode, c) => {
-      const fd = track(fs.openSync(real(p), flags | fs.constants.O_CREAT, mode));
+      const fd = track(fs.openSync(real(p), flags | fs.constants.O_CREAT, modeFor(p, mode, c)));
       fs.fchownSync(fd, c.uid, c.gid);
       return { fh: fd, attr: attrOf(fs.fstatSync(fd, { bigint: true })) };
     },

@@ -219,9 +219,6 @@ out["lower_deep"] = attempt(lower_deep)`,
         "write at the bottom of a deep lower tree",
       );
     },
-    differs: {
-      "unionfs-ts": "known bug B4: paths longer than PATH_MAX minus the branch path fail ENAMETOOLONG",
-    },
   }),
   posixCase({
     area: "names",

@@ -5,6 +5,19 @@ import { haveCommand, mustRun, py, runChild } from "../../helpers/syscalls";
 import { posixCase, type PosixCase } from "./case";
 import { fsp, GROUP, lstat, OTHER, readText, USER } from "./util";
 
+const needAcl = (): string | undefined =>
+  haveCommand("setfacl") ? undefined : "setfacl not installed (Debian package acl)";
+
+/** `getfacl` without header and effective-rights comments, numeric ids. */
+async function getfacl(p: string): Promise<string> {
+  return `${(await mustRun("getfacl", ["-cpnE", p])).trimEnd()}\n`;
+}
+
+/** The text getfacl -cpnE prints for an access ACL with one named entry. */
+function aclText(user: string, named: string, group: string, mask: string, other: string): string {
+  return `user::${user}\n${named}\ngroup::${group}\nmask::${mask}\nother::${other}\n`;
+}
+
 export const permCases: PosixCase[] = [
   posixCase({
     area: "perms",
@@ -174,31 +187,132 @@ out["res"] = res`,
   }),
   posixCase({
     area: "perms",
-    name: "a POSIX ACL entry grants another user access (setfacl on a lower file)",
-    requires: () => (haveCommand("setfacl") ? undefined : "setfacl not installed (Debian package acl)"),
+    name: "POSIX ACLs are enforced: a named user gets what the mode denies, the mask and chmod limit it",
+    requires: needAcl,
     layout: {
-      lower: { f: "secret", d: {} },
+      lower: { f: "secret", plain: "p", d: {} },
       prepareLower: (dir) => {
         fs.chmodSync(`${dir}/f`, 0o600);
+        fs.chmodSync(`${dir}/plain`, 0o644);
         fs.chmodSync(`${dir}/d`, 0o755);
       },
     },
     async run(env) {
+      // No ACL: "no such attribute", on a lower file and on a new one.
+      await fsp.writeFile(env.at("new"), "n");
+      const none = await py(
+        `out["lower"] = attempt(os.getxattr, A[0], "system.posix_acl_access")
+out["new"] = attempt(os.getxattr, A[1], "system.posix_acl_access")
+out["dir"] = attempt(os.getxattr, A[2], "system.posix_acl_default")`,
+        [env.at("plain"), env.at("new"), env.at("d")],
+      );
+      assert.deepEqual(none, { lower: "ENODATA", new: "ENODATA", dir: "ENODATA" });
+      // A named-user entry on a lower file (0600, root's): that user may read and write, others not.
       await mustRun("setfacl", ["-m", `u:${USER}:rw`, env.at("f")]);
-      const acl = await mustRun("getfacl", ["-cpn", env.at("f")]);
-      assert.match(acl, new RegExp(`^user:${USER}:rw-$`, "m"));
+      assert.equal(await getfacl(env.at("f")), aclText("rw-", `user:${USER}:rw-`, "---", "rw-", "---"));
       assert.equal((await lstat(env.at("f"))).mode & 0o777, 0o660, "the group bits show the ACL mask");
-      const read = await runChild("cat", [env.at("f")], { uid: USER });
-      assert.equal(read.stderr.trim(), "");
-      assert.equal(read.stdout, "secret", "the ACL lets the user read");
-      // A default ACL on a directory is inherited by what is created in it.
-      await mustRun("setfacl", ["-d", "-m", `u:${USER}:rwx`, env.at("d")]);
-      await fsp.writeFile(env.at("d/new"), "n");
-      const inherited = await mustRun("getfacl", ["-cpn", env.at("d/new")]);
-      assert.match(inherited, new RegExp(`^user:${USER}:rwx\\b`, "m"));
+      const access = `out["read"] = attempt(lambda: open(A[0]).read())
+out["write"] = attempt(lambda: os.close(os.open(A[0], os.O_WRONLY | os.O_APPEND)))`;
+      assert.deepEqual(await py(access, [env.at("f")], { uid: USER, gid: USER }), {
+        read: "secret",
+        write: "ok",
+      });
+      assert.deepEqual(await py(access, [env.at("f")], { uid: OTHER, gid: OTHER }), {
+        read: "EACCES",
+        write: "EACCES",
+      });
+      // chmod sets the mask: the entry keeps rw-, but only r-- is effective.
+      await fsp.chmod(env.at("f"), 0o640);
+      assert.equal(await getfacl(env.at("f")), aclText("rw-", `user:${USER}:rw-`, "---", "r--", "---"));
+      assert.deepEqual(await py(access, [env.at("f")], { uid: USER, gid: USER }), {
+        read: "secret",
+        write: "EACCES",
+      });
+      // An empty mask denies everything the entry grants.
+      await mustRun("setfacl", ["-m", "m::---", env.at("f")]);
+      assert.equal((await lstat(env.at("f"))).mode & 0o777, 0o600);
+      assert.deepEqual(await py(access, [env.at("f")], { uid: USER, gid: USER }), {
+        read: "EACCES",
+        write: "EACCES",
+      });
+      // An entry on a lower directory lets that user create in it.
+      await mustRun("setfacl", ["-m", `u:${USER}:rwx`, env.at("d")]);
+      const made = await py(`out["r"] = attempt(lambda: open(A[0], "w").write("u"))`, [env.at("d/by-user")], {
+        uid: USER,
+        gid: USER,
+      });
+      assert.equal(made.r, 1);
+      assert.equal((await lstat(env.at("d/by-user"))).uid, USER);
     },
-    differs: {
-      "unionfs-ts": "known bug B5: ACLs are stored but not enforced (FUSE_POSIX_ACL is not negotiated)",
+  }),
+  posixCase({
+    area: "perms",
+    name: "a default ACL is inherited by new files and directories, and replaces the umask",
+    requires: needAcl,
+    layout: {
+      lower: { d: { sub: { old: "o" } } },
+      prepareLower: (dir) => {
+        fs.chmodSync(`${dir}/d`, 0o755);
+        fs.chmodSync(`${dir}/d/sub`, 0o755);
+      },
+    },
+    async run(env) {
+      await mustRun("setfacl", ["-d", "-m", `u:${USER}:rwx,g::r-x,o::---`, env.at("d")]);
+      await fsp.rm(env.at("d/sub"), { recursive: true }); // "sub" is created again over a lower dir
+      const r = await py(
+        `os.umask(0o077)
+d = A[0]
+os.close(os.open(d + b"/f", os.O_WRONLY | os.O_CREAT, 0o666))
+os.mkdir(d + b"/s", 0o777)
+os.mkdir(d + b"/sub", 0o777)
+os.mkfifo(d + b"/p", 0o666)
+os.close(os.open(d + b"/s/nested", os.O_WRONLY | os.O_CREAT, 0o640))
+out["modes"] = {n: os.lstat(d + b"/" + n.encode()).st_mode & 0o7777 for n in ("f", "s", "sub", "p", "s/nested")}`,
+        [env.at("d")],
+      );
+      assert.deepEqual(r.modes, { f: 0o660, s: 0o770, sub: 0o770, p: 0o660, "s/nested": 0o640 });
+      const defaults = ["user::rwx", `user:${USER}:rwx`, "group::r-x", "mask::rwx", "other::---"];
+      const inherited = defaults.map((e) => `default:${e}`).join("\n");
+      const fileAcl = aclText("rw-", `user:${USER}:rwx`, "r-x", "rw-", "---");
+      const dirAcl = `${aclText("rwx", `user:${USER}:rwx`, "r-x", "rwx", "---")}${inherited}\n`;
+      assert.equal(await getfacl(env.at("d/f")), fileAcl);
+      assert.equal(await getfacl(env.at("d/p")), fileAcl);
+      assert.equal(await getfacl(env.at("d/s")), dirAcl);
+      assert.equal(await getfacl(env.at("d/sub")), dirAcl);
+      assert.equal(
+        await getfacl(env.at("d/s/nested")),
+        aclText("rw-", `user:${USER}:rwx`, "r-x", "r--", "---"),
+      );
+      assert.deepEqual(await fsp.readdir(env.at("d/sub")), [], "the new sub is not merged with the old one");
+      const read = await runChild("cat", [env.at("d/f")], { uid: USER });
+      assert.equal(read.stderr.trim(), "", "the inherited entry is enforced");
+    },
+  }),
+  posixCase({
+    area: "perms",
+    name: "the umask applies to new objects where no default ACL is inherited",
+    layout: { lower: { d: {} }, prepareLower: (dir) => fs.chmodSync(`${dir}/d`, 0o755) },
+    async run(env) {
+      const r = await py(
+        `os.umask(0o027)
+modes = {}
+for label, d in (("root", A[0]), ("d", A[1])):
+    os.close(os.open(d + b"/f", os.O_WRONLY | os.O_CREAT, 0o666))
+    os.mkdir(d + b"/s", 0o777)
+    os.mkfifo(d + b"/p", 0o666)
+    os.mknod(d + b"/n", 0o100666)
+    os.symlink(b"f", d + b"/l")
+    for n in ("f", "s", "p", "n", "l"):
+        modes[label + "/" + n] = os.lstat(d + b"/" + n.encode()).st_mode & 0o7777
+out["modes"] = modes`,
+        [env.root, env.at("d")],
+      );
+      const want = { f: 0o640, s: 0o750, p: 0o640, n: 0o640, l: 0o777 };
+      const expected: Record<string, number> = {};
+      for (const label of ["root", "d"]) {
+        for (const [n, m] of Object.entries(want)) expected[`${label}/${n}`] = m;
+      }
+      assert.deepEqual(r.modes, expected);
     },
   }),
 ];

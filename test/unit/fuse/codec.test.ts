@@ -227,16 +227,12 @@ describe("fuse INIT negotiation", () => {
       Init.ATOMIC_O_TRUNC,
       Init.PARALLEL_DIROPS,
       Init.MAX_PAGES,
+      Init.POSIX_ACL,
+      Init.DONT_MASK,
     ];
     for (const f of [...want, Init.DO_READDIRPLUS, Init.READDIRPLUS_AUTO, Init.INIT_EXT])
       assert.ok(out.neg.flags & f);
-    const unwanted = [
-      Init.WRITEBACK_CACHE,
-      Init.POSIX_LOCKS,
-      Init.FLOCK_LOCKS,
-      Init.DONT_MASK,
-      Init.HANDLE_KILLPRIV,
-    ];
+    const unwanted = [Init.WRITEBACK_CACHE, Init.POSIX_LOCKS, Init.FLOCK_LOCKS, Init.HANDLE_KILLPRIV];
     for (const f of [...unwanted, Init.EXPORT_SUPPORT, Init.AUTO_INVAL_DATA])
       assert.equal(out.neg.flags & f, 0);
     assert.equal(out.neg.flags2, 0);

@@ -7,7 +7,7 @@ import type { Attr, Caller, DirEntry, UnionOps } from "../../../src/unionfs/type
 import { fsError } from "../../../src/errors";
 import { dispatch } from "../../../src/fuse/kernel/dispatch";
 import type { Outcome } from "../../../src/fuse/kernel/dispatch";
-import { Op } from "../../../src/fuse/kernel/protocol";
+import { Init, Op } from "../../../src/fuse/kernel/protocol";
 import { Session } from "../../../src/fuse/kernel/session";
 import { Body, payload, request } from "./requests";
 import type { ReqOptions } from "./requests";
@@ -165,6 +165,31 @@ describe("fuse dispatcher", () => {
     out.reply?.undo?.();
     assert.equal(s.table.has(id), false);
     assert.deepEqual(fake.calls.at(-1), ["release", 8]);
+  });
+
+  it("hands the caller's umask to the core only once DONT_MASK is granted (POSIX ACLs: default ACLs win)", () => {
+    ok(send(Op.MKDIR, new Body().u32(0o777).u32(0o027).name("before")));
+    assert.deepEqual(fake.calls.at(-1), ["mkdir", "/before", 0o777, { uid: 1000, gid: 100, pid: 4242 }]);
+    const init = send(
+      Op.INIT,
+      new Body()
+        .u32(7)
+        .u32(38)
+        .u32(0)
+        .u32(Init.DONT_MASK | Init.POSIX_ACL),
+    );
+    assert.equal(init.errno, 0);
+    ok(send(Op.MKDIR, new Body().u32(0o777).u32(0o027).name("d")));
+    assert.deepEqual(fake.calls.at(-1), [
+      "mkdir",
+      "/d",
+      0o777,
+      { uid: 1000, gid: 100, pid: 4242, umask: 0o027 },
+    ]);
+    ok(send(Op.MKNOD, new Body().u32(0o100666).u32(0).u32(0o077).u32(0).name("n")));
+    assert.deepEqual(fake.calls.at(-1)?.[4], { uid: 1000, gid: 100, pid: 4242, umask: 0o077 });
+    ok(send(Op.CREATE, new Body().u32(0o101).u32(0o100666).u32(0o022).u32(0).name("c")));
+    assert.deepEqual(fake.calls.at(-1)?.[4], { uid: 1000, gid: 100, pid: 4242, umask: 0o022 });
   });
 
   it("GETATTR uses the file handle only when FUSE_GETATTR_FH is set", () => {

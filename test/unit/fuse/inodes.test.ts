@@ -128,4 +128,21 @@ describe("fuse inode table", () => {
     assert.equal(t.size, 1);
     assert.notEqual(t.lookup(1, "d", DIR, 1n).id, d.id);
   });
+
+  it("lists the other live names of a hard-linked inode as aliases, as links come and go", () => {
+    const a = t.lookup(1, "a", FILE, 7n);
+    assert.deepEqual(t.aliases(a.id), []);
+    const b = t.lookup(1, "b", FILE, 7n);
+    const c = t.lookup(1, "c", FILE, 7n);
+    assert.deepEqual(t.aliases(a.id), [b.id, c.id]);
+    t.forget(b.id, 1);
+    assert.deepEqual(t.aliases(a.id), [c.id]);
+    t.forget(c.id, 1);
+    assert.deepEqual(t.aliases(a.id), []);
+    const d = t.lookup(1, "d", FILE, 7n);
+    assert.deepEqual(t.aliases(d.id), [a.id]);
+    t.setIno(d.id, 8n); // the name now holds another file
+    assert.deepEqual(t.aliases(a.id), []);
+    assert.deepEqual(t.aliases(d.id), []);
+  });
 });

@@ -1,0 +1,143 @@
+/**
+ * Copying the data of big files in a background thread, so that a long copy-up does not stop the union
+ * from answering everything else.
+ *
+ * Invariants:
+ * - A copy is *staged*: its data goes into a fresh file in the work dir that nothing refers to, and only
+ *   the ordinary copy-up (copyup.ts, on the union's thread) later takes it over, adds the metadata and
+ *   renames it into place. A staged copy is therefore never visible, and a crash leaves only work-dir
+ *   litter that the next mount removes.
+ * - A staging is keyed by what it copies (layer, path, size, mtime, inode): lower layers never change,
+ *   so a finished staging with the same key holds exactly the bytes a copy-up would copy.
+ * - One thread copies, one job at a time, started on first use; it reports on a pipe whose read end
+ *   (`wakeFd`) the caller polls, then calls `collect()` on the union's thread.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Worker } from "node:worker_threads";
+import { bytesOf } from "../sys/bytes";
+import * as sys from "../sys/libc";
+
+/** One job for the copy thread (copy-thread.ts). */
+export interface CopyJob {
+  id: number;
+  src: number;
+  dst: number;
+  size: bigint;
+  /** Write end of the wake pipe. */
+  wake: number;
+}
+
+/** One report on the wake pipe: job id (u32) and a failure flag (u32: 0 done, else failed). */
+export const REPORT_SIZE = 8;
+
+interface Staging {
+  key: string;
+  tmp: string;
+  src: number;
+  dst: number;
+  /** Set once the thread reported; `ok` false means it failed. */
+  done?: { ok: boolean };
+}
+
+export class BackgroundCopier {
+  private worker: Worker | undefined;
+  private pipe: [number, number] | undefined;
+  private nextId = 1;
+  private readonly running = new Map<number, Staging>();
+  private readonly byKey = new Map<string, Staging>();
+
+  /** Read end of the pipe the copy thread reports on (created on first use). */
+  get wakeFd(): number {
+    return this.ensurePipe()[0];
+  }
+
+  private ensurePipe(): [number, number] {
+    this.pipe ??= sys.pipe();
+    return this.pipe;
+  }
+
+  /** Whether a staging for `key` exists: "copying", "ready", or undefined. */
+  state(key: string): "copying" | "ready" | undefined {
+    const s = this.byKey.get(key);
+    if (s === undefined) return undefined;
+    return s.done === undefined ? "copying" : "ready";
+  }
+
+  /** Starts copying `size` bytes from `src` to a new work-dir file `tmp` (both fds become ours). */
+  start(key: string, src: number, dst: number, tmp: string, size: bigint): void {
+    const id = this.nextId++;
+    const staging: Staging = { key, tmp, src, dst };
+    this.running.set(id, staging);
+    this.byKey.set(key, staging);
+    const job: CopyJob = { id, src, dst, size, wake: this.ensurePipe()[1] };
+    this.thread().postMessage(job);
+  }
+
+  private thread(): Worker {
+    if (this.worker === undefined) {
+      this.worker = new Worker(path.join(__dirname, "copy-thread.js"));
+      this.worker.unref();
+    }
+    return this.worker;
+  }
+
+  /** Reads the thread's reports; returns the keys that finished (staged or failed). */
+  collect(): string[] {
+    const keys: string[] = [];
+    const buf = Buffer.alloc(REPORT_SIZE * 64);
+    for (;;) {
+      let n: number;
+      try {
+        n = fs.readSync(this.wakeFd, buf, 0, buf.length, null);
+      } catch {
+        break; // EAGAIN: nothing more
+      }
+      for (let off = 0; off + REPORT_SIZE <= n; off += REPORT_SIZE) {
+        const s = this.finish(buf.readUInt32LE(off), buf.readUInt32LE(off + 4) === 0);
+        if (s !== undefined) keys.push(s.key);
+      }
+      if (n < buf.length) break;
+    }
+    return keys;
+  }
+
+  private finish(id: number, ok: boolean): Staging | undefined {
+    const s = this.running.get(id);
+    if (s === undefined) return undefined;
+    this.running.delete(id);
+    fs.closeSync(s.src);
+    fs.closeSync(s.dst);
+    s.done = { ok };
+    if (!ok) this.discard(s);
+    return s;
+  }
+
+  /** Hands a finished staging's file over (the caller renames it); undefined when there is none. */
+  take(key: string): string | undefined {
+    const s = this.byKey.get(key);
+    if (s?.done?.ok !== true) return undefined;
+    this.byKey.delete(key);
+    return s.tmp;
+  }
+
+  /** Drops a finished staging nobody will take (its file is removed). */
+  drop(key: string): void {
+    const s = this.byKey.get(key);
+    if (s?.done !== undefined) this.discard(s);
+  }
+
+  private discard(s: Staging): void {
+    this.byKey.delete(s.key);
+    fs.rmSync(bytesOf(s.tmp), { force: true });
+  }
+
+  /** Stops the thread; files of unfinished stagings stay in the work dir for the next mount to clean. */
+  close(): void {
+    void this.worker?.terminate();
+    this.worker = undefined;
+    for (const s of this.byKey.values()) if (s.done?.ok === true) fs.rmSync(bytesOf(s.tmp), { force: true });
+    if (this.pipe !== undefined) for (const fd of this.pipe) sys.closeFd(fd);
+    this.pipe = undefined;
+  }
+}
