@@ -114,13 +114,35 @@ export class Resolver {
       if (st) {
         if (isWhiteoutEntry(layer, dirRel, rel, st)) return undefined;
         if (!isDirStat(st)) return { layer: layer.index, st, dirLayers: undefined };
-        const dirLayers = this.mergeBelow(parentLayers, k, dirRel, name);
-        if (cache) this.dirCache.set(`${dir === "/" ? "" : dir}/${name}`, dirLayers);
-        return { layer: layer.index, st, dirLayers };
+        return {
+          layer: layer.index,
+          st,
+          dirLayers: this.dirLayersFound(parentLayers, k, dirRel, name, cache),
+        };
       }
       if (layer.honoursWhiteouts && hasAufsWhiteout(layer, dirRel, name)) return undefined;
     }
     return undefined;
+  }
+
+  /**
+   * The layers of directory `name` in `dirRel`, found at position `k` of `parentLayers`: the cached list
+   * when it starts with that layer (a lookup or getattr of a known directory then costs one lstat, not
+   * the opaque checks of every layer it merges), else merged afresh (and cached when `cache`).
+   */
+  private dirLayersFound(
+    parentLayers: number[],
+    k: number,
+    dirRel: string,
+    name: string,
+    cache: boolean,
+  ): number[] {
+    const key = `${dirRel}/${name}`;
+    const cached = cache ? this.dirCache.get(key) : undefined;
+    if (cached !== undefined && cached[0] === parentLayers[k]) return cached;
+    const dirLayers = this.mergeBelow(parentLayers, k, dirRel, name);
+    if (cache) this.dirCache.set(key, dirLayers);
+    return dirLayers;
   }
 
   /** The layers merged into the directory found at position `k` of `parentLayers`. */
