@@ -58,7 +58,7 @@ export async function mount(p: MountParams): Promise<UnionMount> {
   const config = configOf(p);
   const mountpoint = nodePath.resolve(p.mountpoint);
   checkBranches(config.branches);
-  checkWorkdir(config);
+  checkWorkdir(config, mountpoint);
   checkMountpoint(mountpoint, config);
   const m = await kernelTransport.mount({
     mountpoint,

@@ -38,12 +38,13 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("-f, --foreground", "serve in the foreground until unmounted")
     .option(
       "-o, --options <list>",
-      "mount options (repeatable): workdir=DIR, ro, whiteout=aufs|overlay, debug; or the fuse-overlayfs " +
+      "mount options (repeatable): workdir=DIR, ro, whiteout=aufs|overlay, passthrough=auto|lower|off, " +
+        "debug; or the fuse-overlayfs " +
         "set lowerdir=L1:L2,upperdir=U,workdir=W,uidmapping=…,gidmapping=…,squash_to_uid=…,noxattrs=1,fsync=0",
       collect,
       [],
     )
-    .option("-d, --debug", "log every request (same as -o debug)")
+    .option("-d, --debug", "log every request to stderr (same as -o debug; use with -f to see it)")
     .option("--transport <name>", "how to serve FUSE: auto (default: kernel when root), kernel, fuse-native")
     .option("-v, --verbose", "say more")
     .action(async (first: string | undefined, second: string | undefined, flags) => {

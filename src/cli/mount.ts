@@ -26,7 +26,7 @@ const DAEMON_ENV = "UNIONFS_TS_DAEMON";
 export async function mountCommand(positionals: string[], flags: MountFlags): Promise<number> {
   const m = buildMountOptions(positionals, flags.options, process.cwd());
   checkBranches(m.config.branches);
-  checkWorkdir(m.config);
+  checkWorkdir(m.config, m.mountpoint);
   const cleaned = cleanDeadMount(m.mountpoint);
   checkMountpoint(m.mountpoint, m.config);
   selectTransport(flags.transport ?? "auto"); // fails here, before any daemon, when it cannot serve

@@ -74,13 +74,37 @@ export function checkMountpoint(mountpoint: string, config: UnionConfig): void {
 }
 
 /** Checks an explicit work dir: a directory on the writable branch's filesystem, outside the union. */
-export function checkWorkdir(config: UnionConfig): void {
+/**
+ * An explicit work dir must be on the writable branch's filesystem and apart from every branch and from
+ * the mountpoint (neither inside the other): otherwise its private subdir would show in the union, be
+ * written into a read-only branch, or be emptied (at mount) while it holds branch data.
+ */
+export function checkWorkdir(config: UnionConfig, mountpoint?: string): void {
   const top = config.branches[0];
   if (!config.workdir || !top) return;
   if (top.mode !== "rw") throw new UsageError("workdir= needs a writable top branch");
-  realDir(config.workdir, "workdir");
+  const work = realDir(config.workdir, "workdir");
   if (fs.statSync(config.workdir).dev !== fs.statSync(top.path).dev) {
     throw new UsageError(`workdir '${config.workdir}' is not on the same filesystem as '${top.path}'`);
+  }
+  const apart = (other: string): boolean =>
+    other !== work && !isInside(work, other) && !isInside(other, work);
+  for (const b of config.branches) {
+    if (!apart(fs.realpathSync(b.path))) {
+      throw new UsageError(`workdir '${config.workdir}' overlaps branch '${b.path}'`);
+    }
+  }
+  const mnt = mountpoint === undefined ? undefined : realOrSame(mountpoint);
+  if (mnt !== undefined && !apart(mnt)) {
+    throw new UsageError(`workdir '${config.workdir}' overlaps mountpoint '${mountpoint}'`);
+  }
+}
+
+function realOrSame(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return nodePath.resolve(p);
   }
 }
 

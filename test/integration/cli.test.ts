@@ -154,6 +154,27 @@ describe("unionfs-ts CLI", function () {
       },
       { name: "an unknown command-line flag", args: (s) => ["--frobnicate", `${s.A}:${s.B}`, s.C] },
       { name: "a mountpoint inside a branch", args: (s) => [`${s.A}:${s.B}`, s.A] },
+      // A work dir must be apart from every branch and the mountpoint (its private subdir would show in
+      // the union, or be written into a read-only branch).
+      {
+        name: "a workdir that is a lower branch",
+        args: (s) => ["-o", `workdir=${s.B}`, `${s.A}:${s.B}`, s.C],
+      },
+      {
+        name: "a workdir that is the upper branch",
+        args: (s) => ["-o", `workdir=${s.A}`, `${s.A}:${s.B}`, s.C],
+      },
+      {
+        name: "a workdir inside the upper branch (fuse-overlayfs form)",
+        args: (s) => {
+          fs.mkdirSync(path.join(s.A, "sub"));
+          return ["-o", `lowerdir=${s.B},upperdir=${s.A},workdir=${s.A}/sub`, s.C];
+        },
+      },
+      {
+        name: "a workdir that is the mountpoint",
+        args: (s) => ["-o", `workdir=${s.C}`, `${s.A}:${s.B}`, s.C],
+      },
     ];
 
     for (const c of cases) {
