@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { inParent, LONG_PATH, withPath } from "../../../src/sys/longpath";
+import { code } from "../../helpers/errno";
 
 const LEVELS = 17;
 const COMP = "c".repeat(255);
@@ -13,15 +14,6 @@ const DEEP = `/${COMP}`.repeat(LEVELS);
 
 function openFds(): number {
   return fs.readdirSync("/proc/self/fd").length;
-}
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
 }
 
 describe("sys/longpath: reaching paths longer than PATH_MAX", () => {

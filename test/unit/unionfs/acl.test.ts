@@ -7,6 +7,7 @@ import { ACL_ACCESS, ACL_DEFAULT, creationMode } from "../../../src/unionfs/acl"
 import { lsetxattr, tryLgetxattr } from "../../../src/sys/libc";
 import type { Caller } from "../../../src/unionfs/types";
 import { makeUnion, type Fixture } from "./fixture";
+import { code } from "../../helpers/errno";
 
 const { O_CREAT, O_EXCL, O_WRONLY } = fs.constants;
 
@@ -43,15 +44,6 @@ function supportsAcls(dir: string): boolean {
   } catch {
     return false;
   }
-}
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
 }
 
 const mode = (p: string): number => fs.lstatSync(p).mode & 0o7777;

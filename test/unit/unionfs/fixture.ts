@@ -69,3 +69,13 @@ export function listTree(dir: string, prefix = ""): Record<string, string> {
   }
   return out;
 }
+
+/** A file's whole content (up to 1 MiB) read through the union. */
+export function readAll(f: Fixture, p: string): string {
+  const fh = f.fs.open(p, fs.constants.O_RDONLY);
+  try {
+    return f.fs.read(fh, 1 << 20, 0n).toString();
+  } finally {
+    f.fs.release(fh);
+  }
+}

@@ -7,9 +7,10 @@ import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import { RENAME_EXCHANGE } from "../../../src/unionfs/types";
-import { makeUnion, root, type Fixture } from "./fixture";
+import { makeUnion, root, type Fixture, readAll } from "./fixture";
+import { code } from "../../helpers/errno";
 
-const { O_RDONLY, O_WRONLY, O_APPEND, O_CREAT } = fs.constants;
+const { O_WRONLY, O_APPEND, O_CREAT } = fs.constants;
 
 /** A union path of `levels` directories named with 255 × `ch`. */
 function deep(ch: string, levels: number): string {
@@ -48,15 +49,6 @@ function makeDeep(dir: string, rel: string, files: Record<string, string> = {}):
   });
 }
 
-function readAll(f: Fixture, p: string): string {
-  const fh = f.fs.open(p, O_RDONLY);
-  try {
-    return f.fs.read(fh, 1 << 20, 0n).toString();
-  } finally {
-    f.fs.release(fh);
-  }
-}
-
 function writeAt(f: Fixture, p: string, flags: number, data: string): void {
   const fh = f.fs.open(p, flags);
   try {
@@ -64,15 +56,6 @@ function writeAt(f: Fixture, p: string, flags: number, data: string): void {
   } finally {
     f.fs.release(fh);
   }
-}
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
 }
 
 function openFds(): number {

@@ -3,7 +3,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { RENAME_EXCHANGE, RENAME_NOREPLACE } from "../../../src/unionfs/types";
 import { lsetxattr } from "../../../src/sys/libc";
-import { listTree, makeUnion, root, type Fixture } from "./fixture";
+import { listTree, makeUnion, root, type Fixture, readAll } from "./fixture";
+import { code } from "../../helpers/errno";
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_TRUNC, O_CREAT, O_EXCL } = fs.constants;
 
@@ -14,24 +15,6 @@ function names(f: Fixture, dir: string): string[] {
   } finally {
     f.fs.releasedir(dh);
   }
-}
-
-function readAll(f: Fixture, p: string): string {
-  const fh = f.fs.open(p, O_RDONLY);
-  try {
-    return f.fs.read(fh, 1 << 20, 0n).toString();
-  } finally {
-    f.fs.release(fh);
-  }
-}
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
 }
 
 describe("union core", () => {
