@@ -80,7 +80,7 @@ export class Union extends UnionNamespace implements UnionOps {
       const gid = req.gid === undefined ? -1 : this.gids.toDisk(req.gid);
       fs.fchownSync(f.fd, uid, gid);
     }
-    if (req.killSuidgid && req.mode === undefined) this.killSuidgid(f);
+    if (req.killSuidgid && req.mode === undefined) this.clearSetid(f);
     if (req.mode !== undefined) fs.fchmodSync(f.fd, req.mode & 0o7777);
     if (req.atime !== undefined || req.mtime !== undefined) sys.futimens(f.fd, req.atime, req.mtime);
     const st = fs.fstatSync(f.fd, { bigint: true });
@@ -165,8 +165,11 @@ export class Union extends UnionNamespace implements UnionOps {
     return { fd: f.fd, dev: st.dev, ino: st.ino, preferred: quiet || !final || this.upper === undefined };
   }
 
-  killSuidgid(fhOrFile: number | OpenFile): void {
-    const f = typeof fhOrFile === "number" ? this.handles.file(fhOrFile) : fhOrFile;
+  killSuidgid(fh: number): void {
+    this.clearSetid(this.handles.file(fh));
+  }
+
+  private clearSetid(f: OpenFile): void {
     if (f.layer !== this.upper?.index) return; // only top-layer files are ever written
     const mode = fs.fstatSync(f.fd).mode;
     if (withoutSetid(mode) !== mode) fs.fchmodSync(f.fd, withoutSetid(mode) & 0o7777);

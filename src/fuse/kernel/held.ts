@@ -40,9 +40,8 @@ export class HeldRequests {
   /** Holds `request` (copying its bytes) when it waits for a background copy; false: serve it now. */
   hold(request: Buffer): boolean {
     const stage = this.s.ops.stageCopyUp;
-    if (stage === undefined) return false;
+    if (stage === undefined || !copiesUp(request, request.readUInt32LE(4))) return false; // 4: opcode
     const h = decodeInHeader(request);
-    if (!copiesUp(request, h.opcode)) return false;
     let path: string;
     try {
       path = this.s.table.path(h.nodeid);
