@@ -16,25 +16,12 @@ import {
 import { u64 } from "../../../src/fuse/native/encode";
 import { bstr } from "../../../src/sys/bytes";
 import type { Attr, Caller, DirEntry, SetAttrRequest, StatFs, UnionOps } from "../../../src/unionfs/types";
+import { attrFor } from "../../helpers/attr";
 
 const { O_APPEND, O_CREAT, O_RDWR, O_WRONLY } = constants;
 
-function attrFor(mode: number, ino: bigint): Attr {
-  return {
-    ino,
-    size: 3n,
-    blocks: 0n,
-    atimeNs: 0n,
-    mtimeNs: 0n,
-    ctimeNs: 0n,
-    mode,
-    nlink: 1,
-    uid: 0,
-    gid: 0,
-    rdev: 0,
-    blksize: 4096,
-  };
-}
+/** Attributes of a 3-byte file or a directory, as the scripted core reports them. */
+const attrOf = (mode: number, ino: bigint): Attr => attrFor(mode, ino, 3n);
 
 /** A scripted core: records every call; `fail` makes the named method throw. */
 class Fake implements UnionOps {
@@ -51,7 +38,7 @@ class Fake implements UnionOps {
   }
   getattr(path: string, fh?: number): Attr {
     this.rec("getattr", path, fh);
-    return attrFor(path === "/" ? 0o040755 : 0o100644, 7n);
+    return attrOf(path === "/" ? 0o040755 : 0o100644, 7n);
   }
   readlink(path: string): string {
     this.rec("readlink", path);
@@ -62,19 +49,19 @@ class Fake implements UnionOps {
   }
   mknod(path: string, mode: number, rdev: number, caller: Caller): Attr {
     this.rec("mknod", path, mode, rdev, caller);
-    return attrFor(mode, 8n);
+    return attrOf(mode, 8n);
   }
   mkdir(path: string, mode: number, caller: Caller): Attr {
     this.rec("mkdir", path, mode, caller);
-    return attrFor(0o040000 | mode, 9n);
+    return attrOf(0o040000 | mode, 9n);
   }
   symlink(target: string, path: string, caller: Caller): Attr {
     this.rec("symlink", target, path, caller);
-    return attrFor(0o120777, 10n);
+    return attrOf(0o120777, 10n);
   }
   link(existing: string, newPath: string): Attr {
     this.rec("link", existing, newPath);
-    return attrFor(0o100644, 7n);
+    return attrOf(0o100644, 7n);
   }
   unlink(path: string): void {
     this.rec("unlink", path);
@@ -87,7 +74,7 @@ class Fake implements UnionOps {
   }
   setattr(path: string, req: SetAttrRequest, fh?: number): Attr {
     this.rec("setattr", path, req, fh);
-    return attrFor(0o100644, 7n);
+    return attrOf(0o100644, 7n);
   }
   open(path: string, flags: number): number {
     this.rec("open", path, flags);
@@ -95,7 +82,7 @@ class Fake implements UnionOps {
   }
   create(path: string, flags: number, mode: number, caller: Caller): { fh: number; attr: Attr } {
     this.rec("create", path, flags, mode, caller);
-    return { fh: 6, attr: attrFor(mode, 11n) };
+    return { fh: 6, attr: attrOf(mode, 11n) };
   }
   read(fh: number, length: number, position: bigint): Buffer {
     this.rec("read", fh, length, position);

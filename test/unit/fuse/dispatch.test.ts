@@ -11,23 +11,7 @@ import { Init, Op } from "../../../src/fuse/kernel/protocol";
 import { Session } from "../../../src/fuse/kernel/session";
 import { Body, payload, request } from "./requests";
 import type { ReqOptions } from "./requests";
-
-function attrFor(mode: number, ino: bigint): Attr {
-  return {
-    ino,
-    size: 0n,
-    blocks: 0n,
-    atimeNs: 0n,
-    mtimeNs: 0n,
-    ctimeNs: 0n,
-    mode,
-    nlink: 1,
-    uid: 0,
-    gid: 0,
-    rdev: 0,
-    blksize: 4096,
-  };
-}
+import { attrFor } from "../../helpers/attr";
 
 /** A tiny tree: "/" with the entries of `files` (name → mode); every call is recorded. */
 class Fake {
