@@ -38,7 +38,7 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("-f, --foreground", "serve in the foreground until unmounted")
     .option(
       "-o, --options <list>",
-      "mount options (repeatable): workdir=DIR, ro, whiteout=aufs|overlay, passthrough=auto|lower|off, " +
+      "mount options (repeatable): workdir=DIR, ro, whiteout=aufs|overlay, passthrough=auto|lower|off, timeout=SECONDS, " +
         "debug; or the fuse-overlayfs " +
         "set lowerdir=L1:L2,upperdir=U,workdir=W,uidmapping=…,gidmapping=…,squash_to_uid=…,noxattrs=1,fsync=0",
       collect,

@@ -48,7 +48,6 @@ const IGNORED = new Set([
   "xino",
   "static_nlink",
   "threaded",
-  "timeout",
   "plugins",
   "noacl",
   "userxattr",
@@ -176,6 +175,13 @@ function applyOption(out: MountOptions, o: Option, cwd: string, overlayStyle: bo
       if (v !== "auto" && v !== "lower" && v !== "off")
         throw new UsageError(`passthrough= must be auto, lower or off, not '${v}'`);
       c.passthrough = v;
+      return;
+    }
+    case "timeout": {
+      const n = Number(need(o));
+      if (!Number.isFinite(n) || n < 0)
+        throw new UsageError(`timeout= needs a number of seconds, not '${o.value}'`);
+      c.cacheTimeout = n;
       return;
     }
   }

@@ -50,4 +50,6 @@ export interface UnionConfig {
   noFsync?: boolean;
   /** Default `auto`. */
   passthrough?: PassthroughMode;
+  /** How long the kernel may cache entries and attributes, in seconds (`timeout=`); default a day. */
+  cacheTimeout?: number;
 }

@@ -2,7 +2,9 @@
  * Open file and directory handles: small integers owned by the core.
  *
  * Invariants: a file handle owns exactly one fd until `release`; a directory handle owns a snapshot of
- * the merged listing taken at `opendir`, so offsets into it stay valid however the directory changes.
+ * the merged listing, taken at its first `readdir` (not at `opendir`: a kernel that has the listing
+ * cached opens and releases the directory without reading it), so offsets into it stay valid however
+ * the directory changes afterwards.
  */
 import * as fs from "node:fs";
 import { fsError } from "../errors";
@@ -21,7 +23,7 @@ export interface OpenFile {
 
 export class Handles {
   private readonly files = new Map<number, OpenFile>();
-  private readonly dirs = new Map<number, readonly DirEntry[]>();
+  private readonly dirs = new Map<number, readonly DirEntry[] | (() => readonly DirEntry[])>();
   private next = 1;
 
   addFile(f: OpenFile): number {
@@ -47,16 +49,20 @@ export class Handles {
     fs.closeSync(f.fd);
   }
 
-  addDir(entries: readonly DirEntry[]): number {
+  /** A directory handle whose listing `list()` makes on first use. */
+  addDir(list: () => readonly DirEntry[]): number {
     const dh = this.next++;
-    this.dirs.set(dh, entries);
+    this.dirs.set(dh, list);
     return dh;
   }
 
   dir(dh: number): readonly DirEntry[] {
     const d = this.dirs.get(dh);
     if (!d) throw fsError("EBADF", `no open directory ${dh}`);
-    return d;
+    if (typeof d !== "function") return d;
+    const entries = d();
+    this.dirs.set(dh, entries);
+    return entries;
   }
 
   releaseDir(dh: number): void {

@@ -3,10 +3,13 @@
  *
  * Invariants: the union of the names of every merged layer, the top one winning; names whited out by a
  * higher layer and the whiteout format's own names never appear; the order is byte order of the names,
- * so it is the same on every open and does not depend on which layer an entry came from.
+ * so it is the same on every open and does not depend on which layer an entry came from. With a
+ * `LowerDirCache`, read-only layers are listed from it (a directory missing from a layer reads as empty
+ * there, as the cache records it), writable ones always afresh.
  */
 import type { Layer } from "../layer";
 import { isReservedName, whiteoutsInListing } from "../whiteout";
+import type { LowerDirCache } from "./dircache";
 import type { DirEntry } from "./types";
 
 /** Inode number reported in a plain READDIR entry when it is not known without a stat. */
@@ -16,12 +19,13 @@ export function mergedListing(
   layers: readonly Layer[],
   dirLayers: readonly number[],
   rel: string,
+  lowerDirs?: LowerDirCache,
 ): DirEntry[] {
   const seen = new Map<string, DirEntry>();
   const hidden = new Set<string>();
   for (const index of dirLayers) {
     const layer = layers[index] as Layer;
-    const raw = layer.readdir(rel);
+    const raw = lowerDirs ? lowerDirs.list(layer, rel) : layer.readdir(rel);
     const whiteouts = whiteoutsInListing(layer, rel, raw);
     for (const e of raw) {
       if (isReservedName(e.name) || seen.has(e.name) || hidden.has(e.name)) continue;

@@ -9,7 +9,7 @@
  * - A directory handle owns a snapshot of the merged listing taken at opendir.
  */
 import * as fs from "node:fs";
-import { fsError } from "../errors";
+import { fsError, isAbsent } from "../errors";
 import { bytesOf } from "../sys/bytes";
 import * as sys from "../sys/libc";
 import { isAclXattr, isNoAcl } from "./acl";
@@ -187,8 +187,19 @@ export class Union extends UnionNamespace implements UnionOps {
 
   opendir(path: string): number {
     const r = this.need(path);
-    if (!r.dirLayers) throw fsError("ENOTDIR", path);
-    return this.handles.addDir(mergedListing(this.layers, r.dirLayers, relOf(path)));
+    const dirLayers = r.dirLayers;
+    if (!dirLayers) throw fsError("ENOTDIR", path);
+    return this.handles.addDir(() => this.listingOf(path, dirLayers));
+  }
+
+  /** The merged listing of directory `path`; empty once it has been removed (as getdents gives). */
+  private listingOf(path: string, dirLayers: readonly number[]): DirEntry[] {
+    try {
+      return mergedListing(this.layers, dirLayers, relOf(path), this.resolver.lowerDirs);
+    } catch (err) {
+      if (isAbsent(err)) return [];
+      throw err;
+    }
   }
 
   readdir(dh: number): readonly DirEntry[] {

@@ -2,9 +2,9 @@
  * READDIR / READDIRPLUS reply building.
  *
  * Invariants:
- * - A listing is ".", "..", then the core's entries in the core's order; entry i (0-based) carries
- *   off = i + 1, the index of the entry after it, so a request with offset o resumes at entry o and
- *   offsets stay valid for the life of the directory handle.
+ * - A listing is ".", "..", then the core's entries in the core's order. Which offset each slot
+ *   carries is the caller's (a `Window`): with a directory handle slot i carries i + 1, so a request
+ *   with offset o resumes at slot o for the life of the handle; without one, see listings.ts.
  * - Records are 8-byte aligned, padding zeroed; a record is added only if it fits whole in the size the
  *   kernel asked for, so a reply never exceeds it. An empty reply means end of directory.
  * - `DirentWriter` only encodes; deciding what goes in (lookups, skipping vanished entries) is the
@@ -86,15 +86,19 @@ export class DirentWriter {
   }
 }
 
-/**
- * Plain READDIR: encodes listing entries from index `offset` on, as many as fit in `size` bytes.
- * `slotAt(i)` returns entry i, or undefined past the end.
- */
-export function fillDirents(slotAt: (i: number) => Slot | undefined, offset: number, size: number): Buffer {
+/** Slots of a listing from `start` on; slot i carries the offset `offsetOf(i)`. */
+export interface Window {
+  slotAt(i: number): Slot | undefined;
+  start: number;
+  offsetOf(i: number): number;
+}
+
+/** Plain READDIR: encodes the window's slots, as many as fit in `size` bytes. */
+export function fillDirents(win: Window, size: number): Buffer {
   const w = new DirentWriter(size, false);
-  for (let i = offset; ; i++) {
-    const slot = slotAt(i);
-    if (slot === undefined || !w.add(slot, i + 1)) break;
+  for (let i = win.start; ; i++) {
+    const slot = win.slotAt(i);
+    if (slot === undefined || !w.add(slot, win.offsetOf(i))) break;
   }
   return w.result();
 }

@@ -6,6 +6,8 @@
  *   via `toErrno` (unknown errors are logged with their stack, then EIO); unknown opcodes get ENOSYS.
  * - FORGET, BATCH_FORGET and INTERRUPT never get a reply, not even an error.
  * - No I/O on the device here; loop.ts reads requests and writes what this returns.
+ * - Every request that may add, remove or rename a name (any opcode not in KEEPS_NAMES) tells the
+ *   handle-less listings (listings.ts) before it runs.
  */
 import { fsError, toErrno } from "../../errors";
 import { Reader, decodeInHeader } from "./codec";
@@ -47,6 +49,36 @@ const handlers: ReadonlyMap<number, Handler> = new Map([
 
 const NO_REPLY = new Set<number>([Op.FORGET, Op.BATCH_FORGET, Op.INTERRUPT]);
 
+/** Opcodes that never change which names a directory holds (copy-up keeps every name). */
+const KEEPS_NAMES = new Set<number>([
+  Op.LOOKUP,
+  Op.FORGET,
+  Op.BATCH_FORGET,
+  Op.GETATTR,
+  Op.SETATTR,
+  Op.READLINK,
+  Op.OPEN,
+  Op.READ,
+  Op.WRITE,
+  Op.STATFS,
+  Op.RELEASE,
+  Op.FSYNC,
+  Op.SETXATTR,
+  Op.GETXATTR,
+  Op.LISTXATTR,
+  Op.REMOVEXATTR,
+  Op.FLUSH,
+  Op.OPENDIR,
+  Op.READDIR,
+  Op.READDIRPLUS,
+  Op.RELEASEDIR,
+  Op.FSYNCDIR,
+  Op.ACCESS,
+  Op.INTERRUPT,
+  Op.FALLOCATE,
+  Op.LSEEK,
+]);
+
 export interface Outcome {
   h: InHeader;
   /** null: send nothing. */
@@ -63,6 +95,7 @@ export function dispatch(
   const h = decodeInHeader(request);
   const handler = handlers.get(h.opcode);
   if (handler === undefined) return { h, reply: EMPTY, errno: ENOSYS };
+  if (!KEEPS_NAMES.has(h.opcode)) s.listings.changed();
   try {
     return { h, reply: handler(s, h, Reader.forRequest(request, h)), errno: 0 };
   } catch (err) {

@@ -2,8 +2,10 @@
  * Handlers for directory handles: OPENDIR, READDIR, READDIRPLUS, RELEASEDIR, FSYNCDIR.
  *
  * Invariants:
- * - The kernel's fh is the core's dir handle; the listing is ".", "..", then `ops.readdir(dh)` (the
- *   snapshot taken at opendir), so offsets (see dirents.ts) are stable for the handle's life.
+ * - When the kernel offers zero-message opendir, OPENDIR answers ENOSYS (the kernel then never sends
+ *   OPENDIR/RELEASEDIR again) and READDIR comes with fh 0: the listing is the node's (listings.ts).
+ *   Otherwise the kernel's fh is the core's dir handle and its listing is the snapshot the core took,
+ *   so offsets (see dirents.ts) are stable for the handle's life. Either way the kernel may cache it.
  * - READDIRPLUS looks an entry up only once it is known to fit, and counts one lookup per entry sent
  *   (undone if the reply is refused). "." and ".." go out with node id 0 and no attributes, which the
  *   kernel takes as "no lookup done". An entry that vanished (ENOENT/ENOTDIR) is skipped; one whose
@@ -11,12 +13,13 @@
  * - In a directory that was removed (detached node) READDIRPLUS does no lookups at all.
  */
 import type { Attr, DirEntry } from "../../unionfs/types";
-import { codeOf, isAbsent } from "../../errors";
+import { codeOf, fsError, isAbsent } from "../../errors";
 import type { InHeader, Reader } from "./codec";
 import { openOut } from "./codec";
 import { DirentWriter, direntType, fillDirents } from "./dirents";
-import type { Slot } from "./dirents";
+import type { Slot, Window } from "./dirents";
 import { joinPath } from "./inodes";
+import { DOTS } from "./listings";
 import { DT_DIR, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, Op } from "./protocol";
 import { EMPTY } from "./session";
 import type { Handler, Session } from "./session";
@@ -25,6 +28,7 @@ import type { Handler, Session } from "./session";
 const UNKNOWN_INO = 0xffffffffn;
 
 const opendir: Handler = (s, h) => {
+  if (s.zeroMessageOpendir) throw fsError("ENOSYS", "zero-message opendir");
   const dh = s.ops.opendir(s.table.path(h.nodeid));
   // Listings are stable and every change goes through this mount: let the kernel cache them.
   return { parts: [openOut(dh, FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR)], undo: () => s.ops.releasedir(dh) };
@@ -54,22 +58,51 @@ function decodeReaddir(r: Reader): ReaddirIn {
   };
 }
 
-/** Entry i of the listing of directory node `nodeid`: ".", "..", then `entries`. */
-function listing(s: Session, nodeid: number, entries: readonly DirEntry[]): (i: number) => Slot | undefined {
+/** Slot i of the listing of directory node `nodeid`: ".", "..", then `entries`. */
+function slots(s: Session, nodeid: number, entries: readonly DirEntry[]): (i: number) => Slot | undefined {
   const node = s.table.get(nodeid);
   const dotIno = node.ino || UNKNOWN_INO;
   const dotdotIno = node.parent?.ino || dotIno;
   return (i) => {
     if (i === 0) return { name: ".", ino: dotIno, type: DT_DIR };
     if (i === 1) return { name: "..", ino: dotdotIno, type: DT_DIR };
-    const e = entries[i - 2];
+    const e = entries[i - DOTS];
     return e === undefined ? undefined : { name: e.name, ino: e.ino, type: direntType(e.type) };
   };
 }
 
+/** The current listing of a directory, as a handle-less READDIR sees it; empty once it was removed. */
+function nodeListing(s: Session, nodeid: number): readonly DirEntry[] {
+  if (!s.table.isAttached(nodeid)) return [];
+  const dh = s.ops.opendir(s.table.path(nodeid));
+  try {
+    return s.ops.readdir(dh);
+  } finally {
+    s.ops.releasedir(dh);
+  }
+}
+
+/** What a READDIR(PLUS) reads: the handle's snapshot, or (fh 0) the node's listing. */
+function windowOf(s: Session, h: InHeader, req: ReaddirIn): Window & { atEnd(): void } {
+  if (req.dh !== 0) {
+    const slotAt = slots(s, h.nodeid, s.ops.readdir(req.dh));
+    return { slotAt, start: req.offset, offsetOf: (i) => i + 1, atEnd: () => undefined };
+  }
+  const { snap, start } = s.listings.window(h.nodeid, req.offset, () => nodeListing(s, h.nodeid));
+  return {
+    slotAt: slots(s, h.nodeid, snap.entries),
+    start,
+    offsetOf: (i) => snap.base + i + 1,
+    atEnd: () => s.listings.ended(h.nodeid),
+  };
+}
+
 const readdir: Handler = (s, h, r) => {
-  const { dh, offset, size } = decodeReaddir(r);
-  return { parts: [fillDirents(listing(s, h.nodeid, s.ops.readdir(dh)), offset, size)] };
+  const req = decodeReaddir(r);
+  const win = windowOf(s, h, req);
+  const body = fillDirents(win, req.size);
+  if (body.length === 0) win.atEnd();
+  return { parts: [body] };
 };
 
 /** getattr for READDIRPLUS: the attributes, "gone" (skip the entry), or null (send it without). */
@@ -84,24 +117,26 @@ function plusLookup(s: Session, path: string): Attr | "gone" | null {
 }
 
 function readdirplusBody(s: Session, h: InHeader, req: ReaddirIn, counted: number[]): Buffer {
-  const slotAt = listing(s, h.nodeid, s.ops.readdir(req.dh));
+  const win = windowOf(s, h, req);
   const dirPath = s.table.isAttached(h.nodeid) ? s.table.path(h.nodeid) : null;
   const w = new DirentWriter(req.size, true);
-  for (let i = req.offset; ; i++) {
-    const slot = slotAt(i);
+  for (let i = win.start; ; i++) {
+    const slot = win.slotAt(i);
     if (slot === undefined || !w.fits(slot.name.length)) break;
-    const attr = i < 2 || dirPath === null ? null : plusLookup(s, joinPath(dirPath, slot.name));
+    const attr = i < DOTS || dirPath === null ? null : plusLookup(s, joinPath(dirPath, slot.name));
     if (attr === "gone") continue;
     if (attr === null) {
-      w.add(slot, i + 1, null);
+      w.add(slot, win.offsetOf(i), null);
       continue;
     }
     const node = s.table.lookup(h.nodeid, slot.name, attr.mode, attr.ino);
     counted.push(node.id);
     const entry = { nodeid: node.id, attr, entryTimeout: s.entryTimeout, attrTimeout: s.attrTimeout };
-    w.add({ name: slot.name, ino: attr.ino, type: direntType(attr.mode) }, i + 1, entry);
+    w.add({ name: slot.name, ino: attr.ino, type: direntType(attr.mode) }, win.offsetOf(i), entry);
   }
-  return w.result();
+  const body = w.result();
+  if (body.length === 0) win.atEnd();
+  return body;
 }
 
 const readdirplus: Handler = (s, h, r) => {

@@ -14,9 +14,13 @@ export const MIN_MINOR = 12;
 
 export const ROOT_ID = 1;
 
-/** How long the kernel may cache names and attributes (seconds). */
-export const ENTRY_TIMEOUT_S = 60;
-export const ATTR_TIMEOUT_S = 60;
+/**
+ * How long the kernel may cache names and attributes (seconds) unless `timeout=` says otherwise: a day.
+ * Every change to the union goes through the mount (layers are assumed not to change behind it), so
+ * the kernel's entries stay right; what the union changes on its own it invalidates explicitly.
+ */
+export const ENTRY_TIMEOUT_S = 86_400;
+export const ATTR_TIMEOUT_S = 86_400;
 
 /** Largest WRITE payload (and READ size) asked for: 256 pages. */
 export const MAX_PAGES = 256;
@@ -102,6 +106,8 @@ export const Init = {
   /** The kernel enforces ACLs (read with GETXATTR) and leaves the umask to the VFS/FUSE (SB_POSIXACL). */
   POSIX_ACL: 1 << 20,
   MAX_PAGES: 1 << 22,
+  /** The kernel takes ENOSYS from OPENDIR as "never send OPENDIR/RELEASEDIR" and caches listings. */
+  NO_OPENDIR_SUPPORT: 1 << 24,
   /**
    * The daemon clears set-id bits on write, truncate and O_TRUNC opens when the kernel says so, and the
    * kernel may remember that a file has no security.capability (SB_NOSEC) instead of asking every write.
@@ -121,6 +127,7 @@ export const WANTED_INIT_FLAGS =
   Init.DO_READDIRPLUS |
   Init.READDIRPLUS_AUTO |
   Init.POSIX_ACL |
+  Init.NO_OPENDIR_SUPPORT |
   // The umask arrives unapplied with the unmasked mode: the core applies it unless a default ACL rules.
   Init.DONT_MASK |
   Init.INIT_EXT;

@@ -11,6 +11,7 @@ import type { Caller, UnionOps } from "../../unionfs/types";
 import type { InHeader, Reader } from "./codec";
 import type { Negotiated } from "./init";
 import { InodeTable } from "./inodes";
+import { DirListings } from "./listings";
 import { Passthrough, deviceIoctls } from "./passthrough";
 import { ATTR_TIMEOUT_S, ENTRY_TIMEOUT_S, Init, Init2 } from "./protocol";
 
@@ -47,6 +48,8 @@ export class Session {
   /** Nodes whose own cached attributes the current request made stale without the kernel knowing. */
   private readonly stale = new Set<number>();
   private readonly openFiles = new Map<number, Set<number>>();
+  /** Listings for READDIR without a handle (zero-message opendir). */
+  readonly listings = new DirListings();
 
   constructor(
     readonly ops: UnionOps,
@@ -54,6 +57,11 @@ export class Session {
   ) {
     this.entryTimeout = options.entryTimeout ?? ENTRY_TIMEOUT_S;
     this.attrTimeout = options.attrTimeout ?? ATTR_TIMEOUT_S;
+  }
+
+  /** The kernel can do without OPENDIR/RELEASEDIR (FUSE_NO_OPENDIR_SUPPORT): OPENDIR answers ENOSYS. */
+  get zeroMessageOpendir(): boolean {
+    return this.neg !== null && (this.neg.flags & Init.NO_OPENDIR_SUPPORT) !== 0;
   }
 
   /** Whether INIT should ask for passthrough. */

@@ -73,6 +73,8 @@ async function main(data: WorkerData): Promise<void> {
   const session = new Session(ops, {
     devFd: data.fd,
     passthrough: data.config.passthrough !== "off",
+    entryTimeout: data.config.cacheTimeout,
+    attrTimeout: data.config.cacheTimeout,
     log: logLine,
   });
   try {

@@ -113,6 +113,13 @@ describe("mount options", () => {
       bad(() => buildMountOptions(["A", "C"], ["upperdir=/u"], cwd), /cannot be combined/);
       bad(() => buildMountOptions(["C"], [], cwd), /expected BRANCHES MOUNTPOINT/);
     });
+    it("timeout= sets the kernel cache timeout in seconds; a bad value is refused", () => {
+      assert.equal(buildMountOptions(["A:B", "C"], [], cwd).config.cacheTimeout, undefined);
+      assert.equal(buildMountOptions(["A:B", "C"], ["timeout=1.5"], cwd).config.cacheTimeout, 1.5);
+      assert.equal(buildMountOptions(["merged"], ["lowerdir=L,timeout=0"], cwd).config.cacheTimeout, 0);
+      bad(() => buildMountOptions(["A:B", "C"], ["timeout=soon"], cwd), /timeout= needs a number/);
+      bad(() => buildMountOptions(["A:B", "C"], ["timeout=-1"], cwd), /timeout= needs a number/);
+    });
   });
 
   describe("IdMap", () => {

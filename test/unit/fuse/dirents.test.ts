@@ -3,7 +3,7 @@
  */
 import { strict as assert } from "node:assert";
 import { DirentWriter, direntSize, direntType, fillDirents } from "../../../src/fuse/kernel/dirents";
-import type { Slot } from "../../../src/fuse/kernel/dirents";
+import type { Slot, Window } from "../../../src/fuse/kernel/dirents";
 
 interface Parsed {
   ino: bigint;
@@ -40,6 +40,7 @@ const slots: Slot[] = Array.from({ length: 1000 }, (_, i) => ({
   type: 8,
 }));
 const slotAt = (i: number): Slot | undefined => slots[i];
+const from = (start: number): Window => ({ slotAt, start, offsetOf: (i) => i + 1 });
 
 describe("fuse dirents", () => {
   it("sizes records like FUSE_DIRENT_SIZE / FUSE_DIRENTPLUS_SIZE", () => {
@@ -59,7 +60,7 @@ describe("fuse dirents", () => {
   });
 
   it("fills up to the size asked, each entry's off naming the next index", () => {
-    const buf = fillDirents(slotAt, 0, 4096);
+    const buf = fillDirents(from(0), 4096);
     assert.ok(buf.length <= 4096 && buf.length > 4096 - 40);
     const got = parse(buf);
     got.forEach((e, i) => {
@@ -74,7 +75,7 @@ describe("fuse dirents", () => {
     const seen: string[] = [];
     let offset = 0;
     for (;;) {
-      const page = parse(fillDirents(slotAt, offset, 1000));
+      const page = parse(fillDirents(from(offset), 1000));
       if (page.length === 0) break;
       seen.push(...page.map((e) => e.name));
       offset = page[page.length - 1]?.off ?? offset;
@@ -83,8 +84,8 @@ describe("fuse dirents", () => {
       seen,
       slots.map((s) => s.name),
     );
-    assert.equal(fillDirents(slotAt, 1000, 4096).length, 0, "past the end: empty (EOF)");
-    assert.equal(fillDirents(slotAt, 5, 10).length, 0, "nothing fits: empty");
+    assert.equal(fillDirents(from(1000), 4096).length, 0, "past the end: empty (EOF)");
+    assert.equal(fillDirents(from(5), 10).length, 0, "nothing fits: empty");
   });
 
   it("writes direntplus records with the entry_out first", () => {

@@ -245,6 +245,28 @@ describe("fuse dispatcher", () => {
     assert.equal(ok(list(100)).toString(), "user.a\0user.b\0");
   });
 
+  it("zero-message opendir: OPENDIR is ENOSYS once offered, and READDIR without a handle lists the node", () => {
+    fake.files.set("/a", 0o100644);
+    assert.equal(send(Op.OPENDIR, new Body().u32(0).u32(0)).errno, 0, "not offered: a handle");
+    assert.equal(send(Op.INIT, new Body().u32(7).u32(38).u32(0).u32(Init.NO_OPENDIR_SUPPORT)).errno, 0);
+    assert.equal(send(Op.OPENDIR, new Body().u32(0).u32(0)).errno, 38);
+    const names = (buf: Buffer): string[] => {
+      const out = [];
+      for (let at = 0; at < buf.length;) {
+        const len = buf.readUInt32LE(at + 16);
+        out.push(buf.toString("latin1", at + 24, at + 24 + len));
+        at += (24 + len + 7) & ~7;
+      }
+      return out;
+    };
+    const readdir = (offset: number): Buffer =>
+      ok(send(Op.READDIR, new Body().u64(0).u64(offset).u32(4096).u32(0).u64(0).u32(0).u32(0)));
+    assert.deepEqual(names(readdir(0)), [".", "..", "a"]);
+    const calls = fake.calls.length;
+    assert.equal(readdir(3).length, 0, "end of the listing, from the same snapshot");
+    assert.equal(fake.calls.length, calls, "no new listing was made");
+  });
+
   describe("READDIRPLUS", () => {
     const plus = (offset: number, size: number): Outcome =>
       send(Op.READDIRPLUS, new Body().u64(3).u64(offset).u32(size).u32(0).u64(0).u32(0).u32(0));

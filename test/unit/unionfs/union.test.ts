@@ -150,6 +150,31 @@ describe("union core", () => {
     assert.ok(fs.existsSync(path.join(f.dirs[0] as string, ".wh.d")));
   });
 
+  it("a directory handle lists what is there at its first readdir, then keeps that snapshot", () => {
+    f = makeUnion([{ d: { up: "1" } }, { d: { low: "2" } }]);
+    const dh = f.fs.opendir("/d");
+    f.fs.unlink("/d/up");
+    assert.deepEqual(
+      f.fs.readdir(dh).map((e) => e.name),
+      ["low"],
+    );
+    f.fs.unlink("/d/low");
+    assert.deepEqual(
+      f.fs.readdir(dh).map((e) => e.name),
+      ["low"],
+    );
+    f.fs.releasedir(dh);
+  });
+
+  it("regression: readdir of a directory removed after opendir lists nothing (as getdents does)", () => {
+    f = makeUnion([{ d: {} }, { d: { low: "2" } }]);
+    const dh = f.fs.opendir("/d");
+    f.fs.unlink("/d/low");
+    f.fs.rmdir("/d");
+    assert.deepEqual(f.fs.readdir(dh), []);
+    f.fs.releasedir(dh);
+  });
+
   it("mkdir over a deleted lower dir is opaque", () => {
     f = makeUnion([{}, { d: { low: "2" } }]);
     f.fs.unlink("/d/low");
