@@ -5,6 +5,8 @@
  * Invariants: bad input gives exactly one line on stderr, prefixed `unionfs-ts:`, and a non-zero exit;
  * a stack trace is printed only with --verbose or for errors that are not the user's.
  */
+import { prestartFor } from "../fuse/kernel/prestart";
+prestartFor(process.argv.slice(2)); // a foreground mount's serving thread boots while the rest loads
 import { Command, CommanderError } from "commander";
 import { UsageError } from "../unionfs/branches";
 import { codeOf } from "../errors";

@@ -27,7 +27,7 @@ export const kernelTransport: KernelTransport = {
 
 export {
   nativeTransport,
-  NativeMount,
+  type NativeMount,
   abortNativeMount,
   abortAllNativeMounts,
   cleanDeadMount,

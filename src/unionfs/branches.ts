@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { MAX_BRANCHES, type BranchMode, type BranchSpec, type UnionConfig } from "./config";
-import { WORKDIR_NAME } from "../whiteout";
+import { WORKDIR_NAME } from "../whiteout/read";
 
 /** Bad input from the user: printed as one line, exit code 2, nothing changed. */
 export class UsageError extends Error {

@@ -177,8 +177,10 @@ describe("unionfs-ts CLI", function () {
       },
     ];
 
-    for (const c of cases) {
-      it(`rejects ${c.name}`, async function () {
+    // -f too: a foreground mount starts its serving thread before validating (cli/main.ts), and a
+    // refused one must still exit at once.
+    for (const [c, fg] of cases.flatMap((k) => [[k, false] as const, [k, true] as const])) {
+      it(`rejects ${c.name}${fg ? " (in the foreground)" : ""}`, async function () {
         const s = seed(t);
         const args = c.args(s);
         t.guardMountpoint(s.C);
@@ -188,7 +190,7 @@ describe("unionfs-ts CLI", function () {
           snapshotTree(s.root, { exact: true, exclude: (rel) => rel === "C" && (c.mountsAtC ?? 0) > 0 });
         const before = await snapshot();
 
-        const r = await runCli(["mount", ...args]);
+        const r = await runCli(["mount", ...(fg ? ["-f"] : []), ...args]);
         t.guardMountpoint(args[args.length - 1] ?? s.C, r.tag);
 
         assert.notEqual(r.status, 0, `expected a non-zero exit: ${showCli(r)}`);

@@ -17,6 +17,7 @@ import type { InHeader } from "./codec";
 import { notifyInvalInode, outHeader } from "./codec";
 import { describe, dispatch } from "./dispatch";
 import { HeldRequests } from "./held";
+import { logLine } from "./log";
 import type { Outcome } from "./dispatch";
 import { NOTIFY_INVAL_INODE, Op, READ_BUFFER_SIZE, opName } from "./protocol";
 import type { Session } from "./session";
@@ -30,13 +31,7 @@ export interface LoopOptions {
   onInitFailed?: (errno: number) => void;
 }
 
-export function logLine(line: string): void {
-  try {
-    fs.writeSync(2, `unionfs-ts: ${line}\n`);
-  } catch {
-    // stderr is gone; nothing better to do
-  }
-}
+export { logLine };
 
 function logUnknown(err: unknown, h: InHeader): void {
   const text = err instanceof Error ? (err.stack ?? err.message) : String(err);

@@ -20,18 +20,11 @@ import { abortConnection, isMounted, isTopMount, mountsAt, runCommand, type Moun
 import { detach } from "./control";
 import { GATE_GO, GATE_STOP } from "./messages";
 import type { WorkerData, WorkerMessage } from "./messages";
-import { logLine } from "./loop";
+import { logLine } from "./log";
 import { FS_TYPE, checkMountpoint, mountError, runMount } from "./mount-command";
+import { WORKER_FILE, WORKER_LIMITS, takePrestarted } from "./prestart";
 
-const WORKER_FILE = path.join(__dirname, "worker.js");
 const INIT_TIMEOUT_MS = 30_000;
-
-/**
- * The serving thread's young generation: 6 MiB (2 MiB semi-spaces) instead of V8's 48 MiB. A request's
- * garbage is a few hundred bytes and what lives on (inode table, caches) is promoted either way, so the
- * larger nursery bought no speed, only ~45 MiB of RSS on a tree walk.
- */
-const WORKER_LIMITS = { maxYoungGenerationSizeMb: 6 };
 
 interface Deferred<T> {
   promise: Promise<T>;
@@ -135,10 +128,10 @@ export class KernelMount implements MountedFs {
   ) {
     const gate = new SharedArrayBuffer(4);
     this.gate = new Int32Array(gate);
-    this.worker = new Worker(WORKER_FILE, {
-      workerData: { ...data, fd, gate } satisfies WorkerData,
-      resourceLimits: WORKER_LIMITS,
-    });
+    const full: WorkerData = { ...data, fd, gate };
+    const prestarted = takePrestarted();
+    prestarted?.postMessage({ type: "start", data: full });
+    this.worker = prestarted ?? new Worker(WORKER_FILE, { workerData: full, resourceLimits: WORKER_LIMITS });
     const exited = deferred<void>();
     this.done = exited.promise;
     this.worker.on("message", (msg: WorkerMessage) => this.onMessage(msg));
@@ -184,22 +177,29 @@ export class KernelMount implements MountedFs {
     }
   }
 
-  /** Mount, then serve; on failure everything is undone before this rejects. */
+  /**
+   * Mount while the serving thread is still being built (mount(8) and the thread's start overlap), then
+   * serve; on failure everything is undone before this rejects, a mount made meanwhile included.
+   */
   async start(fsname: string): Promise<void> {
-    try {
-      await this.built.promise;
-    } catch (err) {
+    const mounted = runMount(this.fd, fsname, this.mountpoint).then(
+      () => undefined,
+      (err: unknown) => err ?? new FsError("EIO", "mount failed"),
+    );
+    const buildError = await this.built.promise.then(
+      () => undefined,
+      (err: unknown) => err ?? new FsError("EIO", "the serving thread failed"),
+    );
+    const mountError = await mounted;
+    if (mountError === undefined) this.dev = ourRow(this.mountpoint)?.dev ?? "";
+    if (buildError !== undefined || mountError !== undefined) {
+      if (buildError === undefined) this.openGate(GATE_STOP);
+      if (mountError === undefined && this.dev !== "" && isMounted(this.mountpoint, this.dev)) {
+        detach(this.mountpoint, this.dev); // nobody will ever serve it
+      }
       await this.done;
-      throw err;
+      throw buildError ?? mountError;
     }
-    try {
-      await runMount(this.fd, fsname, this.mountpoint);
-    } catch (err) {
-      this.openGate(GATE_STOP);
-      await this.done;
-      throw err;
-    }
-    this.dev = ourRow(this.mountpoint)?.dev ?? "";
     if (this.dev === "")
       logLine(`mounted, but ${this.mountpoint} is not in the mount table: no crash cleanup`);
     live.add(this);

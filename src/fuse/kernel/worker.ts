@@ -20,6 +20,7 @@ import { codeOf } from "../../errors";
 import { describeFlags } from "./init";
 import { logLine, serve } from "./loop";
 import { GATE_GO, GATE_WAIT } from "./messages";
+import { PRESTARTED } from "./prestart";
 import type { WorkerData, WorkerMessage } from "./messages";
 import { Session } from "./session";
 
@@ -103,7 +104,22 @@ async function main(data: WorkerData): Promise<void> {
   }
 }
 
-main(workerData as WorkerData).catch((err: unknown) => {
-  logLine(`serving stopped by an error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  process.exit(1); // ends this thread only, with a non-zero code the main thread acts on
-});
+/** The WorkerData: given at creation, or (a prestarted thread) in the first "start" message. */
+function data(): Promise<WorkerData> {
+  if (workerData !== PRESTARTED) return Promise.resolve(workerData as WorkerData);
+  return new Promise((resolve) => {
+    parentPort?.once("message", (msg: { type: "start"; data: WorkerData }) => resolve(msg.data));
+  });
+}
+
+// Loaded meanwhile: the union core (what `build` imports), so a prestarted thread is ready sooner.
+void import("../../unionfs/index");
+
+data()
+  .then(main)
+  .catch((err: unknown) => {
+    logLine(
+      `serving stopped by an error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+    );
+    process.exit(1); // ends this thread only, with a non-zero code the main thread acts on
+  });

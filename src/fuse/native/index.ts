@@ -3,12 +3,32 @@
  * high-level path-based API), for machines where the kernel transport cannot run (not root, no usable
  * /dev/fuse). See README "Transports" for what it cannot do.
  *
- * Invariants: see transport.ts and mount.ts. Importing this module does not load the binding.
+ * Invariants: see transport.ts and mount.ts. Importing this module loads neither the binding nor the
+ * serving code (mount.ts and its bridge): a kernel-transport mount starts without them.
  */
 import type { MountRequest, Transport } from "../transport";
-import { NativeMount, abortAllNativeMounts, abortNativeMount, mountNative } from "./mount";
+import type { NativeMount } from "./mount";
 
-export { NativeMount, abortAllNativeMounts, abortNativeMount };
+export type { NativeMount };
+
+type MountModule = typeof import("./mount");
+let loaded: MountModule | undefined;
+
+function impl(): MountModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  loaded ??= require("./mount") as MountModule;
+  return loaded;
+}
+
+/** Aborts every mount this process serves through fuse-native (none when the transport never ran). */
+export function abortAllNativeMounts(): void {
+  loaded?.abortAllNativeMounts();
+}
+
+/** Aborts the fuse-native mounts at `mountpoint`; returns how many there were. */
+export function abortNativeMount(mountpoint: string): number {
+  return loaded?.abortNativeMount(mountpoint) ?? 0;
+}
 export { fuseNativeAvailable, loadFuseNative, INSTALL_HINT } from "./binding";
 export { cleanDeadMount } from "./control";
 
@@ -18,5 +38,5 @@ export interface NativeTransport extends Transport {
 
 export const nativeTransport: NativeTransport = {
   name: "fuse-native",
-  mount: mountNative,
+  mount: (req) => impl().mountNative(req),
 };
