@@ -134,6 +134,10 @@ export class UnionCore {
     return this.resolver.lookupBelow(dir, name, 0);
   }
 
+  copyUps(): number {
+    return this.copyUpEpoch;
+  }
+
   getattr(path: string, fh?: number): Attr {
     const f = this.handles.maybeFile(fh);
     if (f) {

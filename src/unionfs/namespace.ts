@@ -30,13 +30,16 @@ const S_ISGID = 0o2000;
 export class UnionNamespace extends UnionCore {
   // ---- creating names ------------------------------------------------------------------------------
 
-  /** Checks that `path` can be created and copies its parent up. */
-  protected prepareCreate(path: string): void {
+  /**
+   * Checks that `path` can be created and copies its parent up. `absent`: the caller has just resolved
+   * `path` and found nothing there (create), so it is not looked up again.
+   */
+  protected prepareCreate(path: string, absent = false): void {
     this.writable();
     const [dir, name] = splitPath(path);
     if (isReservedName(name)) throw fsError("EPERM", `names starting with .wh. are reserved: ${path}`);
     if (!this.resolver.dirLayersOf(dir)) throw fsError("ENOENT", dir);
-    if (this.resolver.resolve(path)) throw fsError("EEXIST", path);
+    if (!absent && this.resolver.resolve(path)) throw fsError("EEXIST", path);
     this.ensureUpperDir(dir);
   }
 
@@ -91,11 +94,18 @@ export class UnionNamespace extends UnionCore {
     return creationMode(mode, caller.umask, acl !== undefined);
   }
 
-  /** New objects belong to the caller; the group comes from a set-group-ID parent directory. */
+  /**
+   * New objects belong to the caller; the group comes from a set-group-ID parent directory. The
+   * writable branch's filesystem already gave the object that group (it applies set-group-ID
+   * inheritance to the daemon's own creations), so when the daemon (root:root) creates for a caller
+   * that is root:root on disk, there is nothing to look at or change.
+   */
   protected own(abs: string, path: string, caller: Caller): void {
-    const parent = this.writable().lstat(relOf(splitPath(path)[0]));
     const uid = this.uids.toDisk(caller.uid);
-    const gid = Number(parent.mode) & S_ISGID ? Number(parent.gid) : this.gids.toDisk(caller.gid);
+    const callerGid = this.gids.toDisk(caller.gid);
+    if (uid === 0 && callerGid === 0 && process.geteuid?.() === 0 && process.getegid?.() === 0) return;
+    const parent = this.writable().lstat(relOf(splitPath(path)[0]));
+    const gid = Number(parent.mode) & S_ISGID ? Number(parent.gid) : callerGid;
     if (uid !== 0 || gid !== 0) fs.lchownSync(bytesOf(abs), uid, gid);
   }
 

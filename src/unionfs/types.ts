@@ -131,6 +131,12 @@ export interface UnionOps {
    * an unprivileged caller does (the kernel asks for it when it leaves that to the filesystem).
    */
   killSuidgid?(fh: number): void;
+  /**
+   * How many copy-ups the union has made so far. A copy-up changes the writable branch's directories
+   * along its path (their mtime) without any request for them, so a transport that lets the kernel cache
+   * attributes invalidates them when this moved.
+   */
+  copyUps?(): number;
 
   /**
    * Background copy-up of big files: when copying `path` up would copy a big file's data, starts that

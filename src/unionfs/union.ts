@@ -107,7 +107,7 @@ export class Union extends UnionNamespace implements UnionOps {
       const fh = this.open(path, flags & ~O_CREAT);
       return { fh, attr: this.getattr(path, fh) };
     }
-    this.prepareCreate(path);
+    this.prepareCreate(path, true);
     const upper = this.writable();
     const perm = this.newMode(path, mode, caller) & 0o7777;
     let fd = -1;
@@ -116,7 +116,9 @@ export class Union extends UnionNamespace implements UnionOps {
       this.own(abs, path, caller);
     });
     const fh = this.handles.addFile({ fd, path, layer: upper.index, flags, epoch: this.copyUpEpoch });
-    return { fh, attr: this.getattr(path, fh) };
+    // A new object has no origin to report: its own inode number, as getattr would find it.
+    const st = fs.fstatSync(fd, { bigint: true });
+    return { fh, attr: this.shown(toAttr(st, this.inos.ino(st))) };
   }
 
   read(fh: number, length: number, position: bigint): Buffer {

@@ -7,7 +7,8 @@
  * - FORGET, BATCH_FORGET and INTERRUPT never get a reply, not even an error.
  * - No I/O on the device here; loop.ts reads requests and writes what this returns.
  * - Every request that may add, remove or rename a name (any opcode not in KEEPS_NAMES) tells the
- *   handle-less listings (listings.ts) before it runs.
+ *   handle-less listings (listings.ts) before it runs; one that made the core copy something up gets
+ *   the directories above its node invalidated after the reply (their attributes changed unasked).
  */
 import { fsError, toErrno } from "../../errors";
 import { Reader, decodeInHeader } from "./codec";
@@ -96,12 +97,16 @@ export function dispatch(
   const handler = handlers.get(h.opcode);
   if (handler === undefined) return { h, reply: EMPTY, errno: ENOSYS };
   if (!KEEPS_NAMES.has(h.opcode)) s.listings.changed();
+  const copies = s.ops.copyUps?.();
+  let out: Outcome;
   try {
-    return { h, reply: handler(s, h, Reader.forRequest(request, h)), errno: 0 };
+    out = { h, reply: handler(s, h, Reader.forRequest(request, h)), errno: 0 };
   } catch (err) {
     const errno = toErrno(err, (e) => logUnknown(e, h));
-    return { h, reply: NO_REPLY.has(h.opcode) ? null : EMPTY, errno };
+    out = { h, reply: NO_REPLY.has(h.opcode) ? null : EMPTY, errno };
   }
+  if (copies !== undefined && s.ops.copyUps?.() !== copies) s.touchAncestors(h.nodeid);
+  return out;
 }
 
 /** Opcodes whose only argument is a name: the debug log shows the child's path for them. */

@@ -117,6 +117,15 @@ export class Session {
     this.touched.add(nodeid);
   }
 
+  /** Marks the directories above a node stale: a copy-up changed them in the writable branch. */
+  touchAncestors(nodeid: number): void {
+    if (!this.table.has(nodeid)) return;
+    for (let n = this.table.get(nodeid).parent; n !== null; n = n.parent) {
+      if (this.table.has(n.id)) this.stale.add(n.id);
+      this.touched.add(n.id);
+    }
+  }
+
   /** The nodes to invalidate after the reply: other names of touched nodes, and stale nodes. */
   takeAliasesToInvalidate(): number[] {
     if (this.touched.size === 0) return [];

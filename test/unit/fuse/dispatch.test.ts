@@ -267,6 +267,44 @@ describe("fuse dispatcher", () => {
     assert.equal(fake.calls.length, calls, "no new listing was made");
   });
 
+  it("regression: after a copy-up, the directories above the node are invalidated (their mtime changed)", () => {
+    fake.files.set("/d", 0o040755);
+    fake.files.set("/d/f", 0o100644);
+    const d = Number(ok(send(Op.LOOKUP, new Body().name("d"))).readBigUInt64LE(0));
+    const f = Number(ok(send(Op.LOOKUP, new Body().name("f"), { nodeid: d })).readBigUInt64LE(0));
+    let copies = 0;
+    (s.ops as { copyUps?: () => number }).copyUps = () => copies;
+    ok(send(Op.GETATTR, new Body().u32(0).u32(0).u64(0), { nodeid: f }));
+    assert.deepEqual(s.takeAliasesToInvalidate(), [], "no copy-up: nothing to invalidate");
+    const ops = s.ops as { setattr: (...a: unknown[]) => Attr };
+    const real = ops.setattr;
+    ops.setattr = (...a) => (copies++, real(...a));
+    ok(
+      send(
+        Op.SETATTR,
+        new Body()
+          .u32(1)
+          .u32(0)
+          .u64(0)
+          .u64(0)
+          .u64(0)
+          .u64(0)
+          .u64(0)
+          .u64(0)
+          .u32(0)
+          .u32(0)
+          .u32(0)
+          .u32(0o600)
+          .u32(0)
+          .u32(0)
+          .u32(0)
+          .u32(0),
+        { nodeid: f },
+      ),
+    );
+    assert.deepEqual(s.takeAliasesToInvalidate().sort(), [1, d].sort());
+  });
+
   describe("READDIRPLUS", () => {
     const plus = (offset: number, size: number): Outcome =>
       send(Op.READDIRPLUS, new Body().u64(3).u64(offset).u32(size).u32(0).u64(0).u32(0).u32(0));
