@@ -1,7 +1,8 @@
 /**
  * Starting the serving thread before the command line is even parsed: a new worker spends ~150 ms
  * booting Node and loading the transport, which otherwise only begins once the mounting thread has
- * loaded and validated everything. The thread waits for its WorkerData in a "start" message.
+ * loaded and validated everything. The thread (boot.ts) waits for its WorkerData in a "start" message
+ * before it loads the transport.
  *
  * Invariants:
  * - Imported first by the CLI, for its side effect: a thread is started only when the command can
@@ -12,6 +13,7 @@
  */
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
+import type { WorkerData } from "./messages";
 
 /** The worker script, which both ways of starting the thread run. */
 export const WORKER_FILE = path.join(__dirname, "worker.js");
@@ -25,6 +27,17 @@ export const WORKER_LIMITS = { maxYoungGenerationSizeMb: 6 };
 
 /** workerData of a thread that waits for a "start" message. */
 export const PRESTARTED = "prestarted";
+/** The entry of such a thread. */
+const BOOT_FILE = path.join(__dirname, "boot.js");
+
+/** In a prestarted thread: the WorkerData its "start" message brought (see boot.ts). */
+let startData: WorkerData | undefined;
+export function received(data: WorkerData): void {
+  startData = data;
+}
+export function receivedData(): WorkerData | undefined {
+  return startData;
+}
 
 const NOT_MOUNTS = new Set(["umount", "run", "diff", "export", "import", "mount-overlay2", "help"]);
 
@@ -50,7 +63,7 @@ export function takePrestarted(): Worker | undefined {
 /** Starts the thread for a foreground mount command line (`argv` without node and the script). */
 export function prestartFor(argv: readonly string[]): void {
   if (waiting !== undefined || !looksLikeForegroundMount(argv)) return;
-  waiting = new Worker(WORKER_FILE, { workerData: PRESTARTED, resourceLimits: WORKER_LIMITS });
+  waiting = new Worker(BOOT_FILE, { workerData: PRESTARTED, resourceLimits: WORKER_LIMITS });
   waiting.unref();
   // Until taken nobody listens: a thread that dies meanwhile is not handed out (a fresh one is made).
   waiting.on("error", () => undefined);

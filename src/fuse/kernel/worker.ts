@@ -20,7 +20,7 @@ import { codeOf } from "../../errors";
 import { describeFlags } from "./init";
 import { logLine, serve } from "./loop";
 import { GATE_GO, GATE_WAIT } from "./messages";
-import { PRESTARTED } from "./prestart";
+import { PRESTARTED, receivedData } from "./prestart";
 import type { WorkerData, WorkerMessage } from "./messages";
 import { Session } from "./session";
 
@@ -104,16 +104,12 @@ async function main(data: WorkerData): Promise<void> {
   }
 }
 
-/** The WorkerData: given at creation, or (a prestarted thread) in the first "start" message. */
+/** The WorkerData: given at creation, or (a prestarted thread) in its "start" message (boot.ts). */
 function data(): Promise<WorkerData> {
   if (workerData !== PRESTARTED) return Promise.resolve(workerData as WorkerData);
-  return new Promise((resolve) => {
-    parentPort?.once("message", (msg: { type: "start"; data: WorkerData }) => resolve(msg.data));
-  });
+  const d = receivedData();
+  return d === undefined ? Promise.reject(new Error("no start message")) : Promise.resolve(d);
 }
-
-// Loaded meanwhile: the union core (what `build` imports), so a prestarted thread is ready sooner.
-void import("../../unionfs/index");
 
 data()
   .then(main)
