@@ -11,6 +11,7 @@
 import * as fs from "node:fs";
 import { fsError } from "../errors";
 import type { Layer } from "../layer";
+import type { Stat } from "../sys/stat";
 import { BackgroundCopier, copyUp, readOrigin, type WorkDir } from "../cow";
 import { bytesOf } from "../sys/bytes";
 import { aufsWriter, type WhiteoutWriter } from "../whiteout";
@@ -103,6 +104,11 @@ export class UnionCore {
     return this.shown(toAttr(r.st, this.inoOf(path, r)));
   }
 
+  /** Attributes of an object as an open fd stats it, with its own inode number (no origin looked at). */
+  protected attrOfStat(st: Stat): Attr {
+    return this.shown(toAttr(st, this.inos.ino(st)));
+  }
+
   /** Attributes with ownership as the mount shows it (uid/gid mapping, squashing). */
   protected shown(a: Attr): Attr {
     if (!this.uids.identity) a.uid = this.uids.toShown(a.uid);
@@ -145,9 +151,7 @@ export class UnionCore {
       if (f.epoch !== this.copyUpEpoch) this.followCopyUp(f);
       const st = fs.fstatSync(f.fd, { bigint: true });
       const r = this.resolver.resolve(path);
-      return r && !isDirStat(r.st) && r.st.ino === st.ino
-        ? this.attrOf(path, r)
-        : this.shown(toAttr(st, this.inos.ino(st)));
+      return r && !isDirStat(r.st) && r.st.ino === st.ino ? this.attrOf(path, r) : this.attrOfStat(st);
     }
     return this.attrOf(path, this.need(path));
   }

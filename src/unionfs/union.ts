@@ -18,7 +18,7 @@ import { type OpenFile } from "./handles";
 import { mergedListing } from "./listing";
 import { UnionNamespace } from "./namespace";
 import { relOf } from "./resolve";
-import { statFsOf, toAttr } from "./attr";
+import { statFsOf } from "./attr";
 import type { Attr, BackingFile, Caller, DirEntry, SetAttrRequest, StatFs, UnionOps } from "./types";
 
 const S_IFMT = 0o170000;
@@ -83,8 +83,7 @@ export class Union extends UnionNamespace implements UnionOps {
     if (req.killSuidgid && req.mode === undefined) this.clearSetid(f);
     if (req.mode !== undefined) fs.fchmodSync(f.fd, req.mode & 0o7777);
     if (req.atime !== undefined || req.mtime !== undefined) sys.futimens(f.fd, req.atime, req.mtime);
-    const st = fs.fstatSync(f.fd, { bigint: true });
-    return this.shown(toAttr(st, this.inos.ino(st)));
+    return this.attrOfStat(fs.fstatSync(f.fd, { bigint: true }));
   }
 
   // ---- files ---------------------------------------------------------------------------------------
@@ -117,8 +116,7 @@ export class Union extends UnionNamespace implements UnionOps {
     });
     const fh = this.handles.addFile({ fd, path, layer: upper.index, flags, epoch: this.copyUpEpoch });
     // A new object has no origin to report: its own inode number, as getattr would find it.
-    const st = fs.fstatSync(fd, { bigint: true });
-    return { fh, attr: this.shown(toAttr(st, this.inos.ino(st))) };
+    return { fh, attr: this.attrOfStat(fs.fstatSync(fd, { bigint: true })) };
   }
 
   read(fh: number, length: number, position: bigint): Buffer {

@@ -90,7 +90,7 @@ export class DirListings {
     if (last !== undefined && last.generation === this.generation) return last;
     const entries = list();
     const snap = { entries, base: this.nextBase, generation: this.generation };
-    this.nextBase += entries.length + DOTS + 1;
+    this.nextBase += slots(snap) + 1;
     node.snapshots.push(snap);
     if (node.snapshots.length > MAX_HISTORY) node.snapshots.shift();
     return snap;

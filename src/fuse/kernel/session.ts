@@ -121,8 +121,7 @@ export class Session {
   touchAncestors(nodeid: number): void {
     if (!this.table.has(nodeid)) return;
     for (let n = this.table.get(nodeid).parent; n !== null; n = n.parent) {
-      if (this.table.has(n.id)) this.stale.add(n.id);
-      this.touched.add(n.id);
+      if (this.table.has(n.id)) this.touchSelf(n.id);
     }
   }
 
