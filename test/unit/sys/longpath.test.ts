@@ -6,15 +6,12 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { inParent, LONG_PATH, withPath } from "../../../src/sys/longpath";
 import { code } from "../../helpers/errno";
+import { openFds } from "../../helpers/fds";
 
 const LEVELS = 17;
 const COMP = "c".repeat(255);
 /** 17 levels of 255-byte names: 4352 bytes, longer than PATH_MAX by itself. */
 const DEEP = `/${COMP}`.repeat(LEVELS);
-
-function openFds(): number {
-  return fs.readdirSync("/proc/self/fd").length;
-}
 
 describe("sys/longpath: reaching paths longer than PATH_MAX", () => {
   let dir: string;

@@ -6,7 +6,7 @@ import { createUnion } from "../../../src/unionfs";
 import { ACL_ACCESS, ACL_DEFAULT, creationMode } from "../../../src/unionfs/acl";
 import { lsetxattr, tryLgetxattr } from "../../../src/sys/libc";
 import type { Caller } from "../../../src/unionfs/types";
-import { makeUnion, type Fixture } from "./fixture";
+import { makeUnion, type Fixture, umaskZeroInSuite } from "./fixture";
 import { code } from "../../helpers/errno";
 
 const { O_CREAT, O_EXCL, O_WRONLY } = fs.constants;
@@ -63,14 +63,12 @@ describe("creationMode", () => {
 
 describe("union core: umask and default ACLs", () => {
   let f: Fixture | undefined;
-  let prevUmask: number;
   const as = (umask: number): Caller => ({ uid: 0, gid: 0, pid: 1, umask });
 
+  umaskZeroInSuite();
   before(function () {
-    prevUmask = process.umask(0);
     if (!supportsAcls(fs.mkdtempSync(path.join(os.tmpdir(), "unionfs-acl-")))) this.skip();
   });
-  after(() => process.umask(prevUmask));
   afterEach(() => {
     f?.cleanup();
     f = undefined;

@@ -79,3 +79,12 @@ export function readAll(f: Fixture, p: string): string {
     f.fs.release(fh);
   }
 }
+
+/** Runs the calling suite under umask 0 (so modes in its assertions are exact), restoring it after. */
+export function umaskZeroInSuite(): void {
+  let prev = 0;
+  before(() => {
+    prev = process.umask(0);
+  });
+  after(() => process.umask(prev));
+}

@@ -7,7 +7,8 @@ import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import { RENAME_EXCHANGE } from "../../../src/unionfs/types";
-import { makeUnion, root, type Fixture, readAll } from "./fixture";
+import { makeUnion, root, type Fixture, readAll, umaskZeroInSuite } from "./fixture";
+import { openFds } from "../../helpers/fds";
 import { code } from "../../helpers/errno";
 
 const { O_WRONLY, O_APPEND, O_CREAT } = fs.constants;
@@ -58,17 +59,9 @@ function writeAt(f: Fixture, p: string, flags: number, data: string): void {
   }
 }
 
-function openFds(): number {
-  return fs.readdirSync("/proc/self/fd").length;
-}
-
 describe("union core: paths longer than PATH_MAX below the layer roots (B4)", () => {
   let f: Fixture;
-  let prevUmask: number;
-  before(() => {
-    prevUmask = process.umask(0);
-  });
-  after(() => process.umask(prevUmask));
+  umaskZeroInSuite();
   afterEach(() => {
     // Node's recursive rmSync joins paths, so it cannot delete these trees; rm(1) walks with openat.
     if (f) execFileSync("rm", ["-rf", "--", f.root]);

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { lsetxattr, mknod } from "../../../src/sys/libc";
 import { RENAME_EXCHANGE } from "../../../src/unionfs/types";
-import { makeUnion, root, type Fixture } from "./fixture";
+import { makeUnion, root, type Fixture, umaskZeroInSuite } from "./fixture";
 
 const { O_WRONLY, O_CREAT, O_RDONLY } = fs.constants;
 const S_IFCHR = 0o020000;
@@ -24,9 +24,7 @@ function isCharWhiteout(p: string): boolean {
 
 describe("overlay-format layers", () => {
   let f: Fixture;
-  let prevUmask: number;
-  before(() => (prevUmask = process.umask(0)));
-  after(() => process.umask(prevUmask));
+  umaskZeroInSuite();
   afterEach(() => f?.cleanup());
 
   describe("reading (any mount)", () => {

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { RENAME_EXCHANGE, RENAME_NOREPLACE } from "../../../src/unionfs/types";
 import { lsetxattr } from "../../../src/sys/libc";
-import { listTree, makeUnion, root, type Fixture, readAll } from "./fixture";
+import { listTree, makeUnion, root, type Fixture, readAll, umaskZeroInSuite } from "./fixture";
 import { code } from "../../helpers/errno";
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_TRUNC, O_CREAT, O_EXCL } = fs.constants;
@@ -19,11 +19,7 @@ function names(f: Fixture, dir: string): string[] {
 
 describe("union core", () => {
   let f: Fixture;
-  let prevUmask: number;
-  before(() => {
-    prevUmask = process.umask(0);
-  });
-  after(() => process.umask(prevUmask));
+  umaskZeroInSuite();
   afterEach(() => f?.cleanup());
 
   it("shows the classic A:B demo: a, b and A's x", () => {
