@@ -5,6 +5,7 @@
  * - A listing is ".", "..", then the core's entries in the core's order. Which offset each slot
  *   carries is the caller's (a `Window`): with a directory handle slot i carries i + 1, so a request
  *   with offset o resumes at slot o for the life of the handle; without one, see listings.ts.
+ * - A run of slots carrying one offset is never split between two replies, unless it starts one.
  * - Records are 8-byte aligned, padding zeroed; a record is added only if it fits whole in the size the
  *   kernel asked for, so a reply never exceeds it. An empty reply means end of directory.
  * - `DirentWriter` only encodes; deciding what goes in (lookups, skipping vanished entries) is the
@@ -80,6 +81,17 @@ export class DirentWriter {
     return true;
   }
 
+  /** Where the reply stands now, for `reset`. */
+  mark(): { used: number; count: number } {
+    return { used: this.used, count: this.count };
+  }
+
+  /** Takes back every entry added since `m` was taken. */
+  reset(m: { used: number; count: number }): void {
+    this.used = m.used;
+    this.count = m.count;
+  }
+
   /** The reply payload (a view of the bytes written). */
   result(): Buffer {
     return this.buf.subarray(0, this.used);
@@ -93,12 +105,32 @@ export interface Window {
   offsetOf(i: number): number;
 }
 
+/**
+ * Whether slot `i`, which did not fit, continues a run of slots with one offset that the reply already
+ * holds part of (and that did not start the reply): the run must then be taken back whole, since a
+ * READDIR resuming at that offset would skip the rest of it (see listings.ts, equal name cookies).
+ */
+export function splitsRun(win: Window, i: number): boolean {
+  return i > win.start && win.offsetOf(i) === win.offsetOf(i - 1);
+}
+
+/** Whether slot `i` starts a new run of offsets (see `splitsRun`). */
+export function startsRun(win: Window, i: number): boolean {
+  return i === win.start || win.offsetOf(i) !== win.offsetOf(i - 1);
+}
+
 /** Plain READDIR: encodes the window's slots, as many as fit in `size` bytes. */
 export function fillDirents(win: Window, size: number): Buffer {
   const w = new DirentWriter(size, false);
+  let run = w.mark();
   for (let i = win.start; ; i++) {
     const slot = win.slotAt(i);
-    if (slot === undefined || !w.add(slot, win.offsetOf(i))) break;
+    if (slot === undefined) break;
+    if (startsRun(win, i)) run = w.mark();
+    if (!w.add(slot, win.offsetOf(i))) {
+      if (splitsRun(win, i) && run.count > 0) w.reset(run);
+      break;
+    }
   }
   return w.result();
 }

@@ -16,10 +16,10 @@ import type { Attr, DirEntry } from "../../unionfs/types";
 import { codeOf, fsError, isAbsent } from "../../errors";
 import type { InHeader, Reader } from "./codec";
 import { openOut } from "./codec";
-import { DirentWriter, direntType, fillDirents } from "./dirents";
+import { DirentWriter, direntType, fillDirents, splitsRun, startsRun } from "./dirents";
 import type { Slot, Window } from "./dirents";
 import { joinPath } from "./inodes";
-import { DOTS } from "./listings";
+import { DOTS, offsetOfSlot } from "./listings";
 import { DT_DIR, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, Op } from "./protocol";
 import { EMPTY } from "./session";
 import type { Handler, Session } from "./session";
@@ -92,7 +92,7 @@ function windowOf(s: Session, h: InHeader, req: ReaddirIn): Window & { atEnd(): 
   return {
     slotAt: slots(s, h.nodeid, snap.entries),
     start,
-    offsetOf: (i) => snap.base + i + 1,
+    offsetOf: (i) => offsetOfSlot(snap, i),
     atEnd: () => s.listings.ended(h.nodeid),
   };
 }
@@ -120,9 +120,18 @@ function readdirplusBody(s: Session, h: InHeader, req: ReaddirIn, counted: numbe
   const win = windowOf(s, h, req);
   const dirPath = s.table.isAttached(h.nodeid) ? s.table.path(h.nodeid) : null;
   const w = new DirentWriter(req.size, true);
+  let run = { at: w.mark(), counted: 0 };
   for (let i = win.start; ; i++) {
     const slot = win.slotAt(i);
-    if (slot === undefined || !w.fits(slot.name.length)) break;
+    if (slot === undefined) break;
+    if (startsRun(win, i)) run = { at: w.mark(), counted: counted.length };
+    if (!w.fits(slot.name.length)) {
+      if (splitsRun(win, i) && run.at.count > 0) {
+        w.reset(run.at);
+        for (const id of counted.splice(run.counted)) s.table.forget(id, 1);
+      }
+      break;
+    }
     const attr = i < DOTS || dirPath === null ? null : plusLookup(s, joinPath(dirPath, slot.name));
     if (attr === "gone") continue;
     if (attr === null) {

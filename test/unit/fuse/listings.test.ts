@@ -1,7 +1,17 @@
-/** Handle-less directory listings: offsets that survive changes to the directory between READDIRs. */
+/**
+ * Handle-less directory listings: offsets are name cookies, so they survive changes to the directory
+ * between READDIRs and any number of readers at once.
+ */
 import { strict as assert } from "node:assert";
-import { DirListings, DOTS } from "../../../src/fuse/kernel/listings";
-import type { Window } from "../../../src/fuse/kernel/listings";
+import { fillDirents, type Window as SlotWindow } from "../../../src/fuse/kernel/dirents";
+import {
+  DirListings,
+  DOTS,
+  nameCookie,
+  offsetOfSlot,
+  snapshotOf,
+  type Window,
+} from "../../../src/fuse/kernel/listings";
 import type { DirEntry } from "../../../src/unionfs/types";
 
 const entries = (...names: string[]): DirEntry[] => names.map((name) => ({ name, type: 0o100000, ino: 1n }));
@@ -10,10 +20,34 @@ const entries = (...names: string[]): DirEntry[] => names.map((name) => ({ name,
 function read(w: Window, n: number): { names: string[]; next: number; slots: number } {
   const names: string[] = [];
   let i = w.start;
-  for (; i < w.start + n && i < w.snap.entries.length + DOTS; i++) {
+  const end = w.snap.entries.length + DOTS;
+  for (; i < w.start + n && i < end; i++) {
     if (i >= DOTS) names.push((w.snap.entries[i - DOTS] as DirEntry).name);
   }
-  return { names, next: w.snap.base + i, slots: i - w.start };
+  return { names, next: i === w.start ? 0 : offsetOfSlot(w.snap, i - 1), slots: i - w.start };
+}
+
+/** Reads the whole listing of node `id` `n` slots at a time, calling `between` after each batch. */
+function readAll(
+  l: DirListings,
+  id: number,
+  list: () => DirEntry[],
+  n: number,
+  between = (): void => {},
+): string[] {
+  const seen: string[] = [];
+  let offset = 0;
+  for (;;) {
+    const got = read(l.window(id, offset, list), n);
+    if (got.slots === 0) {
+      l.ended(id);
+      return seen;
+    }
+    seen.push(...got.names);
+    offset = got.next;
+    between();
+    if (seen.length > 10_000) assert.fail("does not end");
+  }
 }
 
 describe("handle-less dir listings", () => {
@@ -22,57 +56,108 @@ describe("handle-less dir listings", () => {
     let made = 0;
     const list = (): DirEntry[] => (made++, entries("a", "b", "c"));
     const first = read(l.window(5, 0, list), 3);
-    assert.deepEqual(first.names, ["a"]);
+    assert.equal(first.names.length, 1);
     const rest = read(l.window(5, first.next, list), 10);
-    assert.deepEqual(rest.names, ["b", "c"]);
+    assert.deepEqual([...first.names, ...rest.names].sort(), ["a", "b", "c"]);
     assert.equal(made, 1);
+  });
+
+  it("gives '.' offset 1, '..' offset 2 and every name a cookie above them", () => {
+    const snap = snapshotOf(entries("x", "y"));
+    assert.equal(offsetOfSlot(snap, 0), 1);
+    assert.equal(offsetOfSlot(snap, 1), 2);
+    const cookies = new Set<number>();
+    for (let i = 0; i < 100_000; i++) {
+      const c = nameCookie(`f${i}`);
+      assert.ok(c >= 3 && c <= Number.MAX_SAFE_INTEGER, String(c));
+      cookies.add(c);
+    }
+    assert.equal(cookies.size, 100_000, "no collision among 100,000 names");
+    assert.equal(nameCookie(""), nameCookie(""));
   });
 
   it("regression: a reader that deletes what it read lists every remaining name once (rmtree)", () => {
     const l = new DirListings();
     let names = ["a", "b", "c", "d", "e", "f"];
     const list = (): DirEntry[] => entries(...names);
-    const seen: string[] = [];
+    let last: string[] = [];
+    const seen = readAll(l, 9, list, 3, () => undefined);
+    assert.deepEqual(seen.sort(), ["a", "b", "c", "d", "e", "f"]);
+    const again: string[] = [];
     let offset = 0;
     for (;;) {
       const got = read(l.window(9, offset, list), 3);
-      if (got.slots === 0) break; // an empty reply: end of directory
-      seen.push(...got.names);
-      names = names.filter((n) => !got.names.includes(n)); // deleted right after reading
+      if (got.slots === 0) break;
+      again.push(...got.names);
+      last = got.names;
+      names = names.filter((n) => !last.includes(n)); // deleted right after reading
       l.changed();
       offset = got.next;
-      if (seen.length > 20) assert.fail("does not end");
     }
-    assert.deepEqual(seen, ["a", "b", "c", "d", "e", "f"]);
+    assert.deepEqual(again.sort(), ["a", "b", "c", "d", "e", "f"]);
   });
 
-  it("names added or removed ahead of the reader are seen or not; the others exactly once", () => {
+  it("names added or removed meanwhile are seen or not; the others exactly once", () => {
     const l = new DirListings();
-    let names = ["b", "d", "f", "h"];
+    const stable = Array.from({ length: 50 }, (_, i) => `s${i}`);
+    let churn: string[] = [];
+    let n = 0;
+    const list = (): DirEntry[] => entries(...stable, ...churn);
+    const seen = readAll(l, 2, list, 7, () => {
+      churn = [`c${n++}`, `c${n++}`, ...churn.slice(1)];
+      l.changed();
+    });
+    for (const name of stable) assert.equal(seen.filter((x) => x === name).length, 1, name);
+    assert.equal(new Set(seen).size, seen.length, "no name twice");
+  });
+
+  it("regression: concurrent listings of one directory return each name once", () => {
+    // Two readers of one node, interleaved; the first to reach the end drops the snapshot.
+    const l = new DirListings();
+    const names = Array.from({ length: 30 }, (_, i) => `f${i + 1}`);
     const list = (): DirEntry[] => entries(...names);
-    const one = read(l.window(2, 0, list), DOTS + 2);
-    assert.deepEqual(one.names, ["b", "d"]);
-    names = ["a", "b", "c", "e", "f", "h"]; // a, c before the reader's position; d gone; e ahead
-    l.changed();
-    assert.deepEqual(read(l.window(2, one.next, list), 10).names, ["e", "f", "h"]);
+    const readers = [
+      { offset: 0, seen: [] as string[], done: false },
+      { offset: 0, seen: [] as string[], done: false },
+    ];
+    const sizes = [4, 11];
+    while (readers.some((r) => !r.done)) {
+      readers.forEach((r, k) => {
+        if (r.done) return;
+        const got = read(l.window(1, r.offset, list), sizes[k] as number);
+        if (got.slots === 0) {
+          r.done = true;
+          l.ended(1);
+          return;
+        }
+        r.seen.push(...got.names);
+        r.offset = got.next;
+      });
+    }
+    for (const r of readers) assert.deepEqual([...r.seen].sort(), [...names].sort());
   });
 
-  it("an offset of a dropped snapshot restarts after the dots: repeats, never losses", () => {
+  it("an offset outlives its snapshot: a reader resumes after a drop with no repeats", () => {
     const l = new DirListings();
-    const list = (): DirEntry[] => entries("a", "b");
-    const one = read(l.window(3, 0, list), DOTS + 1);
+    const list = (): DirEntry[] => entries("a", "b", "c", "d");
+    const one = read(l.window(3, 0, list), DOTS + 2);
     l.ended(3);
-    assert.deepEqual(read(l.window(3, one.next, list), 10).names, ["a", "b"]);
+    const two = read(l.window(3, one.next, list), 10);
+    assert.deepEqual([...one.names, ...two.names].sort(), ["a", "b", "c", "d"]);
   });
 
-  it("never hands out one offset for two snapshots", () => {
-    const l = new DirListings();
-    const a = l.window(1, 0, () => entries("x"));
-    l.changed();
-    const b = l.window(1, 0, () => entries("y"));
-    const c = l.window(7, 0, () => entries("z"));
-    const last = (w: Window): number => w.snap.base + w.snap.entries.length + DOTS;
-    assert.ok(b.snap.base + 1 > last(a), "b's first offset comes after a's last");
-    assert.ok(c.snap.base + 1 > last(b), "c's first offset comes after b's last");
+  it("never splits a run of one offset between two replies (a cookie collision)", () => {
+    // Slots 0..5 with offsets 1, 2, 9, 9, 9, 12: a reply with room for four entries stops before the run.
+    const offsets = [1, 2, 9, 9, 9, 12];
+    const names = ["x1", "x2", "y1", "y2", "y3", "z1"];
+    const win = (start: number): SlotWindow => ({
+      slotAt: (i) => (i < names.length ? { name: names[i] as string, ino: 1n, type: 8 } : undefined),
+      start,
+      offsetOf: (i) => offsets[i] as number,
+    });
+    const body = fillDirents(win(0), 32 * 4);
+    assert.equal(body.length, 32 * 2, "the run of 9s goes out whole in the next reply");
+    const body2 = fillDirents(win(2), 32 * 2);
+    assert.equal(body2.length, 32 * 2, "a run that starts the reply may be split (nothing better)");
   });
 });
