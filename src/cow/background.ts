@@ -9,12 +9,15 @@
  *   litter that the next mount removes.
  * - A staging is keyed by what it copies (layer, path, size, mtime, inode): lower layers never change,
  *   so a finished staging with the same key holds exactly the bytes a copy-up would copy.
- * - One thread copies, one job at a time, started on first use; it reports on a pipe whose read end
- *   (`wakeFd`) the caller polls, then calls `collect()` on the union's thread.
+ * - One thread copies, one job at a time, started on first use; it reports every job, with its errno,
+ *   on a pipe whose read end (`wakeFd`) the caller polls, then calls `collect()` on the union's thread.
+ * - A failed staging is kept (its file removed) until `take()` hands its error to the copy-up that
+ *   waited for it, so that request is answered with the copy's errno instead of copying again.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
+import { codeOfErrno, fsError } from "../errors";
 import { bytesOf } from "../sys/bytes";
 import * as sys from "../sys/libc";
 
@@ -28,7 +31,7 @@ export interface CopyJob {
   wake: number;
 }
 
-/** One report on the wake pipe: job id (u32) and a failure flag (u32: 0 done, else failed). */
+/** One report on the wake pipe: job id (u32) and the failure's errno (u32: 0 done). */
 export const REPORT_SIZE = 8;
 
 interface Staging {
@@ -36,8 +39,8 @@ interface Staging {
   tmp: string;
   src: number;
   dst: number;
-  /** Set once the thread reported; `ok` false means it failed. */
-  done?: { ok: boolean };
+  /** Set once the thread reported: 0, or the errno it failed with. */
+  done?: { errno: number };
 }
 
 export class BackgroundCopier {
@@ -94,7 +97,7 @@ export class BackgroundCopier {
         break; // EAGAIN: nothing more
       }
       for (let off = 0; off + REPORT_SIZE <= n; off += REPORT_SIZE) {
-        const s = this.finish(buf.readUInt32LE(off), buf.readUInt32LE(off + 4) === 0);
+        const s = this.finish(buf.readUInt32LE(off), buf.readUInt32LE(off + 4));
         if (s !== undefined) keys.push(s.key);
       }
       if (n < buf.length) break;
@@ -102,32 +105,33 @@ export class BackgroundCopier {
     return keys;
   }
 
-  private finish(id: number, ok: boolean): Staging | undefined {
+  private finish(id: number, errno: number): Staging | undefined {
     const s = this.running.get(id);
     if (s === undefined) return undefined;
     this.running.delete(id);
     fs.closeSync(s.src);
     fs.closeSync(s.dst);
-    s.done = { ok };
-    if (!ok) this.discard(s);
+    s.done = { errno };
+    if (errno !== 0) fs.rmSync(bytesOf(s.tmp), { force: true });
     return s;
   }
 
-  /** Hands a finished staging's file over (the caller renames it); undefined when there is none. */
+  /**
+   * Hands a finished staging's file over (the caller renames it); undefined when there is none. A failed
+   * staging throws its errno, once: the request that waited for it fails as the copy did.
+   */
   take(key: string): string | undefined {
     const s = this.byKey.get(key);
-    if (s?.done?.ok !== true) return undefined;
+    if (s?.done === undefined) return undefined;
     this.byKey.delete(key);
+    if (s.done.errno !== 0) throw fsError(codeOfErrno(s.done.errno), "background copy-up failed");
     return s.tmp;
   }
 
   /** Drops a finished staging nobody will take (its file is removed). */
   drop(key: string): void {
     const s = this.byKey.get(key);
-    if (s?.done !== undefined) this.discard(s);
-  }
-
-  private discard(s: Staging): void {
+    if (s?.done === undefined) return;
     this.byKey.delete(s.key);
     fs.rmSync(bytesOf(s.tmp), { force: true });
   }
@@ -136,7 +140,7 @@ export class BackgroundCopier {
   close(): void {
     void this.worker?.terminate();
     this.worker = undefined;
-    for (const s of this.byKey.values()) if (s.done?.ok === true) fs.rmSync(bytesOf(s.tmp), { force: true });
+    for (const s of this.byKey.values()) if (s.done?.errno === 0) fs.rmSync(bytesOf(s.tmp), { force: true });
     if (this.pipe !== undefined) for (const fd of this.pipe) sys.closeFd(fd);
     this.pipe = undefined;
   }

@@ -45,6 +45,12 @@ export function errnoOf(code: string): number {
   return errnoByCode[code] ?? (errnoByCode.EIO as number);
 }
 
+/** The code ("ENOSPC") of a positive errno number; "EIO" for a number this platform does not name. */
+export function codeOfErrno(errno: number): string {
+  for (const [code, n] of Object.entries(errnoByCode)) if (n === errno) return code;
+  return "EIO";
+}
+
 /** Error code of anything thrown, or undefined when it carries none. */
 export function codeOf(err: unknown): string | undefined {
   if (typeof err === "object" && err !== null && "code" in err) {

@@ -4,7 +4,9 @@
  */
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
+import { BackgroundCopier } from "../../../src/cow";
 import { pollReadable } from "../../../src/sys/libc";
 import type { UnionOps } from "../../../src/unionfs/types";
 import { makeUnion, type Fixture } from "../unionfs/fixture";
@@ -65,5 +67,38 @@ describe("cow/background (background copy-up of big files)", function () {
     assert.equal(f.fs.getattr("/big").size, 0n);
     const work = fs.readdirSync(f.dirs[0] as string).filter((n) => n !== "big");
     for (const dir of work) assert.deepEqual(fs.readdirSync(path.join(f.dirs[0] as string, dir)), [], dir);
+  });
+});
+
+describe("cow/background: a failed background copy", function () {
+  this.timeout(30_000);
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "unionfs-ts-bg-"));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("is reported with its errno, removes its file, and fails the copy-up that takes it", () => {
+    const copier = new BackgroundCopier();
+    try {
+      fs.writeFileSync(path.join(dir, "src"), Buffer.alloc(1 << 20, 1));
+      const tmp = path.join(dir, "staged");
+      fs.writeFileSync(tmp, "");
+      const src = fs.openSync(path.join(dir, "src"), "r");
+      const dst = fs.openSync(tmp, "r"); // not writable: the copy fails with EBADF
+      copier.start("k", src, dst, tmp, 1n << 20n);
+      let keys: string[] = [];
+      while (keys.length === 0) {
+        pollReadable([copier.wakeFd]);
+        keys = copier.collect();
+      }
+      assert.deepEqual(keys, ["k"]);
+      assert.equal(copier.state("k"), "ready");
+      assert.equal(fs.existsSync(tmp), false, "the partial copy is removed");
+      assert.throws(() => copier.take("k"), { code: "EBADF" });
+      assert.equal(copier.take("k"), undefined, "the error is handed out once");
+    } finally {
+      copier.close();
+    }
   });
 });
