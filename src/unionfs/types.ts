@@ -129,8 +129,9 @@ export interface UnionOps {
   /**
    * Clears S_ISUID, and S_ISGID when group-executable, of an open file: what a write or O_TRUNC open by
    * an unprivileged caller does (the kernel asks for it when it leaves that to the filesystem).
+   * Returns whether the mode changed: the kernel's cached mode is then stale.
    */
-  killSuidgid?(fh: number): void;
+  killSuidgid?(fh: number): boolean;
   /**
    * How many copy-ups the union has made so far. A copy-up changes the writable branch's directories
    * along its path (their mtime) without any request for them, so a transport that lets the kernel cache

@@ -165,14 +165,17 @@ export class Union extends UnionNamespace implements UnionOps {
     return { fd: f.fd, dev: st.dev, ino: st.ino, preferred: quiet || !final || this.upper === undefined };
   }
 
-  killSuidgid(fh: number): void {
-    this.clearSetid(this.handles.file(fh));
+  killSuidgid(fh: number): boolean {
+    return this.clearSetid(this.handles.file(fh));
   }
 
-  private clearSetid(f: OpenFile): void {
-    if (f.layer !== this.upper?.index) return; // only top-layer files are ever written
+  /** Clears the set-id bits of an open top-layer file; whether there were any. */
+  private clearSetid(f: OpenFile): boolean {
+    if (f.layer !== this.upper?.index) return false; // only top-layer files are ever written
     const mode = fs.fstatSync(f.fd).mode;
-    if (withoutSetid(mode) !== mode) fs.fchmodSync(f.fd, withoutSetid(mode) & 0o7777);
+    if (withoutSetid(mode) === mode) return false;
+    fs.fchmodSync(f.fd, withoutSetid(mode) & 0o7777);
+    return true;
   }
 
   fallocate(fh: number, mode: number, offset: bigint, length: bigint): void {

@@ -175,14 +175,18 @@ export function outHeader(len: number, errno: number, unique: bigint): Buffer {
   return b;
 }
 
-/** A FUSE_NOTIFY_INVAL_INODE message: drop the cached attributes and pages of node `nodeid`. */
-export function notifyInvalInode(nodeid: number, code: number): Buffer {
+/**
+ * A FUSE_NOTIFY_INVAL_INODE message: drop the cached attributes of node `nodeid`, and its pages unless
+ * `attrsOnly` (a negative offset: the kernel then takes no page lock, so this may be sent while a
+ * request on the node is pending).
+ */
+export function notifyInvalInode(nodeid: number, code: number, attrsOnly = false): Buffer {
   const b = Buffer.alloc(Size.OUT_HEADER + 24);
   b.writeUInt32LE(b.length, 0);
   b.writeInt32LE(code, 4);
   b.writeBigUInt64LE(0n, 8);
   b.writeBigUInt64LE(BigInt(nodeid), 16);
-  b.writeBigInt64LE(0n, 24); // offset: from the start
+  b.writeBigInt64LE(attrsOnly ? -1n : 0n, 24); // offset: from the start
   b.writeBigInt64LE(0n, 32); // length 0: to the end
   return b;
 }

@@ -112,6 +112,8 @@ export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
 function handle(fd: number, s: Session, request: Buffer, opts: LoopOptions): WriteResult {
   const label = opts.debug ? describe(s, request) : "";
   const out = dispatch(s, request, logUnknown);
+  // Before the reply: once the caller's call returns, nothing it changed may be served from the cache.
+  for (const id of s.takeStale()) notify(fd, notifyInvalInode(id, NOTIFY_INVAL_INODE, true));
   let result: WriteResult = "ok";
   if (out.reply !== null) {
     result = writeReply(fd, out, out.reply.parts);
@@ -119,7 +121,7 @@ function handle(fd: number, s: Session, request: Buffer, opts: LoopOptions): Wri
   }
   if (opts.debug) logLine(`${label} -> ${out.reply === null ? "(no reply)" : errnoName(out.errno)}`);
   if (result === "gone") return result;
-  // Only after the reply: the kernel may still hold locks of the request while it waits for it.
+  // Pages only after the reply: the kernel may still hold page locks of the request while it waits.
   for (const id of s.takeAliasesToInvalidate()) notify(fd, notifyInvalInode(id, NOTIFY_INVAL_INODE));
   if (out.h.opcode === Op.INIT && result === "ok") {
     if (out.errno !== 0) opts.onInitFailed?.(out.errno);

@@ -32,7 +32,7 @@ const open: Handler = (s, h, r) => {
   const openFlags = r.u32();
   const fh = s.ops.open(s.table.path(h.nodeid), flags);
   s.opened(h.nodeid, fh);
-  if (openFlags & OPEN_KILL_SUIDGID) s.ops.killSuidgid?.(fh);
+  if (openFlags & OPEN_KILL_SUIDGID) s.killedSuidgid(h.nodeid, fh);
   const io = openMode(s, h.nodeid, fh);
   if (io === CONFLICT) {
     // The node passes through to the lower file and this open got the copy: open a fresh node instead.
@@ -53,8 +53,8 @@ const create: Handler = (s, h, r) => {
   const openFlags = r.u32();
   const name = r.name();
   const { fh, attr } = s.ops.create(s.table.childPath(h.nodeid, name), flags, mode, creatorOf(s, h, umask));
-  if (openFlags & OPEN_KILL_SUIDGID) s.ops.killSuidgid?.(fh);
   const node = s.table.lookup(h.nodeid, name, attr.mode, attr.ino);
+  if (openFlags & OPEN_KILL_SUIDGID) s.killedSuidgid(node.id, fh);
   s.opened(node.id, fh);
   const io = openMode(s, node.id, fh);
   if (io === CONFLICT) {
@@ -87,7 +87,7 @@ const write: Handler = (s, h, r) => {
   const writeFlags = r.u32();
   r.skip(16); // lock_owner, flags, padding
   const written = s.ops.write(fh, r.bytes(size), offset);
-  if (writeFlags & WRITE_KILL_SUIDGID) s.ops.killSuidgid?.(fh);
+  if (writeFlags & WRITE_KILL_SUIDGID) s.killedSuidgid(h.nodeid, fh);
   return { parts: [sizeOut(written)] };
 };
 

@@ -45,7 +45,8 @@ export class Session {
   private destroyed = false;
   /** Nodes changed by the current request whose other names (hard links) must be invalidated. */
   private readonly touched = new Set<number>();
-  /** Nodes whose own cached attributes the current request made stale without the kernel knowing. */
+  /** Nodes whose own cached attributes the current request made stale without the kernel knowing
+   * (invalidated before the reply, see `takeStale`). */
   private readonly stale = new Set<number>();
   private readonly openFiles = new Map<number, Set<number>>();
   /** Listings for READDIR without a handle (zero-message opendir). */
@@ -111,7 +112,10 @@ export class Session {
     if (nodeid !== undefined) this.touched.add(nodeid);
   }
 
-  /** Marks a node whose own attributes changed behind the kernel's back (the source of a LINK). */
+  /**
+   * Marks a node whose own attributes the current request changed behind the kernel's back (the source
+   * of a LINK, set-id bits a write cleared): they are invalidated before the reply.
+   */
   touchSelf(nodeid: number): void {
     this.stale.add(nodeid);
     this.touched.add(nodeid);
@@ -121,17 +125,33 @@ export class Session {
   touchAncestors(nodeid: number): void {
     if (!this.table.has(nodeid)) return;
     for (let n = this.table.get(nodeid).parent; n !== null; n = n.parent) {
-      if (this.table.has(n.id)) this.touchSelf(n.id);
+      if (this.table.has(n.id)) this.stale.add(n.id);
     }
   }
 
-  /** The nodes to invalidate after the reply: other names of touched nodes, and stale nodes. */
+  /** Set-id bits of an open file's node were cleared by the daemon (KILL_SUIDGID): its mode is stale. */
+  killedSuidgid(nodeid: number, fh: number): void {
+    if (this.ops.killSuidgid?.(fh) === true) this.touchSelf(nodeid);
+  }
+
+  /**
+   * Nodes whose cached attributes must be dropped before the reply goes out, so the caller never sees
+   * them (a set-uid bit still in effect after its write returned). Attributes only: dropping them takes
+   * no lock a pending request may hold.
+   */
+  takeStale(): number[] {
+    if (this.stale.size === 0) return [];
+    const out = [...this.stale];
+    this.stale.clear();
+    return out;
+  }
+
+  /** The nodes whose pages must be dropped after the reply: the other names of touched nodes. */
   takeAliasesToInvalidate(): number[] {
     if (this.touched.size === 0) return [];
-    const out = new Set<number>(this.stale);
+    const out = new Set<number>();
     for (const id of this.touched) for (const alias of this.table.aliases(id)) out.add(alias);
     this.touched.clear();
-    this.stale.clear();
     return [...out];
   }
 

@@ -7,7 +7,7 @@ import type { Attr, Caller, DirEntry, UnionOps } from "../../../src/unionfs/type
 import { fsError } from "../../../src/errors";
 import { dispatch } from "../../../src/fuse/kernel/dispatch";
 import type { Outcome } from "../../../src/fuse/kernel/dispatch";
-import { Init, Op } from "../../../src/fuse/kernel/protocol";
+import { Init, Op, WRITE_KILL_SUIDGID } from "../../../src/fuse/kernel/protocol";
 import { Session } from "../../../src/fuse/kernel/session";
 import { Body, payload, request } from "./requests";
 import type { ReqOptions } from "./requests";
@@ -261,9 +261,11 @@ describe("fuse dispatcher", () => {
     };
     const readdir = (offset: number): Buffer =>
       ok(send(Op.READDIR, new Body().u64(0).u64(offset).u32(4096).u32(0).u64(0).u32(0).u32(0)));
-    assert.deepEqual(names(readdir(0)), [".", "..", "a"]);
+    const first = readdir(0);
+    assert.deepEqual(names(first), [".", "..", "a"]);
+    const lastOffset = Number(first.readBigUInt64LE(64 + 8)); // third record: 32 + 32 bytes in
     const calls = fake.calls.length;
-    assert.equal(readdir(3).length, 0, "end of the listing, from the same snapshot");
+    assert.equal(readdir(lastOffset).length, 0, "end of the listing, from the same snapshot");
     assert.equal(fake.calls.length, calls, "no new listing was made");
   });
 
@@ -275,7 +277,7 @@ describe("fuse dispatcher", () => {
     let copies = 0;
     (s.ops as { copyUps?: () => number }).copyUps = () => copies;
     ok(send(Op.GETATTR, new Body().u32(0).u32(0).u64(0), { nodeid: f }));
-    assert.deepEqual(s.takeAliasesToInvalidate(), [], "no copy-up: nothing to invalidate");
+    assert.deepEqual(s.takeStale(), [], "no copy-up: nothing to invalidate");
     const ops = s.ops as { setattr: (...a: unknown[]) => Attr };
     const real = ops.setattr;
     ops.setattr = (...a) => (copies++, real(...a));
@@ -302,7 +304,26 @@ describe("fuse dispatcher", () => {
         { nodeid: f },
       ),
     );
-    assert.deepEqual(s.takeAliasesToInvalidate().sort(), [1, d].sort());
+    assert.deepEqual(s.takeStale().sort(), [1, d].sort());
+  });
+
+  it("regression: a write that cleared set-id bits has the node's cached attributes invalidated", () => {
+    fake.files.set("/x", 0o104777);
+    const x = Number(ok(send(Op.LOOKUP, new Body().name("x"))).readBigUInt64LE(0));
+    const fh = ok(send(Op.OPEN, new Body().u32(1).u32(0), { nodeid: x })).readBigUInt64LE(0);
+    let cleared = true;
+    (s.ops as { killSuidgid?: (fh: number) => boolean }).killSuidgid = () => cleared;
+    const write = (flags: number): Outcome =>
+      send(Op.WRITE, new Body().u64(fh).u64(0).u32(1).u32(flags).u64(0).u32(0).u32(0).raw(Buffer.from("z")), {
+        nodeid: x,
+      });
+    ok(write(WRITE_KILL_SUIDGID));
+    assert.deepEqual(s.takeStale(), [x]);
+    ok(write(0));
+    assert.deepEqual(s.takeStale(), [], "no KILL_SUIDGID flag: nothing stale");
+    cleared = false;
+    ok(write(WRITE_KILL_SUIDGID));
+    assert.deepEqual(s.takeStale(), [], "no set-id bit was there: nothing stale");
   });
 
   describe("READDIRPLUS", () => {
