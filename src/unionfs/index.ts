@@ -6,9 +6,10 @@
  */
 import { WorkDir } from "../cow";
 import { DirLayer, type Layer } from "../layer";
-import { fromText } from "../sys/bytes";
+import { codeOf } from "../errors";
+import { fromText, toText } from "../sys/bytes";
 import { aufsWriter, overlayWriter, WORKDIR_NAME } from "../whiteout";
-import { checkBranches, workdirOf } from "./branches";
+import { checkBranches, UsageError, workdirOf } from "./branches";
 import type { UnionConfig } from "./config";
 import type { UnionOps } from "./types";
 import { Union } from "./union";
@@ -21,13 +22,29 @@ function workDirFor(config: UnionConfig, top: Layer | undefined): WorkDir | unde
   return new WorkDir(config.workdir === undefined ? `${top.root}/${WORKDIR_NAME}` : fromText(path));
 }
 
+/** Prepares the work dir; a failure is one line for the user (a writable branch that is itself a union
+ * refuses `.wh.` names, so the default work dir cannot be made there). */
+function prepareWorkDir(work: WorkDir): void {
+  try {
+    work.prepare();
+  } catch (err) {
+    const code = codeOf(err);
+    if (code === undefined) throw err;
+    const hint =
+      code === "EPERM" || code === "EACCES" || code === "EROFS"
+        ? " (is the writable branch read-only, or itself a union mount? name a workdir= on its filesystem)"
+        : "";
+    throw new UsageError(`cannot prepare the work dir '${toText(work.path)}': ${code}${hint}`);
+  }
+}
+
 export function createUnion(config: UnionConfig): UnionOps {
   checkBranches(config.branches);
   const layers: Layer[] = config.branches.map(
     (b, i) => new DirLayer(i, fromText(b.path), i === 0 && b.mode === "rw", b.mode !== "rr"),
   );
   const work = workDirFor(config, layers[0]);
-  work?.prepare();
+  if (work !== undefined) prepareWorkDir(work);
   return new Union(layers, work, config.whiteout === "overlay" ? overlayWriter : aufsWriter, {
     uids: new IdMap(config.uidMap, config.squashUid),
     gids: new IdMap(config.gidMap, config.squashGid),

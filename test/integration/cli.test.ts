@@ -328,6 +328,20 @@ describe("unionfs-ts CLI", function () {
       );
     });
 
+    it("regression: a writable branch that is itself a union mount is refused with one line", async function () {
+      const s = seed(t);
+      await cliMount(t, [`${s.A}:${s.B}`, s.C], s.C);
+      const lower = path.join(s.root, "L2");
+      const D = path.join(s.root, "D");
+      fs.mkdirSync(lower);
+      fs.mkdirSync(D);
+      const r = await runCli(["mount", `${s.C}:${lower}`, D]);
+      t.guardMountpoint(D, r.tag);
+      assert.notEqual(r.status, 0, showCli(r));
+      assert.match(r.stderr, /^unionfs-ts: cannot prepare the work dir [^\n]+ EPERM [^\n]+\n$/, showCli(r));
+      assert.equal(isMounted(D), false);
+    });
+
     it("128 branches mount and all show", async function () {
       const spec: Record<string, Record<string, ReturnType<typeof file>>> = { C: {} };
       for (let i = 0; i < 128; i++) spec[`L${i}`] = { [`f${i}`]: file(`${i}\n`) };
