@@ -8,6 +8,9 @@
  * - Returns (never throws for device errors the kernel uses to end a session) once the device reports
  *   ENODEV, i.e. the mount is gone or the connection was aborted. ENOENT/EINTR/EAGAIN on read are retried.
  * - A reply the kernel refuses (ENOENT: its request was interrupted) has its side effects undone.
+ * - What a request changed behind the kernel's back is invalidated: attributes before its reply (so the
+ *   caller never sees them stale), other names' pages after it, from another thread (notifier.ts), so
+ *   this thread never waits on a page lock.
  * - Everything it logs goes straight to fd 2 with a synchronous write: a busy worker never flushes
  *   asynchronous streams.
  */
@@ -17,6 +20,7 @@ import type { InHeader } from "./codec";
 import { notifyInvalInode, outHeader } from "./codec";
 import { describe, dispatch } from "./dispatch";
 import { HeldRequests } from "./held";
+import { PageNotifier } from "./notifier";
 import { logLine } from "./log";
 import type { Outcome } from "./dispatch";
 import { NOTIFY_INVAL_INODE, Op, READ_BUFFER_SIZE, opName } from "./protocol";
@@ -92,24 +96,39 @@ function errnoName(errno: number): string {
 
 /** Serves requests on `fd` until the session ends. */
 export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
+  const pages = new PageNotifier(fd);
+  try {
+    serveUntilGone(fd, s, opts, pages);
+  } finally {
+    pages.close();
+  }
+}
+
+function serveUntilGone(fd: number, s: Session, opts: LoopOptions, pages: PageNotifier): void {
   const buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
   const held = new HeldRequests(s);
   for (;;) {
     if (held.waiting) {
       const ready = held.wait(fd);
-      for (const request of ready) if (handle(fd, s, request, opts) === "gone") return;
+      for (const request of ready) if (handle(fd, s, request, opts, pages) === "gone") return;
       if (ready.length > 0) continue;
     }
     const n = readRequest(fd, buf);
     if (n < 0) return;
     const request = buf.subarray(0, n);
     if (held.hold(request)) continue;
-    if (handle(fd, s, request, opts) === "gone") return;
+    if (handle(fd, s, request, opts, pages) === "gone") return;
   }
 }
 
 /** Dispatches one request, writes its reply and the notifications it caused. */
-function handle(fd: number, s: Session, request: Buffer, opts: LoopOptions): WriteResult {
+function handle(
+  fd: number,
+  s: Session,
+  request: Buffer,
+  opts: LoopOptions,
+  pages: PageNotifier,
+): WriteResult {
   const label = opts.debug ? describe(s, request) : "";
   const out = dispatch(s, request, logUnknown);
   // Before the reply: once the caller's call returns, nothing it changed may be served from the cache.
@@ -121,8 +140,9 @@ function handle(fd: number, s: Session, request: Buffer, opts: LoopOptions): Wri
   }
   if (opts.debug) logLine(`${label} -> ${out.reply === null ? "(no reply)" : errnoName(out.errno)}`);
   if (result === "gone") return result;
-  // Pages only after the reply: the kernel may still hold page locks of the request while it waits.
-  for (const id of s.takeAliasesToInvalidate()) notify(fd, notifyInvalInode(id, NOTIFY_INVAL_INODE));
+  // Pages only after the reply, and from another thread: dropping them waits for page locks, which a
+  // task may hold while it waits for a reply from this thread (notifier.ts).
+  for (const id of s.takeAliasesToInvalidate()) pages.send(notifyInvalInode(id, NOTIFY_INVAL_INODE));
   if (out.h.opcode === Op.INIT && result === "ok") {
     if (out.errno !== 0) opts.onInitFailed?.(out.errno);
     else if (s.neg !== null) opts.onReady?.();
