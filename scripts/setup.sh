@@ -28,8 +28,9 @@ done
 # --- Debian packages -----------------------------------------------------------------------------
 # fuse3: fusermount3 (the tests unmount with it); attr: getfattr/setfattr; acl: setfacl/getfacl (the
 # POSIX ACL cases); tree: the demo's listing;
-# util-linux: mount, umount, mountpoint, findmnt; coreutils: timeout, sha256sum; procps: ps.
-packages=(fuse3 attr acl tree util-linux coreutils procps busybox-static libfuse2)
+# util-linux: mount, umount, mountpoint, findmnt, losetup, unshare; coreutils: timeout, sha256sum; procps: ps;
+# e2fsprogs: mkfs.ext4 (faults.test.ts puts an upper branch on an ext4 loop device).
+packages=(fuse3 attr acl tree util-linux coreutils procps busybox-static libfuse2 e2fsprogs)
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
@@ -42,7 +43,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null ||
     die "apt-get install ${missing[*]} failed"
 fi
-for cmd in fusermount3 getfattr setfattr setfacl getfacl tree mount umount mountpoint timeout sha256sum; do
+for cmd in fusermount3 getfattr setfattr setfacl getfacl tree mount umount mountpoint timeout sha256sum mkfs.ext4 losetup; do
   command -v "$cmd" >/dev/null || die "'$cmd' is still missing after installing packages"
 done
 
