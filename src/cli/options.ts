@@ -170,6 +170,9 @@ function applyOption(out: MountOptions, o: Option, cwd: string, overlayStyle: bo
     case "fsync":
       c.noFsync = o.value === "0";
       return;
+    case "volatile": // as overlayfs: no syncs at all, copy-ups included
+      c.noFsync = true;
+      return;
     case "passthrough": {
       const v = need(o);
       if (v !== "auto" && v !== "lower" && v !== "off")

@@ -27,6 +27,8 @@ export interface CopyJob {
   src: number;
   dst: number;
   size: bigint;
+  /** Flush the data to disk before reporting success. */
+  sync: boolean;
   /** Write end of the wake pipe. */
   wake: number;
 }
@@ -68,12 +70,12 @@ export class BackgroundCopier {
   }
 
   /** Starts copying `size` bytes from `src` to a new work-dir file `tmp` (both fds become ours). */
-  start(key: string, src: number, dst: number, tmp: string, size: bigint): void {
+  start(key: string, src: number, dst: number, tmp: string, size: bigint, sync = true): void {
     const id = this.nextId++;
     const staging: Staging = { key, tmp, src, dst };
     this.running.set(id, staging);
     this.byKey.set(key, staging);
-    const job: CopyJob = { id, src, dst, size, wake: this.ensurePipe()[1] };
+    const job: CopyJob = { id, src, dst, size, sync, wake: this.ensurePipe()[1] };
     this.thread().postMessage(job);
   }
 

@@ -19,6 +19,7 @@ function run(job: CopyJob): void {
   let errno = 0;
   try {
     copyData(job.src, job.dst, job.size);
+    if (job.sync) fs.fdatasyncSync(job.dst);
   } catch (err) {
     errno = toErrno(err);
   }

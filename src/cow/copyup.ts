@@ -3,7 +3,9 @@
  *
  * Invariants:
  * - Atomic: the copy is built complete (data, owner, mode, xattrs, ns times) in the work dir and then
- *   renamed into place, so a crash never leaves a half-copied object visible.
+ *   renamed into place, so a crash never leaves a half-copied object visible. With `sync` (the default
+ *   of a union, as overlayfs does unless volatile) a copy's data is on disk before the rename publishes
+ *   it: a crash cannot publish a file whose data was lost, hiding the lower original.
  * - Lower layers are only read.
  * - Regular files are cloned when the filesystem can (reflink), else their data segments are copied
  *   (holes kept) by copy_file_range, else by read/write; `withData: false` copies metadata only (O_TRUNC).
@@ -31,6 +33,8 @@ export interface CopyUpOptions {
   skipXattr?: (name: string) => boolean;
   /** A work-dir file already holding the data (background.ts); it is taken over instead of copying. */
   staged?: string;
+  /** Flush a regular file's data to disk before it is published (a staged file was flushed already). */
+  sync?: boolean;
 }
 
 /** Copies `rel` of `from` (whose lstat is `st`) to `rel` of `upper`, through `work`. */
@@ -59,7 +63,7 @@ export function copyUp(
  */
 export function copyObject(from: Layer, rel: string, st: Stat, dest: string, opts: CopyUpOptions): void {
   if (opts.staged !== undefined && opts.withData) fs.renameSync(bytesOf(opts.staged), bytesOf(dest));
-  else createCopy(from, rel, st, dest, opts.withData);
+  else createCopy(from, rel, st, dest, opts.withData, opts.sync === true);
   copyMetadata(from, rel, st, dest, opts);
 }
 
@@ -68,10 +72,10 @@ export function copyTimes(st: Stat, dest: string): void {
   sys.utimens(dest, st.atimeNs, st.mtimeNs);
 }
 
-function createCopy(from: Layer, rel: string, st: Stat, tmp: string, withData: boolean): void {
+function createCopy(from: Layer, rel: string, st: Stat, tmp: string, withData: boolean, sync: boolean): void {
   const type = Number(st.mode) & S_IFMT;
   if (type === S_IFREG) {
-    copyRegular(from, rel, tmp, withData ? st.size : 0n);
+    copyRegular(from, rel, tmp, withData ? st.size : 0n, sync);
   } else if (type === S_IFDIR) {
     fs.mkdirSync(bytesOf(tmp), { mode: 0o700 });
   } else if (type === S_IFLNK) {
@@ -81,7 +85,7 @@ function createCopy(from: Layer, rel: string, st: Stat, tmp: string, withData: b
   }
 }
 
-function copyRegular(from: Layer, rel: string, tmp: string, size: bigint): void {
+function copyRegular(from: Layer, rel: string, tmp: string, size: bigint, sync: boolean): void {
   const dst = fs.openSync(bytesOf(tmp), "wx", 0o600);
   try {
     if (size === 0n) return;
@@ -91,6 +95,8 @@ function copyRegular(from: Layer, rel: string, tmp: string, size: bigint): void 
     } finally {
       fs.closeSync(src);
     }
+    // A write error the page cache held back surfaces here, before anything is published.
+    if (sync) fs.fdatasyncSync(dst);
   } finally {
     fs.closeSync(dst);
   }

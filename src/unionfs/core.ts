@@ -215,6 +215,7 @@ export class UnionCore {
       skipXattr: isPrivateXattr,
       origin: r.dirLayers ? undefined : this.inos.ino(r.st),
       staged,
+      sync: this.opts.noFsync !== true,
     });
     this.copyUpEpoch++;
   }
@@ -238,7 +239,7 @@ export class UnionCore {
     const tmp = this.work.tempPath();
     const src = this.layer(r.layer).open(relOf(path), fs.constants.O_RDONLY | fs.constants.O_NOATIME);
     const dst = fs.openSync(bytesOf(tmp), "wx", 0o600);
-    this.copier.start(key, src, dst, tmp, r.st.size);
+    this.copier.start(key, src, dst, tmp, r.st.size, this.opts.noFsync !== true);
     return key;
   }
 
