@@ -58,16 +58,51 @@ function decodeReaddir(r: Reader): ReaddirIn {
   };
 }
 
-/** Slot i of the listing of directory node `nodeid`: ".", "..", then `entries`. */
-function slots(s: Session, nodeid: number, entries: readonly DirEntry[]): (i: number) => Slot | undefined {
+/**
+ * The inode number `stat` reports for `name` in directory node `nodeid` (path `dirPath`, null once
+ * removed): the kernel's node for it when there is one, else the union's answer; `fallback` when the
+ * name is gone meanwhile.
+ */
+function entryIno(
+  s: Session,
+  nodeid: number,
+  dirPath: string | null,
+  name: string,
+  fallback: bigint,
+): bigint {
+  const known = s.table.childId(nodeid, name);
+  if (known !== undefined) return s.table.get(known).ino;
+  if (dirPath === null) return fallback;
+  try {
+    return s.ops.getattr(joinPath(dirPath, name)).ino;
+  } catch (err) {
+    if (codeOf(err) === undefined) throw err;
+    return fallback;
+  }
+}
+
+/**
+ * Slot i of the listing of directory node `nodeid`: ".", "..", then `entries`. With `exactIno` (plain
+ * READDIR, whose d_ino is all a caller like `ls -i` or `find -inum` gets) every entry carries the inode
+ * number `stat` reports; READDIRPLUS sets it from the attributes it looks up anyway.
+ */
+function slots(
+  s: Session,
+  nodeid: number,
+  entries: readonly DirEntry[],
+  exactIno = false,
+): (i: number) => Slot | undefined {
   const node = s.table.get(nodeid);
   const dotIno = node.ino || UNKNOWN_INO;
   const dotdotIno = node.parent?.ino || dotIno;
+  const dirPath = exactIno && s.table.isAttached(nodeid) ? s.table.path(nodeid) : null;
   return (i) => {
     if (i === 0) return { name: ".", ino: dotIno, type: DT_DIR };
     if (i === 1) return { name: "..", ino: dotdotIno, type: DT_DIR };
     const e = entries[i - DOTS];
-    return e === undefined ? undefined : { name: e.name, ino: e.ino, type: direntType(e.type) };
+    if (e === undefined) return undefined;
+    const ino = exactIno ? entryIno(s, nodeid, dirPath, e.name, e.ino) : e.ino;
+    return { name: e.name, ino, type: direntType(e.type) };
   };
 }
 
@@ -83,14 +118,14 @@ function nodeListing(s: Session, nodeid: number): readonly DirEntry[] {
 }
 
 /** What a READDIR(PLUS) reads: the handle's snapshot, or (fh 0) the node's listing. */
-function windowOf(s: Session, h: InHeader, req: ReaddirIn): Window & { atEnd(): void } {
+function windowOf(s: Session, h: InHeader, req: ReaddirIn, plus: boolean): Window & { atEnd(): void } {
   if (req.dh !== 0) {
-    const slotAt = slots(s, h.nodeid, s.ops.readdir(req.dh));
+    const slotAt = slots(s, h.nodeid, s.ops.readdir(req.dh), !plus);
     return { slotAt, start: req.offset, offsetOf: (i) => i + 1, atEnd: () => undefined };
   }
   const { snap, start } = s.listings.window(h.nodeid, req.offset, () => nodeListing(s, h.nodeid));
   return {
-    slotAt: slots(s, h.nodeid, snap.entries),
+    slotAt: slots(s, h.nodeid, snap.entries, !plus),
     start,
     offsetOf: (i) => offsetOfSlot(snap, i),
     atEnd: () => s.listings.ended(h.nodeid),
@@ -99,7 +134,7 @@ function windowOf(s: Session, h: InHeader, req: ReaddirIn): Window & { atEnd(): 
 
 const readdir: Handler = (s, h, r) => {
   const req = decodeReaddir(r);
-  const win = windowOf(s, h, req);
+  const win = windowOf(s, h, req, false);
   const body = fillDirents(win, req.size);
   if (body.length === 0) win.atEnd();
   return { parts: [body] };
@@ -117,7 +152,7 @@ function plusLookup(s: Session, path: string): Attr | "gone" | null {
 }
 
 function readdirplusBody(s: Session, h: InHeader, req: ReaddirIn, counted: number[]): Buffer {
-  const win = windowOf(s, h, req);
+  const win = windowOf(s, h, req, true);
   const dirPath = s.table.isAttached(h.nodeid) ? s.table.path(h.nodeid) : null;
   const w = new DirentWriter(req.size, true);
   let run = { at: w.mark(), counted: 0 };

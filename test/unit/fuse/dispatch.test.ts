@@ -269,6 +269,22 @@ describe("fuse dispatcher", () => {
     assert.equal(fake.calls.length, calls, "no new listing was made");
   });
 
+  it("regression: plain READDIR entries carry the inode number stat reports (never 0xffffffff)", () => {
+    fake.files.set("/a", 0o100644);
+    fake.files.set("/b", 0o100644);
+    const known = ok(send(Op.LOOKUP, new Body().name("b"))).readBigUInt64LE(40); // entry_out attr.ino
+    ok(send(Op.INIT, new Body().u32(7).u32(38).u32(0).u32(Init.NO_OPENDIR_SUPPORT)));
+    const body = ok(send(Op.READDIR, new Body().u64(0).u64(0).u32(4096).u32(0).u64(0).u32(0).u32(0)));
+    const inos = new Map<string, bigint>();
+    for (let at = 0; at < body.length;) {
+      const len = body.readUInt32LE(at + 16);
+      inos.set(body.toString("latin1", at + 24, at + 24 + len), body.readBigUInt64LE(at));
+      at += (24 + len + 7) & ~7;
+    }
+    assert.equal(inos.get("a"), fake.ops().getattr("/a").ino, "a name the kernel does not know: the core's");
+    assert.equal(inos.get("b"), known, "a name the kernel knows: its node's");
+  });
+
   it("regression: after a copy-up, the directories above the node are invalidated (their mtime changed)", () => {
     fake.files.set("/d", 0o040755);
     fake.files.set("/d/f", 0o100644);
