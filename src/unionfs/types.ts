@@ -155,7 +155,11 @@ export interface UnionOps {
 
   statfs(path: string): StatFs;
 
-  setxattr(path: string, name: string, value: Buffer, flags: number): void;
+  /**
+   * With `killSgid` (an access ACL set by an owner outside the file's group, without CAP_FSETID) the
+   * set-gid bit is cleared too, as chmod would.
+   */
+  setxattr(path: string, name: string, value: Buffer, flags: number, opts?: { killSgid?: boolean }): void;
   /** The value of `name`; ENODATA when absent. */
   getxattr(path: string, name: string): Buffer;
   listxattr(path: string): string[];

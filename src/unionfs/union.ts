@@ -219,10 +219,15 @@ export class Union extends UnionNamespace implements UnionOps {
 
   // ---- extended attributes -------------------------------------------------------------------------
 
-  setxattr(path: string, name: string, value: Buffer, flags: number): void {
+  setxattr(path: string, name: string, value: Buffer, flags: number, opts?: { killSgid?: boolean }): void {
     this.xattrsAllowed();
     if (isPrivateXattr(name)) throw fsError("EPERM", `reserved attribute ${name}`);
-    this.writable().setxattr(this.copyUpAny(path), name, value, flags);
+    const upper = this.writable();
+    const rel = this.copyUpAny(path);
+    upper.setxattr(rel, name, value, flags);
+    if (opts?.killSgid !== true) return;
+    const mode = Number(upper.lstat(rel).mode);
+    if (mode & S_ISGID) upper.chmod(rel, mode & ~S_ISGID & 0o7777);
   }
 
   getxattr(path: string, name: string): Buffer {

@@ -4,9 +4,10 @@
  * (and set-gid when group-exec is set): both `stat` and the kernel's exec must see the bits gone at
  * once, on the union exactly as on overlayfs, though the kernel caches the union's attributes.
  *
- * Each mount holds twelve copies of id(1), one per case: in the lower or the upper branch, 4777 (set-uid)
- * or 2777 (set-gid, group-exec), written by uid 65534 with an append (`>>`), `dd conv=notrunc` or a
- * pwrite(2) (python3 os.pwrite) of the file's own last byte. For every case, before and after the
+ * Each mount holds 28 copies of id(1), one per case: in the lower or the upper branch, 4777 (set-uid)
+ * or 2777 (set-gid, group-exec), written by uid 65534 with an append (`>>`), `dd conv=notrunc`, a
+ * pwrite(2) (python3 os.pwrite) of the file's own last byte, fallocate(2) past the end (allocate,
+ * punch a hole, zero a range) or an O_DIRECT pwrite of a page past the end. For every case, before and after the
  * write: the mode as root's `stat` shows it (which also caches it), and what `id -u` / `id -g` print
  * when uid/gid 65534 run the file (0 while the bit is honoured); after: the mode on disk in the upper
  * branch. Lower branches must not change.
@@ -26,13 +27,15 @@ import { PYTHON } from "../helpers/syscalls";
 import { Cleanup, cliBuilt, runCli, useCleanup } from "../helpers/unionfs";
 
 const NOBODY = 65534;
-/** Each phase (all twelve cases at once) must finish by then, or the mount is called hung. */
+/** Each phase (all cases at once) must finish by then, or the mount is called hung. */
 const PHASE_MS = 15_000;
 const ID = "/usr/bin/id";
 
 type Where = "lower" | "upper";
 type Bit = "setuid" | "setgid";
-type Writer = "append" | "dd" | "pwrite";
+type Writer = "append" | "dd" | "pwrite" | "fallocate" | "punch" | "zero" | "odirect";
+
+const WRITERS: readonly Writer[] = ["append", "dd", "pwrite", "fallocate", "punch", "zero", "odirect"];
 
 interface Case {
   name: string;
@@ -43,7 +46,7 @@ interface Case {
 
 const CASES: readonly Case[] = (["lower", "upper"] as const).flatMap((where) =>
   (["setuid", "setgid"] as const).flatMap((bit) =>
-    (["append", "dd", "pwrite"] as const).map((writer) => ({
+    WRITERS.map((writer) => ({
       name: `${where}-${bit}-${writer}`,
       where,
       bit,
@@ -106,6 +109,16 @@ const RUN_SH = 'for f; do printf "%s %s %s\\n" "${f##*/}" "$("$f" -u)" "$("$f" -
 const PWRITE_PY =
   "import os, sys; fd = os.open(sys.argv[1], os.O_RDWR); n = os.fstat(fd).st_size; " +
   "os.pwrite(fd, os.pread(fd, 1, n - 1), n - 1); os.close(fd)";
+/** argv: mode (0 allocate, 3 punch hole, 16 zero range), file; acts on the page after the end. */
+const FALLOCATE_PY =
+  "import ctypes, os, sys; libc = ctypes.CDLL(None, use_errno=True); " +
+  "libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]; " +
+  "fd = os.open(sys.argv[2], os.O_WRONLY); end = (os.fstat(fd).st_size + 4095) // 4096 * 4096; " +
+  "r = libc.fallocate(fd, int(sys.argv[1]), end, 4096); os.close(fd); sys.exit(0 if r == 0 else 1)";
+/** An O_DIRECT write of one zero page after the end (page-aligned buffer, offset and size). */
+const ODIRECT_PY =
+  "import mmap, os, sys; fd = os.open(sys.argv[1], os.O_WRONLY | os.O_DIRECT); " +
+  "end = (os.fstat(fd).st_size + 4095) // 4096 * 4096; os.pwrite(fd, mmap.mmap(-1, 4096), end); os.close(fd)";
 /** Arguments: python, then WRITER=FILE for each case; prints "name status" per write. */
 const WRITE_SH = [
   "py=$1; shift",
@@ -115,6 +128,10 @@ const WRITE_SH = [
   "    append) printf '\\0' >> \"$f\" ;;",
   '    dd) dd if=/dev/zero of="$f" bs=1 count=1 seek="$(stat -c %s "$f")" conv=notrunc status=none ;;',
   '    pwrite) "$py" -c "$PWRITE_PY" "$f" ;;',
+  '    fallocate) "$py" -c "$FALLOCATE_PY" 0 "$f" ;;',
+  '    punch) "$py" -c "$FALLOCATE_PY" 3 "$f" ;;',
+  '    zero) "$py" -c "$FALLOCATE_PY" 16 "$f" ;;',
+  '    odirect) "$py" -c "$ODIRECT_PY" "$f" ;;',
   "  esac",
   '  printf "%s %s\\n" "${f##*/}" "$?"',
   "done",
@@ -132,7 +149,7 @@ async function phase(
     timeoutMs: PHASE_MS,
     mnt,
     ...(nobody ? { uid: NOBODY, gid: NOBODY } : {}),
-    env: { ...process.env, PWRITE_PY },
+    env: { ...process.env, PWRITE_PY, FALLOCATE_PY, ODIRECT_PY },
   });
   assert.ok(!r.hung, `${what}: no answer within ${PHASE_MS} ms (the FUSE connection was aborted)`);
   assert.equal(r.status, 0, `${what}: exit ${r.status ?? r.signal}: ${r.stderr.trim()}`);
@@ -267,5 +284,56 @@ describe("set-id bits after a write by another user", function () {
         assert.deepEqual(diff, [], `the lower branch changed:\n${diff.join("\n")}`);
       });
     }
+  }
+});
+
+describe("set-gid after an access ACL set by an owner outside the file's group", function () {
+  this.timeout(60_000);
+  const t = useCleanup();
+
+  /** A tree whose lower and upper branches hold `f`: owned by 65534, group 100, mode 2777. */
+  function aclTree(): Tree {
+    const tree = makeTree(t);
+    for (const dir of [tree.lower, tree.upper]) {
+      const p = path.join(dir, dir === tree.lower ? "lowerf" : "upperf");
+      fs.copyFileSync(ID, p);
+      fs.chownSync(p, NOBODY, 100);
+      fs.chmodSync(p, 0o2777);
+    }
+    return tree;
+  }
+
+  /** setfacl as 65534 on both files, then their modes in the view and on disk. */
+  async function setAcl(tree: Tree, mnt: string): Promise<string> {
+    const files = ["lowerf", "upperf"].map((n) => path.join(mnt, n));
+    await phase(
+      mnt,
+      "setfacl as 65534",
+      'for f; do setfacl -m u::rw,g::rwx "$f" && echo "${f##*/} 0"; done',
+      files,
+      true,
+    );
+    const view = await phase(mnt, "stat after", STAT_SH, files, false);
+    const disk = ["lowerf", "upperf"].map((n) =>
+      (fs.statSync(path.join(tree.upper, n)).mode & 0o7777).toString(8),
+    );
+    return `view ${view.get("lowerf")} ${view.get("upperf")}, disk ${disk.join(" ")}`;
+  }
+
+  before(function () {
+    if (process.getuid?.() !== 0 || !cliBuilt() || blockedForOthers(os.tmpdir()) !== undefined) this.skip();
+  });
+
+  for (const form of FORMS.slice(0, 2)) {
+    it(`regression: ${form.name}: setfacl clears set-gid as on kernel overlayfs`, async function () {
+      const ref = aclTree();
+      const ovl = t.overlay({ lower: [ref.lower], upper: ref.upper, work: ref.work, mnt: ref.mnt });
+      const want = await setAcl(ref, ref.mnt);
+      ovl.unmount();
+      assert.equal(want, "view 677 677, disk 677 677", "kernel overlayfs");
+      const tree = aclTree();
+      await form.mount(t, tree, []);
+      assert.equal(await setAcl(tree, tree.mnt), want);
+    });
   }
 });

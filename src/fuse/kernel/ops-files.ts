@@ -10,7 +10,14 @@
 import { fsError } from "../../errors";
 import { entryOut, lseekOut, openOut, sizeOut, statfsOut } from "./codec";
 import { CACHED, CONFLICT, type OpenMode } from "./passthrough";
-import { FSYNC_FDATASYNC, OPEN_KILL_SUIDGID, Op, WRITE_KILL_SUIDGID } from "./protocol";
+import {
+  FSYNC_FDATASYNC,
+  Init,
+  OPEN_KILL_SUIDGID,
+  Op,
+  SETXATTR_ACL_KILL_SGID,
+  WRITE_KILL_SUIDGID,
+} from "./protocol";
 import { EMPTY, creatorOf } from "./session";
 import type { Handler, Reply, Session } from "./session";
 
@@ -107,11 +114,14 @@ const fsync: Handler = (s, _h, r) => {
   return EMPTY;
 };
 
-const fallocate: Handler = (s, _h, r) => {
+const fallocate: Handler = (s, h, r) => {
   const fh = r.id();
   const offset = r.u64();
   const length = r.u64();
   s.ops.fallocate(fh, r.u32(), offset, length);
+  // The kernel leaves set-id bits to the daemon here and says nothing of the caller's CAP_FSETID: as
+  // for a write, anyone but root loses them (overlayfs and a plain filesystem clear them).
+  if (h.uid !== 0) s.killedSuidgid(h.nodeid, fh);
   return EMPTY;
 };
 
@@ -130,9 +140,15 @@ const access: Handler = (s, h, r) => {
 
 const setxattr: Handler = (s, h, r) => {
   const size = r.u32();
-  const flags = r.u32(); // fuse_setxattr_in is 8 bytes: SETXATTR_EXT is not negotiated
+  const flags = r.u32();
+  let killSgid = false;
+  if (s.neg !== null && (s.neg.flags & Init.SETXATTR_EXT) !== 0) {
+    killSgid = (r.u32() & SETXATTR_ACL_KILL_SGID) !== 0;
+    r.skip(4); // padding
+  }
   const name = r.name();
-  s.ops.setxattr(s.table.path(h.nodeid), name, Buffer.from(r.bytes(size)), flags);
+  s.ops.setxattr(s.table.path(h.nodeid), name, Buffer.from(r.bytes(size)), flags, { killSgid });
+  if (killSgid) s.touchSelf(h.nodeid);
   return EMPTY;
 };
 

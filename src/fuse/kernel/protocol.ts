@@ -113,6 +113,8 @@ export const Init = {
    * kernel may remember that a file has no security.capability (SB_NOSEC) instead of asking every write.
    */
   HANDLE_KILLPRIV_V2: 1 << 28,
+  /** SETXATTR carries setxattr_flags: ACL_KILL_SGID when a non-member sets an access ACL. */
+  SETXATTR_EXT: 1 << 29,
   INIT_EXT: 1 << 30,
 } as const;
 
@@ -124,6 +126,7 @@ export const WANTED_INIT_FLAGS =
   Init.PARALLEL_DIROPS |
   Init.MAX_PAGES |
   Init.HANDLE_KILLPRIV_V2 |
+  Init.SETXATTR_EXT |
   Init.DO_READDIRPLUS |
   Init.READDIRPLUS_AUTO |
   Init.POSIX_ACL |
@@ -170,6 +173,8 @@ export const Fattr = {
 
 /** fuse_write_in.write_flags: clear set-id bits with this write (HANDLE_KILLPRIV_V2). */
 export const WRITE_KILL_SUIDGID = 1 << 2;
+/** fuse_setxattr_in.setxattr_flags (SETXATTR_EXT): clear set-gid along with setting an access ACL. */
+export const SETXATTR_ACL_KILL_SGID = 1 << 0;
 /** fuse_open_in/fuse_create_in.open_flags: clear set-id bits with this O_TRUNC open. */
 export const OPEN_KILL_SUIDGID = 1 << 0;
 
