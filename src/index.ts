@@ -9,7 +9,8 @@
 import { EventEmitter } from "node:events";
 import * as nodePath from "node:path";
 import { kernelTransport } from "./fuse";
-import { checkBranches, checkMountpoint, checkWorkdir } from "./unionfs/branches";
+import { VFS_FLAGS } from "./fuse/transport";
+import { checkBranches, checkMountpoint, checkWorkdir, UsageError } from "./unionfs/branches";
 import type { BranchSpec, IdRangeSpec, UnionConfig, WhiteoutFormat } from "./unionfs/config";
 
 export interface MountParams {
@@ -27,6 +28,8 @@ export interface MountParams {
     gidMap?: IdRangeSpec[];
     /** Name shown as the mount source. */
     fsname?: string;
+    /** Generic mount flags the kernel enforces: "ro", "nosuid", "nodev", "noexec", "noatime", … */
+    flags?: string[];
     debug?: boolean;
   };
 }
@@ -54,6 +57,13 @@ export function configOf(p: MountParams): UnionConfig {
   };
 }
 
+/** Generic flags as given; anything else is a UsageError (the library validates like the CLI). */
+function checkedFlags(flags: readonly string[]): string[] {
+  const bad = flags.filter((f) => !VFS_FLAGS.has(f));
+  if (bad.length > 0) throw new UsageError(`unknown mount flag '${bad.join(",")}'`);
+  return [...flags];
+}
+
 export async function mount(p: MountParams): Promise<UnionMount> {
   const config = configOf(p);
   const mountpoint = nodePath.resolve(p.mountpoint);
@@ -64,6 +74,7 @@ export async function mount(p: MountParams): Promise<UnionMount> {
     mountpoint,
     config,
     fsname: p.options?.fsname ?? "unionfs-ts",
+    flags: checkedFlags(p.options?.flags ?? []),
     debug: p.options?.debug === true,
   });
   const emitter = new EventEmitter();

@@ -38,6 +38,7 @@ export async function mountCommand(positionals: string[], flags: MountFlags): Pr
       mountpoint: m.mountpoint,
       config: m.config,
       fsname: fsnameOf(m.fsname),
+      flags: m.flags,
       debug: m.debug,
       verbose: flags.verbose === true,
       transport: flags.transport,

@@ -11,6 +11,7 @@ import * as nodePath from "node:path";
 import { UsageError, parseBranches } from "../unionfs/branches";
 import type { BranchSpec, UnionConfig } from "../unionfs/config";
 import { parseIdRanges } from "../unionfs/idmap";
+import { VFS_FLAGS } from "../fuse/transport";
 
 export interface MountOptions {
   config: UnionConfig;
@@ -18,26 +19,14 @@ export interface MountOptions {
   fsname: string;
   debug: boolean;
   warnings: string[];
+  /** Generic VFS flags for the kernel mount, in order (`ro` included): the kernel enforces them. */
+  flags: string[];
 }
 
-/** Options every form accepts and ignores: generic mount flags and kernel-overlayfs tuning. */
+/** Options every form accepts and ignores: FUSE options it always sets, kernel-overlayfs tuning. */
 const IGNORED = new Set([
-  "rw",
   "allow_other",
   "default_permissions",
-  "dev",
-  "nodev",
-  "suid",
-  "nosuid",
-  "exec",
-  "noexec",
-  "atime",
-  "noatime",
-  "relatime",
-  "strictatime",
-  "nodiratime",
-  "async",
-  "volatile",
   "fsname",
   "subtype",
   "context",
@@ -105,7 +94,7 @@ export function buildMountOptions(
     branches = parseBranches(fsname, cwd);
   }
   const config: UnionConfig = { branches, whiteout: overlayStyle ? "overlay" : "aufs" };
-  const out: MountOptions = { config, mountpoint, fsname, debug: false, warnings: [] };
+  const out: MountOptions = { config, mountpoint, fsname, debug: false, warnings: [], flags: [] };
   for (const o of items) applyOption(out, o, cwd, overlayStyle);
   return out;
 }
@@ -137,6 +126,7 @@ function applyOption(out: MountOptions, o: Option, cwd: string, overlayStyle: bo
       return;
     case "ro":
       for (const b of c.branches) if (b.mode === "rw") b.mode = "ro";
+      out.flags.push("ro");
       return;
     case "debug":
       out.debug = true;
@@ -187,6 +177,10 @@ function applyOption(out: MountOptions, o: Option, cwd: string, overlayStyle: bo
       c.cacheTimeout = n;
       return;
     }
+  }
+  if (VFS_FLAGS.has(o.key) && o.value === undefined) {
+    out.flags.push(o.key);
+    return;
   }
   if (IGNORED.has(o.key)) return;
   if (!overlayStyle) throw new UsageError(`unknown mount option '${o.key}'`);

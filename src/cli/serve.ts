@@ -13,6 +13,8 @@ export interface ServeRequest {
   mountpoint: string;
   config: UnionConfig;
   fsname: string;
+  /** Generic VFS mount flags (see MountRequest.flags). */
+  flags?: readonly string[];
   debug: boolean;
   verbose: boolean;
   /** auto (default), kernel or fuse-native. */
@@ -36,6 +38,7 @@ export async function serve(req: ServeRequest): Promise<number> {
     mountpoint: req.mountpoint,
     config: req.config,
     fsname: req.fsname,
+    flags: req.flags,
     debug: req.debug,
   });
   state.m = m;

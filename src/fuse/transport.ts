@@ -7,12 +7,42 @@
  */
 import type { UnionConfig } from "../unionfs/config";
 
+/** Generic VFS mount flags: given to the kernel mount as they come (later ones win, as with mount(8)). */
+export const VFS_FLAGS = new Set([
+  "ro",
+  "rw",
+  "suid",
+  "nosuid",
+  "dev",
+  "nodev",
+  "exec",
+  "noexec",
+  "atime",
+  "noatime",
+  "diratime",
+  "nodiratime",
+  "relatime",
+  "norelatime",
+  "strictatime",
+  "nostrictatime",
+  "lazytime",
+  "nolazytime",
+  "sync",
+  "async",
+  "dirsync",
+]);
+
 export interface MountRequest {
   /** Absolute path of the mountpoint. */
   mountpoint: string;
   config: UnionConfig;
   /** Source shown in the mount table (the branch list). */
   fsname: string;
+  /**
+   * Generic VFS mount flags for the kernel mount, in the order given (`ro`, `nosuid`, `nodev`, `noexec`,
+   * `noatime`, `strictatime`, `sync`, …: `VFS_FLAGS`); the kernel enforces them.
+   */
+  flags?: readonly string[];
   /** Log each request and reply. */
   debug?: boolean;
   /**

@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { FsError } from "../../errors";
 import { runCommand } from "../control";
+import { VFS_FLAGS } from "../transport";
 
 export const FS_TYPE = "fuse.unionfs-ts";
 
@@ -40,10 +41,20 @@ export function sanitizeFsname(fsname: string): string {
   return s;
 }
 
-export async function runMount(fd: number, fsname: string, mountpoint: string): Promise<void> {
+export async function runMount(
+  fd: number,
+  fsname: string,
+  mountpoint: string,
+  flags: readonly string[] = [],
+): Promise<void> {
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
-  const opts = `fd=3,rootmode=40000,user_id=${uid},group_id=${gid},default_permissions,allow_other`;
+  const vfs = flags.filter((f) => VFS_FLAGS.has(f));
+  const opts = [
+    "fd=3,rootmode=40000",
+    `user_id=${uid},group_id=${gid},default_permissions,allow_other`,
+    ...vfs,
+  ].join(",");
   const args = ["-i", "-t", FS_TYPE, "-o", opts, "--", sanitizeFsname(fsname), mountpoint];
   const r = await runCommand("mount", args, { fd });
   if (!r.ok) throw mountError(r.stderr);

@@ -181,8 +181,8 @@ export class KernelMount implements MountedFs {
    * Mount while the serving thread is still being built (mount(8) and the thread's start overlap), then
    * serve; on failure everything is undone before this rejects, a mount made meanwhile included.
    */
-  async start(fsname: string): Promise<void> {
-    const mounted = runMount(this.fd, fsname, this.mountpoint).then(
+  async start(fsname: string, flags: readonly string[] = []): Promise<void> {
+    const mounted = runMount(this.fd, fsname, this.mountpoint, flags).then(
       () => undefined,
       (err: unknown) => err ?? new FsError("EIO", "mount failed"),
     );
@@ -260,6 +260,6 @@ export async function mountKernel(req: MountRequest): Promise<KernelMount> {
     fs.closeSync(fd);
     throw err;
   }
-  await m.start(req.fsname);
+  await m.start(req.fsname, req.flags);
   return m;
 }

@@ -79,6 +79,26 @@ function installExitHook(): void {
  * fuse-native's class with every op routed to `bridge`, our option string, handlers that expose the
  * addon's per-thread locals to the bridge while they run, and a `_close` that does not unmount.
  */
+/** The generic flags libfuse 2 passes on to the kernel mount (it refuses others). */
+function nativeFlags(flags: readonly string[] = []): string[] {
+  const known = new Set([
+    "ro",
+    "rw",
+    "nosuid",
+    "suid",
+    "nodev",
+    "dev",
+    "noexec",
+    "exec",
+    "noatime",
+    "atime",
+    "sync",
+    "async",
+    "dirsync",
+  ]);
+  return flags.filter((f) => known.has(f));
+}
+
 export function unionFuseClass(
   Base: FuseBaseCtor,
   addon: NativeAddon,
@@ -270,7 +290,12 @@ export async function mountNative(req: MountRequest): Promise<NativeMount> {
         `error without an errno (answered EIO): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
       ),
   });
-  const UnionFuse = unionFuseClass(native.Fuse, native.addon, bridge, mountOptions(req.fsname));
+  const UnionFuse = unionFuseClass(
+    native.Fuse,
+    native.addon,
+    bridge,
+    mountOptions(req.fsname, nativeFlags(req.flags)),
+  );
   const ops = Object.fromEntries(bridge.names.map((n) => [n, true]));
   const fuse = new UnionFuse(mountpoint, ops, { timeout: false });
   const devsBefore = ours(mountpoint);

@@ -113,6 +113,18 @@ describe("mount options", () => {
       bad(() => buildMountOptions(["A", "C"], ["upperdir=/u"], cwd), /cannot be combined/);
       bad(() => buildMountOptions(["C"], [], cwd), /expected BRANCHES MOUNTPOINT/);
     });
+    it("regression: generic mount flags are kept, in order, for the kernel mount (they were ignored)", () => {
+      const m = buildMountOptions(["A:B", "C"], ["nosuid,nodev,noexec", "noatime,ro"], cwd);
+      assert.deepEqual(m.flags, ["nosuid", "nodev", "noexec", "noatime", "ro"]);
+      assert.deepEqual(
+        m.config.branches.map((b) => b.mode),
+        ["ro", "ro"],
+      );
+      const o = buildMountOptions(["C"], ["lowerdir=L,upperdir=U,workdir=W,strictatime,sync,dirsync"], cwd);
+      assert.deepEqual(o.flags, ["strictatime", "sync", "dirsync"]);
+      bad(() => buildMountOptions(["A:B", "C"], ["nosuid=1"], cwd), /unknown mount option 'nosuid'/);
+    });
+
     it("timeout= sets the kernel cache timeout in seconds; a bad value is refused", () => {
       assert.equal(buildMountOptions(["A:B", "C"], [], cwd).config.cacheTimeout, undefined);
       assert.equal(buildMountOptions(["A:B", "C"], ["timeout=1.5"], cwd).config.cacheTimeout, 1.5);
