@@ -8,9 +8,9 @@
  * - Returns (never throws for device errors the kernel uses to end a session) once the device reports
  *   ENODEV, i.e. the mount is gone or the connection was aborted. ENOENT/EINTR/EAGAIN on read are retried.
  * - A reply the kernel refuses (ENOENT: its request was interrupted) has its side effects undone.
- * - What a request changed behind the kernel's back is invalidated: attributes before its reply (so the
- *   caller never sees them stale), other names' pages after it, from another thread (notifier.ts), so
- *   this thread never waits on a page lock.
+ * - What a request changed behind the kernel's back is invalidated before its reply, so the caller never
+ *   sees it stale: attributes from this thread, other names' pages from another (notifier.ts), waited
+ *   for only so long, so a page lock never holds up serving for good.
  * - Everything it logs goes straight to fd 2 with a synchronous write: a busy worker never flushes
  *   asynchronous streams.
  */
@@ -132,7 +132,10 @@ function handle(
   const label = opts.debug ? describe(s, request) : "";
   const out = dispatch(s, request, logUnknown);
   // Before the reply: once the caller's call returns, nothing it changed may be served from the cache.
+  // Pages go through another thread, waited for only so long: dropping them waits for page locks, which
+  // a task may hold while it waits for a reply from this thread (notifier.ts).
   for (const id of s.takeStale()) notify(fd, notifyInvalInode(id, NOTIFY_INVAL_INODE, true));
+  for (const id of s.takeAliasesToInvalidate()) pages.send(notifyInvalInode(id, NOTIFY_INVAL_INODE));
   let result: WriteResult = "ok";
   if (out.reply !== null) {
     result = writeReply(fd, out, out.reply.parts);
@@ -140,9 +143,6 @@ function handle(
   }
   if (opts.debug) logLine(`${label} -> ${out.reply === null ? "(no reply)" : errnoName(out.errno)}`);
   if (result === "gone") return result;
-  // Pages only after the reply, and from another thread: dropping them waits for page locks, which a
-  // task may hold while it waits for a reply from this thread (notifier.ts).
-  for (const id of s.takeAliasesToInvalidate()) pages.send(notifyInvalInode(id, NOTIFY_INVAL_INODE));
   if (out.h.opcode === Op.INIT && result === "ok") {
     if (out.errno !== 0) opts.onInitFailed?.(out.errno);
     else if (s.neg !== null) opts.onReady?.();

@@ -1,23 +1,21 @@
 /**
- * Entry of the page-invalidation thread (notifier.ts): writes each notification it is sent to
- * /dev/fuse, in the order sent.
+ * Entry of the page-invalidation thread (notifier.ts): writes each notification the serving thread
+ * puts in the shared ring to /dev/fuse, in order, and says when each one is done.
  *
- * Invariants: it only writes the notifications given (never reads the device); a write the kernel
- * refuses because it no longer knows the node (ENOENT) or the session ended (ENODEV) is fine, anything
- * else is logged (logLine never throws, whatever became of stderr). Only this thread may load this
- * module: it listens on its parent port, which would keep any other thread alive.
+ * Invariants: it only writes the notifications given (never reads the device); it takes slot `done`
+ * only after the producer published it (`head`), and publishes `done + 1` once written, whatever the
+ * outcome (waking the serving thread if it waits). A write the kernel refuses because it no longer knows the node (ENOENT) or the session
+ * ended (ENODEV) is fine, anything else is logged (logLine never throws, whatever became of stderr).
+ * It blocks in Atomics.wait between notifications and never uses its event loop, so it needs no
+ * message once started. Only this thread may load this module.
  */
 import * as fs from "node:fs";
-import { parentPort } from "node:worker_threads";
+import { workerData } from "node:worker_threads";
 import { codeOf } from "../../errors";
 import { logLine } from "./log";
+import { DONE, HEAD, ringSlot, type RingData } from "./notify-ring";
 
-export interface NotifyMessage {
-  fd: number;
-  msg: Uint8Array;
-}
-
-parentPort?.on("message", ({ fd, msg }: NotifyMessage) => {
+function writeOne(fd: number, msg: Uint8Array): void {
   try {
     fs.writeSync(fd, msg);
   } catch (err) {
@@ -25,4 +23,20 @@ parentPort?.on("message", ({ fd, msg }: NotifyMessage) => {
     if (code !== "ENOENT" && code !== "ENODEV")
       logLine(`notification rejected by the kernel: ${String(err)}`);
   }
-});
+}
+
+function run({ fd, ctrl, ring }: RingData): void {
+  const c = new Int32Array(ctrl);
+  for (;;) {
+    const done = Atomics.load(c, DONE);
+    if (Atomics.load(c, HEAD) === done) {
+      Atomics.wait(c, HEAD, done);
+      continue;
+    }
+    writeOne(fd, ringSlot(ring, done));
+    Atomics.store(c, DONE, done + 1);
+    Atomics.notify(c, DONE);
+  }
+}
+
+run(workerData as RingData);

@@ -1,0 +1,32 @@
+/**
+ * The ring the serving thread and the page-invalidation thread share (notifier.ts, notify-thread.ts):
+ * fixed-size slots for FUSE_NOTIFY_INVAL_INODE messages, and two counters.
+ *
+ * Invariants: `HEAD` (slots published, written by the serving thread only) and `DONE` (slots written
+ * to the device, by the invalidation thread only) only grow; slot n lives at n mod SLOTS; the producer
+ * never publishes more than SLOTS ahead of `DONE`.
+ */
+export const HEAD = 0;
+export const DONE = 1;
+export const SLOTS = 256;
+/** Bytes of one notification (fuse_out_header + fuse_notify_inval_inode_out). */
+export const SLOT_SIZE = 40;
+
+export interface RingData {
+  fd: number;
+  ctrl: SharedArrayBuffer;
+  ring: SharedArrayBuffer;
+}
+
+export function newRing(fd: number): RingData {
+  return {
+    fd,
+    ctrl: new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT),
+    ring: new SharedArrayBuffer(SLOTS * SLOT_SIZE),
+  };
+}
+
+/** The bytes of slot `n`. */
+export function ringSlot(ring: SharedArrayBuffer, n: number): Uint8Array {
+  return new Uint8Array(ring, (n % SLOTS) * SLOT_SIZE, SLOT_SIZE);
+}
