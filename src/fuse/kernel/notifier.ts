@@ -22,7 +22,7 @@ import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
 import { logLine } from "./log";
-import { DONE, HEAD, newRing, ringSlot, SLOT_SIZE, SLOTS, type RingData } from "./notify-ring";
+import { DONE, HEAD, READY, newRing, ringSlot, SLOT_SIZE, SLOTS, type RingData } from "./notify-ring";
 
 /**
  * How long the serving thread waits for one invalidation before it answers regardless. An uncontended
@@ -30,6 +30,8 @@ import { DONE, HEAD, newRing, ringSlot, SLOT_SIZE, SLOTS, type RingData } from "
  * that waits for this thread, so serving must go on.
  */
 const WAIT_MS = 5;
+/** How long the first notification waits for the thread to start (nothing it does can wait on us). */
+const START_MS = 5_000;
 
 export class PageNotifier {
   private worker: Worker | undefined;
@@ -51,6 +53,7 @@ export class PageNotifier {
     if (msg.length !== SLOT_SIZE) throw new Error(`notification of ${msg.length} bytes`);
     const { ctrl, ring } = this.ring();
     const c = new Int32Array(ctrl);
+    if (Atomics.load(c, READY) === 0) Atomics.wait(c, READY, 0, START_MS);
     const head = Atomics.load(c, HEAD);
     if (head - Atomics.load(c, DONE) >= SLOTS) {
       logLine("page invalidations are stuck in the kernel; one was dropped");

@@ -8,6 +8,8 @@
  */
 export const HEAD = 0;
 export const DONE = 1;
+/** Set to 1 by the invalidation thread once it runs. */
+export const READY = 2;
 export const SLOTS = 256;
 /** Bytes of one notification (fuse_out_header + fuse_notify_inval_inode_out). */
 export const SLOT_SIZE = 40;
@@ -21,7 +23,7 @@ export interface RingData {
 export function newRing(fd: number): RingData {
   return {
     fd,
-    ctrl: new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT),
+    ctrl: new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT),
     ring: new SharedArrayBuffer(SLOTS * SLOT_SIZE),
   };
 }

@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import { workerData } from "node:worker_threads";
 import { codeOf } from "../../errors";
 import { logLine } from "./log";
-import { DONE, HEAD, ringSlot, type RingData } from "./notify-ring";
+import { DONE, HEAD, READY, ringSlot, type RingData } from "./notify-ring";
 
 function writeOne(fd: number, msg: Uint8Array): void {
   try {
@@ -27,6 +27,8 @@ function writeOne(fd: number, msg: Uint8Array): void {
 
 function run({ fd, ctrl, ring }: RingData): void {
   const c = new Int32Array(ctrl);
+  Atomics.store(c, READY, 1);
+  Atomics.notify(c, READY);
   for (;;) {
     const done = Atomics.load(c, DONE);
     if (Atomics.load(c, HEAD) === done) {
