@@ -131,7 +131,7 @@ export const ORIGIN_XATTR = "trusted.unionfs.origin";
  * Best effort: without CAP_SYS_ADMIN (a non-root fuse-native mount) or trusted xattrs on the upper
  * filesystem the copy is still made; it then shows its own inode number.
  */
-function writeOrigin(path: string, ino: bigint): void {
+export function writeOrigin(path: string, ino: bigint): void {
   const v = Buffer.alloc(8);
   v.writeBigUInt64LE(ino);
   try {

@@ -2,8 +2,10 @@
  * Attributes as the union reports them.
  *
  * Invariants: inode numbers are unique across layers (the raw number when every layer is on one
- * filesystem, else tagged with the layer's device index in the top bits); a merged directory reports the
- * inode number of its bottom-most layer, so it keeps its number when it is copied up.
+ * filesystem, else tagged with the layer's device index in the top bits, by layer order, so the same
+ * branches give the same numbers on every mount); a merged directory reports the inode number of its
+ * bottom-most layer, so it keeps its number when it is copied up, and when it is materialized (which
+ * records that number as its origin: UnionCore.inoOf).
  */
 import type { Stat } from "../sys/stat";
 import type { Layer } from "../layer";

@@ -117,20 +117,17 @@ export class UnionCore {
   }
 
   /**
-   * The inode number the union reports: a copied-up object keeps the number of its original (recorded
-   * at copy-up), and a merged directory reports its bottom-most layer's, so copy-up never changes it.
+   * The inode number the union reports: a merged directory reports its bottom-most layer's, an object
+   * only in the top layer the number recorded when it was copied up or materialized (its origin), so
+   * neither copy-up nor materialization changes it; a new object reports its own.
    */
   protected inoOf(path: string, r: Resolved): bigint {
-    if (!r.dirLayers && r.layer === this.upper?.index) {
+    const bottom = r.dirLayers ? (r.dirLayers[r.dirLayers.length - 1] as number) : r.layer;
+    if (bottom === this.upper?.index) {
       return this.upper.withPath(relOf(path), readOrigin) ?? this.inos.ino(r.st);
     }
-    let ino = this.inos.ino(r.st);
-    const bottom = r.dirLayers?.[r.dirLayers.length - 1];
-    if (bottom !== undefined && bottom !== r.layer) {
-      const st = this.layer(bottom).tryLstat(relOf(path));
-      if (st) ino = this.inos.ino(st);
-    }
-    return ino;
+    if (bottom === r.layer) return this.inos.ino(r.st);
+    return this.inos.ino(this.layer(bottom).tryLstat(relOf(path)) ?? r.st);
   }
 
   /** Is something provided at `path` by a layer below the top one (ignoring the top layer's whiteouts)? */
@@ -267,15 +264,13 @@ export class UnionCore {
       {
         layers: this.layers,
         upper: this.writable(),
-        work: this.work as WorkDir,
         resolver: this.resolver,
         wh: this.wh,
-        skipXattr: isPrivateXattr,
-        inoOf: (st) => this.inos.ino(st),
+        inoOf: (p, rp) => this.inoOf(p, rp),
         ensureUpperDir: (p) => this.ensureUpperDir(p),
+        copyUpFile: (p, rp) => this.copyUpFile(p, rp, true),
       },
       path,
-      splitPath(path)[0],
       r,
     );
     this.copyUpEpoch++;

@@ -1,76 +1,97 @@
 /**
- * Materializing a merged directory: replacing it, in one atomic step, by an opaque copy of its merged
- * view that lives entirely in the writable layer. This is what lets a directory that exists in a lower
- * layer be renamed (overlayfs answers EXDEV there) or exchanged.
+ * Materializing a merged directory: making it, and everything below it, live entirely in the writable
+ * layer, opaque. This is what lets a directory that exists in a lower layer be renamed (overlayfs
+ * answers EXDEV there) or exchanged.
  *
  * Invariants:
- * - The copy is built complete in the work dir (files already in the top layer are hard-linked, lower
- *   ones cloned or copied, subdirectories merged recursively) and published by a single rename, or by a
- *   RENAME_EXCHANGE with the old top-layer directory, which is then deleted from the work dir. A crash
- *   at any point leaves the old or the new directory visible, with the same contents either way.
- * - The view through the union does not change; only where its bytes live does.
+ * - Done in place, depth first, and every step leaves the union's view as it was: a lower directory is
+ *   copied up empty (it still merges with its lower part), lower files are copied up beside it, and a
+ *   directory is made opaque only once everything it shows is in the top layer. A crash at any point
+ *   leaves the same view, partly copied up. Upper objects never move, so they keep their inodes.
+ * - Inode numbers do not change: each directory made opaque records the number it reported while
+ *   merged (its bottom-most layer's) as its origin; copied files record theirs (copy-up); names of one
+ *   lower file hard-linked in the materialized tree become hard links of one copy.
+ * - Whiteouts left in a directory made opaque hide nothing any more, and are removed.
  */
-import * as fs from "node:fs";
-import { copyObject, copyTimes, type CopyUpOptions, type WorkDir } from "../cow";
+import { writeOrigin } from "../cow";
 import type { Layer } from "../layer";
-import { bytesOf } from "../sys/bytes";
-import * as sys from "../sys/libc";
-import type { WhiteoutWriter } from "../whiteout";
+import { aufsWriter, opaqueValue, whiteoutsInListing, WH_PREFIX, type WhiteoutWriter } from "../whiteout";
 import { mergedListing } from "./listing";
 import { relOf, type Resolved, type Resolver } from "./resolve";
-import { RENAME_EXCHANGE } from "./types";
+
+const S_IFDIR = 0o040000;
 
 export interface MaterializeContext {
   layers: readonly Layer[];
   upper: Layer;
-  work: WorkDir;
   resolver: Resolver;
   wh: WhiteoutWriter;
-  skipXattr: (name: string) => boolean;
-  /** The inode number the union reports for a lower object (recorded on its copy). */
-  inoOf: (st: import("../sys/stat").Stat) => bigint;
-  /** Copies the parent directory of `path` up (the new directory's parent must exist on top). */
+  /** The inode number the union reports for the object at `path`. */
+  inoOf: (path: string, r: Resolved) => bigint;
+  /** Makes sure directory `path` exists in the top layer (copying it and its parents up). */
   ensureUpperDir: (path: string) => void;
+  /** Copies the lower non-directory at `path` up, recording its inode number as origin. */
+  copyUpFile: (path: string, r: Resolved) => void;
 }
 
+/** Lower files with several names copied so far: `dev:ino` → the union path of their copy. */
+type Links = Map<string, string>;
+
 /** Makes directory `path` (resolved as `r`) live entirely in the top layer, opaque. */
-export function materialize(ctx: MaterializeContext, path: string, parent: string, r: Resolved): void {
-  const dirLayers = r.dirLayers ?? [];
-  if (dirLayers.length === 1 && dirLayers[0] === ctx.upper.index) return;
-  const tmp = ctx.work.tempPath();
+export function materialize(ctx: MaterializeContext, path: string, r: Resolved): void {
+  if (upperOnly(ctx, r)) return;
   try {
-    copyMergedTree(ctx, path, r, tmp);
-    const rel = relOf(path);
-    if (dirLayers[0] === ctx.upper.index) {
-      ctx.upper.withPath(rel, (target) => sys.renameat2(tmp, target, RENAME_EXCHANGE));
-    } else {
-      ctx.ensureUpperDir(parent);
-      ctx.upper.withPath(rel, (target) => fs.renameSync(bytesOf(tmp), bytesOf(target)));
-    }
+    materializeDir(ctx, path, r, new Map());
   } finally {
-    fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
     ctx.resolver.invalidate();
   }
 }
 
-function copyMergedTree(ctx: MaterializeContext, path: string, r: Resolved, dest: string): void {
-  const rel = relOf(path);
-  const from = ctx.layers[r.layer] as Layer;
-  copyObject(from, rel, r.st, dest, { withData: false, skipXattr: ctx.skipXattr });
-  for (const e of mergedListing(ctx.layers, r.dirLayers ?? [], rel)) {
-    const childPath = `${rel}/${e.name}`;
-    const child = ctx.resolver.resolve(childPath);
-    if (!child) continue;
-    const childDest = `${dest}/${e.name}`;
-    if (child.dirLayers) copyMergedTree(ctx, childPath, child, childDest);
-    else if (child.layer === ctx.upper.index)
-      ctx.upper.withPath(childPath, (p) => fs.linkSync(bytesOf(p), bytesOf(childDest)));
-    else copyObject(ctx.layers[child.layer] as Layer, childPath, child.st, childDest, opts(ctx, child));
-  }
-  ctx.wh.makeOpaque(dest);
-  copyTimes(r.st, dest);
+function upperOnly(ctx: MaterializeContext, r: Resolved): boolean {
+  return r.dirLayers?.length === 1 && r.dirLayers[0] === ctx.upper.index;
 }
 
-function opts(ctx: MaterializeContext, r: Resolved): CopyUpOptions {
-  return { withData: true, skipXattr: ctx.skipXattr, origin: ctx.inoOf(r.st) };
+function materializeDir(ctx: MaterializeContext, path: string, r: Resolved, links: Links): void {
+  const origin = ctx.inoOf(path, r);
+  ctx.ensureUpperDir(path);
+  const rel = relOf(path);
+  const dirLayers = ctx.resolver.dirLayersOf(path) ?? [];
+  for (const e of mergedListing(ctx.layers, dirLayers, rel, ctx.resolver.lowerDirs)) {
+    const childPath = `${rel}/${e.name}`;
+    const child = ctx.resolver.resolve(childPath);
+    if (child === undefined) continue;
+    if (child.dirLayers) {
+      if (!upperOnly(ctx, child)) materializeDir(ctx, childPath, child, links);
+    } else if (child.layer !== ctx.upper.index) {
+      copyFile(ctx, childPath, child, links);
+    }
+  }
+  ctx.upper.withPath(rel, (abs) => {
+    writeOrigin(abs, origin);
+    // Overlay's "x" directories hold xattr whiteouts that opaque=y would turn into files: mark them aufs-style.
+    (opaqueValue(ctx.upper, rel) === "x" ? aufsWriter : ctx.wh).makeOpaque(abs);
+  });
+  ctx.resolver.invalidate();
+  dropWhiteouts(ctx.upper, rel);
+  ctx.upper.utimens(rel, r.st.atimeNs, r.st.mtimeNs);
+}
+
+/** Copies a lower file up; a further name of a lower file already copied becomes a link to that copy. */
+function copyFile(ctx: MaterializeContext, path: string, r: Resolved, links: Links): void {
+  const key = r.st.nlink > 1n ? `${r.st.dev}:${r.st.ino}` : undefined;
+  const first = key === undefined ? undefined : links.get(key);
+  if (first !== undefined) return ctx.upper.link(relOf(first), relOf(path));
+  ctx.copyUpFile(path, r);
+  if (key !== undefined) links.set(key, path);
+}
+
+/** Removes the whiteouts of the opaque top-layer directory `rel` (its opaque marker stays). */
+function dropWhiteouts(upper: Layer, rel: string): void {
+  const entries = upper.readdir(rel);
+  const { self } = whiteoutsInListing(upper, rel, entries);
+  for (const e of entries) {
+    const aufs =
+      e.name.startsWith(WH_PREFIX) && !e.name.startsWith(WH_PREFIX + WH_PREFIX) && e.type !== S_IFDIR;
+    if (aufs || self.has(e.name)) upper.unlink(`${rel}/${e.name}`);
+  }
 }

@@ -49,7 +49,7 @@ export function hasAufsWhiteout(layer: Layer, dirRel: string, name: string): boo
 }
 
 /** The overlay opaque xattr value of a directory ("y", "x", …), or undefined. */
-function opaqueValue(layer: Layer, dirRel: string): string | undefined {
+export function opaqueValue(layer: Layer, dirRel: string): string | undefined {
   let names: string[];
   try {
     names = layer.listxattr(dirRel);

@@ -11,8 +11,13 @@
  * - unlink/rmdir/rename-over *detach* the replaced node: it leaves its parent's `children` (a later lookup
  *   of the name gets a fresh node) but keeps its last parent/name, which only handle-based requests use.
  * - One node per name: hard links get one node per name (the kernel accepts that).
+ * - A live node answers one inode number: the first one reported for it (`pin`). The kernel answers a
+ *   stat from its cached attributes or by GETATTR depending on the fields asked for (`stat -c %i` asks
+ *   for STATX_INO alone), so a number that changed under a live node would show two numbers for one
+ *   inode. A new number is taken only once the kernel has forgotten the node.
  */
 import { fsError } from "../../errors";
+import type { Attr } from "../../unionfs/types";
 import { ROOT_ID, S_IFDIR, S_IFMT } from "./protocol";
 
 export interface Inode {
@@ -23,9 +28,14 @@ export interface Inode {
   attached: boolean;
   /** S_IFMT bits, as last reported. */
   type: number;
-  /** Inode number as last reported (0n: not known yet). */
+  /** Inode number reported for the node while it is live (0n: not known yet). */
   ino: bigint;
   children: Map<string, Inode> | undefined;
+}
+
+/** `attr` with inode number `ino` (the node's pinned one: see `InodeTable.pin`). */
+export function withIno(attr: Attr, ino: bigint): Attr {
+  return attr.ino === ino ? attr : { ...attr, ino };
 }
 
 export function joinPath(parent: string, name: string): string {
@@ -126,7 +136,7 @@ export class InodeTable {
       node.ino = ino;
       this.index(node);
     } else {
-      this.setIno(node.id, ino);
+      this.pin(node.id, ino);
     }
     node.lookups += 1;
     return node;
@@ -144,13 +154,18 @@ export class InodeTable {
     this.prune(node);
   }
 
-  /** Records the inode number the core reported for a live node. */
-  setIno(id: number, ino: bigint): void {
+  /**
+   * The inode number to report for node `id` when the core reports `ino`: the live node's own once it
+   * has one (recorded here when it has none yet), else `ino`.
+   */
+  pin(id: number, ino: bigint): bigint {
     const node = this.byId.get(id);
-    if (node === undefined || node.ino === ino) return;
-    this.unindex(node);
-    node.ino = ino;
-    this.index(node);
+    if (node === undefined) return ino;
+    if (node.ino === 0n && ino !== 0n) {
+      node.ino = ino;
+      this.index(node);
+    }
+    return node.ino;
   }
 
   /** The other live nodes with the same inode number (names of one hard-linked file). */

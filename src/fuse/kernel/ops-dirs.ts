@@ -18,7 +18,7 @@ import type { InHeader, Reader } from "./codec";
 import { openOut } from "./codec";
 import { DirentWriter, direntType, fillDirents, splitsRun, startsRun } from "./dirents";
 import type { Slot, Window } from "./dirents";
-import { joinPath } from "./inodes";
+import { joinPath, withIno } from "./inodes";
 import { DOTS, offsetOfSlot } from "./listings";
 import { DT_DIR, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, Op } from "./protocol";
 import { EMPTY } from "./session";
@@ -175,8 +175,9 @@ function readdirplusBody(s: Session, h: InHeader, req: ReaddirIn, counted: numbe
     }
     const node = s.table.lookup(h.nodeid, slot.name, attr.mode, attr.ino);
     counted.push(node.id);
-    const entry = { nodeid: node.id, attr, entryTimeout: s.entryTimeout, attrTimeout: s.attrTimeout };
-    w.add({ name: slot.name, ino: attr.ino, type: direntType(attr.mode) }, win.offsetOf(i), entry);
+    const shown = withIno(attr, node.ino);
+    const entry = { nodeid: node.id, attr: shown, entryTimeout: s.entryTimeout, attrTimeout: s.attrTimeout };
+    w.add({ name: slot.name, ino: shown.ino, type: direntType(attr.mode) }, win.offsetOf(i), entry);
   }
   const body = w.result();
   if (body.length === 0) win.atEnd();

@@ -11,6 +11,7 @@ import { bytesOf } from "../../sys/bytes";
 import { codeOf } from "../../errors";
 import { attrOut, decodeSetattr, entryOut } from "./codec";
 import type { Reader } from "./codec";
+import { withIno } from "./inodes";
 import { GETATTR_FH, Op } from "./protocol";
 import { EMPTY, callerOf, creatorOf } from "./session";
 import type { Handler, Reply, Session } from "./session";
@@ -35,14 +36,13 @@ const NO_ATTR: Attr = {
 export function entryReply(s: Session, parentId: number, name: string, attr: Attr): Reply {
   const node = s.table.lookup(parentId, name, attr.mode, attr.ino);
   return {
-    parts: [entryOut(node.id, attr, s.entryTimeout, s.attrTimeout)],
+    parts: [entryOut(node.id, withIno(attr, node.ino), s.entryTimeout, s.attrTimeout)],
     undo: () => s.table.forget(node.id, 1),
   };
 }
 
 function attrReply(s: Session, nodeid: number, attr: Attr): Reply {
-  s.table.setIno(nodeid, attr.ino);
-  return { parts: [attrOut(attr, s.attrTimeout)] };
+  return { parts: [attrOut(withIno(attr, s.table.pin(nodeid, attr.ino)), s.attrTimeout)] };
 }
 
 const lookup: Handler = (s, h, r) => {

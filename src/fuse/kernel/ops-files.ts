@@ -9,6 +9,7 @@
  */
 import { fsError } from "../../errors";
 import { entryOut, lseekOut, openOut, sizeOut, statfsOut } from "./codec";
+import { withIno } from "./inodes";
 import { CACHED, CONFLICT, type OpenMode } from "./passthrough";
 import {
   FSYNC_FDATASYNC,
@@ -71,7 +72,10 @@ const create: Handler = (s, h, r) => {
     throw fsError("ESTALE", "node is passed through to the file before its copy-up");
   }
   return {
-    parts: [entryOut(node.id, attr, s.entryTimeout, s.attrTimeout), openOut(fh, io.flags, io.backingId)],
+    parts: [
+      entryOut(node.id, withIno(attr, node.ino), s.entryTimeout, s.attrTimeout),
+      openOut(fh, io.flags, io.backingId),
+    ],
     undo: () => {
       closeHandle(s, node.id, fh);
       s.table.forget(node.id, 1);

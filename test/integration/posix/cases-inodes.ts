@@ -2,7 +2,7 @@
 import { strict as assert } from "node:assert";
 import { py } from "../../helpers/syscalls";
 import { posixCase, type PosixCase } from "./case";
-import { code, fsp, lstat, nextTick, readText, setTimesNs, USER } from "./util";
+import { code, fsp, inoViews, lstat, nextTick, readText, setTimesNs, USER } from "./util";
 
 const T1 = 1_234_567_890_123_456_789n;
 const T2 = 1_111_111_111_987_654_321n;
@@ -55,6 +55,21 @@ export const inodeCases: PosixCase[] = [
       for (const n of ["f", "m", "d"]) assert.equal(BigInt(r.ents[n] ?? -1), before.get(n), `d_ino of ${n}`);
       await env.remount();
       await check("after a remount");
+    },
+  }),
+  posixCase({
+    area: "links",
+    name: "lower files keep their st_ino (any stat mask) through copy-up and rename, their directory too, and after a remount",
+    layout: { lower: { f: "F", g: "G", dir: { h: "H" } } },
+    async run(env) {
+      const before = await inoViews(["f", "g", "dir", "dir/h"].map((n) => env.at(n)));
+      await fsp.chmod(env.at("f"), 0o600);
+      await fsp.rename(env.at("g"), env.at("g2"));
+      await fsp.rename(env.at("dir/h"), env.at("h2"));
+      const now = ["f", "g2", "dir", "h2"].map((n) => env.at(n));
+      assert.deepEqual(await inoViews(now), before, "after copy-up and rename");
+      await env.remount();
+      assert.deepEqual(await inoViews(now), before, "after a remount");
     },
   }),
   posixCase({

@@ -2,7 +2,8 @@
 import { strict as assert } from "node:assert";
 import { py } from "../../helpers/syscalls";
 import { posixCase, type PosixCase } from "./case";
-import { code, fsp, ls, lstat, readText } from "./util";
+import * as fs from "node:fs";
+import { code, fsp, inoViews, ls, lstat, readText } from "./util";
 
 const EXDEV_NOTE =
   "overlayfs with redirect_dir=off refuses to rename a directory that exists in a lower layer (EXDEV)";
@@ -122,6 +123,33 @@ export const renameCases: PosixCase[] = [
       assert.equal(await code(fsp.lstat(env.at("d"))), "ENOENT");
       await fsp.mkdir(env.at("d"));
       assert.deepEqual(await ls(env.at("d")), []);
+    },
+    differs: { overlayfs: EXDEV_NOTE },
+  }),
+  posixCase({
+    area: "rename",
+    name: "a renamed lower directory and everything in it keep their st_ino (any stat mask), after a second rename and a remount",
+    layout: {
+      lower: { d: { f: "F", gone: "x", s: { g: "G", deep: { h: "H" } } } },
+      upper: { d: { u: "U", fresh: {} } },
+      prepareLower: (dir) => fs.linkSync(`${dir}/d/f`, `${dir}/d/f2`),
+    },
+    async run(env) {
+      await fsp.unlink(env.at("d/gone"));
+      const rels = [".", "f", "f2", "s", "s/g", "s/deep", "s/deep/h", "u", "fresh"];
+      const inos = (dir: string) => inoViews(rels.map((r) => env.at(dir, r)));
+      const before = await inos("d");
+      assert.equal(before[1], before[2], "f and f2 are one file");
+      assert.equal(new Set(before).size, rels.length - 1, "all other numbers differ");
+      await fsp.rename(env.at("d"), env.at("e"));
+      assert.deepEqual(await inos("e"), before, "after the rename");
+      assert.equal((await lstat(env.at("e/f2"))).nlink, 2, "f and f2 are still one file");
+      await fsp.rename(env.at("e"), env.at("e2"));
+      assert.deepEqual(await inos("e2"), before, "after a second rename");
+      await env.remount();
+      assert.deepEqual(await inos("e2"), before, "after a remount");
+      await fsp.mkdir(env.at("d"));
+      assert.ok(!before.includes((await lstat(env.at("d"))).ino), "a new directory of the old name is new");
     },
     differs: { overlayfs: EXDEV_NOTE },
   }),

@@ -1,7 +1,7 @@
 /** Small helpers shared by the POSIX cases. */
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
-import { py } from "../../helpers/syscalls";
+import { mustRun, py } from "../../helpers/syscalls";
 
 export const fsp = fs.promises;
 
@@ -89,4 +89,29 @@ export async function code(p: Promise<unknown>): Promise<string> {
 /** A name of exactly `n` bytes made of `ch`, with `prefix` first. */
 export function nameOf(n: number, prefix = "", ch = "n"): string {
   return prefix + ch.repeat(n - prefix.length);
+}
+
+const INO_VIEWS = String.raw`
+AT_STATX_FORCE_SYNC, AT_STATX_DONT_SYNC, STATX_INO = 0x2000, 0x4000, 0x100
+def statx_ino(p, flags):
+    buf = ctypes.create_string_buffer(256)
+    check(libc.statx(AT_FDCWD, p, AT_SYMLINK_NOFOLLOW | flags, STATX_INO, buf))
+    return str(int.from_bytes(buf.raw[32:40], "little"))  # stx_ino
+out["v"] = [[statx_ino(p, AT_STATX_DONT_SYNC), statx_ino(p, AT_STATX_FORCE_SYNC), str(os.lstat(p).st_ino)]
+            for p in A]
+`;
+
+/**
+ * st_ino of each path, checked to be the same whoever asks: statx answered from the kernel's cache
+ * (AT_STATX_DONT_SYNC), statx asking the filesystem (AT_STATX_FORCE_SYNC), lstat(2) (Python's os.lstat,
+ * all basic fields) and `stat -c %i` (GNU stat: statx for STATX_INO alone). One inode, one number.
+ */
+export async function inoViews(paths: readonly string[]): Promise<bigint[]> {
+  const r = await py<{ v: string[][] }>(INO_VIEWS, paths);
+  const byStat = (await mustRun("stat", ["-c", "%i", ...paths])).trim().split("\n");
+  return paths.map((p, i) => {
+    const seen = [...(r.v[i] ?? []), byStat[i] ?? ""];
+    assert.equal(new Set(seen).size, 1, `${p}: cached, forced, lstat, stat -c %i: ${seen.join(" ")}`);
+    return BigInt(seen[0] ?? -1);
+  });
 }

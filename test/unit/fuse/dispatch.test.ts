@@ -342,6 +342,22 @@ describe("fuse dispatcher", () => {
     assert.deepEqual(s.takeStale(), [], "no set-id bit was there: nothing stale");
   });
 
+  it("regression: a live node answers one inode number, whatever the core reports for it later", () => {
+    fake.files.set("/d", 0o040755);
+    const first = ok(send(Op.LOOKUP, new Body().name("d")));
+    const d = Number(first.readBigUInt64LE(0));
+    const ino = first.readBigUInt64LE(40); // entry_out: nodeid, generation, 2 valid, 2 nsec, then attr
+    const ops = s.ops as { getattr: (p: string) => Attr };
+    ops.getattr = () => attrFor(0o040755, 999n);
+    const attr = ok(send(Op.GETATTR, new Body().u32(0).u32(0).u64(0), { nodeid: d }));
+    assert.equal(attr.readBigUInt64LE(16), ino, "GETATTR (attr_out: valid, nsec, dummy, then attr)");
+    const again = ok(send(Op.LOOKUP, new Body().name("d")));
+    assert.equal(Number(again.readBigUInt64LE(0)), d);
+    assert.equal(again.readBigUInt64LE(40), ino, "LOOKUP");
+    send(Op.FORGET, new Body().u64(2), { nodeid: d });
+    assert.equal(ok(send(Op.LOOKUP, new Body().name("d"))).readBigUInt64LE(40), 999n, "a forgotten node");
+  });
+
   describe("READDIRPLUS", () => {
     const plus = (offset: number, size: number): Outcome =>
       send(Op.READDIRPLUS, new Body().u64(3).u64(offset).u32(size).u32(0).u64(0).u32(0).u32(0));

@@ -141,8 +141,19 @@ describe("fuse inode table", () => {
     assert.deepEqual(t.aliases(a.id), []);
     const d = t.lookup(1, "d", FILE, 7n);
     assert.deepEqual(t.aliases(d.id), [a.id]);
-    t.setIno(d.id, 8n); // the name now holds another file
+    t.forget(d.id, 1);
+    const e = t.lookup(1, "d", FILE, 8n); // the kernel forgot d; the name now holds another file
     assert.deepEqual(t.aliases(a.id), []);
-    assert.deepEqual(t.aliases(d.id), []);
+    assert.deepEqual(t.aliases(e.id), []);
+  });
+
+  it("regression: a live node keeps the inode number it was first reported with (one number per kernel inode)", () => {
+    const d = t.lookup(1, "d", DIR, 7n);
+    assert.equal(t.pin(d.id, 9n), 7n, "getattr answers the pinned number");
+    assert.equal(t.lookup(1, "d", DIR, 9n).ino, 7n, "a lookup of the live node too");
+    assert.equal(t.pin(1, 5n), 5n, "the root gets its number from its first getattr");
+    assert.equal(t.pin(1, 6n), 5n);
+    t.forget(d.id, 2);
+    assert.equal(t.lookup(1, "d", DIR, 9n).ino, 9n, "once forgotten, the kernel takes the new number");
   });
 });

@@ -24,6 +24,8 @@ export interface Fixture {
   root: string;
   dirs: string[];
   fs: UnionOps;
+  /** Closes the union and opens a new one over the same branches (what a remount does to the core). */
+  remount(): void;
   cleanup(): void;
 }
 
@@ -40,13 +42,16 @@ export function makeUnion(
     return d;
   });
   const branches = dirs.map((p, i) => ({ path: p, mode: modes?.[i] ?? (i === 0 ? "rw" : "ro") }));
-  const ops = createUnion({ branches, whiteout });
   return {
     root,
     dirs,
-    fs: ops,
+    fs: createUnion({ branches, whiteout }),
+    remount() {
+      this.fs.destroy();
+      this.fs = createUnion({ branches, whiteout });
+    },
     cleanup() {
-      ops.destroy();
+      this.fs.destroy();
       fs.rmSync(root, { recursive: true, force: true });
     },
   };

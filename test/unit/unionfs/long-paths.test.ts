@@ -241,6 +241,22 @@ describe("union core: paths longer than PATH_MAX below the layer roots (B4)", ()
     assert.equal(openFds(), fdsBefore, "no fd left open");
   });
 
+  it("renames a lower directory holding a tree deeper than PATH_MAX (materialized in place), numbers kept", () => {
+    f = makeUnion([{}, {}]);
+    const [upperDir, lowerDir] = f.dirs as [string, string];
+    const dir = deep("c", 17);
+    makeDeep(lowerDir, dir, { file: "deep lower" });
+    const ino = f.fs.getattr(`${dir}/file`).ino;
+    const moved = `/z${deep("c", 16)}`;
+    f.fs.rename(deep("c", 1), "/z", 0);
+    assert.equal(readAll(f, `${moved}/file`), "deep lower");
+    assert.equal(f.fs.getattr(`${moved}/file`).ino, ino);
+    assert.equal(
+      inDir(upperDir, moved, () => fs.readFileSync("file", "utf8")),
+      "deep lower",
+    );
+  });
+
   it("fails with the errno of the missing component, without leaking fds", () => {
     f = makeUnion([{}, {}]);
     const fdsBefore = openFds();
