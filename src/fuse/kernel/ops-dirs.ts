@@ -176,7 +176,12 @@ function readdirplusBody(s: Session, h: InHeader, req: ReaddirIn, counted: numbe
     const node = s.table.lookup(h.nodeid, slot.name, attr.mode, attr.ino);
     counted.push(node.id);
     const shown = withIno(attr, node.ino);
-    const entry = { nodeid: node.id, attr: shown, entryTimeout: s.entryTimeout, attrTimeout: s.attrTimeout };
+    const entry = {
+      nodeid: node.id,
+      attr: shown,
+      entryTimeout: s.entryTimeout,
+      attrTimeout: s.attrTimeoutFor(node.id),
+    };
     w.add({ name: slot.name, ino: shown.ino, type: direntType(attr.mode) }, win.offsetOf(i), entry);
   }
   const body = w.result();

@@ -36,13 +36,13 @@ const NO_ATTR: Attr = {
 export function entryReply(s: Session, parentId: number, name: string, attr: Attr): Reply {
   const node = s.table.lookup(parentId, name, attr.mode, attr.ino);
   return {
-    parts: [entryOut(node.id, withIno(attr, node.ino), s.entryTimeout, s.attrTimeout)],
+    parts: [entryOut(node.id, withIno(attr, node.ino), s.entryTimeout, s.attrTimeoutFor(node.id))],
     undo: () => s.table.forget(node.id, 1),
   };
 }
 
 function attrReply(s: Session, nodeid: number, attr: Attr): Reply {
-  return { parts: [attrOut(withIno(attr, s.table.pin(nodeid, attr.ino)), s.attrTimeout)] };
+  return { parts: [attrOut(withIno(attr, s.table.pin(nodeid, attr.ino)), s.attrTimeoutFor(nodeid))] };
 }
 
 const lookup: Handler = (s, h, r) => {

@@ -26,7 +26,11 @@ import type { Handler, Reply, Session } from "./session";
 function openMode(s: Session, nodeid: number, fh: number): OpenMode {
   if (s.passthrough === null) return CACHED;
   const backing = s.passthrough.active ? s.ops.passthrough?.(fh) : undefined;
-  return s.passthrough.open(nodeid, fh, backing);
+  const entering = !s.passthrough.passing(nodeid);
+  const mode = s.passthrough.open(nodeid, fh, backing);
+  // Attributes cached for a day before would hide what a shared mapping writes (passthrough.ts).
+  if (entering && s.passthrough.passing(nodeid)) s.attrsStale(nodeid);
+  return mode;
 }
 
 function closeHandle(s: Session, nodeid: number, fh: number): void {
@@ -73,7 +77,7 @@ const create: Handler = (s, h, r) => {
   }
   return {
     parts: [
-      entryOut(node.id, withIno(attr, node.ino), s.entryTimeout, s.attrTimeout),
+      entryOut(node.id, withIno(attr, node.ino), s.entryTimeout, s.attrTimeoutFor(node.id)),
       openOut(fh, io.flags, io.backingId),
     ],
     undo: () => {

@@ -16,6 +16,10 @@
  *   on which the VFS looks the name up again and opens a fresh node.
  * - Cached pages never hide passthrough writes: a passthrough open has no KEEP_CACHE, so the kernel
  *   drops the node's page cache when it enters passthrough mode, and fills none while in it.
+ * - The kernel never asks about a passed-through file's writes through a shared mapping, which change
+ *   its backing file's mtime and ctime: while a node has a passthrough handle its attributes are
+ *   answered uncacheable (Session.attrTimeoutFor) and dropped when it enters passthrough mode, so
+ *   `stat` asks this daemon, which reads them from the backing file.
  * - EPERM from the kernel (no CAP_SYS_ADMIN) switches passthrough off for the session; other refusals
  *   (a backing file on overlayfs or FUSE: ELOOP) only for that open.
  */
@@ -133,6 +137,11 @@ export class Passthrough {
       }
       return undefined;
     }
+  }
+
+  /** Whether node `nodeid` has a handle open in passthrough mode now. */
+  passing(nodeid: number): boolean {
+    return (this.nodes.get(nodeid)?.pass ?? 0) > 0;
   }
 
   /** Handle `fh` was released; the node's backing id is dropped with its last passthrough handle. */

@@ -155,6 +155,19 @@ export class Session {
     return [...out];
   }
 
+  /**
+   * How long the kernel may cache node `nodeid`'s attributes: not at all while it is passed through (the
+   * kernel does not see writes through a shared mapping of the backing file), else `attrTimeout`.
+   */
+  attrTimeoutFor(nodeid: number): number {
+    return this.passthrough?.passing(nodeid) === true ? 0 : this.attrTimeout;
+  }
+
+  /** Drops node `nodeid`'s cached attributes before the reply (nothing else: no aliases). */
+  attrsStale(nodeid: number): void {
+    this.stale.add(nodeid);
+  }
+
   /** Calls `ops.destroy()` the first time only. */
   destroy(): void {
     if (this.destroyed) return;
