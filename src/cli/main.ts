@@ -12,6 +12,7 @@ import { UsageError } from "../unionfs/branches";
 import { codeOf } from "../errors";
 import { mountCommand } from "./mount";
 import { umountCommand } from "./umount";
+import { unknownCommand } from "./typos";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require("../../../package.json") as { version: string };
@@ -146,6 +147,11 @@ function buildProgram(setCode: (code: number) => void): Command {
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
   const program = buildProgram((c) => (code = c));
+  const typo = unknownCommand(argv, [...program.commands.map((c) => c.name()), "help"]);
+  if (typo !== undefined) {
+    process.stderr.write(`unionfs-ts: ${typo}\n`);
+    return 2;
+  }
   const verbose = argv.includes("-v") || argv.includes("--verbose");
   try {
     await program.parseAsync(argv, { from: "user" });

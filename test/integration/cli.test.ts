@@ -260,6 +260,22 @@ describe("unionfs-ts CLI", function () {
       assert.match(r.stderr, /^[^\n]+\n$/, showCli(r));
     });
 
+    it("regression: unionfs-ts umount through a symlink to the mountpoint unmounts it (as umount(8))", async function () {
+      const s = seed(t);
+      await cliMount(t, [`${s.A}:${s.B}`, s.C], s.C);
+      const link = path.join(s.root, "link");
+      fs.symlinkSync(s.C, link);
+      const r = await runCli(["umount", link]);
+      assert.equal(r.status, 0, showCli(r));
+      assert.equal(isMounted(s.C), false);
+    });
+
+    it("regression: a mistyped command is one line, not a branch list", async function () {
+      const r = await runCli(["unmount", "C"]);
+      assert.equal(r.status, 2, showCli(r));
+      assert.equal(r.stderr, "unionfs-ts: unknown command 'unmount' (did you mean 'umount'?)\n");
+    });
+
     it("mount -f serves in the foreground and exits 0 once unmounted", async function () {
       const s = seed(t);
       const m = await t.foreground(`${s.A}:${s.B}`, s.C);
