@@ -33,13 +33,16 @@ export async function mountCommand(positionals: string[], flags: MountFlags): Pr
   const daemon = process.env[DAEMON_ENV] === "1";
   if (cleaned !== undefined) m.warnings.push(cleaned);
   if (!daemon) for (const w of m.warnings) process.stderr.write(`unionfs-ts: warning: ${w}\n`);
-  if (flags.foreground || daemon) {
+  // A debug log needs somewhere to go: without log=FILE it is stderr, so -d implies -f (as fuse-overlayfs).
+  if (flags.foreground || daemon || (m.debug && m.logFile === undefined)) {
     return serve({
       mountpoint: m.mountpoint,
       config: m.config,
       fsname: fsnameOf(m.fsname),
       flags: m.flags,
       debug: m.debug,
+      ...(m.logFile === undefined ? {} : { logFile: m.logFile }),
+      ...(m.pidFile === undefined ? {} : { pidFile: m.pidFile }),
       verbose: flags.verbose === true,
       transport: flags.transport,
     });

@@ -19,6 +19,10 @@ export interface MountOptions {
   fsname: string;
   debug: boolean;
   warnings: string[];
+  /** log=FILE: the daemon's log (timestamped lines) instead of stderr. */
+  logFile?: string;
+  /** pidfile=FILE: the daemon's pid, written once the mount is live, removed when it ends. */
+  pidFile?: string;
   /** Generic VFS flags for the kernel mount, in order (`ro` included): the kernel enforces them. */
   flags: string[];
 }
@@ -130,6 +134,12 @@ function applyOption(out: MountOptions, o: Option, cwd: string, overlayStyle: bo
       return;
     case "debug":
       out.debug = true;
+      return;
+    case "log":
+      out.logFile = nodePath.resolve(cwd, need(o));
+      return;
+    case "pidfile":
+      out.pidFile = nodePath.resolve(cwd, need(o));
       return;
     case "whiteout": {
       const v = need(o);

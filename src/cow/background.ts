@@ -17,7 +17,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
-import { codeOfErrno, fsError } from "../errors";
+import { codeOfErrno, fsError, reported } from "../errors";
 import { bytesOf } from "../sys/bytes";
 import * as sys from "../sys/libc";
 
@@ -126,7 +126,7 @@ export class BackgroundCopier {
     const s = this.byKey.get(key);
     if (s?.done === undefined) return undefined;
     this.byKey.delete(key);
-    if (s.done.errno !== 0) throw fsError(codeOfErrno(s.done.errno), "background copy-up failed");
+    if (s.done.errno !== 0) throw reported(fsError(codeOfErrno(s.done.errno)), "background copy-up failed");
     return s.tmp;
   }
 

@@ -13,9 +13,9 @@
  */
 import * as fs from "node:fs";
 import type { Stat } from "../sys/stat";
-import { codeOf } from "../errors";
+import { codeOf, reported } from "../errors";
 import type { Layer } from "../layer";
-import { bytesOf } from "../sys/bytes";
+import { bytesOf, toText } from "../sys/bytes";
 import * as sys from "../sys/libc";
 import type { WorkDir } from "./workdir";
 import { copyData } from "./copydata";
@@ -52,7 +52,7 @@ export function copyUp(
     upper.withPath(rel, (target) => fs.renameSync(bytesOf(tmp), bytesOf(target)));
   } catch (err) {
     fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
-    throw err;
+    throw reported(err, `copy-up of ${toText(rel)} failed`);
   }
 }
 

@@ -6,6 +6,7 @@
  *   like the errors Node's own `fs` calls throw, so callers treat both the same way.
  * - Only ENOENT and ENOTDIR from a lower layer mean "look further down" (`isAbsent`).
  * - `toErrno` is the single place an unknown error becomes EIO; transports call it at their one catch site.
+ * - `reported` marks an errno error worth a log line (`report`); its errno is kept.
  */
 import { constants } from "node:os";
 
@@ -15,6 +16,8 @@ export class FsError extends Error {
   readonly code: string;
   readonly errno: number;
   readonly syscall: string | undefined;
+  /** A failure the user did not cause and should find in the daemon's log (a failed copy-up). */
+  report = false;
 
   constructor(code: string, message?: string, syscall?: string) {
     super(message ? `${code}: ${message}` : code);
@@ -79,4 +82,22 @@ export function toErrno(err: unknown, onUnknown?: (err: unknown) => void): numbe
   }
   onUnknown?.(err);
   return errnoByCode.EIO as number;
+}
+
+/**
+ * An errno error to be logged where it is answered (a copy-up that failed with ENOSPC, EIO, or ENOENT
+ * because the work dir was removed): same code, `context` in front of its message. Anything else is
+ * returned as it is (an unknown error is logged anyway).
+ */
+export function reported(err: unknown, context: string): unknown {
+  const code = codeOf(err);
+  if (code === undefined || !(code in errnoByCode)) return err;
+  const e = new FsError(code, `${context}: ${err instanceof Error ? err.message : String(err)}`);
+  e.report = true;
+  return e;
+}
+
+/** Whether `err` should be logged where it is answered (see `reported`). */
+export function isReported(err: unknown): boolean {
+  return err instanceof FsError && err.report;
 }

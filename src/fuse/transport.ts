@@ -45,6 +45,8 @@ export interface MountRequest {
   flags?: readonly string[];
   /** Log each request and reply. */
   debug?: boolean;
+  /** Append the daemon's log to this file (timestamped lines) instead of stderr. */
+  logFile?: string;
   /**
    * Test seam: build the filesystem from this module's export instead of the union core.
    * The export is called with `config` and must return `UnionOps`.

@@ -270,6 +270,33 @@ describe("unionfs-ts CLI", function () {
       assert.equal(isMounted(s.C), false);
     });
 
+    it("regression: a background daemon logs a failed copy-up with its request to log=FILE, and keeps a pidfile", async function () {
+      const s = seed(t);
+      const log = path.join(s.root, "daemon.log");
+      const pidFile = path.join(s.root, "daemon.pid");
+      await cliMount(t, ["-o", `log=${log},pidfile=${pidFile}`, `${s.A}:${s.B}`, s.C], s.C);
+      const pid = Number(fs.readFileSync(pidFile, "utf8"));
+      assert.ok(isAlive(pid), "the pidfile names the live daemon");
+      fs.rmSync(path.join(s.A, ".wh..wh.unionfs"), { recursive: true });
+      assert.equal(
+        await errorCodeOf(within(fsp.appendFile(path.join(s.C, "b"), "x"), 10_000, "append")),
+        "ENOENT",
+      );
+      const u = run("umount", [s.C]);
+      assert.equal(u.status, 0, u.stderr);
+      await waitFor(() => !isAlive(pid), EXIT_DEADLINE_MS, "the daemon to exit");
+      assert.equal(fs.existsSync(pidFile), false, "the pidfile is removed at exit");
+      const lines = fs.readFileSync(log, "utf8").trimEnd().split("\n");
+      assert.ok(
+        lines.every((l) => /^\d{4}-\d\d-\d\dT[\d:.]+Z unionfs-ts\[\d+\]: /.test(l)),
+        lines.join("\n"),
+      );
+      assert.ok(
+        lines.some((l) => /OPEN "\/b" \(uid 0, pid \d+\): ENOENT: copy-up of \/b failed/.test(l)),
+        lines.join("\n"),
+      );
+    });
+
     it("regression: a mistyped command is one line, not a branch list", async function () {
       const r = await runCli(["unmount", "C"]);
       assert.equal(r.status, 2, showCli(r));

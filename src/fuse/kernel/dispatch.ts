@@ -10,7 +10,8 @@
  *   handle-less listings (listings.ts) before it runs; one that made the core copy something up gets
  *   the directories above its node invalidated after the reply (their attributes changed unasked).
  */
-import { fsError, toErrno } from "../../errors";
+import { fsError, isReported, toErrno } from "../../errors";
+import { logLine } from "./log";
 import { Reader, decodeInHeader } from "./codec";
 import type { InHeader } from "./codec";
 import { decodeInit, encodeInitOut, encodeMajorOnly, negotiate } from "./init";
@@ -103,10 +104,24 @@ export function dispatch(
     out = { h, reply: handler(s, h, Reader.forRequest(request, h)), errno: 0 };
   } catch (err) {
     const errno = toErrno(err, (e) => logUnknown(e, h));
+    if (isReported(err)) logReported(s, h, err);
     out = { h, reply: NO_REPLY.has(h.opcode) ? null : EMPTY, errno };
   }
   if (copies !== undefined && s.ops.copyUps?.() !== copies) s.touchAncestors(h.nodeid);
   return out;
+}
+
+/** One log line for a failure worth reporting: the request, its node's path, the error. */
+function logReported(s: Session, h: InHeader, err: unknown): void {
+  let where = "?";
+  try {
+    where = toText(s.table.path(h.nodeid, true));
+  } catch {
+    // a node the table no longer knows: the error still gets its line
+  }
+  logLine(
+    `${opName(h.opcode)} ${JSON.stringify(where)} (uid ${h.uid}, pid ${h.pid}): ${(err as Error).message}`,
+  );
 }
 
 /** Opcodes whose only argument is a name: the debug log shows the child's path for them. */

@@ -14,6 +14,8 @@ export interface WorkerData {
   config: UnionConfig;
   factory?: { module: string; name: string };
   debug: boolean;
+  /** Where the serving thread logs (see log.ts); stderr when absent. */
+  logFile?: string;
   /** Int32Array over a SharedArrayBuffer of 4 bytes: GATE_WAIT, GATE_GO or GATE_STOP. */
   gate: SharedArrayBuffer;
 }

@@ -255,6 +255,7 @@ export async function mountKernel(req: MountRequest): Promise<KernelMount> {
       config: req.config,
       factory: req.factory,
       debug: req.debug ?? false,
+      ...(req.logFile === undefined ? {} : { logFile: req.logFile }),
     });
   } catch (err) {
     fs.closeSync(fd);

@@ -19,6 +19,7 @@ import type { UnionOps } from "../../unionfs/types";
 import { codeOf } from "../../errors";
 import { describeFlags } from "./init";
 import { logLine, serve } from "./loop";
+import { logTo } from "./log";
 import { GATE_GO, GATE_WAIT } from "./messages";
 import { PRESTARTED, receivedData } from "./prestart";
 import type { WorkerData, WorkerMessage } from "./messages";
@@ -61,6 +62,7 @@ function failed(err: unknown): WorkerMessage {
 
 async function main(data: WorkerData): Promise<void> {
   syncConsole();
+  if (data.logFile !== undefined) logTo(data.logFile);
   let ops: UnionOps;
   try {
     ops = await build(data);
