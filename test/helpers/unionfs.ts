@@ -469,3 +469,19 @@ export function useCleanup(when: "each" | "all" = "each"): Cleanup {
   });
   return c;
 }
+
+/** `unionfs-ts mount ARGS`, which must succeed; whatever gets mounted at `mnt` is taken down in teardown. */
+export async function cliMount(t: Cleanup, args: readonly string[], mnt: string): Promise<void> {
+  const r = await runCli(["mount", ...args]);
+  t.guardMountpoint(mnt, r.tag);
+  if (r.status !== 0)
+    throw new Error(`unionfs-ts mount ${args.join(" ")}: exit ${r.status}: ${r.stderr.trim()}`);
+}
+
+/** The first directory on the way to `dir` that other users cannot search, if any (uid 65534 tests). */
+export function blockedForOthers(dir: string): string | undefined {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    if ((fs.statSync(d).mode & 0o001) === 0) return d;
+    if (d === "/") return undefined;
+  }
+}

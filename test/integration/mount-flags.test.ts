@@ -16,7 +16,7 @@ import * as path from "node:path";
 import { mountThroughMount8, MOUNT_HELPER } from "../helpers/mount8";
 import { mountsAt } from "../helpers/mounts";
 import { PYTHON, runChild } from "../helpers/syscalls";
-import { Cleanup, cliBuilt, CLI_PATH, runCli, useCleanup } from "../helpers/unionfs";
+import { Cleanup, cliBuilt, CLI_PATH, useCleanup, cliMount, blockedForOthers } from "../helpers/unionfs";
 
 const NOBODY = 65534;
 
@@ -43,12 +43,6 @@ function vfsOptions(mnt: string): string[] {
   const row = mountsAt(mnt).find((m) => m.fsType === "fuse.unionfs-ts");
   assert.ok(row, `no union mounted at ${mnt}`);
   return row.options.split(",");
-}
-
-async function cliMount(t: Cleanup, args: readonly string[], mnt: string): Promise<void> {
-  const r = await runCli(["mount", ...args]);
-  t.guardMountpoint(mnt, r.tag);
-  assert.equal(r.status, 0, `unionfs-ts mount ${args.join(" ")}: ${r.stderr.trim()}`);
 }
 
 /** The library's mount() in a child process that keeps the mount until its stdin closes. */
@@ -105,14 +99,6 @@ const FORMS: readonly Form[] = [
   },
   { name: "library", mount: libraryMount },
 ];
-
-/** The first directory on the way to `dir` that other users cannot search, if any. */
-function blockedForOthers(dir: string): string | undefined {
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    if ((fs.statSync(d).mode & 0o001) === 0) return d;
-    if (d === "/") return undefined;
-  }
-}
 
 describe("mount flags reach the kernel", function () {
   this.timeout(60_000);

@@ -15,7 +15,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PYTHON, runChild } from "../helpers/syscalls";
-import { Cleanup, cliBuilt, runCli, useCleanup } from "../helpers/unionfs";
+import { Cleanup, cliBuilt, useCleanup, cliMount } from "../helpers/unionfs";
 
 const MMAP_PY = String.raw`
 import os, mmap, sys, time
@@ -111,12 +111,6 @@ async function observe(mnt: string): Promise<string[]> {
     `seekdir: ${await py(SEEKDIR_PY, path.join(mnt, "big"))}`,
     `rename over open: ${await py(RENAME_OPEN_PY, mnt)}`,
   ];
-}
-
-async function cliMount(t: Cleanup, args: readonly string[], mnt: string): Promise<void> {
-  const r = await runCli(["mount", ...args]);
-  t.guardMountpoint(mnt, r.tag);
-  assert.equal(r.status, 0, `unionfs-ts mount ${args.join(" ")}: ${r.stderr.trim()}`);
 }
 
 describe("POSIX details under a union: mmap times, seekdir inode numbers, rename over an open file", function () {

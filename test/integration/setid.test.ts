@@ -24,7 +24,7 @@ import { boundedChild } from "../helpers/faults";
 import { mountThroughMount8 } from "../helpers/mount8";
 import { diffSnapshots, snapshotTree } from "../helpers/snapshot";
 import { PYTHON } from "../helpers/syscalls";
-import { Cleanup, cliBuilt, runCli, useCleanup } from "../helpers/unionfs";
+import { Cleanup, cliBuilt, useCleanup, cliMount, blockedForOthers } from "../helpers/unionfs";
 
 const NOBODY = 65534;
 /** Each phase (all cases at once) must finish by then, or the mount is called hung. */
@@ -207,12 +207,6 @@ interface Form {
   mount(t: Cleanup, tree: Tree, options: readonly string[]): Promise<void>;
 }
 
-async function cliMount(t: Cleanup, args: readonly string[], mnt: string): Promise<void> {
-  const r = await runCli(["mount", ...args]);
-  t.guardMountpoint(mnt, r.tag);
-  assert.equal(r.status, 0, `unionfs-ts mount ${args.join(" ")}: ${r.stderr.trim()}`);
-}
-
 const FORMS: readonly Form[] = [
   {
     name: "U:L MP",
@@ -238,14 +232,6 @@ const FORMS: readonly Form[] = [
       void (await mountThroughMount8(t, tr.root, `${tr.upper}:${tr.lower}`, tr.mnt, o)),
   },
 ];
-
-/** The first directory on the way to `dir` that other users cannot search, if any. */
-function blockedForOthers(dir: string): string | undefined {
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    if ((fs.statSync(d).mode & 0o001) === 0) return d;
-    if (d === "/") return undefined;
-  }
-}
 
 describe("set-id bits after a write by another user", function () {
   this.timeout(60_000);

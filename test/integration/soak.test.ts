@@ -5,6 +5,7 @@
  * in the file touched, and every few steps the same whole view. Bounded in steps and time; the lower
  * layer must be unchanged at the end. Reproduce a failure with SOAK_SEED=<seed printed in the title>.
  */
+import { prng } from "../helpers/prng";
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
@@ -16,18 +17,6 @@ const SEED = Number(process.env.SOAK_SEED ?? 20261122);
 const STEPS = Number(process.env.SOAK_STEPS ?? 1200);
 const TIME_LIMIT_MS = 60_000;
 const SNAPSHOT_EVERY = 100;
-
-/** mulberry32: a small deterministic PRNG, so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Op = { what: string; apply: (root: string) => Promise<string>; touched: string[] };
 

@@ -21,6 +21,7 @@ import { notifyInvalInode, outHeader } from "./codec";
 import { describe, dispatch } from "./dispatch";
 import { HeldRequests } from "./held";
 import { PageNotifier } from "./notifier";
+import { writeNotification } from "./notify-ring";
 import { logLine } from "./log";
 import type { Outcome } from "./dispatch";
 import { NOTIFY_INVAL_INODE, Op, READ_BUFFER_SIZE, opName } from "./protocol";
@@ -58,17 +59,6 @@ function readRequest(fd: number, buf: Buffer): number {
 }
 
 type WriteResult = "ok" | "refused" | "gone";
-
-/** Sends a notification; ENOENT (the kernel no longer knows the node) is fine. */
-function notify(fd: number, msg: Buffer): void {
-  try {
-    fs.writeSync(fd, msg);
-  } catch (err) {
-    const code = codeOf(err);
-    if (code !== "ENOENT" && code !== "ENODEV")
-      logLine(`notification rejected by the kernel: ${String(err)}`);
-  }
-}
 
 function writeReply(fd: number, out: Outcome, parts: Buffer[]): WriteResult {
   const payload = out.errno === 0 ? parts : [];
@@ -134,7 +124,7 @@ function handle(
   // Before the reply: once the caller's call returns, nothing it changed may be served from the cache.
   // Pages go through another thread, waited for only so long: dropping them waits for page locks, which
   // a task may hold while it waits for a reply from this thread (notifier.ts).
-  for (const id of s.takeStale()) notify(fd, notifyInvalInode(id, NOTIFY_INVAL_INODE, true));
+  for (const id of s.takeStale()) writeNotification(fd, notifyInvalInode(id, NOTIFY_INVAL_INODE, true));
   for (const id of s.takeAliasesToInvalidate()) pages.send(notifyInvalInode(id, NOTIFY_INVAL_INODE));
   let result: WriteResult = "ok";
   if (out.reply !== null) {

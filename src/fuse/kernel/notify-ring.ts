@@ -6,6 +6,10 @@
  * to the device, by the invalidation thread only) only grow; slot n lives at n mod SLOTS; the producer
  * never publishes more than SLOTS ahead of `DONE`.
  */
+import * as fs from "node:fs";
+import { codeOf } from "../../errors";
+import { logLine } from "./log";
+
 export const HEAD = 0;
 export const DONE = 1;
 /** Set to 1 by the invalidation thread once it runs. */
@@ -31,4 +35,18 @@ export function newRing(fd: number): RingData {
 /** The bytes of slot `n`. */
 export function ringSlot(ring: SharedArrayBuffer, n: number): Uint8Array {
   return new Uint8Array(ring, (n % SLOTS) * SLOT_SIZE, SLOT_SIZE);
+}
+
+/**
+ * Writes one notification to /dev/fuse. ENOENT (the kernel no longer knows the node) and ENODEV (the
+ * session ended) are fine; anything else is logged, never thrown.
+ */
+export function writeNotification(fd: number, msg: Uint8Array): void {
+  try {
+    fs.writeSync(fd, msg);
+  } catch (err) {
+    const code = codeOf(err);
+    if (code !== "ENOENT" && code !== "ENODEV")
+      logLine(`notification rejected by the kernel: ${String(err)}`);
+  }
 }

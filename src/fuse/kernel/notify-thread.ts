@@ -9,21 +9,8 @@
  * It blocks in Atomics.wait between notifications and never uses its event loop, so it needs no
  * message once started. Only this thread may load this module.
  */
-import * as fs from "node:fs";
 import { workerData } from "node:worker_threads";
-import { codeOf } from "../../errors";
-import { logLine } from "./log";
-import { DONE, HEAD, READY, ringSlot, type RingData } from "./notify-ring";
-
-function writeOne(fd: number, msg: Uint8Array): void {
-  try {
-    fs.writeSync(fd, msg);
-  } catch (err) {
-    const code = codeOf(err);
-    if (code !== "ENOENT" && code !== "ENODEV")
-      logLine(`notification rejected by the kernel: ${String(err)}`);
-  }
-}
+import { DONE, HEAD, READY, ringSlot, writeNotification, type RingData } from "./notify-ring";
 
 function run({ fd, ctrl, ring }: RingData): void {
   const c = new Int32Array(ctrl);
@@ -35,7 +22,7 @@ function run({ fd, ctrl, ring }: RingData): void {
       Atomics.wait(c, HEAD, done);
       continue;
     }
-    writeOne(fd, ringSlot(ring, done));
+    writeNotification(fd, ringSlot(ring, done));
     Atomics.store(c, DONE, done + 1);
     Atomics.notify(c, DONE);
   }

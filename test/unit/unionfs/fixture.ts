@@ -76,6 +76,16 @@ export function listTree(dir: string, prefix = ""): Record<string, string> {
 }
 
 /** A file's whole content (up to 1 MiB) read through the union. */
+/** The names a merged listing of `dir` holds (no "." or ".."). */
+export function names(f: Fixture, dir: string): string[] {
+  const dh = f.fs.opendir(dir);
+  try {
+    return f.fs.readdir(dh).map((e) => e.name);
+  } finally {
+    f.fs.releasedir(dh);
+  }
+}
+
 export function readAll(f: Fixture, p: string): string {
   const fh = f.fs.open(p, fs.constants.O_RDONLY);
   try {

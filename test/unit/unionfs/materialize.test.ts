@@ -8,16 +8,7 @@ import * as path from "node:path";
 import { ORIGIN_XATTR } from "../../../src/cow";
 import { lsetxattr, tryLgetxattr } from "../../../src/sys/libc";
 import { RENAME_EXCHANGE } from "../../../src/unionfs/types";
-import { makeUnion, readAll, root, type Fixture, umaskZeroInSuite } from "./fixture";
-
-function names(f: Fixture, dir: string): string[] {
-  const dh = f.fs.opendir(dir);
-  try {
-    return f.fs.readdir(dh).map((e) => e.name);
-  } finally {
-    f.fs.releasedir(dh);
-  }
-}
+import { makeUnion, readAll, root, type Fixture, umaskZeroInSuite, names } from "./fixture";
 
 /** Every object below union dir `dir` (itself included, as "."): path relative to it → reported inode number. */
 function inos(f: Fixture, dir: string, rel = "."): Map<string, bigint> {

@@ -3,19 +3,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { lsetxattr, mknod } from "../../../src/sys/libc";
 import { RENAME_EXCHANGE } from "../../../src/unionfs/types";
-import { makeUnion, root, type Fixture, umaskZeroInSuite } from "./fixture";
+import { makeUnion, root, type Fixture, umaskZeroInSuite, names } from "./fixture";
 
 const { O_WRONLY, O_CREAT, O_RDONLY } = fs.constants;
 const S_IFCHR = 0o020000;
-
-function names(f: Fixture, dir: string): string[] {
-  const dh = f.fs.opendir(dir);
-  try {
-    return f.fs.readdir(dh).map((e) => e.name);
-  } finally {
-    f.fs.releasedir(dh);
-  }
-}
 
 function isCharWhiteout(p: string): boolean {
   const st = fs.lstatSync(p);

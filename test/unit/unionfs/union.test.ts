@@ -3,19 +3,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { RENAME_EXCHANGE, RENAME_NOREPLACE } from "../../../src/unionfs/types";
 import { lsetxattr } from "../../../src/sys/libc";
-import { listTree, makeUnion, root, type Fixture, readAll, umaskZeroInSuite } from "./fixture";
+import { listTree, makeUnion, root, type Fixture, readAll, umaskZeroInSuite, names } from "./fixture";
 import { code } from "../../helpers/errno";
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_APPEND, O_TRUNC, O_CREAT, O_EXCL } = fs.constants;
-
-function names(f: Fixture, dir: string): string[] {
-  const dh = f.fs.opendir(dir);
-  try {
-    return f.fs.readdir(dh).map((e) => e.name);
-  } finally {
-    f.fs.releasedir(dh);
-  }
-}
 
 describe("union core", () => {
   let f: Fixture;
