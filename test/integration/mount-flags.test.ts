@@ -13,29 +13,20 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { mountThroughMount8, MOUNT_HELPER } from "../helpers/mount8";
+import { MOUNT_HELPER } from "../helpers/mount8";
+import { branchTree, MOUNT_FORMS, type BranchTree as Tree } from "../helpers/forms";
 import { mountsAt } from "../helpers/mounts";
 import { PYTHON, runChild } from "../helpers/syscalls";
-import { Cleanup, cliBuilt, CLI_PATH, useCleanup, cliMount, blockedForOthers } from "../helpers/unionfs";
+import { Cleanup, cliBuilt, CLI_PATH, useCleanup, blockedForOthers } from "../helpers/unionfs";
 
 const NOBODY = 65534;
 
-interface Tree {
-  root: string;
-  upper: string;
-  lower: string;
-  work: string;
-  mnt: string;
-}
-
 /** A tree whose lower branch holds a set-uid-root copy of id(1). */
 function makeTree(t: Cleanup): Tree {
-  const root = t.tempDir("flags");
-  const d = (n: string): string => path.join(root, n);
-  for (const n of ["upper", "lower", "work", "mp"]) fs.mkdirSync(d(n), { mode: 0o755 });
-  fs.copyFileSync("/usr/bin/id", d("lower/id"));
-  fs.chmodSync(d("lower/id"), 0o4755);
-  return { root, upper: d("upper"), lower: d("lower"), work: d("work"), mnt: d("mp") };
+  const tree = branchTree(t, "flags");
+  fs.copyFileSync("/usr/bin/id", path.join(tree.lower, "id"));
+  fs.chmodSync(path.join(tree.lower, "id"), 0o4755);
+  return tree;
 }
 
 /** The per-mount options the kernel shows for the union at `mnt` (findmnt's OPTIONS column). */
@@ -74,29 +65,12 @@ async function libraryMount(t: Cleanup, tr: Tree, flags: readonly string[]): Pro
 
 type Form = { name: string; mount(t: Cleanup, tr: Tree, flags: readonly string[]): Promise<void> };
 
+/** Every mount form, each given the flags as one -o list, and the library. */
 const FORMS: readonly Form[] = [
-  {
-    name: "U:L MP",
-    mount: (t, tr, f) => cliMount(t, ["-o", f.join(","), `${tr.upper}:${tr.lower}`, tr.mnt], tr.mnt),
-  },
-  {
-    name: "-o lowerdir=…",
-    mount: (t, tr, f) =>
-      cliMount(
-        t,
-        [
-          "-o",
-          [`lowerdir=${tr.lower}`, `upperdir=${tr.upper}`, `workdir=${tr.work}`, ...f].join(","),
-          tr.mnt,
-        ],
-        tr.mnt,
-      ),
-  },
-  {
-    name: "mount -t fuse.unionfs-ts",
-    mount: async (t, tr, f) =>
-      void (await mountThroughMount8(t, tr.root, `${tr.upper}:${tr.lower}`, tr.mnt, f)),
-  },
+  ...MOUNT_FORMS.map((f) => ({
+    name: f.name,
+    mount: (t: Cleanup, tr: Tree, fl: readonly string[]) => f.mount(t, tr, [fl.join(",")]),
+  })),
   { name: "library", mount: libraryMount },
 ];
 

@@ -14,6 +14,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { branchTree, type BranchTree as Tree } from "../helpers/forms";
 import { PYTHON, runChild } from "../helpers/syscalls";
 import { Cleanup, cliBuilt, useCleanup, cliMount } from "../helpers/unionfs";
 
@@ -75,26 +76,18 @@ for b in ("upper_b", "lower_b"):
 print(" | ".join(out))
 `;
 
-interface Tree {
-  root: string;
-  upper: string;
-  lower: string;
-  work: string;
-  mnt: string;
-}
-
 /** Lower: a file to map, a big directory, a file to rename over; upper: the same in the upper. */
 function makeTree(t: Cleanup): Tree {
-  const root = t.tempDir("posix-details");
-  const d = (n: string): string => path.join(root, n);
-  for (const n of ["upper", "lower", "work", "mp", "lower/big", "upper/big"]) fs.mkdirSync(d(n));
+  const tree = branchTree(t, "posix-details");
+  const d = (n: string): string => path.join(tree.root, n);
+  for (const n of ["lower/big", "upper/big"]) fs.mkdirSync(d(n));
   fs.writeFileSync(d("upper/mapped"), Buffer.alloc(8192));
   fs.writeFileSync(d("lower/mapped_lower"), Buffer.alloc(8192));
   for (let i = 0; i < 600; i++) fs.writeFileSync(d(`lower/big/l${i}`), "");
   for (let i = 0; i < 200; i++) fs.writeFileSync(d(`upper/big/u${i}`), "");
   fs.writeFileSync(d("upper/upper_b"), "old");
   fs.writeFileSync(d("lower/lower_b"), "old");
-  return { root, upper: d("upper"), lower: d("lower"), work: d("work"), mnt: d("mp") };
+  return tree;
 }
 
 async function py(script: string, ...args: string[]): Promise<string> {

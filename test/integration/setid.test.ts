@@ -21,10 +21,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { boundedChild } from "../helpers/faults";
-import { mountThroughMount8 } from "../helpers/mount8";
+import { branchTree, MOUNT_FORMS, type BranchTree as Tree } from "../helpers/forms";
 import { diffSnapshots, snapshotTree } from "../helpers/snapshot";
 import { PYTHON } from "../helpers/syscalls";
-import { Cleanup, cliBuilt, useCleanup, cliMount, blockedForOthers } from "../helpers/unionfs";
+import { Cleanup, cliBuilt, useCleanup, blockedForOthers } from "../helpers/unionfs";
 
 const NOBODY = 65534;
 /** Each phase (all cases at once) must finish by then, or the mount is called hung. */
@@ -80,26 +80,16 @@ function expected(c: Case): Observed {
   };
 }
 
-interface Tree {
-  root: string;
-  lower: string;
-  upper: string;
-  work: string;
-  mnt: string;
-}
-
 /** A fresh tree: each case's file in its branch, root-owned, with its set-id mode. */
 function makeTree(t: Cleanup): Tree {
-  const root = t.tempDir("setid");
-  const d = (n: string): string => path.join(root, n);
-  for (const n of ["lower", "upper", "work", "mp"]) fs.mkdirSync(d(n), { mode: 0o755 });
+  const tree = branchTree(t, "setid");
   for (const c of CASES) {
-    const p = path.join(d(c.where), c.name);
+    const p = path.join(c.where === "lower" ? tree.lower : tree.upper, c.name);
     fs.copyFileSync(ID, p);
     fs.chownSync(p, 0, 0);
     fs.chmodSync(p, MODE[c.bit]);
   }
-  return { root, lower: d("lower"), upper: d("upper"), work: d("work"), mnt: d("mp") };
+  return tree;
 }
 
 // ---- the phases: each one child process for all cases, bounded in time ---------------------------
@@ -202,37 +192,6 @@ function compare(got: Map<string, Observed>, want: (c: Case) => Observed, who: s
 
 // ---- the mount forms -------------------------------------------------------------------------------
 
-interface Form {
-  name: string;
-  mount(t: Cleanup, tree: Tree, options: readonly string[]): Promise<void>;
-}
-
-const FORMS: readonly Form[] = [
-  {
-    name: "U:L MP",
-    mount: (t, tr, o) =>
-      cliMount(t, [...o.flatMap((x) => ["-o", x]), `${tr.upper}:${tr.lower}`, tr.mnt], tr.mnt),
-  },
-  {
-    name: "-o lowerdir=L,upperdir=U,workdir=W MP",
-    mount: (t, tr, o) =>
-      cliMount(
-        t,
-        [
-          "-o",
-          [`lowerdir=${tr.lower}`, `upperdir=${tr.upper}`, `workdir=${tr.work}`, ...o].join(","),
-          tr.mnt,
-        ],
-        tr.mnt,
-      ),
-  },
-  {
-    name: "mount -t fuse.unionfs-ts U:L MP",
-    mount: async (t, tr, o) =>
-      void (await mountThroughMount8(t, tr.root, `${tr.upper}:${tr.lower}`, tr.mnt, o)),
-  },
-];
-
 describe("set-id bits after a write by another user", function () {
   this.timeout(60_000);
   const shared = useCleanup("all");
@@ -258,7 +217,7 @@ describe("set-id bits after a write by another user", function () {
     compare(oracle, expected, "kernel overlayfs");
   });
 
-  for (const form of FORMS) {
+  for (const form of MOUNT_FORMS) {
     for (const options of [[], ["passthrough=off"]]) {
       const label = options.length === 0 ? "default options" : options.join(",");
       it(`${form.name} (${label}): as on kernel overlayfs, and the lower branch is unchanged`, async function () {
@@ -310,7 +269,7 @@ describe("set-gid after an access ACL set by an owner outside the file's group",
     if (process.getuid?.() !== 0 || !cliBuilt() || blockedForOthers(os.tmpdir()) !== undefined) this.skip();
   });
 
-  for (const form of FORMS.slice(0, 2)) {
+  for (const form of MOUNT_FORMS.slice(0, 2)) {
     it(`regression: ${form.name}: setfacl clears set-gid as on kernel overlayfs`, async function () {
       const ref = aclTree();
       const ovl = t.overlay({ lower: [ref.lower], upper: ref.upper, work: ref.work, mnt: ref.mnt });
