@@ -4,14 +4,17 @@
  * Invariants: `mount` validates exactly as the CLI does and rejects (nothing mounted, nothing written)
  * on bad input; it resolves once the mount answers requests. The FUSE server runs on its own thread,
  * so the calling thread may use the mount with async `fs` calls (its sync calls block only itself).
- * An abnormal end of serving is reported as an `error` event before `done` resolves.
+ * An abnormal end of serving is reported as an `error` event before `done` resolves. Unless told
+ * otherwise, the process's exit signals (SIGINT, SIGTERM, SIGHUP) unmount every such mount before the
+ * process dies of them, and a dead mount left at the mountpoint by a process that died is cleared first,
+ * so Ctrl-C never leaves "transport endpoint is not connected" behind.
  */
 import { EventEmitter } from "node:events";
 import * as nodePath from "node:path";
-import { kernelTransport } from "./fuse";
+import { cleanDeadMount, kernelTransport } from "./fuse";
 import { VFS_FLAGS } from "./fuse/transport";
 import { checkBranches, checkMountpoint, checkWorkdir, UsageError } from "./unionfs/branches";
-import type { BranchSpec, IdRangeSpec, UnionConfig, WhiteoutFormat } from "./unionfs/config";
+import type { BranchSpec, IdRangeSpec, PassthroughMode, UnionConfig, WhiteoutFormat } from "./unionfs/config";
 
 export interface MountParams {
   /** Read-only layers, top first. */
@@ -30,8 +33,21 @@ export interface MountParams {
     fsname?: string;
     /** Generic mount flags the kernel enforces: "ro", "nosuid", "nodev", "noexec", "noatime", … */
     flags?: string[];
+    /** Mount read-only even with an `upper` (as `-o ro`): writes fail with EROFS, nothing is written. */
+    readOnly?: boolean;
+    /** Which open files the kernel reads and writes directly (as `-o passthrough=`; default "auto"). */
+    passthrough?: PassthroughMode;
+    /** How long the kernel may cache names and attributes, in seconds (as `-o timeout=`; a day). */
+    timeout?: number;
     debug?: boolean;
+    /**
+     * Unmount when the process gets SIGINT, SIGTERM or SIGHUP, then die of that signal as it would
+     * have (default true). With false the caller handles signals (and unmounts) itself.
+     */
+    unmountOnSignal?: boolean;
   };
+  /** Aborting it unmounts (lazily when files are open). */
+  signal?: AbortSignal;
 }
 
 export interface UnionMount extends EventEmitter {
@@ -48,9 +64,13 @@ export function configOf(p: MountParams): UnionConfig {
     ...(p.upper === undefined ? [] : [{ path: nodePath.resolve(p.upper), mode: "rw" as const }]),
     ...p.layers.map((l) => ({ path: nodePath.resolve(l), mode: "ro" as const })),
   ];
+  if (p.options?.readOnly === true) for (const b of branches) b.mode = "ro";
+  const o = p.options ?? {};
   return {
     branches,
-    whiteout: p.options?.whiteout ?? "aufs",
+    whiteout: o.whiteout ?? "aufs",
+    ...(o.passthrough === undefined ? {} : { passthrough: o.passthrough }),
+    ...(o.timeout === undefined ? {} : { cacheTimeout: o.timeout }),
     ...(p.work === undefined ? {} : { workdir: nodePath.resolve(p.work) }),
     ...(p.options?.uidMap ? { uidMap: p.options.uidMap } : {}),
     ...(p.options?.gidMap ? { gidMap: p.options.gidMap } : {}),
@@ -64,24 +84,53 @@ function checkedFlags(flags: readonly string[]): string[] {
   return [...flags];
 }
 
+/** Mounts made by this process through `mount()` that want unmounting on an exit signal. */
+const onSignal = new Set<() => Promise<void>>();
+const EXIT_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/** Unmounts every such mount, then dies of `sig` as the process would have without the handler. */
+function unmountAllAndDie(sig: NodeJS.Signals): void {
+  for (const s of EXIT_SIGNALS) process.removeListener(s, unmountAllAndDie);
+  void Promise.allSettled([...onSignal].map((u) => u())).then(() => process.kill(process.pid, sig));
+}
+
+function watchSignals(unmount: () => Promise<void>): () => void {
+  if (onSignal.size === 0) for (const s of EXIT_SIGNALS) process.on(s, unmountAllAndDie);
+  onSignal.add(unmount);
+  return () => {
+    onSignal.delete(unmount);
+    if (onSignal.size === 0) for (const s of EXIT_SIGNALS) process.removeListener(s, unmountAllAndDie);
+  };
+}
+
 export async function mount(p: MountParams): Promise<UnionMount> {
+  p.signal?.throwIfAborted();
   const config = configOf(p);
   const mountpoint = nodePath.resolve(p.mountpoint);
+  const flags = checkedFlags([...(p.options?.readOnly === true ? ["ro"] : []), ...(p.options?.flags ?? [])]);
   checkBranches(config.branches);
   checkWorkdir(config, mountpoint);
+  cleanDeadMount(mountpoint); // a mount left by a process that died (as the CLI does)
   checkMountpoint(mountpoint, config);
   const m = await kernelTransport.mount({
     mountpoint,
     config,
     fsname: p.options?.fsname ?? "unionfs-ts",
-    flags: checkedFlags(p.options?.flags ?? []),
+    flags,
     debug: p.options?.debug === true,
   });
   const emitter = new EventEmitter();
+  const unmount = (): Promise<void> => m.unmount().then(() => done);
+  const unwatch =
+    p.options?.unmountOnSignal === false ? (): void => undefined : watchSignals(() => m.unmount());
+  const onAbort = (): void => void m.unmount();
+  p.signal?.addEventListener("abort", onAbort, { once: true });
   const done = m.done.then(() => {
+    unwatch();
+    p.signal?.removeEventListener("abort", onAbort);
     if (m.error !== undefined && emitter.listenerCount("error") > 0) emitter.emit("error", m.error);
   });
-  return Object.assign(emitter, { mountpoint, done, unmount: () => m.unmount().then(() => done) });
+  return Object.assign(emitter, { mountpoint, done, unmount });
 }
 
 export { createUnion } from "./unionfs";

@@ -1,6 +1,9 @@
 import { strict as assert } from "node:assert";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
+import { isMounted, waitFor } from "../helpers/mounts";
+import { useCleanup } from "../helpers/unionfs";
 
 describe("library API (examples/library, run as a child process)", () => {
   it("mounts, writes through the mount, unmounts; the write lands in the upper layer only", function () {
@@ -11,5 +14,84 @@ describe("library API (examples/library, run as a child process)", () => {
     assert.match(r.stdout, /merged view: hello\.txt/);
     assert.match(r.stdout, /lower layer: "hello from the image\\n"/);
     assert.match(r.stdout, /upper layer: "hello from the image\\nand from the container\\n"/);
+  });
+});
+
+describe("library lifecycle: signals, AbortSignal, dead mounts", function () {
+  this.timeout(60_000);
+  const t = useCleanup();
+  const lib = path.resolve(__dirname, "..", "..", "src", "index.js");
+
+  /** A child that mounts `tree` through the library, prints "mounted", then waits for its stdin to end. */
+  function child(tree: string, extra = ""): ChildProcess {
+    const script = `
+      const { mount } = require(${JSON.stringify(lib)});
+      const ac = new AbortController();
+      process.stdin.on("data", (d) => { if (String(d).includes("abort")) ac.abort(); });
+      mount({ layers: [${JSON.stringify(`${tree}/lower`)}], upper: ${JSON.stringify(`${tree}/upper`)},
+              mountpoint: ${JSON.stringify(`${tree}/mp`)}, signal: ac.signal ${extra} })
+        .then((m) => { console.log("mounted"); return m.done; })
+        .then(() => console.log("done"))
+        .catch((e) => { console.error(e.message); process.exit(2); });`;
+    const c = spawn(process.execPath, ["-e", script], { stdio: ["pipe", "pipe", "pipe"] });
+    t.defer("kill the library child", () => {
+      if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    });
+    return c;
+  }
+
+  function waitForLine(c: ChildProcess, line: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let out = "";
+      let err = "";
+      c.stdout?.on("data", (b: Buffer) => {
+        out += b.toString();
+        if (out.includes(line)) resolve();
+      });
+      c.stderr?.on("data", (b: Buffer) => (err += b.toString()));
+      c.once("exit", () => reject(new Error(`child exited before "${line}": ${err}`)));
+    });
+  }
+
+  function exited(c: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (c.exitCode !== null || c.signalCode !== null)
+      return Promise.resolve({ code: c.exitCode, signal: c.signalCode });
+    return new Promise((resolve) => c.once("exit", (code, signal) => resolve({ code, signal })));
+  }
+
+  function tree(): string {
+    const root = t.tree({ lower: { f: "from lower\n" }, upper: {}, mp: {} }, "lib");
+    t.guardMountpoint(path.join(root, "mp"));
+    return root;
+  }
+
+  it("regression: SIGINT (Ctrl-C) to a program that mounted unmounts, and the next mount() there works", async function () {
+    const root = tree();
+    const first = child(root);
+    await waitForLine(first, "mounted");
+    assert.equal(isMounted(path.join(root, "mp")), true);
+    first.kill("SIGINT");
+    const end = await exited(first);
+    assert.equal(end.signal, "SIGINT", "the program still dies of SIGINT");
+    await waitFor(() => !isMounted(path.join(root, "mp")), 10_000, "the mount to go");
+    const second = child(root);
+    await waitForLine(second, "mounted");
+    assert.equal(fs.readFileSync(path.join(root, "mp", "f"), "utf8"), "from lower\n");
+    second.kill("SIGTERM");
+    await exited(second);
+  });
+
+  it("clears a dead mount left by a program that was SIGKILLed", async function () {
+    const root = tree();
+    const first = child(root);
+    await waitForLine(first, "mounted");
+    first.kill("SIGKILL");
+    await exited(first);
+    const second = child(root);
+    await waitForLine(second, "mounted");
+    assert.equal(fs.readFileSync(path.join(root, "mp", "f"), "utf8"), "from lower\n");
+    second.stdin?.write("abort\n");
+    await waitForLine(second, "done");
+    assert.equal(isMounted(path.join(root, "mp")), false, "aborting the signal unmounted");
   });
 });
