@@ -17,8 +17,8 @@ import { unknownCommand } from "./typos";
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require("../../../package.json") as { version: string };
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function buildProgram(setCode: (code: number) => void): Command {
@@ -45,13 +45,13 @@ function buildProgram(setCode: (code: number) => void): Command {
         "debug; or the fuse-overlayfs " +
         "set lowerdir=L1:L2,upperdir=U,workdir=W,uidmapping=…,gidmapping=…,squash_to_uid=…,noxattrs=1,fsync=0",
       collect,
-      [],
     )
     .option("-d, --debug", "log every request to stderr (same as -o debug; use with -f to see it)")
     .option("--transport <name>", "how to serve FUSE: auto (default: kernel when root), kernel, fuse-native")
     .option("-v, --verbose", "say more")
     .action(async (first: string | undefined, second: string | undefined, flags) => {
       const positionals = [first, second].filter((a): a is string => a !== undefined);
+      flags.options ??= [];
       if (flags.debug) flags.options.push("debug");
       setCode(await mountCommand(positionals, flags));
     });
@@ -77,7 +77,6 @@ function buildProgram(setCode: (code: number) => void): Command {
       "-e, --env <K=V>",
       "add to the environment (repeatable; default PATH, HOME=/root, TERM)",
       collect,
-      [],
     )
     .option("--pid", "new PID namespace: COMMAND is PID 1")
     .option("--sys", "mount /sys read-only")
@@ -134,11 +133,11 @@ function buildProgram(setCode: (code: number) => void): Command {
     .argument("<id>", "the layer id (a directory of ROOT); its diff/ is writable when it has work/")
     .argument("<mountpoint>", "an existing directory")
     .option("-f, --foreground", "serve in the foreground until unmounted")
-    .option("-o, --options <list>", "mount options as for mount (repeatable), e.g. ro", collect, [])
+    .option("-o, --options <list>", "mount options as for mount (repeatable), e.g. ro", collect)
     .option("-v, --verbose", "say more")
     .action(async (root: string, id: string, mountpoint: string, flags) => {
       const { mountOverlay2Command } = await import("./image");
-      setCode(await mountOverlay2Command(root, id, mountpoint, flags));
+      setCode(await mountOverlay2Command(root, id, mountpoint, { ...flags, options: flags.options ?? [] }));
     });
 
   return program;
