@@ -73,11 +73,7 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("--mounted <mountpoint>", "use this existing unionfs-ts mount (no mount, no unmount)")
     .option("--hostname <name>", "set this hostname in a new UTS namespace")
     .option("--workdir <dir>", "working directory inside the container (default /)")
-    .option(
-      "-e, --env <K=V>",
-      "add to the environment (repeatable; default PATH, HOME=/root, TERM)",
-      collect,
-    )
+    .option("-e, --env <K=V>", "add to the environment (repeatable; default PATH, HOME=/root, TERM)", collect)
     .option("--pid", "new PID namespace: COMMAND is PID 1")
     .option("--sys", "mount /sys read-only")
     .option("--keep", "leave the union mounted afterwards")
