@@ -1,5 +1,6 @@
 /**
- * lstat relative to a directory fd (statx with AT_SYMLINK_NOFOLLOW), without Node's BigIntStats.
+ * lstat relative to a directory fd (statx with AT_SYMLINK_NOFOLLOW), without Node's BigIntStats; the birth
+ * time too, where the filesystem records one.
  *
  * Invariants: the layout read is struct statx's, which is the same on every architecture; device
  * numbers are encoded as glibc's makedev does (as Node reports `dev`/`rdev`); one preallocated buffer
@@ -24,6 +25,8 @@ export interface Stat {
   atimeNs: bigint;
   mtimeNs: bigint;
   ctimeNs: bigint;
+  /** Birth time; 0n where the filesystem does not record one. */
+  birthtimeNs?: bigint;
 }
 
 const libc = koffi.load("libc.so.6");
@@ -32,6 +35,7 @@ const statx = libc.func("int statx(int dirfd, const void *path, int flags, unsig
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_EMPTY_PATH = 0x1000;
 const STATX_BASIC_STATS = 0x7ff;
+const STATX_BTIME = 0x800;
 const buf = Buffer.alloc(256);
 const ENOENT = constants.errno.ENOENT as number;
 const ENOTDIR = constants.errno.ENOTDIR as number;
@@ -64,6 +68,7 @@ function parse(): Stat {
     atimeNs: ns(64),
     mtimeNs: ns(112),
     ctimeNs: ns(96),
+    birthtimeNs: buf.readUInt32LE(0) & STATX_BTIME ? ns(80) : 0n,
   };
 }
 
@@ -73,7 +78,7 @@ function call(dirfd: number, rel: Buffer, empty: boolean): number {
     dirfd,
     rel,
     AT_SYMLINK_NOFOLLOW | (empty ? AT_EMPTY_PATH : 0),
-    STATX_BASIC_STATS,
+    STATX_BASIC_STATS | STATX_BTIME,
     buf,
   ) as number;
 }

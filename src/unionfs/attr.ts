@@ -5,7 +5,8 @@
  * filesystem, else tagged with the layer's device index in the top bits, by layer order, so the same
  * branches give the same numbers on every mount); a merged directory reports the inode number of its
  * bottom-most layer, so it keeps its number when it is copied up, and when it is materialized (which
- * records that number as its origin: UnionCore.inoOf).
+ * records that number as its origin: UnionCore.inoOf). Generations are 0 except for
+ * objects that report their own number in the writable branch (`genOf`).
  */
 import type { Stat } from "../sys/stat";
 import type { Layer } from "../layer";
@@ -27,9 +28,20 @@ export class InoMapper {
   }
 }
 
-export function toAttr(st: Stat, ino: bigint): Attr {
+/**
+ * The generation of an object whose inode number is its own in the writable branch: its birth time
+ * folded to 32 bits (0 where the filesystem records none). A number the filesystem reuses for a new
+ * object then comes with another generation, so a file handle of the deleted one is stale.
+ */
+export function genOf(st: Stat): number {
+  const ns = st.birthtimeNs ?? 0n;
+  return Number(BigInt.asUintN(32, ns ^ (ns >> 32n)));
+}
+
+export function toAttr(st: Stat, ino: bigint, gen = 0): Attr {
   return {
     ino,
+    gen,
     size: st.size,
     blocks: st.blocks,
     atimeNs: st.atimeNs,

@@ -15,7 +15,7 @@ import type { Stat } from "../sys/stat";
 import { BackgroundCopier, copyUp, readOrigin, type WorkDir } from "../cow";
 import { bytesOf } from "../sys/bytes";
 import { aufsWriter, type WhiteoutWriter } from "../whiteout";
-import { InoMapper, toAttr } from "./attr";
+import { genOf, InoMapper, toAttr } from "./attr";
 import { IdMap } from "./idmap";
 import { Handles, type OpenFile } from "./handles";
 import { materialize } from "./materialize";
@@ -101,12 +101,15 @@ export class UnionCore {
   }
 
   protected attrOf(path: string, r: Resolved): Attr {
-    return this.shown(toAttr(r.st, this.inoOf(path, r)));
+    const ino = this.inoOf(path, r);
+    const own = r.layer === this.upper?.index && ino === this.inos.ino(r.st);
+    return this.shown(toAttr(r.st, ino, own ? genOf(r.st) : 0));
   }
 
   /** Attributes of an object as an open fd stats it, with its own inode number (no origin looked at). */
   protected attrOfStat(st: Stat): Attr {
-    return this.shown(toAttr(st, this.inos.ino(st)));
+    const own = this.upper !== undefined && st.dev === this.upper.dev;
+    return this.shown(toAttr(st, this.inos.ino(st), own ? genOf(st) : 0));
   }
 
   /** Attributes with ownership as the mount shows it (uid/gid mapping, squashing). */

@@ -38,6 +38,13 @@ export interface Attr {
   gid: number;
   rdev: number;
   blksize: number;
+  /**
+   * Generation number (a file handle names inode number and generation): 0 for an object whose number
+   * is a lower layer's (lower objects, copies up, merged directories), which never names another object;
+   * derived from the birth time for an object the writable branch made, whose number the filesystem may
+   * give to a new object once it is deleted. Absent: 0.
+   */
+  gen?: number;
 }
 
 /** A time to set: nanoseconds since the epoch, or "now". Absent field = leave unchanged (UTIME_OMIT). */

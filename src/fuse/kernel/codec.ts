@@ -234,7 +234,7 @@ export function writeEntryOut(
     return;
   }
   put64(buf, at, nodeid);
-  put64(buf, at + 8, 0); // generation
+  put64(buf, at + 8, attr.gen ?? 0); // generation
   writeTimeout(buf, at + 16, at + 32, entryTimeout);
   writeTimeout(buf, at + 24, at + 36, attrTimeout);
   writeAttr(buf, at + 40, attr);

@@ -2,11 +2,18 @@
  * The inode table: kernel node ids ↔ a tree of (parent, name), from which every path is derived.
  *
  * Invariants:
- * - Node id 1 is the root, path "/", always live. Ids come from a counter and are never reused.
+ * - Node id 1 is the root, path "/", always live. Any other node gets, when it becomes live, the stable
+ *   id of its inode number (nodeids.ts) unless a live node holds that id already, else an ephemeral id
+ *   that is never handed out again. So the kernel's file handles (node id, generation) keep naming an
+ *   object after copy-up and rename, and after a remount of the same layers; an id is reused only for
+ *   the same inode number, and only once the kernel forgot it.
+ * - A node's generation is fixed while it is live: every entry reply carries it (`lookup` stamps it on
+ *   the attributes it is given), so the kernel never sees one node id with two generations.
  * - A node is *live* (in `byId`) while the kernel holds lookups on it; each entry reply adds one lookup,
- *   FORGET subtracts. At zero the node leaves `byId`; it also leaves its parent's `children` unless it
- *   still has children of its own (then it stays as a plain tree link, and a later lookup of its name
- *   revives it under the same id, so those children keep a correct path).
+ *   FORGET subtracts. At zero the node leaves `byId` and its whereabouts (parent id, name) are
+ *   remembered (bounded, see nodeids.ts) so that a handle of it can be resolved again; it also leaves
+ *   its parent's `children` unless it still has children of its own (then it stays as a plain tree
+ *   link, and a later lookup of its name revives it, so those children keep a correct path).
  * - A node's path is the names on its parent chain. Renaming a node therefore moves its whole subtree.
  * - unlink/rmdir/rename-over *detach* the replaced node: it leaves its parent's `children` (a later lookup
  *   of the name gets a fresh node) but keeps its last parent/name, which only handle-based requests use.
@@ -18,10 +25,12 @@
  */
 import { fsError } from "../../errors";
 import type { Attr } from "../../unionfs/types";
+import { FIRST_EPHEMERAL_ID, Remembered, stableIdOf, type Whereabouts } from "./nodeids";
 import { ROOT_ID, S_IFDIR, S_IFMT } from "./protocol";
 
 export interface Inode {
-  readonly id: number;
+  /** Changes only while the node is not live (the kernel does not know it then). */
+  id: number;
   parent: Inode | null;
   name: string;
   lookups: number;
@@ -30,6 +39,8 @@ export interface Inode {
   type: number;
   /** Inode number reported for the node while it is live (0n: not known yet). */
   ino: bigint;
+  /** Generation sent with the node's entries (fixed while live). */
+  gen: number;
   children: Map<string, Inode> | undefined;
 }
 
@@ -38,9 +49,25 @@ export function withIno(attr: Attr, ino: bigint): Attr {
   return attr.ino === ino ? attr : { ...attr, ino };
 }
 
+/** What an entry reply tells the table about the object it names; `gen` is overwritten with the node's. */
+export interface EntryAttr {
+  mode: number;
+  ino: bigint;
+  gen?: number;
+}
+
+/** A path to a node the kernel forgot: from a node of the tree, the names (and ids) below it. */
+export interface Route {
+  base: Inode;
+  steps: Array<{ id: number; name: string; ino: bigint }>;
+}
+
 export function joinPath(parent: string, name: string): string {
   return parent === "/" ? `/${name}` : `${parent}/${name}`;
 }
+
+/** Deepest chain of remembered parents followed before giving up (a stale memory may hold a cycle). */
+const MAX_ROUTE = 4096;
 
 export class InodeTable {
   private readonly byId = new Map<number, Inode>();
@@ -49,7 +76,9 @@ export class InodeTable {
    * names (rare: a set per node would be most of the table's memory on a tree walk).
    */
   private readonly byIno = new Map<bigint, number | Set<number>>();
-  private nextId = ROOT_ID + 1;
+  private nextEphemeral = FIRST_EPHEMERAL_ID;
+  /** Where forgotten nodes were. */
+  readonly remembered = new Remembered();
   readonly root: Inode;
 
   constructor() {
@@ -61,6 +90,7 @@ export class InodeTable {
       attached: true,
       type: S_IFDIR,
       ino: 0n,
+      gen: 0,
       children: undefined,
     };
     this.byId.set(ROOT_ID, this.root);
@@ -83,21 +113,30 @@ export class InodeTable {
 
   /** Path of a node; ENOENT when it or an ancestor was detached, unless `stale` allows its last path. */
   path(id: number, stale = false): string {
-    let node: Inode | null = this.get(id);
-    if (node === this.root) return "/";
+    return this.pathOf(this.get(id), stale);
+  }
+
+  private pathOf(start: Inode, stale = false): string {
+    if (start === this.root) return "/";
     const names: string[] = [];
+    let node: Inode | null = start;
     for (; node !== null && node !== this.root; node = node.parent) {
-      if (!node.attached && !stale) throw fsError("ENOENT", `node ${id} was removed`);
+      if (!node.attached && !stale) throw fsError("ENOENT", `node ${start.id} was removed`);
       names.push(node.name);
     }
-    if (node === null && !stale) throw fsError("ENOENT", `node ${id} is not under the root`);
+    if (node === null && !stale) throw fsError("ENOENT", `node ${start.id} is not under the root`);
     return "/" + names.reverse().join("/");
   }
 
   /** True when the node is live and neither it nor an ancestor was detached. */
   isAttached(id: number): boolean {
-    let node: Inode | null | undefined = this.byId.get(id);
-    for (; node !== undefined && node !== null && node !== this.root; node = node.parent) {
+    const node = this.byId.get(id);
+    return node !== undefined && this.attachedNode(node);
+  }
+
+  private attachedNode(start: Inode): boolean {
+    let node: Inode | null = start;
+    for (; node !== null && node !== this.root; node = node.parent) {
       if (!node.attached) return false;
     }
     return node === this.root;
@@ -108,38 +147,132 @@ export class InodeTable {
   }
 
   /**
-   * The node for `name` in `parentId` after a successful lookup of an object of type `mode`, with one
-   * more lookup. A known node of another file type is detached and replaced by a fresh one.
+   * The node for `name` in `parentId` after a successful lookup of the object `attr` describes, with
+   * one more lookup; `attr.gen` is set to the node's generation. A known node of another file type is
+   * detached and replaced by a fresh one.
    */
-  lookup(parentId: number, name: string, mode: number, ino: bigint): Inode {
-    const parent = this.get(parentId);
+  lookup(parentId: number, name: string, attr: EntryAttr): Inode {
+    return this.lookupIn(this.get(parentId), name, attr);
+  }
+
+  private lookupIn(parent: Inode, name: string, attr: EntryAttr): Inode {
     let node = parent.children?.get(name);
-    if (node !== undefined && node.type !== (mode & S_IFMT)) {
+    if (node !== undefined && node.type !== (attr.mode & S_IFMT)) {
       this.detachNode(node);
       node = undefined;
     }
     if (node === undefined) {
-      node = {
-        id: this.nextId++,
-        parent,
-        name,
-        lookups: 0,
-        attached: true,
-        type: mode & S_IFMT,
-        ino,
-        children: undefined,
-      };
+      node = this.newNode(parent, name, attr, 0);
       (parent.children ??= new Map()).set(name, node);
     }
-    if (node.lookups === 0) {
+    this.count(node, attr);
+    return node;
+  }
+
+  private newNode(parent: Inode, name: string, attr: EntryAttr, id: number): Inode {
+    const type = attr.mode & S_IFMT;
+    return { id, parent, name, lookups: 0, attached: true, type, ino: attr.ino, gen: 0, children: undefined };
+  }
+
+  /** One more lookup of a node of the tree; one that was not live gets a free id and `attr`'s generation. */
+  private count(node: Inode, attr: EntryAttr, id?: number): void {
+    if (node.lookups === 0 && node !== this.root) {
+      node.id = id ?? this.freeId(attr.ino);
+      node.gen = attr.gen ?? 0;
+      node.ino = attr.ino;
       this.byId.set(node.id, node);
-      node.ino = ino;
       this.index(node);
     } else {
-      this.pin(node.id, ino);
+      this.pin(node.id, attr.ino);
     }
     node.lookups += 1;
-    return node;
+    attr.gen = node.gen;
+  }
+
+  /** The stable id of `ino` when no live node holds it, else a fresh ephemeral one. */
+  private freeId(ino: bigint): number {
+    const id = stableIdOf(ino);
+    return id !== undefined && !this.byId.has(id) ? id : this.nextEphemeral++;
+  }
+
+  /**
+   * Live node `id` itself, for a lookup of "." that raced with its FORGET, counted as one more lookup.
+   * ENOENT when it was removed.
+   */
+  lookupSelf<A extends EntryAttr>(id: number, attrOf: (path: string) => A): { node: Inode; attr: A } {
+    const node = this.get(id);
+    const attr = attrOf(this.pathOf(node));
+    this.count(node, attr);
+    return { node, attr };
+  }
+
+  /**
+   * The parent of live node `id` for a lookup of "..", counted as one lookup (revived with a free id when
+   * the kernel had forgotten it). ENOENT when the node was removed.
+   */
+  lookupParent<A extends EntryAttr>(id: number, attrOf: (path: string) => A): { node: Inode; attr: A } {
+    const child = this.get(id);
+    if (!this.attachedNode(child)) throw fsError("ENOENT", `node ${id} was removed`);
+    const node = child.parent ?? this.root;
+    const attr = attrOf(this.pathOf(node));
+    this.count(node, attr);
+    return { node, attr };
+  }
+
+  /**
+   * The way to a node the kernel no longer knows, from what was remembered of it and its ancestors up to a
+   * node of the tree; undefined when some link is missing. Not checked: the caller compares the object
+   * at the route's path with what it expects.
+   */
+  routeTo(id: number): Route | undefined {
+    const steps: Route["steps"] = [];
+    for (let at = id; steps.length < MAX_ROUTE;) {
+      const live = this.byId.get(at);
+      if (live !== undefined) {
+        return this.attachedNode(live) ? { base: live, steps: steps.reverse() } : undefined;
+      }
+      const where: Whereabouts | undefined = this.remembered.get(at);
+      if (where === undefined) return undefined;
+      steps.push({ id: at, name: where.name, ino: where.ino });
+      at = where.parent;
+    }
+    return undefined;
+  }
+
+  /** The path a route leads to. */
+  routePath(route: Route): string {
+    let path = this.pathOf(route.base);
+    for (const step of route.steps) path = joinPath(path, step.name);
+    return path;
+  }
+
+  /**
+   * Makes the node at the end of `route` live as node `id`, with one lookup (a lookup of "." for a file
+   * handle): directories on the way that the tree lacks are added as plain links. Undefined when the
+   * name is held by another live node (the kernel knows the object under another id).
+   */
+  place(route: Route, id: number, attr: EntryAttr): Inode | undefined {
+    if (this.byId.has(id)) return undefined;
+    let parent = route.base;
+    const last = route.steps.length - 1;
+    for (const [i, step] of route.steps.entries()) {
+      const mode = i === last ? attr.mode : S_IFDIR;
+      let node = parent.children?.get(step.name);
+      if (node === undefined) {
+        node = this.newNode(parent, step.name, { mode, ino: step.ino }, step.id);
+        (parent.children ??= new Map()).set(step.name, node);
+      } else if (node.type !== (mode & S_IFMT) || (i === last && node.lookups > 0)) {
+        break;
+      }
+      if (i === last) {
+        this.count(node, attr, id);
+        this.remembered.delete(id);
+        return node;
+      }
+      parent = node;
+    }
+    this.prune(parent); // links added on the way, now leading nowhere
+    return undefined;
   }
 
   /** Drops `n` lookups (FORGET); the root is never dropped. */
@@ -151,6 +284,9 @@ export class InodeTable {
     node.lookups = 0;
     this.byId.delete(id);
     this.unindex(node);
+    if (node.attached && node.parent !== null) {
+      this.remembered.set(id, { parent: node.parent.id, name: node.name, ino: node.ino });
+    }
     this.prune(node);
   }
 
@@ -247,6 +383,7 @@ export class InodeTable {
   private detachNode(node: Inode): void {
     this.unlinkChild(node);
     node.attached = false;
+    this.remembered.delete(node.id);
     if (node.parent !== null) this.prune(node.parent);
   }
 

@@ -173,7 +173,7 @@ function readdirplusBody(s: Session, h: InHeader, req: ReaddirIn, counted: numbe
       w.add(slot, win.offsetOf(i), null);
       continue;
     }
-    const node = s.table.lookup(h.nodeid, slot.name, attr.mode, attr.ino);
+    const node = s.table.lookup(h.nodeid, slot.name, attr);
     counted.push(node.id);
     const shown = withIno(attr, node.ino);
     const entry = {

@@ -3,7 +3,8 @@
  *
  * Invariants: each handler is a 1:1 call of the matching UnionOps method on paths derived from the inode
  * table; every reply carrying an entry_out adds exactly one lookup to that node and undoes it on failure;
- * the table is changed only after the core call succeeded.
+ * the table is changed only after the core call succeeded. LOOKUP of "." and ".." (file handles) is
+ * export.ts's.
  */
 import type { Attr } from "../../unionfs/types";
 import { RENAME_EXCHANGE } from "../../unionfs/types";
@@ -12,6 +13,7 @@ import { codeOf } from "../../errors";
 import { attrOut, decodeSetattr, entryOut } from "./codec";
 import type { Reader } from "./codec";
 import { withIno } from "./inodes";
+import { lookupDot, lookupDotdot } from "./export";
 import { GETATTR_FH, Op } from "./protocol";
 import { EMPTY, callerOf, creatorOf } from "./session";
 import type { Handler, Reply, Session } from "./session";
@@ -34,7 +36,7 @@ const NO_ATTR: Attr = {
 
 /** entry_out for `name` in `parentId`, counting one lookup. */
 export function entryReply(s: Session, parentId: number, name: string, attr: Attr): Reply {
-  const node = s.table.lookup(parentId, name, attr.mode, attr.ino);
+  const node = s.table.lookup(parentId, name, attr);
   return {
     parts: [entryOut(node.id, withIno(attr, node.ino), s.entryTimeout, s.attrTimeoutFor(node.id))],
     undo: () => s.table.forget(node.id, 1),
@@ -47,6 +49,9 @@ function attrReply(s: Session, nodeid: number, attr: Attr): Reply {
 
 const lookup: Handler = (s, h, r) => {
   const name = r.name();
+  // Only the kernel's export operations send these (file handles): the VFS resolves "." and ".." itself.
+  if (name === ".") return lookupDot(s, h.nodeid);
+  if (name === "..") return lookupDotdot(s, h.nodeid);
   let attr: Attr;
   try {
     attr = s.ops.getattr(s.table.childPath(h.nodeid, name));

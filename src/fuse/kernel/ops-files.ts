@@ -65,7 +65,7 @@ const create: Handler = (s, h, r) => {
   const openFlags = r.u32();
   const name = r.name();
   const { fh, attr } = s.ops.create(s.table.childPath(h.nodeid, name), flags, mode, creatorOf(s, h, umask));
-  const node = s.table.lookup(h.nodeid, name, attr.mode, attr.ino);
+  const node = s.table.lookup(h.nodeid, name, attr);
   if (openFlags & OPEN_KILL_SUIDGID) s.killedSuidgid(node.id, fh);
   s.opened(node.id, fh);
   const io = openMode(s, node.id, fh);

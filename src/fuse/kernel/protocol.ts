@@ -131,6 +131,8 @@ export const WANTED_INIT_FLAGS =
   Init.READDIRPLUS_AUTO |
   Init.POSIX_ACL |
   Init.NO_OPENDIR_SUPPORT |
+  // File handles survive the kernel forgetting an inode: it looks up "." and ".." (export.ts).
+  Init.EXPORT_SUPPORT |
   // The umask arrives unapplied with the unmasked mode: the core applies it unless a default ACL rules.
   Init.DONT_MASK |
   Init.INIT_EXT;

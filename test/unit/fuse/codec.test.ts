@@ -70,7 +70,8 @@ describe("fuse codec: replies", () => {
     const b = entryOut(2 ** 40 + 5, attr, 1.5, 2);
     assert.equal(b.length, 128);
     assert.equal(b.readBigUInt64LE(0), 2n ** 40n + 5n, "nodeid");
-    assert.equal(b.readBigUInt64LE(8), 0n, "generation");
+    assert.equal(b.readBigUInt64LE(8), 0n, "generation (none given)");
+    assert.equal(entryOut(2, { ...attr, gen: 0xfffffffe }, 1, 1).readBigUInt64LE(8), 0xfffffffen);
     assert.equal(b.readBigUInt64LE(16), 1n, "entry_valid");
     assert.equal(b.readBigUInt64LE(24), 2n, "attr_valid");
     assert.equal(b.readUInt32LE(32), 500_000_000, "entry_valid_nsec");
@@ -229,12 +230,12 @@ describe("fuse INIT negotiation", () => {
       Init.MAX_PAGES,
       Init.POSIX_ACL,
       Init.DONT_MASK,
+      Init.EXPORT_SUPPORT,
     ];
     for (const f of [...want, Init.DO_READDIRPLUS, Init.READDIRPLUS_AUTO, Init.INIT_EXT])
       assert.ok(out.neg.flags & f);
     const unwanted = [Init.WRITEBACK_CACHE, Init.POSIX_LOCKS, Init.FLOCK_LOCKS, Init.HANDLE_KILLPRIV];
-    for (const f of [...unwanted, Init.EXPORT_SUPPORT, Init.AUTO_INVAL_DATA])
-      assert.equal(out.neg.flags & f, 0);
+    for (const f of [...unwanted, Init.AUTO_INVAL_DATA]) assert.equal(out.neg.flags & f, 0);
     assert.equal(out.neg.flags2, 0);
     const b = encodeInitOut(out.neg);
     assert.equal(b.length, 64);
