@@ -65,7 +65,7 @@ export async function serve(req: ServeRequest): Promise<number> {
     abortNativeMount(req.mountpoint);
     process.exitCode = 1;
   });
-  const serving = `serving ${req.mountpoint} (transport: ${transport.name}, ${reason}; pid ${process.pid})`;
+  const serving = `serving ${req.mountpoint} (transport: ${transport.name}, ${reason}) as pid ${process.pid}`;
   if (req.verbose || req.logFile !== undefined) logLine(serving);
   if (req.pidFile !== undefined) writePidFile(req.pidFile);
   if (process.send) {
