@@ -29,8 +29,10 @@ done
 # fuse3: fusermount3 (the tests unmount with it); attr: getfattr/setfattr; acl: setfacl/getfacl (the
 # POSIX ACL cases); tree: the demo's listing;
 # util-linux: mount, umount, mountpoint, findmnt, losetup, unshare; coreutils: timeout, sha256sum; procps: ps;
-# e2fsprogs: mkfs.ext4 (faults.test.ts puts an upper branch on an ext4 loop device).
-packages=(fuse3 attr acl tree util-linux coreutils procps busybox-static libfuse2 e2fsprogs)
+# e2fsprogs: mkfs.ext4 (faults.test.ts puts an upper branch on an ext4 loop device);
+# podman, runc: podman.test.ts runs containers with unionfs-ts as podman's mount_program (installed
+# without recommends: crun, fuse-overlayfs, slirp4netns… are not used).
+packages=(fuse3 attr acl tree util-linux coreutils procps busybox-static libfuse2 e2fsprogs podman runc)
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
