@@ -10,7 +10,7 @@
  *   `_netdev`, `user`, `x-systemd.*`, `comment=` …) are dropped, as util-linux's helpers do.
  * - `remount` changes the kernel mount's generic flags (ro/rw, nosuid, noatime …) with mount(2)'s
  *   MS_REMOUNT and touches nothing else; anything that would change the union itself is refused.
- * - Exit codes follow mount(8): 0 done, 1 bad usage, 32 mount failure.
+ * - Exit codes follow mount(8): 0 done, 1 bad usage of a remount, 32 any mount failure.
  */
 import { spawnSync } from "node:child_process";
 import { splitOptionList } from "./options";
@@ -101,5 +101,6 @@ if (require.main === module) {
   const argv = process.argv.slice(2);
   const call = parseHelperArgs(argv);
   if (call.options.includes("remount")) process.exitCode = remount(call);
-  else main(helperArgs(argv)).then((code) => (process.exitCode = code));
+  // mount(8) and fstab tools read 32 as "mount failure" (util-linux's convention).
+  else main(helperArgs(argv)).then((code) => (process.exitCode = code === 0 ? 0 : 32));
 }
