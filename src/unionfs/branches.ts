@@ -6,7 +6,13 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { MAX_BRANCHES, type BranchMode, type BranchSpec, type UnionConfig } from "./config";
+import {
+  MAX_BRANCHES,
+  MAX_READONLY_BRANCHES,
+  type BranchMode,
+  type BranchSpec,
+  type UnionConfig,
+} from "./config";
 import { WORKDIR_NAME } from "../whiteout/read";
 
 /** Bad input from the user: printed as one line, exit code 2, nothing changed. */
@@ -17,19 +23,45 @@ export class UsageError extends Error {
 const MODES: readonly BranchMode[] = ["rw", "ro", "ro+wh", "rr"];
 
 /** Parses a branch list, top first. The first branch defaults to rw, the others to ro. */
+/**
+ * Splits `s` at each `sep` that no backslash escapes; each piece keeps its escapes (`unescape` drops
+ * them), so a directory whose name holds ':' or '=' is written `a\:b` or `a\=b`.
+ */
+function splitUnescaped(s: string, sep: string): string[] {
+  const out: string[] = [];
+  let cur = "";
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i] as string;
+    if (ch === "\\" && i + 1 < s.length) {
+      cur += ch + (s[++i] as string);
+    } else if (ch === sep) {
+      out.push(cur);
+      cur = "";
+    } else cur += ch;
+  }
+  out.push(cur);
+  return out;
+}
+
+function unescape(s: string): string {
+  return s.replace(/\\([:=\\])/g, "$1");
+}
+
 export function parseBranches(list: string, cwd = process.cwd()): BranchSpec[] {
   if (list.length === 0) throw new UsageError("empty branch list");
-  const items = list.split(":");
+  const items = splitUnescaped(list, ":");
   if (items.length > MAX_BRANCHES) {
-    throw new UsageError(`too many branches: ${items.length} (the limit is ${MAX_BRANCHES})`);
+    throw new UsageError(
+      `too many branches: ${items.length} (the limit is ${MAX_READONLY_BRANCHES} read-only and one rw)`,
+    );
   }
   return items.map((item, i) => parseBranch(item, i, cwd));
 }
 
 function parseBranch(item: string, index: number, cwd: string): BranchSpec {
-  const eq = item.lastIndexOf("=");
-  const dir = eq < 0 ? item : item.slice(0, eq);
-  const mode = eq < 0 ? (index === 0 ? "rw" : "ro") : item.slice(eq + 1);
+  const parts = splitUnescaped(item, "=");
+  const dir = unescape(parts.length === 1 ? item : parts.slice(0, -1).join("="));
+  const mode = parts.length === 1 ? (index === 0 ? "rw" : "ro") : (parts[parts.length - 1] as string);
   if (dir.length === 0) throw new UsageError(`empty branch at position ${index + 1} of the branch list`);
   if (!(MODES as readonly string[]).includes(mode)) {
     throw new UsageError(`bad mode '${mode}' for branch '${dir}' (expected one of ${MODES.join(", ")})`);
@@ -40,8 +72,11 @@ function parseBranch(item: string, index: number, cwd: string): BranchSpec {
 /** Checks branches exist, are directories, are distinct, do not nest, and only the top one is rw. */
 export function checkBranches(branches: readonly BranchSpec[]): void {
   if (branches.length === 0) throw new UsageError("no branches given");
-  if (branches.length > MAX_BRANCHES) {
-    throw new UsageError(`too many branches: ${branches.length} (the limit is ${MAX_BRANCHES})`);
+  const readOnly = branches.filter((b) => b.mode !== "rw").length;
+  if (branches.length > MAX_BRANCHES || readOnly > MAX_READONLY_BRANCHES) {
+    throw new UsageError(
+      `too many branches: ${branches.length} (the limit is ${MAX_READONLY_BRANCHES} read-only and one rw)`,
+    );
   }
   const real: string[] = [];
   branches.forEach((b, i) => {

@@ -3,10 +3,13 @@
  *
  * Invariants: a `UnionConfig` is plain data (it crosses into the FUSE worker thread via `workerData`);
  * paths in it are absolute UTF-8 strings; at most one branch is writable and, if there is one, it is the
- * top branch (index 0); `MAX_BRANCHES` is the hard limit.
+ * top branch (index 0); at most `MAX_READONLY_BRANCHES` read-only branches, plus the writable one
+ * (Docker's overlay2 and kernel overlayfs stack 128 lower layers under an upper one).
  */
 
-export const MAX_BRANCHES = 128;
+export const MAX_READONLY_BRANCHES = 128;
+/** The most branches a union has: the read-only ones and one writable. */
+export const MAX_BRANCHES = MAX_READONLY_BRANCHES + 1;
 
 /** aufs branch modes: rw = writable; ro and ro+wh = read-only, whiteouts honoured; rr = read-only. */
 export type BranchMode = "rw" | "ro" | "ro+wh" | "rr";

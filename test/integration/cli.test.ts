@@ -136,9 +136,9 @@ describe("unionfs-ts CLI", function () {
       { name: "an empty branch mode", args: (s) => [`${s.A}=rw:${s.B}=`, s.C] },
       { name: "a rw branch below the top", args: (s) => [`${s.A}=ro:${s.B}=rw`, s.C] },
       {
-        name: "129 branches (the limit is 128)",
+        name: "129 read-only branches (the limit is 128 and one rw)",
         args: (s) => {
-          const dirs = [s.A];
+          const dirs = [`${s.A}=ro`];
           for (let i = 0; i < 128; i++) {
             const d = path.join(s.root, `L${i}`);
             fs.mkdirSync(d);
@@ -385,16 +385,29 @@ describe("unionfs-ts CLI", function () {
       assert.equal(isMounted(D), false);
     });
 
-    it("128 branches mount and all show", async function () {
-      const spec: Record<string, Record<string, ReturnType<typeof file>>> = { C: {} };
+    it("128 read-only branches and the writable one mount and all show", async function () {
+      const spec: Record<string, Record<string, ReturnType<typeof file>>> = { C: {}, U: {} };
       for (let i = 0; i < 128; i++) spec[`L${i}`] = { [`f${i}`]: file(`${i}\n`) };
       const root = t.tree(spec);
-      const dirs = Array.from({ length: 128 }, (_v, i) => path.join(root, `L${i}`));
+      const dirs = [
+        path.join(root, "U"),
+        ...Array.from({ length: 128 }, (_v, i) => path.join(root, `L${i}`)),
+      ];
       const C = path.join(root, "C");
       await cliMount(t, [dirs.join(":"), C], C);
       const names = await within(fsp.readdir(C), 10_000, "readdir C");
       assert.equal(names.length, 128);
       assert.equal(await fsp.readFile(path.join(C, "f127"), "utf8"), "127\n");
+      await fsp.writeFile(path.join(C, "new"), "n");
+      assert.equal(fs.readFileSync(path.join(root, "U", "new"), "utf8"), "n");
+    });
+
+    it("regression: a branch whose name holds '=' or ':' is named with a backslash", async function () {
+      const root = t.tree({ "a=b": { x: "x\n" }, "c:d": { y: "y\n" }, C: {} });
+      const C = path.join(root, "C");
+      const esc = (p: string): string => p.replace(/[\\:=]/g, (c) => `\\${c}`);
+      await cliMount(t, [`${esc(path.join(root, "a=b"))}:${esc(path.join(root, "c:d"))}=ro`, C], C);
+      assert.deepEqual((await within(fsp.readdir(C), 10_000, "readdir C")).sort(), ["x", "y"]);
     });
   });
 

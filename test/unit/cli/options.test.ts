@@ -113,6 +113,21 @@ describe("mount options", () => {
       bad(() => buildMountOptions(["A", "C"], ["upperdir=/u"], cwd), /cannot be combined/);
       bad(() => buildMountOptions(["C"], [], cwd), /expected BRANCHES MOUNTPOINT/);
     });
+    it("regression: backslash escapes ':' and '=' in branch names; 128 read-only and one rw at most", () => {
+      const m = buildMountOptions(["a\\=b:c\\:d=ro:e\\\\f", "C"], [], cwd);
+      assert.deepEqual(
+        m.config.branches.map((b) => [b.path, b.mode]),
+        [
+          ["/storage/a=b", "rw"],
+          ["/storage/c:d", "ro"],
+          ["/storage/e\\f", "ro"],
+        ],
+      );
+      const many = (n: number): string => Array.from({ length: n }, (_, i) => `L${i}`).join(":");
+      assert.equal(buildMountOptions([many(129), "C"], [], cwd).config.branches.length, 129);
+      bad(() => buildMountOptions([many(130), "C"], [], cwd), /too many branches: 130/);
+    });
+
     it("regression: generic mount flags are kept, in order, for the kernel mount (they were ignored)", () => {
       const m = buildMountOptions(["A:B", "C"], ["nosuid,nodev,noexec", "noatime,ro"], cwd);
       assert.deepEqual(m.flags, ["nosuid", "nodev", "noexec", "noatime", "ro"]);
