@@ -100,6 +100,9 @@ export function buildMountOptions(
   const config: UnionConfig = { branches, whiteout: overlayStyle ? "overlay" : "aufs" };
   const out: MountOptions = { config, mountpoint, fsname, debug: false, warnings: [], flags: [] };
   for (const o of items) applyOption(out, o, cwd, overlayStyle);
+  // `ro` leaves no writable branch, so nothing is ever copied: a workdir= is not needed (overlayfs too
+  // mounts upperdir=,workdir=,ro).
+  if (out.flags.includes("ro")) delete config.workdir;
   return out;
 }
 

@@ -3,8 +3,10 @@
  *
  * Invariants: `mount` resolves only once the mount answers requests (INIT done) and rejects, leaving
  * nothing mounted, when it cannot get there. `done` resolves when serving has stopped for good (the
- * mount is gone); after it resolves no thread of the transport is left blocked on the device.
+ * mount is gone); after it resolves no thread of the transport is left blocked on the device. The
+ * union is built from `configOf(req)`: the atime policy comes from the mount's flags.
  */
+import { atimePolicyOf } from "../unionfs/atime";
 import type { UnionConfig } from "../unionfs/config";
 
 /** Generic VFS mount flags: given to the kernel mount as they come (later ones win, as with mount(8)). */
@@ -52,6 +54,11 @@ export interface MountRequest {
    * The export is called with `config` and must return `UnionOps`.
    */
   factory?: { module: string; name: string };
+}
+
+/** The config to build the union from: access times as the mount's flags ask, unless it says. */
+export function configOf(req: MountRequest): UnionConfig {
+  return { ...req.config, atime: req.config.atime ?? atimePolicyOf(req.flags ?? []) };
 }
 
 export interface MountedFs {

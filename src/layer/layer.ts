@@ -12,6 +12,10 @@
  *   the other calls: creating through a /proc magic link costs about three times as much, and engines
  *   never detach the upper dir.
  * - A read-only layer throws EROFS from every mutating method: lower layers are never modified.
+ * - Reading never changes an access time, except through `openAccess`, `readdir(rel, true)` and
+ *   `readlink`: those are the union's callers' reads, and change it as the layer's atime policy says
+ *   (atime.ts): the union's in the writable layer, noatime in a read-only one (a union gives each
+ *   read-only layer a noatime policy, so even the kernel's own reads of it never count).
  * - Nothing here knows about whiteouts or other layers; `tryLstat` is the one place that turns
  *   "not in this layer" (ENOENT/ENOTDIR) into `undefined`.
  */
@@ -21,6 +25,7 @@ import { bytesOf, bstr } from "../sys/bytes";
 import * as sys from "../sys/libc";
 import { inParent, LONG_PATH, withPath } from "../sys/longpath";
 import { statAt, statAtOrThrow, type Stat } from "../sys/stat";
+import { AccessRoots, listNoatime, openNoatime, type AtimePolicy } from "./atime";
 
 export type { Stat };
 
@@ -49,11 +54,24 @@ export interface Layer {
   withPath<T>(rel: string, fn: (path: string) => T): T;
   lstat(rel: string): Stat;
   tryLstat(rel: string): Stat | undefined;
-  readdir(rel: string): RawEntry[];
+  /**
+   * The entries of directory `rel`. With `access` the listing is a caller's (READDIR) and changes the
+   * directory's access time as the union's atime policy says; otherwise it never does.
+   */
+  readdir(rel: string, access?: boolean): RawEntry[];
+  /** A caller's readlink: it counts as reading the symlink (see `openAccess`). */
   readlink(rel: string): string;
   getxattr(rel: string, name: string): Buffer;
   listxattr(rel: string): string[];
+  /** Opens `rel`; reading through the fd never changes its access time (O_NOATIME where allowed). */
   open(rel: string, flags: number, mode?: number): number;
+  /**
+   * Opens `rel` for a caller of the union: reading through the fd (also by the kernel: FUSE passthrough,
+   * exec) changes its access time as the layer's atime policy says.
+   */
+  openAccess(rel: string, flags: number): number;
+  /** `fd`, just opened on `rel` by path with `flags`, as `openAccess` would have opened it (else closed). */
+  forAccess(rel: string, fd: number, flags: number): number;
 
   mkdir(rel: string, mode: number): void;
   symlink(target: string, rel: string): void;
@@ -101,20 +119,31 @@ export class DirLayer implements Layer {
   readonly dev: bigint;
   readonly root: string;
   private fd: number;
+  /** Where callers' reads are opened (undefined: O_NOATIME, and readlink through the root). */
+  private readonly access: AccessRoots | undefined;
 
-  /** `origin` is the absolute byte-string path of the layer's root directory. */
+  /**
+   * `origin` is the absolute byte-string path of the layer's root directory; `atime` what callers'
+   * reads do to access times (atime.ts): the union's policy for the writable layer (default relatime),
+   * noatime for a read-only one; a read-only layer without one opens O_NOATIME (image tools).
+   */
   constructor(
     readonly index: number,
     readonly origin: string,
     readonly writable: boolean,
     readonly honoursWhiteouts: boolean,
+    atime?: AtimePolicy,
   ) {
     this.fd = fs.openSync(bytesOf(origin), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     this.root = writable ? origin : `/proc/self/fd/${this.fd}`;
     this.dev = statAtOrThrow(this.fd, EMPTY).dev;
+    const policy = atime ?? (writable ? { files: "relatime", dirs: "relatime" } : undefined);
+    this.access =
+      policy === undefined ? undefined : new AccessRoots({ fd: this.fd, root: this.root }, policy);
   }
 
   close(): void {
+    this.access?.close();
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
   }
@@ -142,15 +171,18 @@ export class DirLayer implements Layer {
     }
   }
 
-  readdir(rel: string): RawEntry[] {
-    const dirents = this.withPath(rel, (p) =>
+  readdir(rel: string, access = false): RawEntry[] {
+    const via = access ? this.access?.dirs : undefined;
+    if (via === undefined) return this.withPath(rel, listNoatime);
+    const dirents = withPath(via.fd, via.root, rel, (p) =>
       fs.readdirSync(bytesOf(p), { withFileTypes: true, encoding: "buffer" }),
     );
     return dirents.map((d) => ({ name: bstr(d.name), type: direntType(d) & S_IFMT }));
   }
 
   readlink(rel: string): string {
-    return bstr(this.withPath(rel, (p) => fs.readlinkSync(bytesOf(p), { encoding: "buffer" })));
+    const via = this.access?.files ?? { fd: this.fd, root: this.root };
+    return bstr(withPath(via.fd, via.root, rel, (p) => fs.readlinkSync(bytesOf(p), { encoding: "buffer" })));
   }
 
   getxattr(rel: string, name: string): Buffer {
@@ -161,12 +193,35 @@ export class DirLayer implements Layer {
     return this.withPath(rel, (p) => sys.llistxattr(p));
   }
 
-  open(rel: string, flags: number, mode?: number): number {
+  /** EROFS for an open that could change a read-only layer. */
+  private guardOpen(flags: number): void {
     const accmode = flags & O_ACCMODE;
     if (!this.writable && (accmode !== fs.constants.O_RDONLY || flags & fs.constants.O_TRUNC)) {
       throw fsError("EROFS", "layer is read-only");
     }
-    return this.withPath(rel, (p) => fs.openSync(bytesOf(p), flags, mode));
+  }
+
+  open(rel: string, flags: number, mode?: number): number {
+    this.guardOpen(flags);
+    return this.withPath(rel, (p) => openNoatime(p, flags, mode));
+  }
+
+  openAccess(rel: string, flags: number): number {
+    const via = this.access?.files;
+    if (via === undefined) return this.open(rel, flags);
+    this.guardOpen(flags);
+    return withPath(via.fd, via.root, rel, (p) => fs.openSync(bytesOf(p), flags));
+  }
+
+  forAccess(rel: string, fd: number, flags: number): number {
+    const via = this.access?.files;
+    if (via !== undefined && via.fd === this.fd) return fd;
+    const again = this.openAccess(
+      rel,
+      flags & ~(fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_TRUNC),
+    );
+    fs.closeSync(fd);
+    return again;
   }
 
   mkdir(rel: string, mode: number): void {

@@ -46,6 +46,9 @@ const c = {
   copyFileRange: libc.func(
     "intptr_t copy_file_range(int fdIn, void *offIn, int fdOut, void *offOut, size_t len, unsigned int flags)",
   ),
+  getdents64: libc.func("intptr_t getdents64(int fd, void *buf, size_t count)"),
+  fstatvfs: libc.func("int fstatvfs(int fd, void *buf)"),
+  syscall: libc.func("long syscall(long number, ...)"),
 };
 
 const ENODATA = constants.errno.ENODATA as number;
@@ -272,4 +275,44 @@ export function copyFileRange(
   a.writeBigInt64LE(offIn);
   b.writeBigInt64LE(offOut);
   return check(c.copyFileRange(fdIn, a, fdOut, b, len, 0) as number, "copy_file_range");
+}
+
+/** Reads directory entries of the directory open as `fd` into `buf` (getdents64); 0 at the end. */
+export function getdents64(fd: number, buf: Buffer): number {
+  return check(Number(c.getdents64(fd, buf, buf.length)), "getdents64");
+}
+
+/** statvfs(3)'s f_flag of the mount `fd` is on (ST_RDONLY, ST_NOATIME, ST_NODIRATIME, ST_RELATIME …). */
+export function fstatvfsFlags(fd: number): number {
+  const buf = Buffer.alloc(112); // struct statvfs on 64-bit Linux: f_flag is the tenth unsigned long
+  check(c.fstatvfs(fd, buf) as number, "fstatvfs");
+  return Number(buf.readBigUInt64LE(72));
+}
+
+/** Syscall numbers of the mount API (the same on every architecture since Linux 5.2 and 5.12). */
+const SYS_OPEN_TREE = 428;
+const SYS_MOUNT_SETATTR = 442;
+const OPEN_TREE_CLONE = 1;
+const AT_EMPTY_PATH = 0x1000;
+const AT_RECURSIVE = 0x8000;
+
+/**
+ * A detached copy of the mounts at and below directory `dirFd` (open_tree(2) with OPEN_TREE_CLONE |
+ * AT_RECURSIVE): in no mount table, gone when its fd is closed. Needs CAP_SYS_ADMIN.
+ */
+export function cloneMountTree(dirFd: number): number {
+  const flags = OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE;
+  return check(
+    Number(c.syscall(SYS_OPEN_TREE, "int", dirFd, "const char *", "", "unsigned int", flags)),
+    "open_tree",
+  );
+}
+
+/** mount_setattr(2) on every mount of the tree open as `fd`: sets `set` and clears `clear` (MOUNT_ATTR_*). */
+export function setMountAttrs(fd: number, set: number, clear: number): void {
+  const attr = Buffer.alloc(32); // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd; }
+  attr.writeBigUInt64LE(BigInt(set), 0);
+  attr.writeBigUInt64LE(BigInt(clear), 8);
+  const args = ["int", fd, "const char *", "", "unsigned int", AT_EMPTY_PATH | AT_RECURSIVE, "void *", attr];
+  check(Number(c.syscall(SYS_MOUNT_SETATTR, ...args, "size_t", attr.length)), "mount_setattr");
 }

@@ -6,6 +6,7 @@
  * top branch (index 0); at most `MAX_READONLY_BRANCHES` read-only branches, plus the writable one
  * (Docker's overlay2 and kernel overlayfs stack 128 lower layers under an upper one).
  */
+import type { AtimePolicy } from "../layer/atime";
 
 export const MAX_READONLY_BRANCHES = 128;
 /** The most branches a union has: the read-only ones and one writable. */
@@ -55,4 +56,9 @@ export interface UnionConfig {
   passthrough?: PassthroughMode;
   /** How long the kernel may cache entries and attributes, in seconds (`timeout=`); default a day. */
   cacheTimeout?: number;
+  /**
+   * What callers' reads do to access times in the writable branch (the mount's `relatime`,
+   * `strictatime`, `noatime`, `nodiratime`, `ro`: see atime.ts `atimePolicyOf`); default relatime.
+   */
+  atime?: AtimePolicy;
 }

@@ -21,6 +21,7 @@ import { Handles, type OpenFile } from "./handles";
 import { materialize } from "./materialize";
 import { isDirStat, relOf, Resolver, splitPath, type Resolved } from "./resolve";
 import type { PassthroughMode } from "./config";
+import type { AtimePolicy } from "./atime";
 import type { Attr } from "./types";
 
 const S_IFMT = 0o170000;
@@ -44,6 +45,8 @@ export interface UnionOptions {
   noFsync?: boolean;
   /** Which open files may be handed to the kernel for passthrough (default `auto`). */
   passthrough?: PassthroughMode;
+  /** What callers' reads do to access times in the writable layer (default relatime); see atime.ts. */
+  atime?: AtimePolicy;
 }
 
 /** Lower files at least this big have their copy-up data copied in the background (background.ts). */
@@ -168,7 +171,10 @@ export class UnionCore {
     if (!r || r.dirLayers || r.layer !== this.upper.index) return;
     const mine = this.inos.ino(fs.fstatSync(f.fd, { bigint: true }));
     if (this.upper.withPath(relOf(f.path), readOrigin) !== mine) return;
-    const fd = this.upper.open(relOf(f.path), fs.constants.O_RDONLY);
+    const fd = this.upper.openAccess(
+      relOf(f.path),
+      fs.constants.O_RDONLY | (f.flags & fs.constants.O_NOATIME),
+    );
     fs.closeSync(f.fd);
     f.fd = fd;
     f.layer = this.upper.index;

@@ -42,10 +42,10 @@ export class LowerDirCache {
     return m;
   }
 
-  /** The raw listing of `rel` in `layer` (from the cache for read-only layers). */
-  list(layer: Layer, rel: string): RawEntry[] {
+  /** The raw listing of `rel` in `layer` (from the cache for read-only layers); `access`: Layer.readdir. */
+  list(layer: Layer, rel: string, access = false): RawEntry[] {
     const m = this.names(layer, rel);
-    if (m === undefined) return layer.readdir(rel);
+    if (m === undefined) return layer.readdir(rel, access);
     return [...m].map(([name, type]) => ({ name, type }));
   }
 }

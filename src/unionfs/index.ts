@@ -11,6 +11,7 @@ import { fromText, toText } from "../sys/bytes";
 import { aufsWriter, overlayWriter, WORKDIR_NAME } from "../whiteout";
 import { checkBranches, UsageError, workdirOf } from "./branches";
 import type { UnionConfig } from "./config";
+import { DEFAULT_ATIME, NO_ATIME, type AtimePolicy } from "./atime";
 import type { UnionOps } from "./types";
 import { Union } from "./union";
 import { IdMap } from "./idmap";
@@ -38,10 +39,21 @@ function prepareWorkDir(work: WorkDir): void {
   }
 }
 
+/**
+ * What callers' reads do to access times in each layer: the union's policy in the writable one; nothing
+ * in a read-only one, which needs a noatime mount of it where the kernel reads its files itself
+ * (passthrough, exec) and for readlink, which no open flag spares.
+ */
+function atimeOfLayers(config: UnionConfig): (i: number) => AtimePolicy {
+  const writable = config.branches[0]?.mode === "rw";
+  return (i) => (i === 0 && writable ? (config.atime ?? DEFAULT_ATIME) : NO_ATIME);
+}
+
 export function createUnion(config: UnionConfig): UnionOps {
   checkBranches(config.branches);
+  const atimeOf = atimeOfLayers(config);
   const layers: Layer[] = config.branches.map(
-    (b, i) => new DirLayer(i, fromText(b.path), i === 0 && b.mode === "rw", b.mode !== "rr"),
+    (b, i) => new DirLayer(i, fromText(b.path), i === 0 && b.mode === "rw", b.mode !== "rr", atimeOf(i)),
   );
   const work = workDirFor(config, layers[0]);
   if (work !== undefined) prepareWorkDir(work);
@@ -51,11 +63,13 @@ export function createUnion(config: UnionConfig): UnionOps {
     noXattrs: config.noXattrs,
     noFsync: config.noFsync,
     passthrough: config.passthrough,
+    atime: config.atime,
   });
 }
 
 export { Union, isPrivateXattr, type UnionOptions } from "./union";
 export { IdMap, parseIdRanges, OVERFLOW_ID } from "./idmap";
+export { atimePolicyOf, touchOf, DEFAULT_ATIME, type AccessTouch } from "./atime";
 export {
   parseBranches,
   checkBranches,

@@ -5,7 +5,8 @@
  * higher layer and the whiteout format's own names never appear; the order is byte order of the names,
  * so it is the same on every open and does not depend on which layer an entry came from. With a
  * `LowerDirCache`, read-only layers are listed from it (a directory missing from a layer reads as empty
- * there, as the cache records it), writable ones always afresh.
+ * there, as the cache records it), writable ones always afresh. Only a listing made for a caller
+ * (`access`) changes the writable layer's directory's access time (per the union's atime policy).
  */
 import type { Layer } from "../layer";
 import { isReservedName, whiteoutsInListing } from "../whiteout";
@@ -20,12 +21,13 @@ export function mergedListing(
   dirLayers: readonly number[],
   rel: string,
   lowerDirs?: LowerDirCache,
+  access = false,
 ): DirEntry[] {
   const seen = new Map<string, DirEntry>();
   const hidden = new Set<string>();
   for (const index of dirLayers) {
     const layer = layers[index] as Layer;
-    const raw = lowerDirs ? lowerDirs.list(layer, rel) : layer.readdir(rel);
+    const raw = lowerDirs ? lowerDirs.list(layer, rel, access) : layer.readdir(rel, access);
     const whiteouts = whiteoutsInListing(layer, rel, raw);
     for (const e of raw) {
       if (isReservedName(e.name) || seen.has(e.name) || hidden.has(e.name)) continue;

@@ -11,6 +11,9 @@
  *   operation, which is what makes per-path serialisation trivially true today.
  * - File and directory handles are small integers owned by the core; a transport passes them back verbatim.
  */
+import type { AccessTouch } from "./atime";
+
+export type { AccessTouch };
 
 /** Who is asking: new objects are owned by this uid/gid (the daemon itself runs as root). */
 export interface Caller {
@@ -133,6 +136,18 @@ export interface UnionOps {
    * union seeing those calls (no copy-up can replace it); undefined when it must never be.
    */
   passthrough?(fh: number): BackingFile | undefined;
+  /**
+   * What the next read through open file `fh` does to the file's access time (the mount's atime mode
+   * applied to its times now): a transport that serves reads from a cache lets the next one reach the
+   * union when it is `next`, and every one when it is `every`. The union changes access times itself,
+   * on the reads it serves and on the kernel's reads of a passed-through file.
+   */
+  accessTouch?(fh: number): AccessTouch;
+  /**
+   * Whether listing a directory changes its access time every time (strictatime, and not nodiratime): a
+   * transport must not answer listings from a cache then.
+   */
+  listingsTouchEveryTime?(): boolean;
   /**
    * Clears S_ISUID, and S_ISGID when group-executable, of an open file: what a write or O_TRUNC open by
    * an unprivileged caller does (the kernel asks for it when it leaves that to the filesystem).

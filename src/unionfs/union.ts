@@ -7,6 +7,9 @@
  * - A file opened for writing is always the top layer's copy; a read-only handle on a lower file follows
  *   a later copy-up of that file, so it sees writes made through other handles.
  * - A directory handle owns a snapshot of the merged listing taken at opendir.
+ * - Handles and listings made for callers are the only reads that change access times, and only in the
+ *   writable layer, as the union's atime policy says (atime.ts); `accessTouch` tells a transport which
+ *   reads it must let through for that.
  */
 import * as fs from "node:fs";
 import { fsError, isAbsent } from "../errors";
@@ -19,6 +22,7 @@ import { mergedListing } from "./listing";
 import { UnionNamespace } from "./namespace";
 import { relOf } from "./resolve";
 import { statFsOf } from "./attr";
+import { touchOf, DEFAULT_ATIME, type AccessTouch } from "./atime";
 import type { Attr, BackingFile, Caller, DirEntry, SetAttrRequest, StatFs, UnionOps } from "./types";
 
 const S_IFMT = 0o170000;
@@ -29,7 +33,8 @@ const S_ISGID = 0o2000;
 const S_IXGRP = 0o010;
 const SETID_BITS = S_ISUID | S_ISGID;
 const O_ACCMODE = 3;
-const { O_RDONLY, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_SYNC, O_DSYNC, O_NOATIME, O_NONBLOCK } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_SYNC, O_DSYNC, O_NOATIME, O_NONBLOCK } =
+  fs.constants;
 /** open(2) flags passed through to the layer file; O_DIRECT is dropped (our buffers are not aligned). */
 const PASSED_OPEN_FLAGS = O_ACCMODE | O_APPEND | O_TRUNC | O_SYNC | O_DSYNC | O_NOATIME | O_NONBLOCK;
 
@@ -96,7 +101,7 @@ export class Union extends UnionNamespace implements UnionOps {
       this.copyUpFile(path, r, !(flags & O_TRUNC));
       layer = this.writable().index;
     }
-    const fd = this.layer(layer).open(relOf(path), flags & PASSED_OPEN_FLAGS);
+    const fd = this.layer(layer).openAccess(relOf(path), flags & PASSED_OPEN_FLAGS);
     return this.handles.addFile({ fd, path, layer, flags, epoch: this.copyUpEpoch });
   }
 
@@ -114,6 +119,7 @@ export class Union extends UnionNamespace implements UnionOps {
       fd = fs.openSync(bytesOf(abs), (flags & PASSED_OPEN_FLAGS) | O_CREAT | O_EXCL, perm);
       this.own(abs, path, caller);
     });
+    if ((flags & O_ACCMODE) !== O_WRONLY) fd = upper.forAccess(relOf(path), fd, flags & PASSED_OPEN_FLAGS);
     const fh = this.handles.addFile({ fd, path, layer: upper.index, flags, epoch: this.copyUpEpoch });
     // A new object has no origin to report: its own inode number, as getattr would find it.
     return { fh, attr: this.attrOfStat(fs.fstatSync(fd, { bigint: true })) };
@@ -165,6 +171,21 @@ export class Union extends UnionNamespace implements UnionOps {
     return { fd: f.fd, dev: st.dev, ino: st.ino, preferred: quiet || !final || this.upper === undefined };
   }
 
+  /** Only the writable layer's files change access times, and only through handles that can read. */
+  accessTouch(fh: number): AccessTouch {
+    const f = this.handles.file(fh);
+    if (f.layer !== this.upper?.index || (f.flags & O_ACCMODE) === O_WRONLY || f.flags & O_NOATIME)
+      return "none";
+    const mode = (this.opts.atime ?? DEFAULT_ATIME).files;
+    if (mode === "noatime") return "none";
+    if (mode === "strictatime") return "every";
+    return touchOf(mode, fs.fstatSync(f.fd, { bigint: true }), BigInt(Date.now()) * 1_000_000n);
+  }
+
+  listingsTouchEveryTime(): boolean {
+    return this.upper !== undefined && (this.opts.atime ?? DEFAULT_ATIME).dirs === "strictatime";
+  }
+
   killSuidgid(fh: number): boolean {
     return this.clearSetid(this.handles.file(fh));
   }
@@ -198,7 +219,7 @@ export class Union extends UnionNamespace implements UnionOps {
   /** The merged listing of directory `path`; empty once it has been removed (as getdents gives). */
   private listingOf(path: string, dirLayers: readonly number[]): DirEntry[] {
     try {
-      return mergedListing(this.layers, dirLayers, relOf(path), this.resolver.lowerDirs);
+      return mergedListing(this.layers, dirLayers, relOf(path), this.resolver.lowerDirs, true);
     } catch (err) {
       if (isAbsent(err)) return [];
       throw err;

@@ -28,7 +28,11 @@ import { constants } from "node:os";
 const ENOSYS = constants.errno.ENOSYS;
 
 const init: Handler = (s, _h, r) => {
-  const outcome = negotiate(decodeInit(r), { passthrough: s.wantsPassthrough });
+  const outcome = negotiate(decodeInit(r), {
+    passthrough: s.wantsPassthrough,
+    // Zero-message opendir lets the kernel answer every listing from its cache.
+    cachedListings: s.ops.listingsTouchEveryTime?.() !== true,
+  });
   if (outcome.kind === "retry") return { parts: [encodeMajorOnly(outcome.major)] };
   if (outcome.kind === "unsupported") throw fsError("EPROTO", outcome.why);
   s.negotiated(outcome.neg);

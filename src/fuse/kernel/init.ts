@@ -58,6 +58,8 @@ export type InitOutcome =
 /** What this mount wants beyond the fixed WANTED_INIT_FLAGS. */
 export interface InitWants {
   passthrough: boolean;
+  /** false: never NO_OPENDIR_SUPPORT (every listing must reach the daemon: strictatime). */
+  cachedListings?: boolean;
 }
 
 export function negotiate(k: InitIn, wants: InitWants = { passthrough: false }): InitOutcome {
@@ -66,7 +68,8 @@ export function negotiate(k: InitIn, wants: InitWants = { passthrough: false }):
     return { kind: "unsupported", why: `kernel FUSE protocol ${k.major}.${k.minor} is too old` };
   }
   const ext = (k.flags & Init.INIT_EXT) !== 0;
-  const flags = k.flags & WANTED_INIT_FLAGS;
+  const flags =
+    k.flags & WANTED_INIT_FLAGS & (wants.cachedListings === false ? ~Init.NO_OPENDIR_SUPPORT : ~0);
   const neg: Negotiated = {
     major: PROTO_MAJOR,
     minor: Math.min(k.minor, PROTO_MINOR),

@@ -14,7 +14,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
-import type { MountRequest, MountedFs } from "../transport";
+import { configOf, type MountRequest, type MountedFs } from "../transport";
 import { FsError } from "../../errors";
 import { abortConnection, isMounted, isTopMount, mountsAt, runCommand, type MountRow } from "../control";
 import { detach } from "./control";
@@ -252,7 +252,7 @@ export async function mountKernel(req: MountRequest): Promise<KernelMount> {
   let m: KernelMount;
   try {
     m = new KernelMount(mountpoint, fd, {
-      config: req.config,
+      config: configOf(req),
       factory: req.factory,
       debug: req.debug ?? false,
       ...(req.logFile === undefined ? {} : { logFile: req.logFile }),

@@ -5,7 +5,9 @@
  * - When the kernel offers zero-message opendir, OPENDIR answers ENOSYS (the kernel then never sends
  *   OPENDIR/RELEASEDIR again) and READDIR comes with fh 0: the listing is the node's (listings.ts).
  *   Otherwise the kernel's fh is the core's dir handle and its listing is the snapshot the core took,
- *   so offsets (see dirents.ts) are stable for the handle's life. Either way the kernel may cache it.
+ *   so offsets (see dirents.ts) are stable for the handle's life. Either way the kernel may cache it,
+ *   except when every listing changes the directory's access time (strictatime): then no zero-message
+ *   opendir (init.ts) and no cached listing.
  * - READDIRPLUS looks an entry up only once it is known to fit, and counts one lookup per entry sent
  *   (undone if the reply is refused). "." and ".." go out with node id 0 and no attributes, which the
  *   kernel takes as "no lookup done". An entry that vanished (ENOENT/ENOTDIR) is skipped; one whose
@@ -30,8 +32,10 @@ const UNKNOWN_INO = 0xffffffffn;
 const opendir: Handler = (s, h) => {
   if (s.zeroMessageOpendir) throw fsError("ENOSYS", "zero-message opendir");
   const dh = s.ops.opendir(s.table.path(h.nodeid));
-  // Listings are stable and every change goes through this mount: let the kernel cache them.
-  return { parts: [openOut(dh, FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR)], undo: () => s.ops.releasedir(dh) };
+  // Listings are stable and every change goes through this mount: let the kernel cache them, unless
+  // each listing must reach the union to change the directory's access time (strictatime).
+  const flags = s.ops.listingsTouchEveryTime?.() === true ? 0 : FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR;
+  return { parts: [openOut(dh, flags)], undo: () => s.ops.releasedir(dh) };
 };
 
 const releasedir: Handler = (s, _h, r) => {

@@ -3,7 +3,9 @@
  *
  * Invariants: a 1:1 call of the matching UnionOps method; file handles are the core's, passed through
  * verbatim; every open handle's I/O mode (cached, passthrough, direct) is chosen and released through
- * `Session.passthrough`; a handle opened for a reply the kernel refuses is released again (Reply.undo); buffers handed
+ * `Session.passthrough`; a cached handle keeps the node's pages unless its next read (relatime) or every
+ * read (strictatime, direct I/O) must reach the union to change the file's access time (`accessTouch`);
+ * a handle opened for a reply the kernel refuses is released again (Reply.undo); buffers handed
  * to the core alias the read buffer only for the duration of a synchronous call (WRITE), anything the
  * core might keep (xattr values) is copied.
  */
@@ -12,6 +14,8 @@ import { entryOut, lseekOut, openOut, sizeOut, statfsOut } from "./codec";
 import { withIno } from "./inodes";
 import { CACHED, CONFLICT, type OpenMode } from "./passthrough";
 import {
+  FOPEN_DIRECT_IO,
+  FOPEN_KEEP_CACHE,
   FSYNC_FDATASYNC,
   Init,
   OPEN_KILL_SUIDGID,
@@ -24,13 +28,26 @@ import type { Handler, Reply, Session } from "./session";
 
 /** The open reply's mode for a new handle: passthrough when both the kernel and the core allow it. */
 function openMode(s: Session, nodeid: number, fh: number): OpenMode {
-  if (s.passthrough === null) return CACHED;
+  if (s.passthrough === null) return cachedMode(s, fh);
   const backing = s.passthrough.active ? s.ops.passthrough?.(fh) : undefined;
   const entering = !s.passthrough.passing(nodeid);
   const mode = s.passthrough.open(nodeid, fh, backing);
   // Attributes cached for a day before would hide what a shared mapping writes (passthrough.ts).
   if (entering && s.passthrough.passing(nodeid)) s.attrsStale(nodeid);
-  return mode;
+  return mode === CACHED ? cachedMode(s, fh) : mode;
+}
+
+/**
+ * A handle the daemon serves: its reads come from the page cache, except where one must reach the
+ * union to change the file's access time: the next (cached pages dropped at open) or every one (direct
+ * I/O, strictatime). A passed-through handle needs nothing: the kernel reads the backing file, which
+ * the core opened so that its access time follows the mount's mode.
+ */
+function cachedMode(s: Session, fh: number): OpenMode {
+  const touch = s.ops.accessTouch?.(fh) ?? "none";
+  if (touch === "next") return { flags: CACHED.flags & ~FOPEN_KEEP_CACHE, backingId: 0 };
+  if (touch === "every") return { flags: (CACHED.flags & ~FOPEN_KEEP_CACHE) | FOPEN_DIRECT_IO, backingId: 0 };
+  return CACHED;
 }
 
 function closeHandle(s: Session, nodeid: number, fh: number): void {

@@ -138,12 +138,14 @@ export const WANTED_INIT_FLAGS =
   Init.INIT_EXT;
 /** INIT flags2 bits (flags bit 32 + n is bit n here). */
 export const Init2 = {
+  /** 7.39: a FOPEN_DIRECT_IO file may still be mapped shared (through the page cache). */
+  DIRECT_IO_ALLOW_MMAP: 1 << (36 - 32),
   /** 7.40: open replies may name a backing file the kernel reads and writes directly. */
   PASSTHROUGH: 1 << (37 - 32),
 } as const;
 
 /** flags2 bits asked for (security contexts, DAX and expire-only are not wanted). */
-export const WANTED_INIT_FLAGS2 = Init2.PASSTHROUGH;
+export const WANTED_INIT_FLAGS2 = Init2.PASSTHROUGH | Init2.DIRECT_IO_ALLOW_MMAP;
 
 /**
  * init_out.max_stack_depth with passthrough: backing files must live on a filesystem of stack depth 0

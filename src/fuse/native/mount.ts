@@ -16,7 +16,7 @@
  *   other request of the mount meanwhile.
  */
 import * as fs from "node:fs";
-import type { MountRequest, MountedFs } from "../transport";
+import { configOf, type MountRequest, type MountedFs } from "../transport";
 import { FsError } from "../../errors";
 import { createUnion } from "../../unionfs";
 import type { UnionConfig } from "../../unionfs/config";
@@ -228,7 +228,7 @@ function oneLineError(code: string, text: string): FsError {
 }
 
 function buildCore(req: MountRequest): UnionOps {
-  if (req.factory === undefined) return createUnion(req.config);
+  if (req.factory === undefined) return createUnion(configOf(req));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mod = require(req.factory.module) as Record<string, (config: UnionConfig) => UnionOps>;
   const make = mod[req.factory.name];

@@ -140,6 +140,16 @@ describe("mount options", () => {
       bad(() => buildMountOptions(["A:B", "C"], ["nosuid=1"], cwd), /unknown mount option 'nosuid'/);
     });
 
+    it("regression: -o lowerdir=…,upperdir=…,workdir=…,ro mounts read-only (workdir= was refused)", () => {
+      const o = buildMountOptions(["C"], ["lowerdir=L,upperdir=U,workdir=W,ro"], cwd);
+      assert.deepEqual(
+        o.config.branches.map((b) => b.mode),
+        ["ro", "ro"],
+      );
+      assert.equal(o.config.workdir, undefined);
+      assert.deepEqual(buildMountOptions(["C"], ["ro,lowerdir=L,upperdir=U,workdir=W"], cwd).flags, ["ro"]);
+    });
+
     it("timeout= sets the kernel cache timeout in seconds; a bad value is refused", () => {
       assert.equal(buildMountOptions(["A:B", "C"], [], cwd).config.cacheTimeout, undefined);
       assert.equal(buildMountOptions(["A:B", "C"], ["timeout=1.5"], cwd).config.cacheTimeout, 1.5);

@@ -19,7 +19,7 @@ import {
   timeNs,
 } from "../../../src/fuse/kernel/codec";
 import { decodeInit, encodeInitOut, negotiate } from "../../../src/fuse/kernel/init";
-import { Fattr, Init, MAX_WRITE, PROTO_MINOR } from "../../../src/fuse/kernel/protocol";
+import { Fattr, Init, Init2, MAX_WRITE, PROTO_MINOR } from "../../../src/fuse/kernel/protocol";
 import { Body, request } from "./requests";
 
 const attr: Attr = {
@@ -236,7 +236,7 @@ describe("fuse INIT negotiation", () => {
       assert.ok(out.neg.flags & f);
     const unwanted = [Init.WRITEBACK_CACHE, Init.POSIX_LOCKS, Init.FLOCK_LOCKS, Init.HANDLE_KILLPRIV];
     for (const f of [...unwanted, Init.AUTO_INVAL_DATA]) assert.equal(out.neg.flags & f, 0);
-    assert.equal(out.neg.flags2, 0);
+    assert.equal(out.neg.flags2, Init2.DIRECT_IO_ALLOW_MMAP, "no passthrough unless wanted");
     const b = encodeInitOut(out.neg);
     assert.equal(b.length, 64);
     assert.equal(b.readUInt32LE(0), 7);
@@ -246,7 +246,17 @@ describe("fuse INIT negotiation", () => {
     assert.equal(b.readUInt32LE(20), MAX_WRITE);
     assert.equal(b.readUInt32LE(24), 1, "time_gran");
     assert.equal(b.readUInt16LE(28), 256, "max_pages");
-    assert.equal(b.readUInt32LE(32), 0, "flags2");
+    assert.equal(b.readUInt32LE(32), Init2.DIRECT_IO_ALLOW_MMAP, "flags2");
+  });
+
+  it("regression: no zero-message opendir when every listing must reach the daemon (strictatime)", () => {
+    const buf = offered(0x7fffffff | Init.INIT_EXT);
+    const k = decodeInit(Reader.forRequest(buf, decodeInHeader(buf)));
+    const cached = negotiate(k, { passthrough: false });
+    const strict = negotiate(k, { passthrough: false, cachedListings: false });
+    assert.ok(cached.kind === "ok" && cached.neg.flags & Init.NO_OPENDIR_SUPPORT);
+    assert.ok(strict.kind === "ok" && (strict.neg.flags & Init.NO_OPENDIR_SUPPORT) === 0);
+    assert.equal(strict.neg.flags | Init.NO_OPENDIR_SUPPORT, cached.neg.flags);
   });
 
   it("never grants what was not offered, and speaks an older kernel's minor", () => {
