@@ -19,7 +19,7 @@ import { abortConnection } from "../../src/fuse/control";
 import { mountsAt } from "../helpers/mounts";
 import { PYTHON, runChild, type ChildResult } from "../helpers/syscalls";
 import { file } from "../helpers/tmp";
-import { useCleanup } from "../helpers/unionfs";
+import { cliMount, useCleanup } from "../helpers/unionfs";
 
 const MIB = 1 << 20;
 const ROUNDS = 150;
@@ -77,17 +77,24 @@ describe("no hang under concurrent copy_file_range, mmap writeback, writes and l
   this.timeout(120_000);
   const t = useCleanup();
 
-  for (const passthrough of ["auto", "off"]) {
-    it(`regression: page invalidations never block the serving thread (passthrough=${passthrough})`, async function () {
+  const variants = [
+    { form: "U:L MP", passthrough: "auto" },
+    { form: "U:L MP", passthrough: "off" },
+    { form: "-o lowerdir=…", passthrough: "auto" },
+  ];
+  for (const { form, passthrough } of variants) {
+    it(`regression: page invalidations never block the serving thread (${form}, passthrough=${passthrough})`, async function () {
       const root = t.tree({
         u: { h1: file(Buffer.alloc(MIB)) },
         l: { lower_src: file(randomBytes(2 * MIB)) },
+        w: {},
         mp: {},
       });
       const [u, l, mp] = ["u", "l", "mp"].map((d) => path.join(root, d)) as [string, string, string];
       fs.linkSync(path.join(u, "h1"), path.join(u, "h2"));
       const lowerBefore = fs.readFileSync(path.join(l, "lower_src"));
-      await t.union(`${u}:${l}`, mp, { options: [`passthrough=${passthrough}`] });
+      if (form === "U:L MP") await t.union(`${u}:${l}`, mp, { options: [`passthrough=${passthrough}`] });
+      else await cliMount(t, ["-o", `lowerdir=${l},upperdir=${u},workdir=${path.join(root, "w")}`, mp], mp);
       const dev = mountsAt(mp)[0]?.dev;
       assert.ok(dev !== undefined, "mounted");
       const workers = ROLES.map((role) =>

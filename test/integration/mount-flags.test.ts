@@ -133,22 +133,24 @@ describe("mount flags reach the kernel", function () {
     assert.ok(vfsOptions(tr.mnt).includes("nodev"));
   });
 
-  it("regression: remount,ro and remount,rw through the mount(8) helper change the live mount", async function () {
-    const tr = makeTree(t);
-    await FORMS[0]?.mount(t, tr, []);
-    const helper = (opts: string): Promise<{ status: number | null; stderr: string }> =>
-      runChild(process.execPath, [MOUNT_HELPER, `${tr.upper}:${tr.lower}`, tr.mnt, "-o", opts]);
-    const ro = await helper("rw,relatime,user_id=0,group_id=0,default_permissions,allow_other,remount,ro");
-    assert.equal(ro.status, 0, ro.stderr);
-    assert.ok(vfsOptions(tr.mnt).includes("ro"));
-    assert.match((await runChild("touch", [path.join(tr.mnt, "a")])).stderr, /Read-only file system/);
-    const rw = await helper("remount,rw,nosuid");
-    assert.equal(rw.status, 0, rw.stderr);
-    assert.ok(vfsOptions(tr.mnt).includes("rw") && vfsOptions(tr.mnt).includes("nosuid"));
-    assert.equal((await runChild("touch", [path.join(tr.mnt, "a")])).status, 0);
-    assert.ok(fs.existsSync(path.join(tr.upper, "a")));
-    const bad = await helper("remount,lowerdir=/x");
-    assert.equal(bad.status, 1);
-    assert.match(bad.stderr, /^mount\.fuse\.unionfs-ts: remount: only generic flags can change[^\n]*\n$/);
-  });
+  for (const form of FORMS.slice(0, 2)) {
+    it(`regression: ${form.name}: remount,ro and remount,rw through the mount(8) helper change the live mount`, async function () {
+      const tr = makeTree(t);
+      await form.mount(t, tr, []);
+      const helper = (opts: string): Promise<{ status: number | null; stderr: string }> =>
+        runChild(process.execPath, [MOUNT_HELPER, `${tr.upper}:${tr.lower}`, tr.mnt, "-o", opts]);
+      const ro = await helper("rw,relatime,user_id=0,group_id=0,default_permissions,allow_other,remount,ro");
+      assert.equal(ro.status, 0, ro.stderr);
+      assert.ok(vfsOptions(tr.mnt).includes("ro"));
+      assert.match((await runChild("touch", [path.join(tr.mnt, "a")])).stderr, /Read-only file system/);
+      const rw = await helper("remount,rw,nosuid");
+      assert.equal(rw.status, 0, rw.stderr);
+      assert.ok(vfsOptions(tr.mnt).includes("rw") && vfsOptions(tr.mnt).includes("nosuid"));
+      assert.equal((await runChild("touch", [path.join(tr.mnt, "a")])).status, 0);
+      assert.ok(fs.existsSync(path.join(tr.upper, "a")));
+      const bad = await helper("remount,lowerdir=/x");
+      assert.equal(bad.status, 1);
+      assert.match(bad.stderr, /^mount\.fuse\.unionfs-ts: remount: only generic flags can change[^\n]*\n$/);
+    });
+  }
 });
