@@ -170,8 +170,11 @@ export interface UnionOps {
   copyWakeFd?(): number;
   finishedCopies?(): string[];
 
-  /** Snapshot of the merged listing, without "." and "..", in a stable order. Returns a dir handle. */
-  opendir(path: string): number;
+  /**
+   * Snapshot of the merged listing, without "." and "..", in a stable order. Returns a dir handle. A
+   * caller's listing counts as an access (atime.ts); `internal` is for the daemon's own (no atime).
+   */
+  opendir(path: string, opts?: { internal?: boolean }): number;
   readdir(dh: number): readonly DirEntry[];
   releasedir(dh: number): void;
 

@@ -209,17 +209,21 @@ export class Union extends UnionNamespace implements UnionOps {
 
   // ---- directories ---------------------------------------------------------------------------------
 
-  opendir(path: string): number {
+  opendir(path: string, opts?: { internal?: boolean }): number {
     const r = this.need(path);
     const dirLayers = r.dirLayers;
     if (!dirLayers) throw fsError("ENOTDIR", path);
-    return this.handles.addDir(() => this.listingOf(path, dirLayers));
+    const access = opts?.internal !== true;
+    return this.handles.addDir(() => this.listingOf(path, dirLayers, access));
   }
 
-  /** The merged listing of directory `path`; empty once it has been removed (as getdents gives). */
-  private listingOf(path: string, dirLayers: readonly number[]): DirEntry[] {
+  /**
+   * The merged listing of directory `path`; empty once it has been removed (as getdents gives). With
+   * `access`, reading it counts as a caller's access to the writable layer's directory (atime).
+   */
+  private listingOf(path: string, dirLayers: readonly number[], access: boolean): DirEntry[] {
     try {
-      return mergedListing(this.layers, dirLayers, relOf(path), this.resolver.lowerDirs, true);
+      return mergedListing(this.layers, dirLayers, relOf(path), this.resolver.lowerDirs, access);
     } catch (err) {
       if (isAbsent(err)) return [];
       throw err;

@@ -110,7 +110,7 @@ function walk(s: Session, ino: bigint): boolean {
 function listing(s: Session, path: string): string[] {
   let dh: number;
   try {
-    dh = s.ops.opendir(path);
+    dh = s.ops.opendir(path, { internal: true }); // the daemon's own walk: no access time changes
   } catch (err) {
     if (codeOf(err) !== undefined) return [];
     throw err;

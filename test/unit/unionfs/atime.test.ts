@@ -118,4 +118,19 @@ describe("access times: the core", () => {
     const copied = fs.statSync(path.join(f.dirs[0] as string, "d/b"), { bigint: true });
     assert.equal(copied.atimeNs, before[2], "a copy keeps the lower file's atime");
   });
+
+  it("regression: the daemon's own listings (internal) leave an upper directory's atime alone", () => {
+    f = makeUnion([{ u: { x: "1" } }, {}]);
+    const dir = path.join(f.dirs[0] as string, "u");
+    fs.utimesSync(dir, TWO_HOURS_AGO, TWO_HOURS_AGO);
+    const before = fs.statSync(dir, { bigint: true }).atimeNs;
+    const dh = f.fs.opendir("/u", { internal: true });
+    assert.equal(f.fs.readdir(dh).length, 1);
+    f.fs.releasedir(dh);
+    assert.equal(fs.statSync(dir, { bigint: true }).atimeNs, before, "an internal listing is no access");
+    const caller = f.fs.opendir("/u");
+    f.fs.readdir(caller);
+    f.fs.releasedir(caller);
+    assert.notEqual(fs.statSync(dir, { bigint: true }).atimeNs, before, "a caller's listing is (relatime)");
+  });
 });
