@@ -15,6 +15,7 @@
  * - In a directory that was removed (detached node) READDIRPLUS does no lookups at all.
  */
 import type { Attr, DirEntry } from "../../unionfs/types";
+import { UNKNOWN_INO } from "../../unionfs/listing";
 import { codeOf, fsError, isAbsent } from "../../errors";
 import type { InHeader, Reader } from "./codec";
 import { openOut } from "./codec";
@@ -25,9 +26,6 @@ import { DOTS, offsetOfSlot } from "./listings";
 import { DT_DIR, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, Op } from "./protocol";
 import { EMPTY } from "./session";
 import type { Handler, Session } from "./session";
-
-/** Kernel-visible inode number when none is known (what libfuse uses). */
-const UNKNOWN_INO = 0xffffffffn;
 
 const opendir: Handler = (s, h) => {
   if (s.zeroMessageOpendir) throw fsError("ENOSYS", "zero-message opendir");

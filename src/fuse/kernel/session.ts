@@ -125,7 +125,7 @@ export class Session {
   touchAncestors(nodeid: number): void {
     if (!this.table.has(nodeid)) return;
     for (let n = this.table.get(nodeid).parent; n !== null; n = n.parent) {
-      if (this.table.has(n.id)) this.stale.add(n.id);
+      if (this.table.has(n.id)) this.attrsStale(n.id);
     }
   }
 
@@ -146,7 +146,10 @@ export class Session {
     return out;
   }
 
-  /** The nodes whose pages must be dropped after the reply: the other names of touched nodes. */
+  /**
+   * The nodes whose pages must be dropped before the reply (through the page-invalidation thread,
+   * notifier.ts): the other names of touched nodes.
+   */
   takeAliasesToInvalidate(): number[] {
     if (this.touched.size === 0) return [];
     const out = new Set<number>();
