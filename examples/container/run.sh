@@ -2,13 +2,13 @@
 # A tiny container on unionfs-ts: an image made of layers, in the way container engines stack them.
 #
 #   rw       empty, writable: everything the container writes lands here
-#   init     /etc/hosts, /etc/hostname, /etc/resolv.conf (what an engine writes for each container)
+#   (init)   made by run: /etc/hosts, /etc/hostname, /etc/resolv.conf, /proc, /dev (per container)
 #   layer2   deletes /etc/motd (.wh.motd) and replaces /opt/app with an opaque directory (.wh..wh..opq)
 #   layer1   adds /etc/motd and /opt/app/
 #   base     a root filesystem made from Debian's busybox-static: /bin/busybox and its applet links
 #
-# `unionfs-ts run rw:init:layer2:layer1:base -- sh -c '…'` mounts the union, runs the shell in new mount,
-# UTS and PID namespaces whose root is the union, and unmounts afterwards. The script then shows that the
+# `unionfs-ts run rw:layer2:layer1:base -- sh -c '…'` mounts the union (with an init layer), runs the
+# shell in new mount, UTS and PID namespaces whose root is the union, and unmounts afterwards. The script then shows that the
 # container's write landed in the rw layer only and that the host's mount table is as it was.
 # Checks each step, exits non-zero if anything is not as expected, and always cleans up (trap).
 # Needs root and a built tree: run `bash scripts/setup.sh` first (it also installs busybox-static).
@@ -65,7 +65,7 @@ host_mounts() {
 }
 
 say "The base layer: a root filesystem made of one static busybox and its applet links."
-mkdir -p layers/base/{bin,etc,proc,dev,sys,root,tmp,opt}
+mkdir -p layers/base/{bin,etc,root,tmp,opt}
 chmod 1777 layers/base/tmp
 cp "$BUSYBOX" layers/base/bin/busybox
 for applet in sh ls cat echo rm mkdir ps mount hostname id touch grep wc env head sleep find; do
@@ -83,12 +83,9 @@ printf 'layer1\n' >layers/layer1/etc/image-version
 touch layers/layer2/etc/.wh.motd layers/layer2/opt/app/.wh..wh..opq
 printf 'app v2\n' >layers/layer2/opt/app/v2.txt
 
-say "The init layer (per container) and an empty rw layer."
-mkdir -p layers/init/etc layers/rw
-printf '127.0.0.1 localhost\n127.0.1.1 tiny\n' >layers/init/etc/hosts
-printf 'tiny\n' >layers/init/etc/hostname
-printf 'nameserver 127.0.0.53\n' >layers/init/etc/resolv.conf
-LAYERS=$WORK/layers/rw:$WORK/layers/init:$WORK/layers/layer2:$WORK/layers/layer1:$WORK/layers/base
+say "An empty rw layer (run adds the init layer under it, in a temp dir of its own)."
+mkdir -p layers/rw
+LAYERS=$WORK/layers/rw:$WORK/layers/layer2:$WORK/layers/layer1:$WORK/layers/base
 find layers -mindepth 1 | sort | grep -v '^layers/base/bin/' | sed 's/^/  /'
 ls -l "$BUSYBOX"
 
@@ -106,7 +103,7 @@ echo "written inside the container" >/root/hello.txt && echo "wrote /root/hello.
 printf '$ unionfs-ts run --pid --hostname tiny LAYERS -- sh -c SCRIPT\n'
 out=$(unionfs-ts run --pid --hostname tiny "$LAYERS" -- sh -c "$SCRIPT")
 printf '%s\n' "$out" | sed 's/^/  | /'
-check "ls / should list the base layer's directories" grep -qx 'ls /: bin dev etc opt proc root sys tmp ' <<<"$out"
+check "ls / should list the image's directories and the init layer's mount points" grep -qx 'ls /: bin dev etc opt proc root tmp ' <<<"$out"
 check "/etc/hostname should come from the init layer" grep -q 'hostname file: tiny; hostname: tiny; my PID: 1$' <<<"$out"
 check "the top layer should win for /etc/image-version" grep -qx 'image-version: layer1' <<<"$out"
 check "layer2's .wh.motd should hide layer1's motd" grep -qx 'motd: whited out' <<<"$out"
@@ -118,7 +115,7 @@ printf '$ find layers/rw\n'
 (cd layers && find rw -mindepth 1 -not -path 'rw/.wh..wh.unionfs*' | sort | sed 's/^/  /')
 check "rw should hold exactly root/hello.txt" same "$(listing layers/rw)" "root root/hello.txt "
 check "rw/root/hello.txt should hold the text" same "$(cat layers/rw/root/hello.txt)" "written inside the container"
-for l in init layer2 layer1 base; do
+for l in layer2 layer1 base; do
   check "layer $l must not contain hello.txt" test -z "$(find "layers/$l" -name hello.txt)"
 done
 

@@ -10,6 +10,8 @@ import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { checkBranches, parseBranches, UsageError } from "../unionfs/branches";
 import { runContainer } from "../mountns/container";
+import { withInitLayer } from "../mountns/initlayer";
+import { MAX_READONLY_BRANCHES } from "../unionfs/config";
 import { parseRunArgs } from "../mountns/options";
 import { FS_TYPE, mountTable } from "./umount";
 
@@ -52,7 +54,13 @@ export async function runCommand(args: readonly string[]): Promise<number> {
       throw new UsageError(`'${opts.mounted}' is a ${types[types.length - 1]} mount, not unionfs-ts`);
     }
   } else {
-    checkBranches(parseBranches(opts.layers ?? "", process.cwd()));
+    const branches = parseBranches(opts.layers ?? "", process.cwd());
+    checkBranches(branches);
+    if (withInitLayer(branches, "/").filter((b) => b.mode !== "rw").length > MAX_READONLY_BRANCHES) {
+      throw new UsageError(
+        `too many layers: run adds its init layer, so at most ${MAX_READONLY_BRANCHES - 1} read-only ones`,
+      );
+    }
   }
   return runContainer({ opts, cliPath: nodePath.join(__dirname, "main.js"), mountpoint });
 }

@@ -5,9 +5,12 @@
  *
  * Invariants:
  * - The FUSE daemon is started before, and outside, the new namespaces, and never touches its own mount.
+ * - The union is LAYERS with a generated init layer (initlayer.ts) under the writable top branch; the
+ *   mountpoint and the init layer live in one temp dir of the run's own (`$TMPDIR/unionfs-ts-run-*`),
+ *   never inside a layer the user gave.
  * - Whatever happens after the mount (COMMAND fails, is killed, the helper fails, run gets SIGTERM/SIGHUP/
- *   SIGINT, the daemon dies), the union is unmounted before run exits (unless --keep), its mountpoint
- *   directory removed, and no process is left in the container's mount namespace (so no copy of a mount
+ *   SIGINT, the daemon dies), the union is unmounted before run exits (unless --keep), its temp dir
+ *   removed, and no process is left in the container's mount namespace (so no copy of a mount
  *   survives there either). Only processes this run started are ever signalled.
  * - If the daemon dies while COMMAND runs, COMMAND gets ENOTCONN from its files (the kernel aborts the
  *   connection); if it does not end by itself soon, run stops it (SIGTERM, then SIGKILL) and exits
@@ -31,6 +34,8 @@ import {
   pollUntil,
   waitAtMost,
 } from "./procs";
+import { formatBranches, parseBranches } from "../unionfs/branches";
+import { buildInitLayer, hostInitSpec, runMountpoints, withInitLayer } from "./initlayer";
 import { EXIT_SETUP, encodeSpec, type ContainerSpec } from "./spec";
 import { signalStatus, unshareArgs } from "./unshare";
 
@@ -148,12 +153,51 @@ async function unmountUnion(mnt: string, daemon: number | undefined): Promise<bo
   if (daemon !== undefined && !(await pollUntil(() => !isAlive(daemon), DAEMON_EXIT_MS))) {
     signalPid(daemon, "SIGKILL");
   }
+  return true;
+}
+
+/**
+ * Where a run keeps what it makes, apart from the user's layers: `$TMPDIR/unionfs-ts-run-XXXXXX/` with
+ * `root/` (the union's mountpoint) and `init/` (the init layer), removed after the run (kept with --keep).
+ */
+interface RunDir {
+  dir: string;
+  root: string;
+  init: string;
+  /** The branch list to mount: LAYERS with the init layer under the writable top branch. */
+  layers: string;
+}
+
+function makeRunDir(opts: RunOptions, layers: string): RunDir {
+  const dir = fs.realpathSync(fs.mkdtempSync(nodePath.join(os.tmpdir(), "unionfs-ts-run-")));
+  const root = nodePath.join(dir, "root");
+  const init = nodePath.join(dir, "init");
   try {
-    fs.rmdirSync(mnt);
+    fs.mkdirSync(root, { mode: 0o755 });
+    const branches = parseBranches(layers, process.cwd());
+    const lowers = branches.filter((b) => b.mode !== "rw").map((b) => b.path);
+    const spec = hostInitSpec({ mountpoints: runMountpoints(opts.sys), lowers });
+    if (opts.hostname !== undefined) spec.hostname = opts.hostname;
+    buildInitLayer(init, spec);
+    if (opts.verbose)
+      say(`init layer (/etc/hosts, /etc/hostname, /etc/resolv.conf, mount points) at ${init}`);
+    return { dir, root, init, layers: formatBranches(withInitLayer(branches, init)) };
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Removes the run's directory once nothing is mounted in it (never through a mount). */
+function removeRunDir(r: RunDir): void {
+  if (mountTypesAt(r.root).length > 0) return;
+  try {
+    fs.rmSync(r.init, { recursive: true, force: true });
+    fs.rmdirSync(r.root);
+    fs.rmdirSync(r.dir);
   } catch {
     // not empty or gone: leave it
   }
-  return true;
 }
 
 /** SIGKILLs every process still in the container's mount namespace; returns how many there were. */
@@ -256,17 +300,16 @@ export async function runContainer(req: ContainerRequest): Promise<number> {
   const relay = new SignalRelay();
   let mnt = req.mountpoint;
   let mountedHere = false;
+  let runDir: RunDir | undefined;
   try {
     if (mnt === undefined) {
       if (opts.layers === undefined) throw new Error("runContainer: neither LAYERS nor a mountpoint");
-      mnt = fs.realpathSync(fs.mkdtempSync(nodePath.join(os.tmpdir(), "unionfs-ts-root-")));
-      const code = await mountUnion(req.cliPath, opts.layers, mnt, opts.verbose);
+      runDir = makeRunDir(opts, opts.layers);
+      mnt = runDir.root;
+      const code = await mountUnion(req.cliPath, runDir.layers, mnt, opts.verbose);
       // Even a failed mount is taken down in `finally` should something be mounted there after all.
       mountedHere = code === 0 || mountTypesAt(mnt).length > 0;
-      if (code !== 0) {
-        if (!mountedHere) fs.rmdirSync(mnt);
-        return code;
-      }
+      if (code !== 0) return code;
     }
     if (relay.received) return signalStatus(relay.received, SIGNUMS);
     const daemon = findDaemon(mnt);
@@ -276,9 +319,12 @@ export async function runContainer(req: ContainerRequest): Promise<number> {
     if (daemonDied && status === 0) return EXIT_SETUP;
     return status;
   } finally {
-    if (mountedHere && mnt !== undefined) {
-      if (opts.keep) say(`the union stays mounted at ${mnt} (unmount it with: unionfs-ts umount ${mnt})`);
-      else await unmountUnion(mnt, findDaemon(mnt));
+    if (mountedHere && mnt !== undefined && opts.keep) {
+      const rm = runDir === undefined ? "" : `, then: rm -r ${runDir.dir}`;
+      say(`the union stays mounted at ${mnt} (unmount it with: unionfs-ts umount ${mnt}${rm})`);
+    } else {
+      const down = mountedHere && mnt !== undefined ? await unmountUnion(mnt, findDaemon(mnt)) : true;
+      if (runDir !== undefined && down) removeRunDir(runDir);
     }
     relay.dispose();
   }

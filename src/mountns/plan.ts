@@ -8,7 +8,8 @@
  * 3. pivot_root into it with the old root detached (`pivot_root . .` then `umount -l .`: the old root
  *    is never given a directory in the union, so nothing is created in, or left in, the rw layer);
  * 4. then, inside the new root: /proc, a minimal /dev, /sys (read-only) only when asked; hostname.
- * Directories the mounts need (/proc, /dev, /sys) are created in the union only when it lacks them.
+ * Directories the mounts need (/proc, /dev, /sys) are created in the union only when it lacks them: never
+ * for run's own unions, whose init layer holds them (initlayer.ts), only with --mounted.
  */
 import * as posixPath from "node:path/posix";
 import type { ContainerSpec } from "./spec";

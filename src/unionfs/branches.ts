@@ -47,6 +47,14 @@ function unescape(s: string): string {
   return s.replace(/\\([:=\\])/g, "$1");
 }
 
+/**
+ * The branch list that `parseBranches` reads back as `branches`: each path with ':', '=' and '\'
+ * escaped, and its mode written out.
+ */
+export function formatBranches(branches: readonly BranchSpec[]): string {
+  return branches.map((b) => `${b.path.replace(/[\\:=]/g, (ch) => `\\${ch}`)}=${b.mode}`).join(":");
+}
+
 export function parseBranches(list: string, cwd = process.cwd()): BranchSpec[] {
   if (list.length === 0) throw new UsageError("empty branch list");
   const items = splitUnescaped(list, ":");

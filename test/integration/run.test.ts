@@ -4,17 +4,17 @@
  * The image is an aufs-style layer stack built from Debian's busybox-static (scripts/setup.sh installs it):
  *
  *   rw     (empty, fresh for each test, writable)
- *   init   /etc/hosts, /etc/hostname, /etc/resolv.conf
+ *          (run puts its generated init layer here: /etc/hosts, /etc/hostname, /etc/resolv.conf, /proc, /dev)
  *   img2   /etc/.wh.motd (deletes motd), /opt/app/.wh..wh..opq (replaces app/), /opt/app/v2.txt, /etc/l2.txt
  *   img1   /etc/motd, /opt/app/{v1.txt,common}, /etc/l1.txt, /etc/shadowed
- *   base   /bin/busybox + applet links, /etc/base.txt, /etc/shadowed, /proc /dev /sys /root /tmp
+ *   base   /bin/busybox + applet links, /etc/base.txt, /etc/shadowed, /root /tmp /opt (no /proc, /dev, /sys)
  *
  * Each test gives `run` its own TMPDIR, so the union's mountpoint is made inside a directory the test
  * owns; teardown unmounts anything left there and kills anything carrying the test's tag, whether the
  * test passed or not. Every run is asserted to leave no mount and no daemon behind.
  */
 import { strict as assert } from "node:assert";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -36,6 +36,7 @@ import {
   isAlive,
   killAndWait,
   newTag,
+  runCli,
   TAG_VAR,
   useCleanup,
 } from "../helpers/unionfs";
@@ -76,7 +77,6 @@ interface Image {
   base: string;
   img1: string;
   img2: string;
-  init: string;
 }
 
 function buildImage(t: Cleanup): Image {
@@ -86,9 +86,6 @@ function buildImage(t: Cleanup): Image {
     base: {
       bin: {},
       etc: { "base.txt": "from base\n", shadowed: "shadowed from base\n" },
-      proc: {},
-      dev: {},
-      sys: {},
       root: {},
       tmp: {},
       opt: {},
@@ -101,19 +98,12 @@ function buildImage(t: Cleanup): Image {
       etc: { ".wh.motd": "", "l2.txt": "from img2\n" },
       opt: { app: { ".wh..wh..opq": "", "v2.txt": "v2\n" } },
     },
-    init: {
-      etc: {
-        hosts: "127.0.0.1 localhost\n",
-        hostname: "init-host\n",
-        "resolv.conf": "nameserver 127.0.0.1\n",
-      },
-    },
   });
   fs.copyFileSync(BUSYBOX, path.join(d("base"), "bin", "busybox"));
   fs.chmodSync(path.join(d("base"), "bin", "busybox"), 0o755);
   for (const a of APPLETS) fs.symlinkSync("busybox", path.join(d("base"), "bin", a));
   fs.chmodSync(path.join(d("base"), "tmp"), 0o1777);
-  return { base: d("base"), img1: d("img1"), img2: d("img2"), init: d("init") };
+  return { base: d("base"), img1: d("img1"), img2: d("img2") };
 }
 
 interface RunResult {
@@ -153,7 +143,7 @@ function sandbox(t: Cleanup, img: Image): Sandbox {
     for (const m of mountsUnder(tmp).reverse()) forceUnmount(m.mountPoint);
     await killAndWait(daemonPidsFor(tag));
   });
-  return { tmp, rw, tag, layers: [rw, img.init, img.img2, img.img1, img.base].join(":") };
+  return { tmp, rw, tag, layers: [rw, img.img2, img.img1, img.base].join(":") };
 }
 
 function startRun(
@@ -241,7 +231,7 @@ function mountChanges(before: MountEntry[], after: MountEntry[], ours: readonly 
 }
 
 async function lowerSnapshots(img: Image): Promise<SnapshotEntry[][]> {
-  return Promise.all([img.base, img.img1, img.img2, img.init].map((d) => snapshotTree(d, { exact: true })));
+  return Promise.all([img.base, img.img1, img.img2].map((d) => snapshotTree(d, { exact: true })));
 }
 
 function lines(text: string): string[] {
@@ -275,35 +265,24 @@ describe("unionfs-ts run (a tiny container on the union)", function () {
       "echo ---",
       "test -e /etc/motd && echo motd-visible || echo motd-hidden",
       "ls /etc | grep -c '^\\.wh\\.' || true",
-      "ls -A /sys | wc -l",
+      "test -e /sys && echo sys || echo no-sys",
     ].join("; ");
     const r = await runIn(sb, [sb.layers, "--", "sh", "-c", script]);
     assert.equal(r.status, 0, show(r));
     const [root, files, app, rest] = r.stdout.split("---\n");
-    assert.deepEqual(lines(root ?? ""), [
-      ".",
-      "..",
-      "bin",
-      "dev",
-      "etc",
-      "opt",
-      "proc",
-      "root",
-      "sys",
-      "tmp",
-    ]);
+    assert.deepEqual(lines(root ?? ""), [".", "..", "bin", "dev", "etc", "opt", "proc", "root", "tmp"]);
     assert.deepEqual(lines(files ?? ""), [
       "from base",
       "from img1",
       "from img2",
-      "init-host",
+      os.hostname(),
       "shadowed from img1",
     ]);
     assert.deepEqual(lines(app ?? ""), [".", "..", "v2.txt"], "img2's opaque /opt/app hides img1's");
     assert.deepEqual(
       lines(rest ?? ""),
-      ["motd-hidden", "0", "0"],
-      "motd whited out, no .wh. names, /sys empty",
+      ["motd-hidden", "0", "no-sys"],
+      "motd whited out, no .wh. names, no /sys without --sys",
     );
     assert.equal(r.stderr, "");
     assert.deepEqual(mountChanges(before, readMountInfo(), [sb.tmp, sb.rw]), [], "host mount table changed");
@@ -341,6 +320,57 @@ describe("unionfs-ts run (a tiny container on the union)", function () {
       mountChanges(mountsBefore, readMountInfo(), [sb.tmp, sb.rw]),
       [],
       "host mount table changed",
+    );
+  });
+
+  it("run pollutes the writable layer (no more): on an image without /proc, /dev, /sys, diff and export of rw are empty", async () => {
+    const sb = sandbox(t, img);
+    for (const args of [
+      ["--", "true"],
+      ["--sys", "--hostname", "box", "--", "true"],
+    ]) {
+      const r = await runIn(sb, [...args.slice(0, -2), sb.layers, ...args.slice(-2)]);
+      assert.equal(r.status, 0, show(r));
+    }
+    const diff = await runCli(["diff", sb.rw]);
+    assert.equal(diff.status, 0, diff.stderr);
+    assert.equal(diff.stdout, "", "diff of the rw layer after run -- true");
+    const tarFile = path.join(t.tempDir("run-export"), "rw.tar");
+    const exported = await runCli(["export", "-o", tarFile, sb.rw]);
+    assert.equal(exported.status, 0, exported.stderr);
+    const names = tarNames(tarFile).filter((n) => n !== "./" && n !== ".");
+    assert.deepEqual(names, [], "export of the rw layer after run -- true");
+    for (const layer of [img.base, img.img1, img.img2]) {
+      assert.ok(!fs.existsSync(path.join(layer, "proc")), `run created ${layer}/proc`);
+    }
+  });
+
+  it("the init layer: /etc/hosts, /etc/hostname (--hostname), the host's resolv.conf; a write to them copies up", async () => {
+    const sb = sandbox(t, img);
+    const script = [
+      "cat /etc/hostname",
+      "grep -c '127.0.1.1.box$' /etc/hosts",
+      "cat /etc/resolv.conf",
+      "echo ---",
+      "echo '10.0.0.1 db' >> /etc/hosts",
+      "ls -d /proc /dev /sys",
+    ].join("; ");
+    const r = await runIn(sb, ["--hostname", "box", "--sys", sb.layers, "--", "sh", "-c", script]);
+    assert.equal(r.status, 0, show(r));
+    const [head, tail] = r.stdout.split("---\n");
+    let resolv = "";
+    try {
+      resolv = fs.readFileSync("/etc/resolv.conf", "utf8");
+    } catch {
+      // the host has none: the container's is empty
+    }
+    assert.equal(head, `box\n1\n${resolv}`);
+    assert.deepEqual(lines(tail ?? ""), ["/dev", "/proc", "/sys"]);
+    const diff = await runCli(["diff", sb.rw]);
+    assert.deepEqual(lines(diff.stdout), ["A /etc", "A /etc/hosts"], diff.stderr);
+    assert.match(
+      fs.readFileSync(path.join(sb.rw, "etc/hosts"), "utf8"),
+      /127\.0\.1\.1\tbox\n10\.0\.0\.1 db\n$/,
     );
   });
 
@@ -506,11 +536,11 @@ describe("unionfs-ts run (a tiny container on the union)", function () {
 
   it("falls back to chroot, saying so, where pivot_root is impossible (forced here)", async () => {
     const sb = sandbox(t, img);
-    const r = await runIn(sb, [sb.layers, "--", "cat", "/etc/hostname"], {
+    const r = await runIn(sb, ["--hostname", "chrooted", sb.layers, "--", "cat", "/etc/hostname"], {
       env: { UNIONFS_TS_RUN_NO_PIVOT: "1" },
     });
     assert.equal(r.status, 0, show(r));
-    assert.equal(r.stdout, "init-host\n");
+    assert.equal(r.stdout, "chrooted\n");
     assert.match(r.stderr, /^unionfs-ts: .*chroot/);
   });
 
@@ -586,6 +616,13 @@ function isStaticElf(p: string): boolean {
   const phnum = buf.readUInt16LE(0x38);
   for (let i = 0; i < phnum; i++) if (buf.readUInt32LE(phoff + i * phentsize) === 3) return false;
   return true;
+}
+
+/** The member names of a tar archive, in order (tar -t). */
+function tarNames(file: string): string[] {
+  const r = spawnSync("tar", ["-tf", file], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  return lines(r.stdout);
 }
 
 function childPids(pid: number): number[] {
