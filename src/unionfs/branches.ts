@@ -49,10 +49,15 @@ function unescape(s: string): string {
 
 /**
  * The branch list that `parseBranches` reads back as `branches`: each path with ':', '=' and '\'
- * escaped, and its mode written out.
+ * escaped, its mode written out unless it is the default for its place (rw first, ro below).
  */
 export function formatBranches(branches: readonly BranchSpec[]): string {
-  return branches.map((b) => `${b.path.replace(/[\\:=]/g, (ch) => `\\${ch}`)}=${b.mode}`).join(":");
+  return branches
+    .map((b, i) => {
+      const path = b.path.replace(/[\\:=]/g, (ch) => `\\${ch}`);
+      return b.mode === (i === 0 ? "rw" : "ro") ? path : `${path}=${b.mode}`;
+    })
+    .join(":");
 }
 
 export function parseBranches(list: string, cwd = process.cwd()): BranchSpec[] {

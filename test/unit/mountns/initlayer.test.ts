@@ -81,13 +81,13 @@ describe("the init layer", () => {
 
   it("goes right under the writable top branch, or on top of a read-only union; round-trips as a list", () => {
     const rw = parseBranches("/c/rw:/img/b:/img/a", "/");
-    assert.equal(
-      formatBranches(withInitLayer(rw, "/run dir/in:it")),
-      "/c/rw=rw:/run dir/in\\:it=ro:/img/b=ro:/img/a=ro",
-    );
+    assert.equal(formatBranches(withInitLayer(rw, "/run dir/in:it")), "/c/rw:/run dir/in\\:it:/img/b:/img/a");
     const ro = parseBranches("/img/b=ro:/img/a=rr", "/");
-    assert.equal(formatBranches(withInitLayer(ro, "/i")), "/i=ro:/img/b=ro:/img/a=rr");
-    const odd = [{ path: "/a=b\\c:d", mode: "rw" as const }];
+    assert.equal(formatBranches(withInitLayer(ro, "/i")), "/i=ro:/img/b:/img/a=rr");
+    const odd = [
+      { path: "/a=b\\c:d", mode: "rw" as const },
+      { path: "/e", mode: "rr" as const },
+    ];
     assert.deepEqual(parseBranches(formatBranches(odd), "/"), odd);
   });
 });
