@@ -15,6 +15,8 @@
 import * as fs from "node:fs";
 import { MNT_DETACH, mknod, umount2 } from "../sys/libc";
 import { chroot, execve, mount, pivotRoot, prepareExec, sethostname } from "../sys/ns";
+import { attachConsole, grabTty } from "./console";
+import { makeReadonly, maskPath } from "./harden";
 import { describeStep, makedev, pathOf, resolveCommand, setupPlan, type Step } from "./plan";
 import { EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_SETUP, decodeSpec, type ContainerSpec } from "./spec";
 
@@ -100,6 +102,20 @@ function perform(step: Step, spec: ContainerSpec): void {
       return;
     case "hostname":
       sethostname(step.name);
+      return;
+    case "readonly":
+      makeReadonly(step.path);
+      return;
+    case "mask":
+      maskPath(step.path);
+      return;
+    case "grabTty": {
+      const tty = grabTty();
+      if (spec.verbose) say(tty === undefined ? "no terminal on stdin/stdout/stderr" : `terminal: ${tty}`);
+      return;
+    }
+    case "console":
+      attachConsole(step.path);
       return;
   }
 }

@@ -7,7 +7,10 @@
  * 2. the union bind-mounted onto itself (pivot_root needs a mount point that is not the current root);
  * 3. pivot_root into it with the old root detached (`pivot_root . .` then `umount -l .`: the old root
  *    is never given a directory in the union, so nothing is created in, or left in, the rw layer);
- * 4. then, inside the new root: /proc, a minimal /dev, /sys (read-only) only when asked; hostname.
+ * 4. then, inside the new root: /proc, a minimal /dev, the caller's terminal on /dev/console (grabbed
+ *    before the pivot, while it is still reachable), /proc hardened as runc does by default (a few paths
+ *    read-only, others masked: needs /dev/null, so after /dev), /sys (read-only) only when asked, its
+ *    firmware masked; hostname.
  * Directories the mounts need (/proc, /dev, /sys) are created in the union only when it lacks them: never
  * for run's own unions, whose init layer holds them (initlayer.ts), only with --mounted.
  */
@@ -43,7 +46,37 @@ export type Step =
   | { op: "pivot"; root: string }
   | { op: "mknod"; path: string; major: number; minor: number; mode: number }
   | { op: "symlink"; target: string; path: string }
-  | { op: "hostname"; name: string };
+  | { op: "hostname"; name: string }
+  /** A path made read-only: bind-mounted onto itself, then remounted ro (skipped when absent). */
+  | { op: "readonly"; path: string }
+  /** A path hidden: /dev/null bound over a file, an empty read-only tmpfs over a directory (when present). */
+  | { op: "mask"; path: string }
+  /** Before the pivot: a detached bind mount of the caller's terminal, if stdin/out/err is one. */
+  | { op: "grabTty" }
+  /** After /dev: that terminal on /dev/console, and the descriptors that were it reopened from there. */
+  | { op: "console"; path: string };
+
+/** runc's default read-only paths (libcontainer/specconv, as Docker and podman use them). */
+export const READONLY_PATHS: readonly string[] = [
+  "/proc/bus",
+  "/proc/fs",
+  "/proc/irq",
+  "/proc/sys",
+  "/proc/sysrq-trigger",
+];
+
+/** runc's default masked paths under /proc (/sys/firmware is masked too when /sys is mounted). */
+export const MASKED_PROC_PATHS: readonly string[] = [
+  "/proc/acpi",
+  "/proc/asound",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/proc/sched_debug",
+  "/proc/scsi",
+];
 
 /** The device nodes of the minimal /dev: name, major, minor (all mode 0666). */
 export const DEV_NODES: ReadonlyArray<readonly [string, number, number]> = [
@@ -81,6 +114,7 @@ export function setupPlan(spec: ContainerSpec): Step[] {
   const steps: Step[] = [
     mountStep(null, "/", null, MS_REC | MS_PRIVATE, null, "mount --make-rprivate /"),
     mountStep(root, root, null, MS_BIND | MS_REC, null, `mount --rbind ${root} ${root}`),
+    { op: "grabTty" },
     { op: "pivot", root },
     { op: "ensureDir", path: "/proc" },
     mountStep("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, null, "mount -t proc proc /proc"),
@@ -118,6 +152,9 @@ export function setupPlan(spec: ContainerSpec): Step[] {
     ),
   );
   for (const [name, target] of DEV_LINKS) steps.push({ op: "symlink", target, path: `/dev/${name}` });
+  steps.push({ op: "console", path: "/dev/console" });
+  for (const path of READONLY_PATHS) steps.push({ op: "readonly", path });
+  for (const path of MASKED_PROC_PATHS) steps.push({ op: "mask", path });
   if (spec.sys) {
     steps.push(
       { op: "ensureDir", path: "/sys" },
@@ -129,6 +166,7 @@ export function setupPlan(spec: ContainerSpec): Step[] {
         null,
         "mount -t sysfs -o ro sysfs /sys",
       ),
+      { op: "mask", path: "/sys/firmware" },
     );
   }
   if (spec.hostname !== undefined) steps.push({ op: "hostname", name: spec.hostname });
@@ -152,6 +190,14 @@ export function describeStep(step: Step): string {
       return `ln -s ${step.target} ${step.path}`;
     case "hostname":
       return `hostname ${step.name}`;
+    case "readonly":
+      return `mount --bind ${step.path} ${step.path} && mount -o remount,bind,ro ${step.path}`;
+    case "mask":
+      return `mask ${step.path} (/dev/null bound over a file, an empty read-only tmpfs over a directory)`;
+    case "grabTty":
+      return "open_tree $(tty) (the caller's terminal, if any, while the host's /dev is in reach)";
+    case "console":
+      return `move_mount that terminal ${step.path}; reopen stdin/stdout/stderr from it`;
   }
 }
 

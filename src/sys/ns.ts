@@ -27,7 +27,14 @@ const c = {
   sigprocmask: libc.func("int sigprocmask(int how, const void *set, void *oldset)"),
   fcntl: libc.func("int fcntl(int fd, int cmd, int arg)"),
   closeRange: libc.func("int close_range(unsigned int first, unsigned int last, int flags)"),
+  dup2: libc.func("int dup2(int oldfd, int newfd)"),
+  syscall: libc.func("long syscall(long number, ...)"),
 };
+
+/** Syscall numbers of the mount API (the same on every architecture since Linux 5.2). */
+const SYS_OPEN_TREE = 428;
+const SYS_MOVE_MOUNT = 429;
+const AT_FDCWD = -100;
 
 /** pivot_root has no glibc wrapper: its syscall number per architecture. */
 const SYS_PIVOT_ROOT: Partial<Record<string, number>> = { x64: 155, arm64: 41, riscv64: 41, ia32: 217 };
@@ -105,4 +112,33 @@ export function prepareExec(): void {
 export function execve(path: string, argv: readonly string[], envp: readonly string[]): never {
   c.execve(path, [...argv, null], [...envp, null]);
   throw sysError("execve", path);
+}
+
+/**
+ * A detached bind mount of `path` (open_tree(2) with OPEN_TREE_CLONE): a file or directory of this mount
+ * namespace, kept as a descriptor (close-on-exec) until `moveMount` attaches it somewhere.
+ */
+export function openTree(path: string): number {
+  const OPEN_TREE_CLONE = 1;
+  const OPEN_TREE_CLOEXEC = 0o2000000; // O_CLOEXEC
+  const flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+  const ret = Number(c.syscall(SYS_OPEN_TREE, "int", AT_FDCWD, "const char *", path, "unsigned int", flags));
+  check(ret, "open_tree", path);
+  return ret;
+}
+
+/** move_mount(2): attaches the detached mount open as `treeFd` at `target` (which must exist). */
+export function moveMount(treeFd: number, target: string): void {
+  const MOVE_MOUNT_F_EMPTY_PATH = 4;
+  const args = ["int", treeFd, "const char *", "", "int", AT_FDCWD, "const char *", target];
+  check(
+    Number(c.syscall(SYS_MOVE_MOUNT, ...args, "unsigned int", MOVE_MOUNT_F_EMPTY_PATH)),
+    "move_mount",
+    target,
+  );
+}
+
+/** dup2(2): `newFd` becomes a copy of `oldFd` (without close-on-exec). */
+export function dup2(oldFd: number, newFd: number): void {
+  check(c.dup2(oldFd, newFd) as number, "dup2");
 }

@@ -26,6 +26,7 @@ import {
   waitFor,
   type MountEntry,
 } from "../helpers/mounts";
+import { MASKED_PROC_PATHS, READONLY_PATHS } from "../../src/mountns/plan";
 import { diffSnapshots, snapshotTree, type SnapshotEntry } from "../helpers/snapshot";
 import { writeTree } from "../helpers/tmp";
 import {
@@ -146,14 +147,25 @@ function sandbox(t: Cleanup, img: Image): Sandbox {
   return { tmp, rw, tag, layers: [rw, img.img2, img.img1, img.base].join(":") };
 }
 
-function startRun(
-  sb: Sandbox,
-  args: readonly string[],
-  opts: { uid?: number; env?: Record<string, string> } = {},
-): Started {
+interface RunOpts {
+  uid?: number;
+  env?: Record<string, string>;
+  /** Run it on a new terminal: script(1) gives it a pty (its output, stderr included, is stdout). */
+  terminal?: boolean;
+}
+
+function shellQuote(arg: string): string {
+  return `'${arg.replace(/'/g, "'\\''")}'`;
+}
+
+function startRun(sb: Sandbox, args: readonly string[], opts: RunOpts = {}): Started {
   const started = Date.now();
-  const child = spawn(process.execPath, [CLI_PATH, "run", ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
+  const argv = [process.execPath, CLI_PATH, "run", ...args];
+  const [file, fileArgs] = opts.terminal
+    ? ["script", ["-qec", argv.map(shellQuote).join(" "), "/dev/null"]]
+    : [argv[0] as string, argv.slice(1)];
+  const child = spawn(file, fileArgs, {
+    stdio: [opts.terminal ? "pipe" : "ignore", "pipe", "pipe"],
     cwd: "/",
     env: { ...process.env, TMPDIR: sb.tmp, [TAG_VAR]: sb.tag, ...opts.env },
     ...(opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid }),
@@ -176,11 +188,7 @@ function startRun(
   return { child, pid: child.pid ?? -1, tag: sb.tag, stdout: () => out, stderr: () => err, done };
 }
 
-async function runIn(
-  sb: Sandbox,
-  args: readonly string[],
-  opts?: { uid?: number; env?: Record<string, string> },
-): Promise<RunResult> {
+async function runIn(sb: Sandbox, args: readonly string[], opts?: RunOpts): Promise<RunResult> {
   const r = await startRun(sb, args, opts).done;
   await assertNothingLeft(sb);
   return r;
@@ -512,6 +520,51 @@ describe("unionfs-ts run (a tiny container on the union)", function () {
     const r = await run.done;
     assert.equal(r.status, 143, show(r));
     await assertNothingLeft(sb);
+  });
+
+  it("/proc hardened as runc does: /proc/sys and co. read-only (echo 1 > /proc/sys/vm/drop_caches fails), kcore, keys, timer_list and co. masked", async () => {
+    const sb = sandbox(t, img);
+    const readonly = READONLY_PATHS.filter((p) => fs.existsSync(p));
+    const masked = [...MASKED_PROC_PATHS, "/sys/firmware"].filter((p) => fs.existsSync(p));
+    const script = [
+      "echo 1 > /proc/sys/vm/drop_caches && echo written || echo refused",
+      `for p in ${readonly.join(" ")}; do awk -v p=$p '$5 == p { split($6, o, ","); print p, o[1] }' /proc/self/mountinfo; done`,
+      `for p in ${masked.join(" ")}; do if [ -d $p ]; then echo $p $(ls -A $p | wc -l); else echo $p $(cat $p | wc -c); fi; done`,
+    ].join("; ");
+    const r = await runIn(sb, ["--sys", sb.layers, "--", "sh", "-c", script]);
+    assert.equal(r.status, 0, show(r));
+    assert.deepEqual(lines(r.stdout), [
+      "refused",
+      ...readonly.map((p) => `${p} ro`),
+      ...masked.map((p) => `${p} 0`),
+    ]);
+    assert.match(r.stderr, /drop_caches: Read-only file system/);
+    assert.ok(readonly.includes("/proc/sys"));
+  });
+
+  it("a working tty: tty names the caller's terminal (/dev/console), no other host pty is visible", async function () {
+    if (spawnSync("script", ["--version"]).status !== 0) {
+      console.log("      (skipped: no script(1); apt-get install bsdutils)");
+      this.skip();
+    }
+    const sb = sandbox(t, img);
+    const script = "tty; test -t 0 && test -t 1 && test -t 2 && echo all-ttys; ls /dev/pts; echo $TERM";
+    const run = startRun(sb, [sb.layers, "--", "sh", "-c", script], {
+      terminal: true,
+      env: { TERM: "xterm-test" },
+    });
+    const r = await run.done;
+    await assertNothingLeft(sb);
+    assert.equal(r.status, 0, show(r));
+    assert.deepEqual(lines(r.stdout.replace(/\r/g, "")), ["/dev/console", "all-ttys", "ptmx", "xterm-test"]);
+    const plain = await runIn(sb, [
+      sb.layers,
+      "--",
+      "sh",
+      "-c",
+      "tty; test -e /dev/console || echo no-console",
+    ]);
+    assert.deepEqual(lines(plain.stdout), ["not a tty", "no-console"], show(plain));
   });
 
   it("kills what COMMAND left running in the container, so no namespace keeps a copy of the union", async () => {

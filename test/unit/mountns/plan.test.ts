@@ -3,6 +3,8 @@ import { MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC } from "../../../src/mountns/fla
 import {
   DEV_LINKS,
   DEV_NODES,
+  MASKED_PROC_PATHS,
+  READONLY_PATHS,
   describeStep,
   makedev,
   pathOf,
@@ -37,7 +39,7 @@ function mountOf(steps: Step[], target: string): Extract<Step, { op: "mount" }> 
 describe("setupPlan", () => {
   it("goes private, binds the union onto itself, pivots, and only then mounts /proc and /dev", () => {
     const steps = setupPlan(spec());
-    const [first, second, third] = steps;
+    const [first, second, grab, third] = steps;
     assert.deepEqual(first, {
       op: "mount",
       source: null,
@@ -50,13 +52,18 @@ describe("setupPlan", () => {
     assert.equal(second?.op, "mount");
     assert.ok(second?.op === "mount" && second.source === ROOT && second.target === ROOT);
     assert.ok(second?.op === "mount" && (second.flags & MS_BIND) !== 0);
+    assert.deepEqual(
+      grab,
+      { op: "grabTty" },
+      "the caller's terminal is grabbed while the host's /dev is in reach",
+    );
     assert.deepEqual(third, { op: "pivot", root: ROOT });
     const at = (pred: (s: Step) => boolean): number => steps.findIndex(pred);
     const proc = at((s) => s.op === "mount" && s.target === "/proc");
     const dev = at((s) => s.op === "mount" && s.target === "/dev");
-    assert.ok(proc > 2 && dev > proc, "proc and dev come after the pivot");
+    assert.ok(proc > 3 && dev > proc, "proc and dev come after the pivot");
     // Every later path is inside the new root: nothing after the pivot names the host path.
-    for (const s of steps.slice(3)) assert.ok(!JSON.stringify(s).includes(ROOT), describeStep(s));
+    for (const s of steps.slice(4)) assert.ok(!JSON.stringify(s).includes(ROOT), describeStep(s));
   });
 
   it("builds a minimal /dev: the nodes, pts (new instance), shm and the standard symlinks", () => {
@@ -96,11 +103,44 @@ describe("setupPlan", () => {
     assert.deepEqual(setupPlan(spec({ hostname: "box" })).at(-1), { op: "hostname", name: "box" });
   });
 
+  it("hardens /proc as runc does, once /dev/null exists; masks /sys/firmware only with --sys", () => {
+    const steps = setupPlan(spec());
+    const at = (op: string, path: string): number =>
+      steps.findIndex((s) => s.op === op && "path" in s && s.path === path);
+    const pathsOf = (op: string, list: Step[]): string[] =>
+      list.flatMap((s) => (s.op === op && "path" in s ? [s.path] : []));
+    assert.deepEqual(pathsOf("readonly", steps), [...READONLY_PATHS]);
+    assert.deepEqual(pathsOf("mask", steps), [...MASKED_PROC_PATHS]);
+    for (const p of ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"]) {
+      assert.ok(READONLY_PATHS.includes(p), p);
+    }
+    for (const p of ["/proc/kcore", "/proc/keys", "/proc/timer_list"])
+      assert.ok(MASKED_PROC_PATHS.includes(p), p);
+    const procAt = steps.findIndex((s) => s.op === "mount" && s.target === "/proc");
+    assert.ok(at("readonly", "/proc/sys") > procAt);
+    assert.ok(at("mask", "/proc/kcore") > at("mknod", "/dev/null"), "masks bind the container's /dev/null");
+    assert.ok(!pathsOf("mask", steps).includes("/sys/firmware"));
+    const sys = setupPlan(spec({ sys: true }));
+    const sysAt = sys.findIndex((s) => s.op === "mount" && s.target === "/sys");
+    assert.ok(sys.findIndex((s) => s.op === "mask" && s.path === "/sys/firmware") > sysAt);
+  });
+
+  it("puts the caller's terminal on /dev/console once /dev is set up", () => {
+    const steps = setupPlan(spec());
+    const consoleAt = steps.findIndex((s) => s.op === "console");
+    assert.deepEqual(steps[consoleAt], { op: "console", path: "/dev/console" });
+    assert.ok(consoleAt > steps.findIndex((s) => s.op === "symlink" && s.path === "/dev/ptmx"));
+    assert.equal(steps.filter((s) => s.op === "grabTty").length, 1);
+  });
+
   it("describes each step as a shell command", () => {
     const lines = setupPlan(spec({ sys: true, hostname: "h" })).map(describeStep);
     assert.equal(lines[0], "mount --make-rprivate /");
     assert.equal(lines[1], `mount --rbind ${ROOT} ${ROOT}`);
-    assert.equal(lines[2], `cd ${ROOT} && pivot_root . . && umount -l .`);
+    assert.match(lines[2] ?? "", /^open_tree \$\(tty\)/);
+    assert.equal(lines[3], `cd ${ROOT} && pivot_root . . && umount -l .`);
+    assert.ok(lines.includes("mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys"));
+    assert.ok(lines.some((l) => l.startsWith("mask /proc/kcore")));
     assert.ok(lines.includes("mknod -m 666 /dev/null c 1 3"));
     assert.ok(lines.includes("ln -s /proc/self/fd /dev/fd"));
     assert.ok(lines.includes("mount -t sysfs -o ro sysfs /sys"));
