@@ -74,7 +74,7 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("--hostname <name>", "set this hostname in a new UTS namespace")
     .option("--workdir <dir>", "working directory inside the container (default /)")
     .option("-e, --env <K=V>", "add to the environment (repeatable; default PATH, HOME=/root, TERM)", collect)
-    .option("--pid", "new PID namespace: COMMAND is PID 1")
+    .option("--pid=<mode>", "private (default: new PID namespace, COMMAND is PID 1) or host")
     .option("--sys", "mount /sys read-only")
     .option("--keep", "leave the union mounted afterwards")
     .option("-v, --verbose", "say each setup step")

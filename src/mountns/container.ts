@@ -32,6 +32,7 @@ import {
   mountTypesAt,
   pidsInMountNs,
   pollUntil,
+  signalDisposition,
   waitAtMost,
 } from "./procs";
 import { formatBranches, parseBranches } from "../unionfs/branches";
@@ -78,15 +79,25 @@ function waitExit(
   });
 }
 
-/** Relays SIGINT/SIGTERM/SIGHUP sent to run: remembered, and (but SIGINT) passed on to the container. */
+/**
+ * Relays SIGINT/SIGQUIT/SIGTERM/SIGHUP sent to run: remembered, and (but the terminal's SIGINT and
+ * SIGQUIT) passed on to the container. In a new PID namespace COMMAND is its PID 1, which the kernel
+ * spares every signal it has no handler for, where any other process would die of it: run then stands
+ * in for the default action (SIGKILL, reported as death by the signal), so ^C and SIGTERM end
+ * `run -- sleep 100` as they end `sleep 100`.
+ */
 class SignalRelay {
   received: NodeJS.Signals | undefined;
   target: (() => number[]) | undefined;
+  /** With its own PID namespace: the container's PID 1 (host PID), and how to kill the container. */
+  pidNs: { pidOne: () => number | undefined; kill: () => void } | undefined;
+  /** The signal whose default action run carried out on PID 1. */
+  emulated: NodeJS.Signals | undefined;
   private killTimer: NodeJS.Timeout | undefined;
   private readonly handlers = new Map<NodeJS.Signals, () => void>();
 
   constructor() {
-    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    for (const sig of ["SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP"] as const) {
       const h = (): void => this.on(sig);
       this.handlers.set(sig, h);
       process.on(sig, h);
@@ -95,9 +106,19 @@ class SignalRelay {
 
   private on(sig: NodeJS.Signals): void {
     this.received ??= sig;
-    // A terminal's ^C already reached COMMAND (same process group): do not deliver it twice.
-    if (sig === "SIGINT" || !this.target) return;
+    if (this.standIn(sig)) return;
+    // A terminal's ^C or ^\ already reached COMMAND (same process group): do not deliver it twice.
+    if (sig === "SIGINT" || sig === "SIGQUIT" || !this.target) return;
     this.forward(sig);
+  }
+
+  /** Kills the container when `sig` (fatal by default) finds its PID 1 without a handler; true if so. */
+  private standIn(sig: NodeJS.Signals): boolean {
+    const pid = this.pidNs?.pidOne();
+    if (pid === undefined || signalDisposition(pid, SIGNUMS[sig] ?? 0) !== "default") return false;
+    this.emulated ??= sig;
+    this.pidNs?.kill();
+    return true;
   }
 
   /**
@@ -265,6 +286,11 @@ async function runInNamespaces(
     return opts.pid ? [...childrenOf(pid), pid] : [pid];
   };
   relay.target = init;
+  // SIGKILL of unshare, not of PID 1: PID 1 then dies of --kill-child's SIGKILL, and unshare (util-linux
+  // 2.38), which cannot re-raise a SIGKILL its child died of, does not print an error and exit 1.
+  if (opts.pid && pid !== undefined) {
+    relay.pidNs = { pidOne: () => childrenOf(pid)[0], kill: () => signalPid(pid, "SIGKILL") };
+  }
   if (relay.received && relay.received !== "SIGINT") relay.forward(relay.received);
 
   // Once the daemon is gone, COMMAND gets ENOTCONN from its files; it has NOTICE_MS to end by itself,
@@ -285,12 +311,14 @@ async function runInNamespaces(
   clearInterval(watch);
   timers.forEach(clearTimeout);
   relay.target = undefined;
+  relay.pidNs = undefined;
   await waitAtMost(readyClosed, READY_EOF_MS);
   ready?.destroy();
 
   const left = await killLeftovers(ns);
   if (left > 0) say(`killed ${left} process(es) still running in the container after COMMAND ended`);
-  const status = signal ? signalStatus(signal, SIGNUMS) : (code ?? EXIT_SETUP);
+  const died = relay.emulated !== undefined && signal === "SIGKILL" ? relay.emulated : signal;
+  const status = died ? signalStatus(died, SIGNUMS) : (code ?? EXIT_SETUP);
   return { status, daemonDied };
 }
 

@@ -19,7 +19,7 @@ export interface RunOptions {
   workdir: string;
   /** `--env K=V` values in the order given. */
   env: string[];
-  /** New PID namespace: COMMAND is PID 1. */
+  /** New PID namespace, COMMAND its PID 1 (the default); false with `--pid=host`. */
   pid: boolean;
   /** Mount /sys read-only. */
   sys: boolean;
@@ -32,7 +32,7 @@ export interface RunOptions {
 const HOST_NAME_MAX = 64;
 
 const VALUE_OPTIONS = ["--mounted", "--hostname", "--workdir", "--env", "-e"] as const;
-const FLAG_OPTIONS = ["--pid", "--sys", "--keep", "--verbose", "-v"] as const;
+const FLAG_OPTIONS = ["--sys", "--keep", "--verbose", "-v"] as const;
 
 /** Parses the arguments that follow `run`. */
 export function parseRunArgs(args: readonly string[]): RunOptions {
@@ -40,7 +40,7 @@ export function parseRunArgs(args: readonly string[]): RunOptions {
     command: [],
     workdir: "/",
     env: [],
-    pid: false,
+    pid: true,
     sys: false,
     keep: false,
     verbose: false,
@@ -64,6 +64,10 @@ export function parseRunArgs(args: readonly string[]): RunOptions {
     }
     const eq = arg.indexOf("=");
     const name = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
+    if (name === "--pid") {
+      opts.pid = pidMode(name === arg ? undefined : arg.slice(eq + 1));
+      continue;
+    }
     if ((FLAG_OPTIONS as readonly string[]).includes(name)) {
       if (name !== arg) throw new UsageError(`option '${name}' takes no value`);
       setFlag(opts, name);
@@ -94,9 +98,15 @@ export function parseRunArgs(args: readonly string[]): RunOptions {
   return opts;
 }
 
+/** `--pid` / `--pid=private`: a new PID namespace (the default); `--pid=host`: the host's. */
+function pidMode(value: string | undefined): boolean {
+  if (value === undefined || value === "private") return true;
+  if (value === "host") return false;
+  throw new UsageError(`--pid takes 'host' or 'private', not '${value}'`);
+}
+
 function setFlag(opts: RunOptions, name: string): void {
-  if (name === "--pid") opts.pid = true;
-  else if (name === "--sys") opts.sys = true;
+  if (name === "--sys") opts.sys = true;
   else if (name === "--keep") opts.keep = true;
   else opts.verbose = true;
 }

@@ -29,6 +29,25 @@ function allPids(): number[] {
     .map(Number);
 }
 
+/**
+ * What process `pid` does on signal number `signum`: "caught" (a handler), "ignored" (SIG_IGN) or
+ * "default"; undefined when it is gone. From the SigCgt and SigIgn masks of /proc/PID/status.
+ */
+export function signalDisposition(pid: number, signum: number): "caught" | "ignored" | "default" | undefined {
+  let status: string;
+  try {
+    status = fs.readFileSync(`/proc/${pid}/status`, "latin1");
+  } catch {
+    return undefined;
+  }
+  const has = (field: string): boolean => {
+    const m = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, "m").exec(status);
+    return m !== null && ((BigInt(`0x${m[1]}`) >> BigInt(signum - 1)) & 1n) === 1n;
+  };
+  if (has("SigCgt")) return "caught";
+  return has("SigIgn") ? "ignored" : "default";
+}
+
 /** Direct children of `pid` (all its threads'). */
 export function childrenOf(pid: number): number[] {
   const out: number[] = [];

@@ -2,7 +2,8 @@
  * The unshare(1) command line that starts the setup helper in fresh namespaces. Pure.
  *
  * Invariants: always a new mount namespace with private propagation (nothing mounted inside reaches the
- * host); a new UTS namespace only for a hostname; with a new PID namespace unshare forks, so the helper
+ * host) and a new IPC namespace (System V objects and POSIX message queues of its own); a new UTS
+ * namespace only for a hostname; with a new PID namespace unshare forks, so the helper
  * (and COMMAND, which it execs) is PID 1, and --kill-child makes the container die with unshare.
  */
 
@@ -15,7 +16,7 @@ export interface NamespaceChoice {
 
 /** Arguments for `unshare` (without the program name) running `program` in the new namespaces. */
 export function unshareArgs(ns: NamespaceChoice, program: readonly string[]): string[] {
-  const args = ["--mount", "--propagation", "private"];
+  const args = ["--mount", "--propagation", "private", "--ipc"];
   if (ns.uts) args.push("--uts");
   if (ns.pid) args.push("--pid", "--fork", "--kill-child");
   args.push("--", ...program);

@@ -382,18 +382,29 @@ describe("unionfs-ts run (a tiny container on the union)", function () {
     );
   });
 
-  it("--pid makes COMMAND PID 1 with its own /proc; --hostname sets a name only the container sees", async () => {
+  it("a new PID namespace by default (the host's processes and their /proc/PID/root out of sight); --pid=host shares it", async () => {
     const sb = sandbox(t, img);
     const hostBefore = os.hostname();
-    const script = "echo pid=$$; ls /proc | grep -c '^[0-9]'; tr '\\0' ' ' < /proc/1/cmdline; echo; hostname";
-    const r = await runIn(sb, ["--pid", "--hostname", "box", sb.layers, "--", "sh", "-c", script]);
+    const script =
+      "echo pid=$$; ls /proc | grep -c '^[0-9]'; tr '\\0' ' ' < /proc/1/cmdline; echo; hostname; " +
+      "test -e /proc/$HOSTPID/root && echo host-visible || echo host-hidden";
+    const env = ["--env", `HOSTPID=${process.pid}`];
+    const r = await runIn(sb, ["--hostname", "box", ...env, sb.layers, "--", "sh", "-c", script]);
     assert.equal(r.status, 0, show(r));
-    const [pid, count, cmdline, name] = lines(r.stdout);
+    const [pid, count, cmdline, name, host] = lines(r.stdout);
     assert.equal(pid, "pid=1");
     assert.ok(Number(count) <= 3, `the new /proc should show only the container's processes, not ${count}`);
     assert.match(cmdline ?? "", /^sh -c echo pid=/);
     assert.equal(name, "box");
+    assert.equal(host, "host-hidden", "a host process (and its root) must not be reachable through /proc");
     assert.equal(os.hostname(), hostBefore, "the host's hostname must not change");
+    const shared = await runIn(sb, ["--pid=host", ...env, sb.layers, "--", "sh", "-c", script]);
+    assert.equal(shared.status, 0, show(shared));
+    const [hostPid, hostCount] = lines(shared.stdout);
+    const visible = lines(shared.stdout).at(-1);
+    assert.notEqual(hostPid, "pid=1");
+    assert.ok(Number(hostCount) > 3, `--pid=host should show the host's processes, not ${hostCount}`);
+    assert.equal(visible, "host-visible");
   });
 
   it("gives a minimal /dev, /sys read-only with --sys, the minimal environment plus --env, and --workdir", async () => {
@@ -447,7 +458,8 @@ describe("unionfs-ts run (a tiny container on the union)", function () {
     const seven = await startRun(sb, ["--mounted", mnt, "--", "sh", "-c", "cat /etc/l2.txt; exit 7"]).done;
     assert.equal(seven.status, 7, show(seven));
     assert.equal(seven.stdout, "from img2\n");
-    const killed = await startRun(sb, ["--mounted", mnt, "--", "sh", "-c", "kill -9 $$"]).done;
+    // Only outside a PID namespace: its PID 1 cannot be killed from inside.
+    const killed = await startRun(sb, ["--pid=host", "--mounted", mnt, "--", "sh", "-c", "kill -9 $$"]).done;
     assert.equal(killed.status, 137, `death by SIGKILL is 128+9: ${show(killed)}`);
     assert.ok(isMounted(mnt), "--mounted must leave the mount in place");
   });
@@ -512,7 +524,7 @@ describe("unionfs-ts run (a tiny container on the union)", function () {
     await assertNothingLeft(sb);
   });
 
-  it("SIGTERM to run stops the container and unmounts", async () => {
+  it("SIGTERM to run stops the container (a PID 1 without a handler dies of it: 143) and unmounts", async () => {
     const sb = sandbox(t, img);
     const run = startRun(sb, [sb.layers, "--", "sh", "-c", "echo ready; exec sleep 33.5"]);
     await waitFor(() => run.stdout().includes("ready"), RUN_DEADLINE_MS, "the container to start");
@@ -567,13 +579,43 @@ describe("unionfs-ts run (a tiny container on the union)", function () {
     assert.deepEqual(lines(plain.stdout), ["not a tty", "no-console"], show(plain));
   });
 
+  it("^C on the terminal ends a PID 1 without a SIGINT handler (run stands in for the default action: 130)", async function () {
+    if (spawnSync("script", ["--version"]).status !== 0) this.skip();
+    const sb = sandbox(t, img);
+    const run = startRun(sb, [sb.layers, "--", "sh", "-c", "echo ready; exec sleep 35.5"], {
+      terminal: true,
+    });
+    await waitFor(() => run.stdout().includes("ready"), RUN_DEADLINE_MS, "the container to start");
+    run.child.stdin?.write("\x03");
+    const r = await run.done;
+    await assertNothingLeft(sb);
+    assert.equal(r.status, 130, show(r));
+    assert.deepEqual(pidsRunning("sleep\x0035.5"), []);
+    // A PID 1 with a handler gets the ^C itself.
+    const trapped = startRun(
+      sb,
+      [sb.layers, "--", "sh", "-c", "trap 'echo got-int; exit 3' INT; echo ready; while :; do sleep 1; done"],
+      { terminal: true },
+    );
+    await waitFor(() => trapped.stdout().includes("ready"), RUN_DEADLINE_MS, "the container to start");
+    trapped.child.stdin?.write("\x03");
+    const t3 = await trapped.done;
+    await assertNothingLeft(sb);
+    assert.equal(t3.status, 3, show(t3));
+    assert.match(t3.stdout, /got-int/);
+  });
+
   it("kills what COMMAND left running in the container, so no namespace keeps a copy of the union", async () => {
     const sb = sandbox(t, img);
-    const r = await runIn(sb, [sb.layers, "--", "sh", "-c", "sleep 34.5 & echo started"]);
+    // With --pid=host run kills it; in a PID namespace the kernel does, as PID 1 ends.
+    const r = await runIn(sb, ["--pid=host", sb.layers, "--", "sh", "-c", "sleep 34.5 & echo started"]);
     assert.equal(r.status, 0, show(r));
     assert.equal(r.stdout, "started\n");
     assert.match(r.stderr, /killed 1 process\(es\) still running in the container/);
     assert.deepEqual(pidsRunning("sleep\x0034.5"), [], "the background sleep should be gone");
+    const own = await runIn(sb, [sb.layers, "--", "sh", "-c", "sleep 34.6 & echo started"]);
+    assert.equal(own.status, 0, show(own));
+    assert.deepEqual(pidsRunning("sleep\x0034.6"), [], "the background sleep should be gone");
   });
 
   it("--keep leaves the union mounted (and says where)", async () => {

@@ -18,7 +18,7 @@ describe("parseRunArgs", () => {
     assert.deepEqual(o.command, ["sh", "-c", "echo -- --pid", "--", "-v"]);
     assert.deepEqual(
       { workdir: o.workdir, env: o.env, pid: o.pid, sys: o.sys, keep: o.keep, verbose: o.verbose },
-      { workdir: "/", env: [], pid: false, sys: false, keep: false, verbose: false },
+      { workdir: "/", env: [], pid: true, sys: false, keep: false, verbose: false },
     );
     assert.equal(o.hostname, undefined);
   });
@@ -49,6 +49,15 @@ describe("parseRunArgs", () => {
     assert.deepEqual(o.command, ["ls"]);
   });
 
+  it("pid namespace: a new one by default, --pid=host shares the host's (the last --pid wins)", () => {
+    const pid = (...opts: string[]): boolean => parseRunArgs([...opts, "A", "--", "sh"]).pid;
+    assert.equal(pid(), true);
+    assert.equal(pid("--pid=host"), false);
+    assert.equal(pid("--pid=private"), true);
+    assert.equal(pid("--pid=host", "--pid"), true);
+    assert.equal(pid("--pid", "--pid=host"), false);
+  });
+
   it("takes --mounted instead of LAYERS", () => {
     const o = parseRunArgs(["--mounted", "/mnt/c", "--", "true"]);
     assert.equal(o.mounted, "/mnt/c");
@@ -77,7 +86,8 @@ describe("parseRunArgs", () => {
     usageError(["A:B", "--env", "NOEQUALS", "--", "sh"], /K=V/);
     usageError(["A:B", "--env", "=v", "--", "sh"], /K=V/);
     usageError(["A:B", "--workdir", "relative", "--", "sh"], /absolute/);
-    usageError(["A:B", "--pid=yes", "--", "sh"], /takes no value/);
+    usageError(["A:B", "--sys=yes", "--", "sh"], /takes no value/);
+    usageError(["A:B", "--pid=yes", "--", "sh"], /--pid takes 'host' or 'private', not 'yes'/);
     usageError(["--mounted", "", "--", "sh"], /needs a value/);
   });
 });

@@ -204,11 +204,12 @@ describe("container spec", () => {
 describe("unshareArgs", () => {
   const prog = ["/usr/bin/node", "/x/inner.js", "{}"];
 
-  it("always asks for a private mount namespace, then runs the program after --", () => {
+  it("always asks for a private mount namespace and an IPC namespace, then runs the program after --", () => {
     assert.deepEqual(unshareArgs({ uts: false, pid: false }, prog), [
       "--mount",
       "--propagation",
       "private",
+      "--ipc",
       "--",
       ...prog,
     ]);
@@ -219,6 +220,7 @@ describe("unshareArgs", () => {
       "--mount",
       "--propagation",
       "private",
+      "--ipc",
       "--uts",
       "--pid",
       "--fork",
