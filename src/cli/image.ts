@@ -56,7 +56,7 @@ export async function exportCommand(upper: string, flags: { output?: string }): 
   return 0;
 }
 
-/** `import [--format aufs|overlay] LAYER.tar DIR` */
+/** `import [--format aufs|overlay] LAYER.tar|- DIR` */
 export async function importCommand(file: string, dir: string, flags: { format?: string }): Promise<number> {
   const format = flags.format ?? "aufs";
   if (format !== "aufs" && format !== "overlay") {

@@ -109,8 +109,10 @@ function buildProgram(setCode: (code: number) => void): Command {
   // `import`: unpack an OCI layer tarball into a branch directory (src/cli/image.ts, src/image).
   program
     .command("import")
-    .description("unpack an OCI layer tarball (plain or gzip) into DIR (new or empty), usable as a branch")
-    .argument("<layer.tar>", "the layer tarball")
+    .description(
+      "unpack an OCI layer tarball (plain, gzip or zstd) into DIR (new or empty), usable as a branch",
+    )
+    .argument("<layer.tar>", "the layer tarball; - (or /dev/stdin) reads it from standard input")
     .argument("<dir>", "target directory, created when missing; must be empty")
     .option(
       "--format <format>",

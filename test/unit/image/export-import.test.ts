@@ -214,26 +214,30 @@ describe("image: export and import", () => {
       ["ok"],
     );
 
-    // A char device archived by another tool (GNU tar, POSIX format) is created with mknod; in GNU
-    // format node-tar cannot read the device numbers, and the entry is left out with a warning.
+    // A char device archived by another tool (GNU tar, POSIX and GNU formats) is created with mknod; a
+    // 0/0 one (an overlay whiteout) is left out with a warning.
     const src = path.join(root, "src");
     fs.mkdirSync(src);
     mknod(path.join(src, "tty"), 0o020000 | 0o620, makedev(136, 300));
     fs.chmodSync(path.join(src, "tty"), 0o620);
-    const gnu = path.join(root, "gnu.tar");
     const { execFileSync } = await import("node:child_process");
-    execFileSync("tar", ["--format=posix", "-cf", gnu, "-C", src, "tty"]);
-    const target = path.join(root, "with-dev");
-    await importLayer(gnu, target);
-    const st = fs.lstatSync(path.join(target, "tty"));
-    assert.ok(st.isCharacterDevice());
-    assert.equal(st.rdev, makedev(136, 300));
-    assert.equal(st.mode & 0o7777, 0o620);
-    execFileSync("tar", ["--format=gnu", "-cf", gnu, "-C", src, "tty"]);
+    for (const format of ["posix", "gnu"]) {
+      const tarFile = path.join(root, `${format}.tar`);
+      execFileSync("tar", [`--format=${format}`, "-cf", tarFile, "-C", src, "tty"]);
+      const target = path.join(root, `with-dev-${format}`);
+      await importLayer(tarFile, target);
+      const st = fs.lstatSync(path.join(target, "tty"));
+      assert.ok(st.isCharacterDevice(), format);
+      assert.equal(st.rdev, makedev(136, 300), format);
+      assert.equal(st.mode & 0o7777, 0o620, format);
+    }
+    mknod(path.join(src, "wh"), 0o020000, 0);
+    const whTar = path.join(root, "wh.tar");
+    execFileSync("tar", ["-cf", whTar, "-C", src, "wh"]);
     const importWarnings: string[] = [];
-    await importLayer(gnu, path.join(root, "gnu-dev"), { onWarning: (w) => importWarnings.push(w) });
-    assert.deepEqual(fs.readdirSync(path.join(root, "gnu-dev")), []);
-    assert.match(importWarnings.join("\n"), /left out 'tty': a character device 0\/0/);
+    await importLayer(whTar, path.join(root, "wh-dev"), { onWarning: (w) => importWarnings.push(w) });
+    assert.deepEqual(fs.readdirSync(path.join(root, "wh-dev")), []);
+    assert.match(importWarnings.join("\n"), /left out 'wh': a character device 0\/0/);
   });
 
   it("round trip of long names, long link targets and UTF-8 names (pax headers)", async () => {
