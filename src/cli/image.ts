@@ -8,6 +8,7 @@
 import * as fs from "node:fs";
 import { checkOutsideLayer, diffLayer, exportLayer, formatChanges, importLayer } from "../image";
 import { overlay2MountArgs, resolveOverlay2 } from "../image/overlay2";
+import { Progress } from "../image/progress";
 import { UsageError } from "../unionfs/branches";
 import { mountCommand, type MountFlags } from "./mount";
 import { splitOptionList } from "./options";
@@ -34,20 +35,48 @@ export async function diffCommand(upper: string, flags: { lower?: string }): Pro
   return 0;
 }
 
-/** `export [-o FILE] UPPER`: the tarball goes to FILE or stdout (never a terminal). */
-export async function exportCommand(upper: string, flags: { output?: string }): Promise<number> {
+/** Runs `work` with a progress line on stderr (a TTY, not --quiet) that warnings print above. */
+async function withProgress<T>(
+  label: string,
+  quiet: boolean | undefined,
+  work: (progress: Progress, onWarning: (message: string) => void) => Promise<T>,
+): Promise<T> {
+  const progress = new Progress(label, { quiet });
+  const onWarning = (message: string): void => {
+    if (progress.enabled) progress.log(`unionfs-ts: warning: ${message}`);
+    else warn(message);
+  };
+  try {
+    const result = await work(progress, onWarning);
+    progress.done();
+    return result;
+  } catch (err) {
+    progress.done(false);
+    throw err;
+  }
+}
+
+/** `export [-o FILE] [--quiet] UPPER`: the tarball goes to FILE or stdout (never a terminal). */
+export async function exportCommand(
+  upper: string,
+  flags: { output?: string; quiet?: boolean },
+): Promise<number> {
   if (flags.output === undefined) {
     if (process.stdout.isTTY) {
       throw new UsageError("refusing to write a tarball to a terminal: use -o FILE or redirect stdout");
     }
-    await exportLayer(upper, process.stdout, { onWarning: warn, end: false });
+    await withProgress(`export ${upper}`, flags.quiet, (progress, onWarning) =>
+      exportLayer(upper, process.stdout, { onWarning, end: false, progress }),
+    );
     return 0;
   }
   const output = flags.output;
   checkOutsideLayer(output, upper);
   const out = fs.createWriteStream(output, { mode: 0o644 });
   try {
-    await exportLayer(upper, out, { onWarning: warn });
+    await withProgress(`export ${upper}`, flags.quiet, (progress, onWarning) =>
+      exportLayer(upper, out, { onWarning, progress }),
+    );
   } catch (err) {
     out.destroy();
     fs.rmSync(output, { force: true });
@@ -56,13 +85,19 @@ export async function exportCommand(upper: string, flags: { output?: string }): 
   return 0;
 }
 
-/** `import [--format aufs|overlay] LAYER.tar|- DIR` */
-export async function importCommand(file: string, dir: string, flags: { format?: string }): Promise<number> {
+/** `import [--format aufs|overlay] [--quiet] LAYER.tar|- DIR` */
+export async function importCommand(
+  file: string,
+  dir: string,
+  flags: { format?: string; quiet?: boolean },
+): Promise<number> {
   const format = flags.format ?? "aufs";
   if (format !== "aufs" && format !== "overlay") {
     throw new UsageError(`--format must be aufs or overlay, not '${format}'`);
   }
-  await importLayer(file, dir, { format, onWarning: warn });
+  await withProgress(`import ${file === "-" ? "standard input" : file}`, flags.quiet, (progress, onWarning) =>
+    importLayer(file, dir, { format, onWarning, progress }),
+  );
   return 0;
 }
 

@@ -101,7 +101,8 @@ function buildProgram(setCode: (code: number) => void): Command {
     .description("write layer UPPER as an OCI layer tarball (whiteouts as .wh. entries) to stdout or FILE")
     .argument("<upper>", "the layer directory (a union's rw branch)")
     .option("-o, --output <file>", "write to FILE instead of stdout")
-    .action(async (upper: string, flags: { output?: string }) => {
+    .option("-q, --quiet", "no progress line (shown on a terminal's stderr otherwise)")
+    .action(async (upper: string, flags: { output?: string; quiet?: boolean }) => {
       const { exportCommand } = await import("./image");
       setCode(await exportCommand(upper, flags));
     });
@@ -118,7 +119,8 @@ function buildProgram(setCode: (code: number) => void): Command {
       "--format <format>",
       "whiteouts on disk: aufs (.wh. files, default) or overlay (0/0 devices, xattrs)",
     )
-    .action(async (file: string, dir: string, flags: { format?: string }) => {
+    .option("-q, --quiet", "no progress line (shown on a terminal's stderr otherwise)")
+    .action(async (file: string, dir: string, flags: { format?: string; quiet?: boolean }) => {
       const { importCommand } = await import("./image");
       setCode(await importCommand(file, dir, flags));
     });

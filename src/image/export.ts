@@ -38,7 +38,9 @@ import {
   walkLayer,
   whiteoutMarkerPath,
   type EntryItem,
+  type LayerItem,
 } from "./walk";
+import type { Progress } from "./progress";
 import { layerXattrs } from "./xattrs";
 
 export interface ExportOptions {
@@ -46,6 +48,8 @@ export interface ExportOptions {
   onWarning?: (message: string) => void;
   /** End `out` when done (default true; false for process.stdout). */
   end?: boolean;
+  /** Told of the total and of every byte of file data and every entry written. */
+  progress?: Progress;
 }
 
 export interface ExportSummary {
@@ -69,13 +73,14 @@ function statFields(st: Stat): Omit<EntryFields, "path"> {
  * Writes exactly `size` bytes of the file `abs` (byte string), then the padding. A file that shrank
  * meanwhile is padded with zeros (and reported); one that grew is cut at `size`.
  */
-async function writeData(tar: TarWriter, abs: string, size: number): Promise<boolean> {
+async function writeData(tar: TarWriter, abs: string, size: number, progress?: Progress): Promise<boolean> {
   let sent = 0;
   if (size > 0) {
     const stream = fs.createReadStream(bytesOf(abs), { start: 0, end: size - 1 });
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       sent += chunk.length;
       await tar.write(chunk);
+      progress?.add(chunk.length);
     }
   }
   if (sent < size) await tar.write(Buffer.alloc(size - sent));
@@ -94,6 +99,7 @@ class Exporter {
     private readonly tar: TarWriter,
     private readonly root: string,
     private readonly warn: (message: string) => void,
+    private readonly progress: Progress | undefined,
   ) {}
 
   skip(path: string, why: string): void {
@@ -116,6 +122,7 @@ class Exporter {
   async empty(fields: EntryFields): Promise<void> {
     await this.tar.empty(fields);
     this.summary.entries += 1;
+    this.progress?.add(0, 1);
   }
 
   async whiteout(path: string, marker: Stat): Promise<void> {
@@ -170,10 +177,25 @@ class Exporter {
     const size = Number(st.size);
     await this.tar.write(headerBlocks({ ...fields, type: "File", size }));
     this.summary.entries += 1;
-    if (!(await writeData(this.tar, this.root + item.path, size))) {
+    this.progress?.add(0, 1);
+    if (!(await writeData(this.tar, this.root + item.path, size, this.progress))) {
       this.warn(`${showPath(item.path)} changed while it was exported`);
     }
   }
+}
+
+/** Bytes of file data the items hold (each multiply-linked file once): the export's total. */
+function dataBytes(items: readonly LayerItem[]): number {
+  const seen = new Set<string>();
+  let total = 0;
+  for (const item of items) {
+    if (item.kind !== "entry" || typeOf(item.st) !== S_IFREG) continue;
+    const key = `${item.st.dev}:${item.st.ino}`;
+    if (item.st.nlink > 1n && seen.has(key)) continue;
+    seen.add(key);
+    total += Number(item.st.size);
+  }
+  return total;
 }
 
 /** Writes the layer at `upper` (UTF-8 text path) to `out` as an uncompressed tar stream. */
@@ -185,7 +207,8 @@ export async function exportLayer(
   const root = layerDir(upper, "layer");
   const walk = walkLayer(root);
   const tar = new TarWriter(out);
-  const ex = new Exporter(tar, walk.root, opts.onWarning ?? (() => undefined));
+  const ex = new Exporter(tar, walk.root, opts.onWarning ?? (() => undefined), opts.progress);
+  if (opts.progress) opts.progress.total = dataBytes(walk.items);
   if (walk.rootOpaque) {
     await ex.empty({ path: opaqueMarkerPath("/").slice(1), type: "File", ...statFields(walk.rootStat) });
   }

@@ -30,25 +30,19 @@ import { UsageError } from "../unionfs/branches";
 import { OPAQUE_MARKER, WH_PREFIX } from "../whiteout";
 import { ArchiveError, archiveFromStream, openArchive, type ArchiveInput } from "./archive-input";
 import { ImageArchiveSniffer, imageDirectoryKind } from "./image-archive";
+import type { Progress } from "./progress";
 import { readTar, TarFormatError, type TarEntry } from "./tar-read";
 import { S_IFBLK, S_IFCHR, S_IFIFO, showPath } from "./walk";
 import { isLayerXattr } from "./xattrs";
 
 export type ImportFormat = "aufs" | "overlay";
 
-/** Told about the work as it goes (see progress.ts). */
-export interface ImportProgress {
-  /** `n` more bytes of the input read (compressed bytes when compressed). */
-  bytes(n: number): void;
-  /** One more entry unpacked. */
-  entry(): void;
-}
-
 export interface ImportOptions {
   format?: ImportFormat;
   /** Called with one line of text for each entry or attribute left out. */
   onWarning?: (message: string) => void;
-  progress?: ImportProgress;
+  /** Told of every byte of the input read (compressed bytes when compressed) and every entry. */
+  progress?: Progress;
 }
 
 export interface ImportSummary {
@@ -157,10 +151,11 @@ export async function importLayer(
   prepareTargetCheckOnly(target);
   let input: ArchiveInput;
   try {
-    input = await openArchive(file, (n) => opts.progress?.bytes(n));
+    input = await openArchive(file, (n) => opts.progress?.add(n));
   } catch (err) {
     throw err instanceof ArchiveError ? new UsageError(err.message) : err;
   }
+  if (opts.progress && input.size !== undefined) opts.progress.total = input.size;
   return importInput(input, target, opts);
 }
 
@@ -178,10 +173,11 @@ export async function importLayerStream(
   prepareTargetCheckOnly(target);
   let input: ArchiveInput;
   try {
-    input = await archiveFromStream(opts.name, stream, opts.size, (n) => opts.progress?.bytes(n));
+    input = await archiveFromStream(opts.name, stream, opts.size, (n) => opts.progress?.add(n));
   } catch (err) {
     throw err instanceof ArchiveError ? new UsageError(err.message) : err;
   }
+  if (opts.progress && opts.size !== undefined) opts.progress.total = opts.size;
   return importInput(input, target, opts);
 }
 
@@ -315,7 +311,7 @@ class Unpacker {
       const { mode, uid, gid, mtime, atime, xattrs, type } = e;
       this.records.set(rel, { path: rel, type, mode, uid, gid, mtime, atime, xattrs, kind });
     }
-    this.opts.progress?.entry();
+    this.opts.progress?.add(0, 1);
   }
 
   /** Removes whatever is at `abs` unless it is a directory and `keepDir`. */
