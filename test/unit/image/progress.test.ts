@@ -28,7 +28,10 @@ describe("image: progress", () => {
     p.add(1024 * 1024, 1); // within 200 ms: counted, not drawn
     assert.equal(term.out, "");
     p.log("unionfs-ts: warning: something");
-    assert.match(term.out, /^\r\x1b\[Kunionfs-ts: warning: something\n\rimport l\.tar: 2\.0 MiB of 4\.0 MiB/);
+    assert.ok(
+      term.out.startsWith("\r\x1b[Kunionfs-ts: warning: something\n\rimport l.tar: 2.0 MiB of 4.0 MiB"),
+      term.out,
+    );
     term.out = "";
     now = 2000;
     p.done();
@@ -47,7 +50,7 @@ describe("image: progress", () => {
     });
     now = 1000;
     p.add(10, 1);
-    const line = term.out.replace(/^\r/, "").replace(/\x1b\[K$/, "");
+    const line = term.out.slice(1, -"\x1b[K".length);
     assert.ok(line.length <= 59, line);
     assert.match(line, /^…x+\.tar: 10 B, 1 entries, 10 B\/s$/);
   });
