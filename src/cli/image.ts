@@ -23,15 +23,18 @@ function write(text: string): Promise<void> {
   });
 }
 
-/** `diff UPPER [--lower L1:L2:…]` */
-export async function diffCommand(upper: string, flags: { lower?: string }): Promise<number> {
+/** `diff UPPER [--lower L1:L2:…] [--exclude GLOB]… [--all]` */
+export async function diffCommand(
+  upper: string,
+  flags: { lower?: string; exclude?: string[]; all?: boolean },
+): Promise<number> {
   let lowers: string[] | undefined;
   if (flags.lower !== undefined) {
     lowers = flags.lower.split(":");
     const empty = lowers.findIndex((l) => l.length === 0);
     if (empty >= 0) throw new UsageError(`empty directory at position ${empty + 1} of --lower`);
   }
-  await write(formatChanges(diffLayer(upper, lowers)));
+  await write(formatChanges(diffLayer(upper, lowers, { exclude: flags.exclude, all: flags.all })));
   return 0;
 }
 
@@ -56,17 +59,18 @@ async function withProgress<T>(
   }
 }
 
-/** `export [-o FILE] [--quiet] UPPER`: the tarball goes to FILE or stdout (never a terminal). */
+/** `export [-o FILE] [-q] [--exclude GLOB]… UPPER`: the tarball goes to FILE or stdout (not a terminal). */
 export async function exportCommand(
   upper: string,
-  flags: { output?: string; quiet?: boolean },
+  flags: { output?: string; quiet?: boolean; exclude?: string[] },
 ): Promise<number> {
+  const exclude = flags.exclude;
   if (flags.output === undefined) {
     if (process.stdout.isTTY) {
       throw new UsageError("refusing to write a tarball to a terminal: use -o FILE or redirect stdout");
     }
     await withProgress(`export ${upper}`, flags.quiet, (progress, onWarning) =>
-      exportLayer(upper, process.stdout, { onWarning, end: false, progress }),
+      exportLayer(upper, process.stdout, { onWarning, end: false, progress, exclude }),
     );
     return 0;
   }
@@ -75,7 +79,7 @@ export async function exportCommand(
   const out = fs.createWriteStream(output, { mode: 0o644 });
   try {
     await withProgress(`export ${upper}`, flags.quiet, (progress, onWarning) =>
-      exportLayer(upper, out, { onWarning, progress }),
+      exportLayer(upper, out, { onWarning, progress, exclude }),
     );
   } catch (err) {
     out.destroy();

@@ -87,10 +87,12 @@ function buildProgram(setCode: (code: number) => void): Command {
   // `diff`: what a layer changes (src/cli/image.ts, src/image).
   program
     .command("diff")
-    .description("list what layer UPPER changes: A added, M modified, D deleted, O opaque dir")
+    .description("list what layer UPPER changes, as docker diff: A added, C changed, D deleted")
     .argument("<upper>", "the layer directory (a union's rw branch)")
-    .option("--lower <dirs>", "the layers below, top first (L1:L2:…), to tell M from A")
-    .action(async (upper: string, flags: { lower?: string }) => {
+    .option("--lower <dirs>", "the layers below, top first (L1:L2:…), to tell C from A")
+    .option("--exclude <glob>", "leave out paths matching GLOB, from the layer root (repeatable)", collect)
+    .option("--all", "also list a container engine's mount points (/etc/hosts, /run/.containerenv, …)")
+    .action(async (upper: string, flags: { lower?: string; exclude?: string[]; all?: boolean }) => {
       const { diffCommand } = await import("./image");
       setCode(await diffCommand(upper, flags));
     });
@@ -101,8 +103,9 @@ function buildProgram(setCode: (code: number) => void): Command {
     .description("write layer UPPER as an OCI layer tarball (whiteouts as .wh. entries) to stdout or FILE")
     .argument("<upper>", "the layer directory (a union's rw branch)")
     .option("-o, --output <file>", "write to FILE instead of stdout")
+    .option("--exclude <glob>", "leave out paths matching GLOB, from the layer root (repeatable)", collect)
     .option("-q, --quiet", "no progress line (shown on a terminal's stderr otherwise)")
-    .action(async (upper: string, flags: { output?: string; quiet?: boolean }) => {
+    .action(async (upper: string, flags: { output?: string; quiet?: boolean; exclude?: string[] }) => {
       const { exportCommand } = await import("./image");
       setCode(await exportCommand(upper, flags));
     });

@@ -18,6 +18,7 @@
  * - Skipped, each with one warning: device nodes other than whiteouts, sockets, and names that are not
  *   UTF-8 (tar names are written as UTF-8 text). The union's work dir and `.wh..wh.*` bookkeeping never
  *   appear.
+ * - Paths an `exclude` glob matches (exclude.ts) are left out with all they hold, their whiteouts too.
  * - Only reads the layer.
  */
 import * as fs from "node:fs";
@@ -40,6 +41,7 @@ import {
   type EntryItem,
   type LayerItem,
 } from "./walk";
+import { excluder } from "./exclude";
 import type { Progress } from "./progress";
 import { layerXattrs } from "./xattrs";
 
@@ -50,6 +52,8 @@ export interface ExportOptions {
   end?: boolean;
   /** Told of the total and of every byte of file data and every entry written. */
   progress?: Progress;
+  /** Globs of paths to leave out, with all they hold (see exclude.ts). */
+  exclude?: readonly string[];
 }
 
 export interface ExportSummary {
@@ -205,7 +209,9 @@ export async function exportLayer(
   opts: ExportOptions = {},
 ): Promise<ExportSummary> {
   const root = layerDir(upper, "layer");
-  const walk = walkLayer(root);
+  const excluded = excluder(opts.exclude);
+  const full = walkLayer(root);
+  const walk = { ...full, items: full.items.filter((item) => !excluded(item.path)) };
   const tar = new TarWriter(out);
   const ex = new Exporter(tar, walk.root, opts.onWarning ?? (() => undefined), opts.progress);
   if (opts.progress) opts.progress.total = dataBytes(walk.items);

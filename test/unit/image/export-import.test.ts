@@ -148,6 +148,32 @@ describe("image: export and import", () => {
     assert.equal(by.get("ro-dir/")?.mode, 0o555);
   });
 
+  it("--exclude leaves paths out of the archive with all they hold, their whiteouts too", async () => {
+    f = makeLayerFixture();
+    const out = path.join(tmp("tar"), "layer.tar");
+    await exportLayer(f.upper, fs.createWriteStream(out), { exclude: ["d", "**/mine", "/top"] });
+    assert.deepEqual(
+      (await listTar(out)).map((e) => e.path),
+      [
+        "copied",
+        "fifo",
+        "link-to-new",
+        "new",
+        "opq-aufs/",
+        "opq-aufs/.wh..wh..opq",
+        "opq-xattr/",
+        "opq-xattr/.wh..wh..opq",
+        "ro-dir/",
+        "ro-dir/inside",
+        "suid",
+        "sym",
+        "xw/",
+        "xw/.wh.w",
+        "xw/real",
+      ],
+    );
+  });
+
   it("is deterministic: two exports of the same layer are identical", async () => {
     f = makeLayerFixture();
     const dir = tmp("tar");

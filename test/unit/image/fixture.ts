@@ -66,11 +66,14 @@ export function makeLayerFixture(): LayerFixture {
   return { root, upper, lower };
 }
 
+const byPathBytes = (a: string, b: string): number =>
+  a.slice(2) < b.slice(2) ? -1 : a.slice(2) > b.slice(2) ? 1 : 0;
+
 /** The diff lines the fixture gives with its lower layer. */
 export const FIXTURE_DIFF_WITH_LOWER = [
-  "M /copied",
-  "M /d",
-  "M /d/f",
+  "C /copied",
+  "C /d",
+  "C /d/f",
   "D /d/gone",
   "D /d/ovl",
   "A /fifo",
@@ -80,12 +83,19 @@ export const FIXTURE_DIFF_WITH_LOWER = [
   "A /ro-dir/inside",
   "A /suid",
   "A /sym",
-  "O /opq-aufs",
+  "C /opq-aufs",
   "A /opq-aufs/mine",
-  "O /opq-xattr",
+  "D /opq-aufs/old",
+  "C /opq-xattr",
   "A /opq-xattr/mine",
+  "D /opq-xattr/old",
   "D /top",
-  "M /xw",
+  "C /xw",
   "A /xw/real",
   "D /xw/w",
-].sort((a, b) => (a.slice(2) < b.slice(2) ? -1 : a.slice(2) > b.slice(2) ? 1 : 0));
+].sort(byPathBytes);
+
+/** Without lowers: everything provided is A, whiteouts D; what opaque directories hide is unknown. */
+export const FIXTURE_DIFF_WITHOUT_LOWER = FIXTURE_DIFF_WITH_LOWER.filter((l) => !l.endsWith("/old")).map(
+  (l) => l.replace(/^C /, "A "),
+);
