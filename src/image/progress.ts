@@ -51,6 +51,10 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
+function entries(n: number): string {
+  return n === 1 ? "1 entry" : `${n} entries`;
+}
+
 export class Progress {
   readonly enabled: boolean;
   /** Total bytes, when known (may be set once the work knows it). */
@@ -106,7 +110,7 @@ export class Progress {
       return;
     }
     const rate = elapsed > 0 ? `, ${formatBytes(this.bytes / elapsed)}/s` : "";
-    this.draw(`${formatBytes(this.bytes)}, ${this.entries} entries in ${formatDuration(elapsed)}${rate}`);
+    this.draw(`${formatBytes(this.bytes)}, ${entries(this.entries)} in ${formatDuration(elapsed)}${rate}`);
     this.stream.write("\n");
     this.drawn = false;
   }
@@ -120,7 +124,7 @@ export class Progress {
       const pct = Math.min(100, Math.floor((100 * this.bytes) / this.total));
       parts[0] += ` of ${formatBytes(this.total)} (${pct}%)`;
     }
-    parts.push(`${this.entries} entries`);
+    parts.push(entries(this.entries));
     if (rate > 0) parts.push(`${formatBytes(rate)}/s`);
     if (this.total !== undefined && rate > 0 && this.bytes < this.total) {
       parts.push(`ETA ${formatDuration((this.total - this.bytes) / rate)}`);

@@ -16,6 +16,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { list } from "tar";
+import { zstdDecompressor } from "../../src/image/archive-input";
 import { lsetxattr, mknod } from "../../src/sys/libc";
 import { forceUnmount, isMounted, waitFor } from "../helpers/mounts";
 import { diffSnapshots, snapshotTree } from "../helpers/snapshot";
@@ -187,6 +188,117 @@ describe("layers: diff, export, import, mount-overlay2", function () {
     t.guardMountpoint(mnt);
     oneLineError(await runCli(["mount-overlay2", work, "nosuch", mnt]), /no layer 'nosuch'/);
     assert.ok(!isMounted(mnt));
+  });
+
+  /** Runs the CLI through `sh -c SCRIPT` with "$CLI" set, for pipes and redirections. */
+  function shCli(script: string, ...args: string[]): Promise<CliResult> {
+    return runChild("sh", ["-c", `CLI="$0 $1"; ${script}`, process.execPath, CLI_PATH, ...args]).then(
+      (r) => ({
+        ...r,
+        signal: null,
+      }),
+    ) as Promise<CliResult>;
+  }
+
+  it("import cannot read a pipe: '-' and /dev/stdin read the archive from standard input, gzip told by magic", async () => {
+    const work = t.tempDir("image-pipe");
+    const src = path.join(work, "src");
+    fs.mkdirSync(path.join(src, "usr", "lib64"), { recursive: true });
+    fs.writeFileSync(path.join(src, "usr", "lib64", "libx.so"), "elf\n");
+    fs.symlinkSync("/usr/lib64", path.join(src, "lib64"));
+    const tarFile = path.join(work, "layer.tar");
+    const made = await runChild("tar", ["-cf", tarFile, "-C", src, "."]);
+    assert.equal(made.status, 0, made.stderr);
+    const cases: Array<[string, string]> = [
+      ['gzip -c "$2" | $CLI import - "$3"', "gz-dash"],
+      ['cat "$2" | $CLI import /dev/stdin "$3"', "plain-devstdin"],
+      ['$CLI import - "$3" < "$2"', "redirect"],
+    ];
+    for (const [script, name] of cases) {
+      const dir = path.join(work, name);
+      const r = await shCli(script, tarFile, dir);
+      assert.equal(r.status, 0, `${script}: ${r.stderr}`);
+      assert.equal(r.stderr, "", script);
+      assert.equal(fs.readlinkSync(path.join(dir, "lib64")), "/usr/lib64", script);
+      assert.equal(fs.readFileSync(path.join(dir, "usr", "lib64", "libx.so"), "utf8"), "elf\n", script);
+    }
+    // Not a tar on the pipe: one line, nothing created.
+    const bad = await shCli('echo nonsense | $CLI import - "$2"', path.join(work, "bad"));
+    oneLineError(bad, /standard input is not a tar archive/);
+    assert.ok(!fs.existsSync(path.join(work, "bad")));
+  });
+
+  it("zstd layers crash import: read where Node can, else one line (no library source on stderr)", async () => {
+    const work = t.tempDir("image-zstd");
+    fs.mkdirSync(path.join(work, "src"));
+    fs.writeFileSync(path.join(work, "src", "f"), "zstd\n");
+    const tarFile = path.join(work, "layer.tar");
+    assert.equal((await runChild("tar", ["-cf", tarFile, "-C", path.join(work, "src"), "."])).status, 0);
+    assert.equal((await runChild("zstd", ["-q", tarFile, "-o", `${tarFile}.zst`])).status, 0);
+    const r = await runCli(["import", `${tarFile}.zst`, path.join(work, "t")]);
+    if (zstdDecompressor() === undefined) {
+      oneLineError(r, /is zstd-compressed, which this Node \(v[0-9.]+\) cannot read/);
+      assert.ok(r.stderr.length < 300, r.stderr);
+      assert.ok(!fs.existsSync(path.join(work, "t")));
+    } else {
+      ok(r, "import of a zstd layer");
+      assert.equal(fs.readFileSync(path.join(work, "t", "f"), "utf8"), "zstd\n");
+    }
+  });
+
+  it("export drops extended attributes: setcap cap_net_raw+ep survives export → import (getcap)", async () => {
+    const work = t.tempDir("image-caps");
+    const up = path.join(work, "up");
+    fs.mkdirSync(up);
+    fs.copyFileSync("/bin/busybox", path.join(up, "ping"));
+    assert.equal((await runChild("setcap", ["cap_net_raw+ep", path.join(up, "ping")])).status, 0);
+    assert.equal((await runChild("setfacl", ["-m", "u:1234:rx", path.join(up, "ping")])).status, 0);
+    const tarFile = path.join(work, "layer.tar");
+    ok(await runCli(["export", "-o", tarFile, up]), "export");
+    const r = await shCli('$CLI import - "$3" < "$2"', tarFile, path.join(work, "t"));
+    assert.equal(r.status, 0, r.stderr);
+    const cap = await runChild("getcap", [path.join(work, "t", "ping")]);
+    assert.match(cap.stdout, /ping cap_net_raw=ep/);
+    const acl = await runChild("getfacl", ["-c", path.join(work, "t", "ping")]);
+    assert.match(acl.stdout, /^user:1234:r-x$/m);
+  });
+
+  it("importing a whole image archive as if it were a layer: one line that says what it is and to use load", async () => {
+    const work = t.tempDir("image-archive");
+    const layout = path.join(work, "layout");
+    fs.mkdirSync(path.join(layout, "blobs", "sha256"), { recursive: true });
+    fs.writeFileSync(path.join(layout, "blobs", "sha256", "e".repeat(64)), "blob");
+    fs.writeFileSync(path.join(layout, "index.json"), "{}");
+    fs.writeFileSync(path.join(layout, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+    const archive = path.join(work, "image.tar");
+    assert.equal((await runChild("tar", ["-cf", archive, "-C", layout, "."])).status, 0);
+    oneLineError(
+      await runCli(["import", archive, path.join(work, "t")]),
+      /OCI image archive.*use `unionfs-ts load`/,
+    );
+    oneLineError(
+      await runCli(["import", layout, path.join(work, "t")]),
+      /OCI image layout.*use `unionfs-ts load`/,
+    );
+    assert.ok(!fs.existsSync(path.join(work, "t")));
+  });
+
+  it("progress: a line on a terminal's stderr, none off a terminal or with --quiet", async () => {
+    const work = t.tempDir("image-progress");
+    fs.mkdirSync(path.join(work, "up"));
+    fs.writeFileSync(path.join(work, "up", "f"), Buffer.alloc(1 << 20, 7));
+    const tarFile = path.join(work, "l.tar");
+    const onTty = async (args: string): Promise<string> => {
+      const r = await runChild("script", ["-qec", `${process.execPath} ${CLI_PATH} ${args}`, "/dev/null"]);
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      return r.stdout;
+    };
+    assert.match(await onTty(`export -o ${tarFile} ${path.join(work, "up")}`), /up: 1\.0 MiB, 1 entry in/);
+    assert.match(await onTty(`import ${tarFile} ${path.join(work, "t1")}`), /l\.tar: .*, 1 entry in/);
+    assert.equal(await onTty(`import -q ${tarFile} ${path.join(work, "t2")}`), "");
+    const plain = await runCli(["import", tarFile, path.join(work, "t3")]);
+    ok(plain, "import off a terminal");
+    assert.equal(plain.stderr, "");
   });
 
   it("mount-overlay2: a container layer of an overlay2 tree, by id, as kernel overlayfs shows it", async () => {

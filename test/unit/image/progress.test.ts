@@ -52,7 +52,7 @@ describe("image: progress", () => {
     p.add(10, 1);
     const line = term.out.slice(1, -"\x1b[K".length);
     assert.ok(line.length <= 59, line);
-    assert.match(line, /^…x+\.tar: 10 B, 1 entries, 10 B\/s$/);
+    assert.match(line, /^…x+\.tar: 10 B, 1 entry, 10 B\/s$/);
   });
 
   it("silent when stderr is not a terminal, or with --quiet", () => {
