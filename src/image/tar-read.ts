@@ -19,10 +19,10 @@ import { decodeRecords, PaxError, xattrsOfRecords } from "./pax";
 export type TarType =
   "File" | "Link" | "SymbolicLink" | "CharacterDevice" | "BlockDevice" | "Directory" | "FIFO" | "Unsupported";
 
-export interface TarEntry {
+/** What a header block says, before extended headers apply. */
+interface RawHeader {
   /** Byte string, as the archive names it. */
   path: string;
-  type: TarType;
   /** The header's type flag, for messages about unsupported entries. */
   typeflag: string;
   /** Byte string: a symlink's target or a hard link's first name; "" for other entries. */
@@ -36,6 +36,10 @@ export interface TarEntry {
   atime: number | undefined;
   devmajor: number;
   devminor: number;
+}
+
+export interface TarEntry extends RawHeader {
+  type: TarType;
   /** Extended attributes, name (text) → value. */
   xattrs: Map<string, Buffer>;
 }
@@ -159,21 +163,6 @@ function checksumOk(b: Buffer, at: number): boolean {
   if (!/^[0-7]+$/.test(text)) return false;
   const stored = num(b, 148, 8, at);
   return stored === unsigned || stored === signed;
-}
-
-/** What a header block says, before extended headers apply. */
-interface RawHeader {
-  path: string;
-  typeflag: string;
-  linkpath: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  atime: number | undefined;
-  devmajor: number;
-  devminor: number;
 }
 
 function decodeHeader(b: Buffer, at: number): RawHeader {

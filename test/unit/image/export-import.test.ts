@@ -83,6 +83,32 @@ function usageError(pattern: RegExp): (e: Error) => boolean {
   return (e: Error) => e.name === "UsageError" && pattern.test(e.message) && !e.message.includes("\n");
 }
 
+/** The entries of the fixture's archive, in order. */
+const FIXTURE_TAR_NAMES = [
+  ".wh.top",
+  "copied",
+  "d/",
+  "d/.wh.gone",
+  "d/.wh.ovl",
+  "d/f",
+  "fifo",
+  "link-to-new",
+  "new",
+  "opq-aufs/",
+  "opq-aufs/.wh..wh..opq",
+  "opq-aufs/mine",
+  "opq-xattr/",
+  "opq-xattr/.wh..wh..opq",
+  "opq-xattr/mine",
+  "ro-dir/",
+  "ro-dir/inside",
+  "suid",
+  "sym",
+  "xw/",
+  "xw/.wh.w",
+  "xw/real",
+];
+
 describe("image: export and import", () => {
   let f: LayerFixture | undefined;
   const dirs: string[] = [];
@@ -106,30 +132,7 @@ describe("image: export and import", () => {
     const entries = await listTar(out);
     assert.deepEqual(
       entries.map((e) => e.path),
-      [
-        ".wh.top",
-        "copied",
-        "d/",
-        "d/.wh.gone",
-        "d/.wh.ovl",
-        "d/f",
-        "fifo",
-        "link-to-new",
-        "new",
-        "opq-aufs/",
-        "opq-aufs/.wh..wh..opq",
-        "opq-aufs/mine",
-        "opq-xattr/",
-        "opq-xattr/.wh..wh..opq",
-        "opq-xattr/mine",
-        "ro-dir/",
-        "ro-dir/inside",
-        "suid",
-        "sym",
-        "xw/",
-        "xw/.wh.w",
-        "xw/real",
-      ],
+      FIXTURE_TAR_NAMES,
     );
     const by = new Map(entries.map((e) => [e.path, e]));
     for (const wh of [".wh.top", "d/.wh.gone", "d/.wh.ovl", "xw/.wh.w", "opq-xattr/.wh..wh..opq"]) {
@@ -154,23 +157,7 @@ describe("image: export and import", () => {
     await exportLayer(f.upper, fs.createWriteStream(out), { exclude: ["d", "**/mine", "/top"] });
     assert.deepEqual(
       (await listTar(out)).map((e) => e.path),
-      [
-        "copied",
-        "fifo",
-        "link-to-new",
-        "new",
-        "opq-aufs/",
-        "opq-aufs/.wh..wh..opq",
-        "opq-xattr/",
-        "opq-xattr/.wh..wh..opq",
-        "ro-dir/",
-        "ro-dir/inside",
-        "suid",
-        "sym",
-        "xw/",
-        "xw/.wh.w",
-        "xw/real",
-      ],
+      FIXTURE_TAR_NAMES.filter((n) => !n.startsWith("d/") && !n.endsWith("/mine") && n !== ".wh.top"),
     );
   });
 
