@@ -38,17 +38,29 @@ export async function diffCommand(
   return 0;
 }
 
-/** Runs `work` with a progress line on stderr (a TTY, not --quiet) that warnings print above. */
+/**
+ * Runs `work` with a progress line on stderr (a TTY, not --quiet) that warnings print above. Should the
+ * work ever wait for something that cannot come (Node would then exit 0 with half an archive), the
+ * process fails instead: one line, exit 1, `onStall` run (remove a partial output).
+ */
 async function withProgress<T>(
   label: string,
   quiet: boolean | undefined,
   work: (progress: Progress, onWarning: (message: string) => void) => Promise<T>,
+  onStall: () => void = () => undefined,
 ): Promise<T> {
   const progress = new Progress(label, { quiet });
   const onWarning = (message: string): void => {
     if (progress.enabled) progress.log(`unionfs-ts: warning: ${message}`);
     else warn(message);
   };
+  const stalled = (): void => {
+    progress.done(false);
+    onStall();
+    process.stderr.write(`unionfs-ts: ${label} stopped before it finished (nothing left to wait for)\n`);
+    process.exitCode = 1;
+  };
+  process.once("beforeExit", stalled);
   try {
     const result = await work(progress, onWarning);
     progress.done();
@@ -56,6 +68,8 @@ async function withProgress<T>(
   } catch (err) {
     progress.done(false);
     throw err;
+  } finally {
+    process.removeListener("beforeExit", stalled);
   }
 }
 
@@ -78,8 +92,11 @@ export async function exportCommand(
   checkOutsideLayer(output, upper);
   const out = fs.createWriteStream(output, { mode: 0o644 });
   try {
-    await withProgress(`export ${upper}`, flags.quiet, (progress, onWarning) =>
-      exportLayer(upper, out, { onWarning, progress, exclude }),
+    await withProgress(
+      `export ${upper}`,
+      flags.quiet,
+      (progress, onWarning) => exportLayer(upper, out, { onWarning, progress, exclude }),
+      () => fs.rmSync(output, { force: true }),
     );
   } catch (err) {
     out.destroy();

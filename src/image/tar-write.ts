@@ -9,8 +9,8 @@
  *   big numbers) and the entry's extended attributes share that one header, since readers (GNU tar,
  *   Go's archive/tar) keep only the last of consecutive `x` headers.
  * - An entry without extended attributes is written exactly as node-tar's `Pack` writes it.
- * - Data is written with backpressure (`write` waits for `drain`); an error of the output stream fails
- *   the next write. The archive ends with two zero blocks.
+ * - Data is written in batches of at least 64 KiB with backpressure (waiting for `drain`); an error of
+ *   the output stream fails the next write. The archive ends with two zero blocks.
  */
 import { once } from "node:events";
 import * as nodePath from "node:path";
@@ -60,19 +60,35 @@ export function headerBlocks(fields: EntryFields): Buffer {
   return Buffer.concat([paxHeader, body, padding(body.length), block]);
 }
 
+/** Small writes are gathered up to this many bytes (one write per header block was the cost). */
+const BATCH = 64 * 1024;
+
 /** A tar stream on `out`. */
 export class TarWriter {
   private failed: Error | undefined;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
 
   constructor(private readonly out: NodeJS.WritableStream) {
     out.on("error", (err: Error) => (this.failed ??= err));
   }
 
-  /** Writes `buf`, waiting for the output to drain when it asks to. */
+  /** Queues `buf` (not copied: it must not change afterwards); writes once a batch is full. */
   async write(buf: Buffer): Promise<void> {
     if (this.failed) throw this.failed;
     if (buf.length === 0) return;
-    if (!this.out.write(buf)) await once(this.out, "drain");
+    this.pending.push(buf);
+    this.pendingBytes += buf.length;
+    if (this.pendingBytes >= BATCH) await this.flush();
+  }
+
+  /** Writes what is queued, waiting for the output to drain when it asks to. */
+  private async flush(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const batch = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending);
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (!this.out.write(batch)) await once(this.out, "drain");
   }
 
   /** Writes an entry without data (anything but a non-empty regular file). */
@@ -83,6 +99,7 @@ export class TarWriter {
   /** Writes the end-of-archive blocks; ends `out` and waits for it to finish when `end`. */
   async finish(end: boolean): Promise<void> {
     await this.write(Buffer.alloc(2 * BLOCK));
+    await this.flush();
     if (end) {
       this.out.end();
       await finished(this.out);
