@@ -7,6 +7,7 @@
  * (Docker's overlay2 and kernel overlayfs stack 128 lower layers under an upper one).
  */
 import type { AtimePolicy } from "../layer/atime";
+import type { XattrNamespace } from "../sys/xattrns";
 
 export const MAX_READONLY_BRANCHES = 128;
 /** The most branches a union has: the read-only ones and one writable. */
@@ -61,4 +62,10 @@ export interface UnionConfig {
    * `strictatime`, `noatime`, `nodiratime`, `ro`: see atime.ts `atimePolicyOf`); default relatime.
    */
   atime?: AtimePolicy;
+  /**
+   * The xattr namespace of the union's private markers in the writable branch (`trusted.overlay.opaque`
+   * or `user.overlay.opaque`, …); default: `trusted` when the daemon has CAP_SYS_ADMIN in the initial
+   * user namespace, else `user` (sys/xattrns.ts). Both are read in every branch either way.
+   */
+  xattrs?: XattrNamespace;
 }

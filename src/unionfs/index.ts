@@ -8,7 +8,8 @@ import { WorkDir } from "../cow";
 import { DirLayer, type Layer } from "../layer";
 import { codeOf } from "../errors";
 import { fromText, toText } from "../sys/bytes";
-import { aufsWriter, overlayWriter, WORKDIR_NAME } from "../whiteout";
+import { privateXattrNamespace } from "../sys/xattrns";
+import { whiteoutWriter, WORKDIR_NAME } from "../whiteout";
 import { checkBranches, UsageError, workdirOf } from "./branches";
 import type { UnionConfig } from "./config";
 import { DEFAULT_ATIME, NO_ATIME, type AtimePolicy } from "./atime";
@@ -57,7 +58,8 @@ export function createUnion(config: UnionConfig): UnionOps {
   );
   const work = workDirFor(config, layers[0]);
   if (work !== undefined) prepareWorkDir(work);
-  return new Union(layers, work, config.whiteout === "overlay" ? overlayWriter : aufsWriter, {
+  const xattrs = config.xattrs ?? privateXattrNamespace();
+  return new Union(layers, work, whiteoutWriter(config.whiteout, xattrs), {
     uids: new IdMap(config.uidMap, config.squashUid),
     gids: new IdMap(config.gidMap, config.squashGid),
     noXattrs: config.noXattrs,

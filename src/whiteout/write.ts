@@ -7,7 +7,9 @@
  *   before the entry is removed, so a crash shows the old view, never a resurrected lower object.
  * - Removed upper entries are first renamed into the work dir, then deleted there, so a directory full
  *   of markers disappears from the union at once.
- * - Overlay format falls back to aufs `.wh.` files where character devices cannot be made.
+ * - Overlay format falls back to aufs `.wh.` files where character devices cannot be made. Its opaque
+ *   marker goes in the xattr namespace the mount chose (`trusted.overlay.opaque`, or
+ *   `user.overlay.opaque` when unprivileged: sys/xattrns.ts), else it is a `.wh..wh..opq` file.
  * - Paths given here are short enough to append one name to (`Layer.withPath` gives such paths, also for
  *   objects deeper than PATH_MAX); nothing here joins more than one component onto them.
  */
@@ -15,6 +17,7 @@ import * as fs from "node:fs";
 import { codeOf } from "../errors";
 import { bytesOf } from "../sys/bytes";
 import * as sys from "../sys/libc";
+import type { XattrNamespace } from "../sys/xattrns";
 import { aufsWhiteoutFits, OPAQUE_MARKER, WH_PREFIX } from "./read";
 
 export type WhiteoutFormat = "aufs" | "overlay";
@@ -80,43 +83,54 @@ function unsupported(err: unknown): boolean {
   return code === "EINVAL" || code === "EOPNOTSUPP" || code === "ENOSYS" || code === "EPERM";
 }
 
-export const overlayWriter: WhiteoutWriter = {
-  format: "overlay",
-  remove(dir, name, hasEntry, temp) {
-    const target = `${dir}/${name}`;
-    if (!hasEntry) {
+/** Overlay format, its opaque marker in the xattr namespace `ns`. */
+export function overlayWriterFor(ns: XattrNamespace): WhiteoutWriter {
+  const opaqueXattr = `${ns}.overlay.opaque`;
+  return {
+    format: "overlay",
+    remove(dir, name, hasEntry, temp) {
+      const target = `${dir}/${name}`;
+      if (!hasEntry) {
+        try {
+          sys.mknod(target, S_IFCHR, 0);
+        } catch (err) {
+          if (!unsupported(err)) throw err;
+          touch(`${dir}/${WH_PREFIX}${name}`);
+        }
+        return;
+      }
+      const tmp = temp();
       try {
-        sys.mknod(target, S_IFCHR, 0);
+        sys.renameat2(target, tmp, RENAME_WHITEOUT);
       } catch (err) {
         if (!unsupported(err)) throw err;
-        touch(`${dir}/${WH_PREFIX}${name}`);
+        aufsWriter.remove(dir, name, hasEntry, temp);
+        return;
       }
-      return;
-    }
-    const tmp = temp();
-    try {
-      sys.renameat2(target, tmp, RENAME_WHITEOUT);
-    } catch (err) {
-      if (!unsupported(err)) throw err;
-      aufsWriter.remove(dir, name, hasEntry, temp);
-      return;
-    }
-    fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
-  },
-  renameWithWhiteout(fromDir, fromName, to, temp) {
-    try {
-      sys.renameat2(`${fromDir}/${fromName}`, to, RENAME_WHITEOUT);
-    } catch (err) {
-      if (!unsupported(err)) throw err;
-      aufsWriter.renameWithWhiteout(fromDir, fromName, to, temp);
-    }
-  },
-  makeOpaque(dir) {
-    try {
-      sys.lsetxattr(dir, "trusted.overlay.opaque", Buffer.from("y"), 0);
-    } catch (err) {
-      if (!unsupported(err)) throw err;
-      touch(`${dir}/${OPAQUE_MARKER}`);
-    }
-  },
-};
+      fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
+    },
+    renameWithWhiteout(fromDir, fromName, to, temp) {
+      try {
+        sys.renameat2(`${fromDir}/${fromName}`, to, RENAME_WHITEOUT);
+      } catch (err) {
+        if (!unsupported(err)) throw err;
+        aufsWriter.renameWithWhiteout(fromDir, fromName, to, temp);
+      }
+    },
+    makeOpaque(dir) {
+      try {
+        sys.lsetxattr(dir, opaqueXattr, Buffer.from("y"), 0);
+      } catch (err) {
+        if (!unsupported(err)) throw err;
+        touch(`${dir}/${OPAQUE_MARKER}`);
+      }
+    },
+  };
+}
+
+export const overlayWriter = overlayWriterFor("trusted");
+
+/** The writer of `format`, overlay markers in the xattr namespace `ns`. */
+export function whiteoutWriter(format: WhiteoutFormat, ns: XattrNamespace): WhiteoutWriter {
+  return format === "overlay" ? overlayWriterFor(ns) : aufsWriter;
+}

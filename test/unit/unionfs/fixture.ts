@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { createUnion } from "../../../src/unionfs";
 import type { BranchMode } from "../../../src/unionfs/config";
 import type { UnionOps } from "../../../src/unionfs/types";
+import type { XattrNamespace } from "../../../src/sys/xattrns";
 
 /** name → file content (string), or a nested object for a directory. */
 export interface TreeSpec {
@@ -34,6 +35,7 @@ export function makeUnion(
   specs: TreeSpec[],
   modes?: BranchMode[],
   whiteout: "aufs" | "overlay" = "aufs",
+  xattrs?: XattrNamespace,
 ): Fixture {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "unionfs-unit-"));
   const dirs = specs.map((spec, i) => {
@@ -45,10 +47,10 @@ export function makeUnion(
   return {
     root,
     dirs,
-    fs: createUnion({ branches, whiteout }),
+    fs: createUnion({ branches, whiteout, xattrs }),
     remount() {
       this.fs.destroy();
-      this.fs = createUnion({ branches, whiteout });
+      this.fs = createUnion({ branches, whiteout, xattrs });
     },
     cleanup() {
       this.fs.destroy();

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { lsetxattr, mknod } from "../../../src/sys/libc";
+import { lsetxattr, mknod, tryLgetxattr } from "../../../src/sys/libc";
 import { RENAME_EXCHANGE } from "../../../src/unionfs/types";
 import { makeUnion, root, type Fixture, umaskZeroInSuite, names } from "./fixture";
 
@@ -29,6 +29,12 @@ describe("overlay-format layers", () => {
     it("trusted.overlay.opaque=y makes a directory opaque", () => {
       f = makeUnion([{}, { d: { mine: "1" } }, { d: { hidden: "h" } }]);
       lsetxattr(path.join(f.dirs[1] as string, "d"), "trusted.overlay.opaque", Buffer.from("y"), 0);
+      assert.deepEqual(names(f, "/d"), ["mine"]);
+    });
+
+    it("user.overlay.opaque=y (rootless overlayfs) makes a directory opaque, in a trusted.* mount too", () => {
+      f = makeUnion([{}, { d: { mine: "1" } }, { d: { hidden: "h" } }], undefined, "overlay", "trusted");
+      lsetxattr(path.join(f.dirs[1] as string, "d"), "user.overlay.opaque", Buffer.from("y"), 0);
       assert.deepEqual(names(f, "/d"), ["mine"]);
     });
 
@@ -77,6 +83,29 @@ describe("overlay-format layers", () => {
       assert.deepEqual(names(f, "/d"), []);
       const v = fs.readdirSync(path.join(f.dirs[0] as string, "d"));
       assert.deepEqual(v, []);
+    });
+
+    it("a user.* mount (unprivileged) marks a new opaque directory user.overlay.opaque=y", () => {
+      f = makeUnion([{}, { d: { x: "1" } }], undefined, "overlay", "user");
+      f.fs.unlink("/d/x");
+      f.fs.rmdir("/d");
+      f.fs.mkdir("/d", 0o755, root);
+      const d = path.join(f.dirs[0] as string, "d");
+      assert.equal(tryLgetxattr(d, "user.overlay.opaque")?.toString(), "y");
+      assert.equal(tryLgetxattr(d, "trusted.overlay.opaque"), undefined);
+      assert.deepEqual(fs.readdirSync(d), []);
+      f.remount();
+      assert.deepEqual(names(f, "/d"), []);
+    });
+
+    it("a trusted.* mount marks a new opaque directory trusted.overlay.opaque=y", () => {
+      f = makeUnion([{}, { d: { x: "1" } }], undefined, "overlay", "trusted");
+      f.fs.unlink("/d/x");
+      f.fs.rmdir("/d");
+      f.fs.mkdir("/d", 0o755, root);
+      const d = path.join(f.dirs[0] as string, "d");
+      assert.equal(tryLgetxattr(d, "trusted.overlay.opaque")?.toString(), "y");
+      assert.equal(tryLgetxattr(d, "user.overlay.opaque"), undefined);
     });
 
     it("rename of a lower file leaves a whiteout at the old name", () => {
