@@ -19,6 +19,7 @@ import { bytesOf, toText } from "../sys/bytes";
 import * as sys from "../sys/libc";
 import type { WorkDir } from "./workdir";
 import { copyData } from "./copydata";
+import type { Origins } from "./origin";
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -27,8 +28,8 @@ const S_IFLNK = 0o120000;
 
 export interface CopyUpOptions {
   withData: boolean;
-  /** Inode number the union reported for the original; recorded on the copy so it keeps it. */
-  origin?: bigint;
+  /** Inode number the union reported for the original, recorded on the copy (so it keeps it) in `origins`. */
+  origin?: { ino: bigint; origins: Origins };
   /** Extended attribute names never copied (the union's own bookkeeping). */
   skipXattr?: (name: string) => boolean;
   /** A work-dir file already holding the data (background.ts); it is taken over instead of copying. */
@@ -108,7 +109,7 @@ function copyMetadata(from: Layer, rel: string, st: Stat, tmp: string, opts: Cop
   fs.lchownSync(bytesOf(tmp), Number(st.uid), Number(st.gid));
   if (!isLink) fs.chmodSync(bytesOf(tmp), Number(st.mode) & 0o7777);
   from.withPath(rel, (src) => copyXattrs(src, tmp, opts.skipXattr));
-  if (opts.origin !== undefined) writeOrigin(tmp, opts.origin);
+  if (opts.origin !== undefined) opts.origin.origins.write(tmp, opts.origin.ino);
   sys.utimens(tmp, st.atimeNs, st.mtimeNs);
 }
 
@@ -122,28 +123,4 @@ function copyXattrs(src: string, dst: string, skip?: (name: string) => boolean):
       if (codeOf(err) !== "EOPNOTSUPP") throw err;
     }
   }
-}
-
-/** The private xattr holding the inode number a copied-up object had before its copy-up. */
-export const ORIGIN_XATTR = "trusted.unionfs.origin";
-
-/**
- * Best effort: without CAP_SYS_ADMIN (a non-root fuse-native mount) or trusted xattrs on the upper
- * filesystem the copy is still made; it then shows its own inode number.
- */
-export function writeOrigin(path: string, ino: bigint): void {
-  const v = Buffer.alloc(8);
-  v.writeBigUInt64LE(ino);
-  try {
-    sys.lsetxattr(path, ORIGIN_XATTR, v, 0);
-  } catch (err) {
-    const code = codeOf(err);
-    if (code !== "EPERM" && code !== "EOPNOTSUPP" && code !== "ENOTSUP") throw err;
-  }
-}
-
-/** The origin inode number recorded on `path`, if any. */
-export function readOrigin(path: string): bigint | undefined {
-  const v = sys.tryLgetxattr(path, ORIGIN_XATTR);
-  return v !== undefined && v.length === 8 ? v.readBigUInt64LE() : undefined;
 }

@@ -1,5 +1,6 @@
 /** Copy-on-write: copy-up into the writable layer through the work dir. */
-export { copyObject, copyTimes, copyUp, readOrigin, writeOrigin, ORIGIN_XATTR } from "./copyup";
+export { copyObject, copyTimes, copyUp } from "./copyup";
+export { Origins, originXattr } from "./origin";
 export type { CopyUpOptions } from "./copyup";
 export { WorkDir } from "./workdir";
 export { BackgroundCopier } from "./background";

@@ -11,7 +11,9 @@
  *   the archive is a whole image (image-archive.ts). The caller removes what was unpacked.
  * - Format `aufs` (default) keeps `.wh.<name>` and `.wh..wh..opq` entries as the files they are; format
  *   `overlay` turns them into 0/0 character devices and `trusted.overlay.opaque=y` (a whiteout of a name
- *   the same layer also provides as a directory makes that directory opaque instead). Other `.wh..wh.*`
+ *   the same layer also provides as a directory makes that directory opaque instead); without
+ *   CAP_SYS_ADMIN in the initial user namespace the marker is `user.overlay.opaque=y`, which rootless
+ *   kernel overlayfs reads (`userxattr`). Other `.wh..wh.*`
  *   entries (aufs bookkeeping, a union's work dir) are left out with a warning.
  * - A later entry for a path replaces the earlier one, as tar does. `finish()` then gives every entry
  *   the archive's owner (when running as root), its extended attributes that are layer content
@@ -23,6 +25,7 @@ import * as fs from "node:fs";
 import { codeOf } from "../errors";
 import { bytesOf, fromText } from "../sys/bytes";
 import * as sys from "../sys/libc";
+import { privateXattrNamespace } from "../sys/xattrns";
 import { UsageError } from "../unionfs/branches";
 import { OPAQUE_MARKER, WH_PREFIX } from "../whiteout";
 import { ImageArchiveSniffer } from "./image-archive";
@@ -343,7 +346,7 @@ export class Unpacker {
 }
 
 function markOpaque(abs: string): void {
-  sys.lsetxattr(abs, "trusted.overlay.opaque", Buffer.from("y"), 0);
+  sys.lsetxattr(abs, `${privateXattrNamespace()}.overlay.opaque`, Buffer.from("y"), 0);
 }
 
 /** Creates the file `abs` (which must not exist) with the entry's data. */

@@ -12,8 +12,9 @@ import * as fs from "node:fs";
 import { fsError } from "../errors";
 import type { Layer } from "../layer";
 import type { Stat } from "../sys/stat";
-import { BackgroundCopier, copyUp, readOrigin, type WorkDir } from "../cow";
+import { BackgroundCopier, copyUp, Origins, type WorkDir } from "../cow";
 import { bytesOf } from "../sys/bytes";
+import type { XattrNamespace } from "../sys/xattrns";
 import { aufsWriter, type WhiteoutWriter } from "../whiteout";
 import { genOf, InoMapper, toAttr } from "./attr";
 import { IdMap } from "./idmap";
@@ -33,7 +34,8 @@ export function isPrivateXattr(name: string): boolean {
   return (
     name.startsWith("trusted.overlay.") ||
     name.startsWith("user.overlay.") ||
-    name.startsWith("trusted.unionfs.")
+    name.startsWith("trusted.unionfs.") ||
+    name.startsWith("user.unionfs.")
   );
 }
 
@@ -47,6 +49,8 @@ export interface UnionOptions {
   passthrough?: PassthroughMode;
   /** What callers' reads do to access times in the writable layer (default relatime); see atime.ts. */
   atime?: AtimePolicy;
+  /** Where the union's own xattrs (origins) are written: `trusted.*` (the default) or `user.*`. */
+  xattrs?: XattrNamespace;
 }
 
 /** Lower files at least this big have their copy-up data copied in the background (background.ts). */
@@ -65,6 +69,7 @@ export class UnionCore {
   protected readonly inos: InoMapper;
   protected readonly handles = new Handles();
   protected readonly copier = new BackgroundCopier();
+  protected readonly origins: Origins;
   /** A fresh path in the work dir (for copies under construction and entries being deleted). */
   protected readonly temp = (): string => (this.work as WorkDir).tempPath();
   /** Bumped by every copy-up, so read-only handles on lower files know to look for a newer copy. */
@@ -84,6 +89,7 @@ export class UnionCore {
     this.inos = new InoMapper(layers);
     this.uids = opts.uids ?? new IdMap();
     this.gids = opts.gids ?? new IdMap();
+    this.origins = new Origins(opts.xattrs ?? "trusted");
   }
 
   // ---- lookups -------------------------------------------------------------------------------------
@@ -130,7 +136,7 @@ export class UnionCore {
   protected inoOf(path: string, r: Resolved): bigint {
     const bottom = r.dirLayers ? (r.dirLayers[r.dirLayers.length - 1] as number) : r.layer;
     if (bottom === this.upper?.index) {
-      return this.upper.withPath(relOf(path), readOrigin) ?? this.inos.ino(r.st);
+      return this.upper.withPath(relOf(path), (p) => this.origins.read(p)) ?? this.inos.ino(r.st);
     }
     if (bottom === r.layer) return this.inos.ino(r.st);
     return this.inos.ino(this.layer(bottom).tryLstat(relOf(path)) ?? r.st);
@@ -170,7 +176,7 @@ export class UnionCore {
     const r = this.resolver.resolve(f.path);
     if (!r || r.dirLayers || r.layer !== this.upper.index) return;
     const mine = this.inos.ino(fs.fstatSync(f.fd, { bigint: true }));
-    if (this.upper.withPath(relOf(f.path), readOrigin) !== mine) return;
+    if (this.upper.withPath(relOf(f.path), (p) => this.origins.read(p)) !== mine) return;
     const fd = this.upper.openAccess(
       relOf(f.path),
       fs.constants.O_RDONLY | (f.flags & fs.constants.O_NOATIME),
@@ -219,7 +225,7 @@ export class UnionCore {
     copyUp(this.layer(r.layer), relOf(path), r.st, upper, this.work as WorkDir, {
       withData,
       skipXattr: isPrivateXattr,
-      origin: r.dirLayers ? undefined : this.inos.ino(r.st),
+      origin: r.dirLayers ? undefined : { ino: this.inos.ino(r.st), origins: this.origins },
       staged,
       sync: this.opts.noFsync !== true,
     });
@@ -275,6 +281,7 @@ export class UnionCore {
         upper: this.writable(),
         resolver: this.resolver,
         wh: this.wh,
+        origins: this.origins,
         inoOf: (p, rp) => this.inoOf(p, rp),
         ensureUpperDir: (p) => this.ensureUpperDir(p),
         copyUpFile: (p, rp) => this.copyUpFile(p, rp, true),

@@ -66,6 +66,7 @@ export function createUnion(config: UnionConfig): UnionOps {
     noFsync: config.noFsync,
     passthrough: config.passthrough,
     atime: config.atime,
+    xattrs,
   });
 }
 

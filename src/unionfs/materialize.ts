@@ -13,7 +13,7 @@
  *   lower file hard-linked in the materialized tree become hard links of one copy.
  * - Whiteouts left in a directory made opaque hide nothing any more, and are removed.
  */
-import { writeOrigin } from "../cow";
+import type { Origins } from "../cow";
 import type { Layer } from "../layer";
 import { aufsWriter, opaqueValue, whiteoutsInListing, WH_PREFIX, type WhiteoutWriter } from "../whiteout";
 import { mergedListing } from "./listing";
@@ -26,6 +26,8 @@ export interface MaterializeContext {
   upper: Layer;
   resolver: Resolver;
   wh: WhiteoutWriter;
+  /** Where directories made opaque record their origin. */
+  origins: Origins;
   /** The inode number the union reports for the object at `path`. */
   inoOf: (path: string, r: Resolved) => bigint;
   /** Makes sure directory `path` exists in the top layer (copying it and its parents up). */
@@ -67,7 +69,7 @@ function materializeDir(ctx: MaterializeContext, path: string, r: Resolved, link
     }
   }
   ctx.upper.withPath(rel, (abs) => {
-    writeOrigin(abs, origin);
+    ctx.origins.write(abs, origin);
     // Overlay's "x" directories hold xattr whiteouts that opaque=y would turn into files: mark them aufs-style.
     (opaqueValue(ctx.upper, rel) === "x" ? aufsWriter : ctx.wh).makeOpaque(abs);
   });

@@ -25,8 +25,11 @@ export interface Fixture {
   root: string;
   dirs: string[];
   fs: UnionOps;
-  /** Closes the union and opens a new one over the same branches (what a remount does to the core). */
-  remount(): void;
+  /**
+   * Closes the union and opens a new one over the same branches (what a remount does to the core), its
+   * private xattrs in namespace `xattrs` if given.
+   */
+  remount(xattrs?: XattrNamespace): void;
   cleanup(): void;
 }
 
@@ -48,9 +51,9 @@ export function makeUnion(
     root,
     dirs,
     fs: createUnion({ branches, whiteout, xattrs }),
-    remount() {
+    remount(again = xattrs) {
       this.fs.destroy();
-      this.fs = createUnion({ branches, whiteout, xattrs });
+      this.fs = createUnion({ branches, whiteout, xattrs: again });
     },
     cleanup() {
       this.fs.destroy();

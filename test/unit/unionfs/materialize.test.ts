@@ -5,7 +5,8 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ORIGIN_XATTR } from "../../../src/cow";
+import { originXattr } from "../../../src/cow";
+import type { XattrNamespace } from "../../../src/sys/xattrns";
 import { lsetxattr, tryLgetxattr } from "../../../src/sys/libc";
 import { RENAME_EXCHANGE } from "../../../src/unionfs/types";
 import { makeUnion, readAll, root, type Fixture, umaskZeroInSuite, names } from "./fixture";
@@ -30,7 +31,7 @@ function diskIno(p: string): bigint {
 }
 
 /** Upper d merged with L1's and L2's (bottom); sub merged too; fresh only in upper; f2 a lower hard link. */
-function mergedTree(whiteout: "aufs" | "overlay" = "aufs"): Fixture {
+function mergedTree(whiteout: "aufs" | "overlay" = "aufs", xattrs?: XattrNamespace): Fixture {
   const f = makeUnion(
     [
       { d: { u: "up", fresh: { inside: "i" }, sub: { mine: "m" } } },
@@ -39,6 +40,7 @@ function mergedTree(whiteout: "aufs" | "overlay" = "aufs"): Fixture {
     ],
     undefined,
     whiteout,
+    xattrs,
   );
   fs.linkSync(path.join(f.dirs[2] as string, "d/f"), path.join(f.dirs[2] as string, "d/f2"));
   f.fs.unlink("/d/gone");
@@ -83,6 +85,34 @@ describe("materialize", () => {
     );
   });
 
+  it("renaming a lower dir keeps every inode number in a user.* mount (rootless), origins in user.unionfs.origin", () => {
+    f = mergedTree("overlay", "user");
+    const before = inos(f, "/d");
+    f.fs.rename("/d", "/e", 0);
+    f.remount();
+    assert.deepEqual(inos(f, "/e"), before);
+    const e = path.join(f.dirs[0] as string, "e");
+    assert.equal(
+      tryLgetxattr(path.join(e, "sub"), "user.unionfs.origin")?.readBigUInt64LE(),
+      before.get("sub"),
+    );
+    assert.equal(
+      tryLgetxattr(path.join(e, "sub/g"), "user.unionfs.origin")?.readBigUInt64LE(),
+      before.get("sub/g"),
+    );
+    assert.equal(tryLgetxattr(path.join(e, "sub"), originXattr("trusted")), undefined);
+    assert.equal(tryLgetxattr(e, "user.overlay.opaque")?.toString(), "y");
+    assert.equal(f.fs.listxattr("/e").length, 0, "the markers are not shown");
+  });
+
+  it("a trusted.* mount reads origins a user.* mount recorded (the same upper branch mounted by root)", () => {
+    f = mergedTree("aufs", "user");
+    const before = inos(f, "/d");
+    f.fs.rename("/d", "/e", 0);
+    f.remount("trusted");
+    assert.deepEqual(inos(f, "/e"), before);
+  });
+
   it("regression: a merged dir reports its bottom-most layer's number before and after it is only in the top layer", () => {
     f = mergedTree();
     const bottom = diskIno(path.join(f.dirs[2] as string, "d/sub"));
@@ -91,7 +121,11 @@ describe("materialize", () => {
     assert.equal(f.fs.getattr("/e/sub").ino, bottom);
     const upperSub = path.join(f.dirs[0] as string, "e/sub");
     assert.ok(fs.existsSync(path.join(upperSub, ".wh..wh..opq")), "opaque, only in the top layer");
-    assert.equal(tryLgetxattr(upperSub, ORIGIN_XATTR)?.readBigUInt64LE(), bottom, "origin recorded");
+    assert.equal(
+      tryLgetxattr(upperSub, originXattr("trusted"))?.readBigUInt64LE(),
+      bottom,
+      "origin recorded",
+    );
   });
 
   it("regression: the view survives materialization, whiteouts included, and the copy holds none", () => {
@@ -134,7 +168,7 @@ describe("materialize", () => {
     f.fs.rename("/n", "/e/n", 0);
     assert.equal(f.fs.getattr("/e/fresh").ino, fresh);
     assert.equal(f.fs.getattr("/e/n").ino, n);
-    assert.equal(tryLgetxattr(path.join(f.dirs[0] as string, "e/fresh"), ORIGIN_XATTR), undefined);
+    assert.equal(tryLgetxattr(path.join(f.dirs[0] as string, "e/fresh"), originXattr("trusted")), undefined);
   });
 
   it("regression: a dir made where a renamed lower dir was gets a number of its own", () => {

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { RENAME_EXCHANGE, RENAME_NOREPLACE } from "../../../src/unionfs/types";
-import { lsetxattr } from "../../../src/sys/libc";
+import { lsetxattr, tryLgetxattr } from "../../../src/sys/libc";
 import { listTree, makeUnion, root, type Fixture, readAll, umaskZeroInSuite, names } from "./fixture";
 import { code } from "../../helpers/errno";
 
@@ -267,6 +267,23 @@ describe("union core", () => {
       code(() => f.fs.getxattr("/a", "trusted.overlay.opaque")),
       "ENODATA",
     );
+  });
+
+  it("the user.* forms of the markers (rootless) are bookkeeping too: hidden, not copied, not settable", () => {
+    f = makeUnion([{}, { a: "1" }], undefined, "aufs", "user");
+    const lower = path.join(f.dirs[1] as string, "a");
+    lsetxattr(lower, "user.k", Buffer.from("v"), 0);
+    lsetxattr(lower, "user.overlay.opaque", Buffer.from("y"), 0);
+    lsetxattr(lower, "user.unionfs.origin", Buffer.alloc(8), 0);
+    assert.deepEqual(f.fs.listxattr("/a"), ["user.k"]);
+    assert.equal(
+      code(() => f.fs.setxattr("/a", "user.unionfs.origin", Buffer.alloc(8), 0)),
+      "EPERM",
+    );
+    f.fs.setattr("/a", { mode: 0o600 });
+    const copy = path.join(f.dirs[0] as string, "a");
+    assert.equal(tryLgetxattr(copy, "user.overlay.opaque"), undefined);
+    assert.equal(tryLgetxattr(copy, "user.unionfs.origin")?.readBigUInt64LE(), f.fs.getattr("/a").ino);
   });
 
   it("a union with no rw branch is read-only", () => {
