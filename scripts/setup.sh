@@ -31,8 +31,10 @@ done
 # util-linux: mount, umount, mountpoint, findmnt, losetup, unshare; coreutils: timeout, sha256sum; procps: ps;
 # e2fsprogs: mkfs.ext4 (faults.test.ts puts an upper branch on an ext4 loop device);
 # podman, runc: podman.test.ts runs containers with unionfs-ts as podman's mount_program (installed
-# without recommends: crun, fuse-overlayfs, slirp4netns… are not used).
-packages=(fuse3 attr acl tree util-linux coreutils procps busybox-static libfuse2 e2fsprogs podman runc)
+# without recommends: crun, slirp4netns… are not used);
+# uidmap (newuidmap, newgidmap), fuse-overlayfs: rootless.test.ts runs rootless podman as a test user
+# with unionfs-ts, and with fuse-overlayfs beside it, as its mount_program.
+packages=(fuse3 attr acl tree util-linux coreutils procps busybox-static libfuse2 e2fsprogs podman runc uidmap fuse-overlayfs)
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)

@@ -24,6 +24,16 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { forceUnmount, mountsUnder, run, waitFor } from "../helpers/mounts";
 import {
+  checkView,
+  containerfile,
+  hardLimit,
+  imageTar,
+  show,
+  staticBusybox,
+  which,
+  type Result,
+} from "../helpers/podman";
+import {
   daemonPidsFor,
   EXIT_DEADLINE_MS,
   killAndWait,
@@ -37,60 +47,6 @@ const REPO = path.resolve(__dirname, "..", "..", "..");
 const IMAGE = "localhost/unionfs-ts-test/busybox";
 const BLOB_CACHE_PARENT = "/var/lib/containers";
 
-/** `name` found in a PATH directory, executable; undefined when absent. */
-function which(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir === "") continue;
-    const p = path.join(dir, name);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      if (fs.statSync(p).isFile()) return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-/** True for an ELF file without a PT_INTERP program header (statically linked). */
-function isStaticElf(file: string): boolean {
-  const b = fs.readFileSync(file);
-  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46 || b[4] !== 2 || b[5] !== 1) return false;
-  const phoff = Number(b.readBigUInt64LE(0x20));
-  const phentsize = b.readUInt16LE(0x36);
-  const phnum = b.readUInt16LE(0x38);
-  for (let i = 0; i < phnum; i++) if (b.readUInt32LE(phoff + i * phentsize) === 3) return false;
-  return true;
-}
-
-function staticBusybox(): string | undefined {
-  for (const p of ["/bin/busybox", "/usr/bin/busybox", which("busybox")]) {
-    if (p !== undefined && fs.existsSync(p) && isStaticElf(p)) return p;
-  }
-  return undefined;
-}
-
-/** Hard limit from /proc/self/limits ("unlimited" → undefined). */
-function hardLimit(what: string): number | undefined {
-  const line = fs
-    .readFileSync("/proc/self/limits", "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(what));
-  const hard = line?.trim().split(/\s+/).at(-2);
-  return hard === undefined || hard === "unlimited" ? undefined : Number(hard);
-}
-
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function show(what: string, r: Result): string {
-  const clip = (s: string): string => (s.length > 1500 ? `…${s.slice(-1500)}` : s);
-  return `${what}: exit ${r.status}\nstdout: ${clip(r.stdout)}\nstderr: ${clip(r.stderr)}`;
-}
-
 /** fuse.unionfs-ts lines of /proc/mounts whose mountpoint is at or below `dir`. */
 function unionfsMountsUnder(dir: string): string[] {
   return fs
@@ -101,20 +57,6 @@ function unionfsMountsUnder(dir: string): string[] {
       return type === "fuse.unionfs-ts" && mnt !== undefined && (mnt === dir || mnt.startsWith(`${dir}/`));
     });
 }
-
-const CHECK_VIEW = `
-bad=0
-expect() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; bad=1; fi; }
-expect "/etc/doomed is deleted (whiteout)"          '[ ! -e /etc/doomed ]'
-expect "/d shows only the new content (opaque dir)" '[ "$(ls -A /d | tr "\\n" " ")" = "f " ]'
-expect "/d/f is the new file"                       '[ "$(cat /d/f)" = new ]'
-expect "/d/old1 and /d/sub are gone"                '[ ! -e /d/old1 ] && [ ! -e /d/sub ]'
-expect "/added1 and /added2 are there"              '[ "$(cat /added1 /added2)" = "$(printf "one\\ntwo")" ]'
-expect "/opt/app/conf has both lines"               '[ "$(cat /opt/app/conf)" = "$(printf "app\\nmore")" ]'
-expect "the base files are still there"             '[ "$(cat /etc/base-file)" = base ] && [ -x /bin/sh ]'
-expect "/ is a unionfs-ts mount"                    'grep -q "^[^ ]* / fuse.unionfs-ts " /proc/mounts'
-exit $bad
-`;
 
 describe("podman with unionfs-ts as its overlay mount_program", function () {
   this.timeout(150_000);
@@ -187,7 +129,7 @@ describe("podman with unionfs-ts as its overlay mount_program", function () {
     const root = T;
     t.defer(`remove ${root}`, () => fs.rmSync(root, { recursive: true, force: true }));
     G = path.join(T, "graph");
-    for (const d of ["graph", "runroot", "tmp", "net", "ctx", "rootfs/bin", "rootfs/etc", "rootfs/d/sub"])
+    for (const d of ["graph", "runroot", "tmp", "net", "ctx"])
       fs.mkdirSync(path.join(T, d), { recursive: true });
 
     // Cleanup, run last registered first: podman's containers and images (it unmounts their layers),
@@ -241,29 +183,8 @@ describe("podman with unionfs-ts as its overlay mount_program", function () {
     const graphOptions = podmanOk(["info", "--format", "{{json .Store.GraphOptions}}"]);
     assert.ok(graphOptions.includes(wrapper), `podman does not use ${wrapper}: ${graphOptions}`);
 
-    // The base image: busybox and its applets, a minimal /etc, files for the build to delete.
-    const rootfs = path.join(T, "rootfs");
-    fs.copyFileSync(busybox, path.join(rootfs, "bin", "busybox"));
-    fs.chmodSync(path.join(rootfs, "bin", "busybox"), 0o755);
-    const list = run(busybox, ["--list"]);
-    for (const applet of list.stdout.split("\n")) {
-      if (applet !== "" && applet !== "busybox") fs.symlinkSync("busybox", path.join(rootfs, "bin", applet));
-    }
-    for (const d of ["root", "proc", "sys", "dev", "tmp"]) fs.mkdirSync(path.join(rootfs, d));
-    fs.chmodSync(path.join(rootfs, "tmp"), 0o1777);
-    const files: Record<string, string> = {
-      "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
-      "etc/group": "root:x:0:\n",
-      "etc/base-file": "base\n",
-      "etc/doomed": "to be deleted\n",
-      "d/old1": "old 1\n",
-      "d/old2": "old 2\n",
-      "d/sub/deep": "deep\n",
-    };
-    for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(rootfs, f), text);
     const tar = path.join(T, "busybox.tar");
-    const tr = run("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", rootfs, "-cf", tar, "."]);
-    assert.equal(tr.status, 0, show("tar", tr));
+    imageTar(busybox, T, tar);
     podmanOk(["import", "--quiet", tar, `${IMAGE}:base`]);
   });
 
@@ -274,15 +195,7 @@ describe("podman with unionfs-ts as its overlay mount_program", function () {
   });
 
   it("builds RUN layers (whiteout, opaque dir) and a container of the result sees exactly them", function () {
-    fs.writeFileSync(
-      path.join(T, "ctx", "Containerfile"),
-      [
-        `FROM ${IMAGE}:base`,
-        "RUN echo one >/added1 && mkdir -p /opt/app && echo app >/opt/app/conf && rm /etc/doomed",
-        "RUN rm -rf /d && mkdir /d && echo new >/d/f && echo two >/added2 && echo more >>/opt/app/conf",
-        "",
-      ].join("\n"),
-    );
+    fs.writeFileSync(path.join(T, "ctx", "Containerfile"), containerfile(`${IMAGE}:base`));
     podmanOk(
       ["build", "--network=none", "--pull=never", "--layers", "-t", `${IMAGE}:built`, path.join(T, "ctx")],
       120_000,
@@ -290,7 +203,7 @@ describe("podman with unionfs-ts as its overlay mount_program", function () {
     built = true;
     const layers = podmanOk(["image", "inspect", "--format", "{{len .RootFS.Layers}}", `${IMAGE}:built`]);
     assert.equal(layers.trim(), "3", "base + 2 RUN layers");
-    const r = runIn([`${IMAGE}:built`, "sh", "-c", CHECK_VIEW]);
+    const r = runIn([`${IMAGE}:built`, "sh", "-c", checkView("fuse.unionfs-ts")]);
     assert.equal(r.status, 0, show("the view check in the container", r));
     assert.doesNotMatch(r.stdout, /FAIL/);
   });
