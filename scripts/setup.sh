@@ -7,6 +7,9 @@
 #      (remembered in .setup-stamp, which git ignores);
 #   4. compiles TypeScript into dist/ (`npx tsc -p .`), first dropping compiled files whose source is gone.
 #
+# Nothing outside the checkout is written but Debian packages: the mount(8) helper in /sbin is an explicit
+# step, `npx unionfs-ts install-helper` (it only says so when none is installed).
+#
 # Works without a terminal (CI=true, no stdin).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -78,11 +81,10 @@ say "compiling TypeScript (npx tsc -p .)"
 npx --no-install tsc -p . || die "TypeScript compilation failed (see above)"
 chmod +x dist/src/cli/main.js dist/src/cli/mount-helper.js
 
-# mount(8) looks for `mount.fuse.unionfs-ts` in /sbin: point it at this checkout's helper, so that
-# `mount -t fuse.unionfs-ts SRC MNT -o lowerdir=…` works (union test suites mount this way).
-helper="$PWD/dist/src/cli/mount-helper.js"
-if [ "$(readlink /sbin/mount.fuse.unionfs-ts 2>/dev/null)" != "$helper" ]; then
-  say "installing /sbin/mount.fuse.unionfs-ts -> $helper"
-  ln -sfn "$helper" /sbin/mount.fuse.unionfs-ts
+# mount(8) finds `mount.fuse.unionfs-ts` only in /sbin. Installing it there is a step of its own (it is
+# system-wide, and points at one installation): `npx unionfs-ts install-helper`. The tests never need it.
+helper=$(readlink -f /sbin/mount.fuse.unionfs-ts 2>/dev/null || true)
+if [ -z "$helper" ] || [ ! -e "$helper" ]; then
+  say "note: mount -t fuse.unionfs-ts and fstab lines need the mount(8) helper: npx unionfs-ts install-helper"
 fi
 say "ready"

@@ -143,6 +143,20 @@ function buildProgram(setCode: (code: number) => void): Command {
       setCode(await mountOverlay2Command(root, id, mountpoint, { ...flags, options: flags.options ?? [] }));
     });
 
+  // `install-helper`: the explicit step that lets mount(8) and /etc/fstab find this installation.
+  program
+    .command("install-helper")
+    .description(
+      "make mount(8) run this installation for -t fuse.unionfs-ts: writes /sbin/mount.fuse.unionfs-ts",
+    )
+    .option("--dir <dir>", "write the helper into DIR instead of /sbin (mount(8) looks only in /sbin)")
+    .option("--force", "replace (or remove) a helper of another installation or another file")
+    .option("--uninstall", "remove the helper this installation wrote")
+    .action(async (flags: { dir?: string; force?: boolean; uninstall?: boolean }) => {
+      const { installHelperCommand } = await import("./install-helper");
+      setCode(installHelperCommand(flags));
+    });
+
   return program;
 }
 

@@ -3,9 +3,10 @@
  * the helper mount(8) runs.
  *
  * mount(8) looks for `mount.fuse.unionfs-ts` only in /sbin (a compiled-in path), and the one installed
- * there points at whichever checkout last ran scripts/setup.sh. So mount(8) runs in a private mount
- * namespace where a read-only overlay over /sbin adds a `mount.fuse.unionfs-ts` that runs this build's
- * mount-helper.js. For the FUSE mount made there to show in the test's namespace, the directory holding
+ * there (if any) runs whichever installation ran `unionfs-ts install-helper`. So mount(8) runs in a
+ * private mount namespace where a read-only overlay over /sbin adds the `mount.fuse.unionfs-ts` that this
+ * build's `install-helper --dir` writes (it runs this build's mount-helper.js); the host's /sbin is never
+ * touched. For the FUSE mount made there to show in the test's namespace, the directory holding
  * the mountpoint is first bind-mounted on itself and made shared: the private namespace's copy of it is
  * a peer, so the mount propagates back (and unmounting it here propagates there).
  *
@@ -47,12 +48,10 @@ shift 2
 exec mount "$@"
 `;
 
-/** A directory holding `mount.fuse.unionfs-ts`, a script that runs this build's helper with this node. */
+/** A directory holding `mount.fuse.unionfs-ts` as this build's `install-helper --dir` writes it. */
 function helperDir(t: Cleanup): string {
   const dir = t.tempDir("mount8-sbin");
-  const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-  const script = `#!/bin/sh\nexec ${quote(process.execPath)} ${quote(MOUNT_HELPER)} "$@"\n`;
-  fs.writeFileSync(path.join(dir, "mount.fuse.unionfs-ts"), script, { mode: 0o755 });
+  must(process.execPath, [CLI_PATH, "install-helper", "--dir", dir]);
   return dir;
 }
 
