@@ -56,7 +56,8 @@ export interface FuseNative {
   dir: string;
 }
 
-export const INSTALL_HINT = "install libfuse2 (apt-get install libfuse2) and run npm install";
+export const INSTALL_HINT =
+  "install libfuse2 (apt-get install libfuse2) and fuse-native (npm install fuse-native)";
 
 let cached: { ok: FuseNative } | { err: FsError } | undefined;
 const nodeRequire = createRequire(__filename);

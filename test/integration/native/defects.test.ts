@@ -278,7 +278,7 @@ out["after"] = sorted(os.listdir(A[1]))`,
     assert.equal(
       r.stderr,
       "unionfs-ts: the fuse-native transport is unavailable (the optional package fuse-native is not " +
-        "installed): install libfuse2 (apt-get install libfuse2) and run npm install\n",
+        "installed): install libfuse2 (apt-get install libfuse2) and fuse-native (npm install fuse-native)\n",
     );
     assert.ok(!isMounted(d.C));
   });

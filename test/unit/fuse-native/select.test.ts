@@ -82,7 +82,7 @@ describe("fuse-native unavailable", () => {
     assert.equal(
       missing.message,
       "the fuse-native transport is unavailable (the optional package fuse-native is not installed): " +
-        "install libfuse2 (apt-get install libfuse2) and run npm install",
+        "install libfuse2 (apt-get install libfuse2) and fuse-native (npm install fuse-native)",
     );
   });
 
