@@ -39,7 +39,16 @@ export function receivedData(): WorkerData | undefined {
   return startData;
 }
 
-const NOT_MOUNTS = new Set(["umount", "run", "diff", "export", "import", "mount-overlay2", "help"]);
+const NOT_MOUNTS = new Set([
+  "umount",
+  "run",
+  "diff",
+  "export",
+  "import",
+  "mount-overlay2",
+  "install-helper",
+  "help",
+]);
 
 let waiting: Worker | undefined;
 let dead = false;
