@@ -10,6 +10,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { run } from "./mounts";
+import { tryLgetxattr } from "../../src/sys/libc";
 
 /** `name` found in a PATH directory, executable; undefined when absent. */
 export function which(name: string): string | undefined {
@@ -121,4 +122,18 @@ expect "the base files are still there"             '[ "$(cat /etc/base-file)" =
 expect "/ is a ${fsType} mount"                     'grep -q "^[^ ]* / ${fsType} " /proc/mounts'
 exit $bad
 `;
+}
+
+/** `podman run` arguments: container `name` of `image` deletes /etc/base-file and replaces /opt, then stops. */
+export function upperChangesArgs(name: string, image: string): string[] {
+  const script = "rm /etc/base-file && rm -rf /opt && mkdir /opt && echo x >/opt/x";
+  return ["run", "--name", name, "--network=none", "--pull=never", image, "sh", "-c", script];
+}
+
+/** The upper layer of an `upperChangesArgs` container: a 0/0 whiteout, /opt opaque by `opaqueXattr`=y. */
+export function checkUpper(upper: string, opaqueXattr: string): void {
+  const wh = fs.lstatSync(path.join(upper, "etc", "base-file"));
+  assert.ok(wh.isCharacterDevice() && wh.rdev === 0, "etc/base-file should be a 0/0 character device");
+  assert.equal(tryLgetxattr(path.join(upper, "opt"), opaqueXattr)?.toString(), "y", opaqueXattr);
+  assert.deepEqual(fs.readdirSync(path.join(upper, "opt")), ["x"]);
 }

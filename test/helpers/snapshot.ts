@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { run } from "./mounts";
+import { llistxattr } from "../../src/sys/libc";
 
 export type EntryType = "file" | "dir" | "symlink" | "fifo" | "socket" | "chardev" | "blockdev";
 
@@ -165,4 +166,15 @@ export function xattrDump(root: string): string {
   const r = run("getfattr", ["-R", "-P", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", root]);
   if (r.status !== 0) throw new Error(`getfattr failed (${r.status ?? r.signal}): ${r.stderr.trim()}`);
   return r.stdout;
+}
+
+/** Names of the xattrs starting with `prefix` on `root` and every file and directory below it. */
+export function xattrNamesUnder(root: string, prefix: string): string[] {
+  const out = llistxattr(root).filter((n) => n.startsWith(prefix));
+  for (const e of fs.readdirSync(root, { withFileTypes: true })) {
+    const p = path.join(root, e.name);
+    if (e.isDirectory()) out.push(...xattrNamesUnder(p, prefix));
+    else if (e.isFile()) out.push(...llistxattr(p).filter((n) => n.startsWith(prefix)));
+  }
+  return out;
 }

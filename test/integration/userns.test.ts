@@ -19,7 +19,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { boundedChild } from "../helpers/faults";
 import { makeTree, removeTree } from "../helpers/tmp";
-import { tryLgetxattr, llistxattr } from "../../src/sys/libc";
+import { tryLgetxattr } from "../../src/sys/libc";
+import { xattrNamesUnder } from "../helpers/snapshot";
 import { CLI_PATH, daemonPidsFor, killAndWait, newTag, TAG_VAR, useCleanup } from "../helpers/unionfs";
 
 /** $1 kind (overlay | branches | lowerdir), $2 the dir holding lower/ upper/ work/ mnt/, $3 node, $4 the CLI. */
@@ -174,20 +175,8 @@ describe("the union in a user namespace (rootless), against overlayfs userxattr"
         const l = get(kind).lines;
         const origin = tryLgetxattr(path.join(upper, "file"), "user.unionfs.origin")?.readBigUInt64LE();
         assert.equal(String(origin), value(l, "ino file"));
-        const trusted = walk(upper).flatMap((p) => llistxattr(p).filter((n) => n.startsWith("trusted.")));
-        assert.deepEqual(trusted, []);
+        assert.deepEqual(xattrNamesUnder(upper, "trusted."), []);
       });
     });
   }
 });
-
-/** Every path below `dir` (itself included) that is a file or directory. */
-function walk(dir: string): string[] {
-  const out = [dir];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...walk(p));
-    else if (e.isFile()) out.push(p);
-  }
-  return out;
-}

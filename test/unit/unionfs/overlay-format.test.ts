@@ -85,28 +85,23 @@ describe("overlay-format layers", () => {
       assert.deepEqual(v, []);
     });
 
-    it("a user.* mount (unprivileged) marks a new opaque directory user.overlay.opaque=y", () => {
-      f = makeUnion([{}, { d: { x: "1" } }], undefined, "overlay", "user");
-      f.fs.unlink("/d/x");
-      f.fs.rmdir("/d");
-      f.fs.mkdir("/d", 0o755, root);
-      const d = path.join(f.dirs[0] as string, "d");
-      assert.equal(tryLgetxattr(d, "user.overlay.opaque")?.toString(), "y");
-      assert.equal(tryLgetxattr(d, "trusted.overlay.opaque"), undefined);
-      assert.deepEqual(fs.readdirSync(d), []);
-      f.remount();
-      assert.deepEqual(names(f, "/d"), []);
-    });
-
-    it("a trusted.* mount marks a new opaque directory trusted.overlay.opaque=y", () => {
-      f = makeUnion([{}, { d: { x: "1" } }], undefined, "overlay", "trusted");
-      f.fs.unlink("/d/x");
-      f.fs.rmdir("/d");
-      f.fs.mkdir("/d", 0o755, root);
-      const d = path.join(f.dirs[0] as string, "d");
-      assert.equal(tryLgetxattr(d, "trusted.overlay.opaque")?.toString(), "y");
-      assert.equal(tryLgetxattr(d, "user.overlay.opaque"), undefined);
-    });
+    for (const [ns, other] of [
+      ["user", "trusted"],
+      ["trusted", "user"],
+    ] as const) {
+      it(`a ${ns}.* mount${ns === "user" ? " (unprivileged)" : ""} marks a new opaque dir ${ns}.overlay.opaque=y`, () => {
+        f = makeUnion([{}, { d: { x: "1" } }], undefined, "overlay", ns);
+        f.fs.unlink("/d/x");
+        f.fs.rmdir("/d");
+        f.fs.mkdir("/d", 0o755, root);
+        const d = path.join(f.dirs[0] as string, "d");
+        assert.equal(tryLgetxattr(d, `${ns}.overlay.opaque`)?.toString(), "y");
+        assert.equal(tryLgetxattr(d, `${other}.overlay.opaque`), undefined);
+        assert.deepEqual(fs.readdirSync(d), []);
+        f.remount();
+        assert.deepEqual(names(f, "/d"), []);
+      });
+    }
 
     it("rename of a lower file leaves a whiteout at the old name", () => {
       f = makeUnion([{}, { a: "A" }], undefined, "overlay");
