@@ -5,7 +5,8 @@
  * - Layer content: `security.capability` (file capabilities), the POSIX ACLs
  *   (`system.posix_acl_access`, `system.posix_acl_default`), `user.*` and `trusted.*`.
  * - Never layer content: what a union keeps for itself (`trusted.overlay.*`, `user.overlay.*`,
- *   `user.fuseoverlayfs.*`: whiteouts, opaque markers, redirects, origins; `trusted.unionfs.*`: copy-up
+ *   `user.fuseoverlayfs.*`: whiteouts, opaque markers, redirects, origins; `trusted.unionfs.*` and
+ *   `user.unionfs.*`: copy-up
  *   origins) and the other `security.*` labels (SELinux, SMACK, IMA/EVM), which belong to the host that
  *   wrote them, as Docker and podman leave them out.
  * - A version 3 capability (namespaced: it names the root uid of the user namespace that set it) is
@@ -15,7 +16,13 @@
 import { codeOf } from "../errors";
 import { lgetxattr, llistxattr } from "../sys/libc";
 
-const UNION_PREFIXES = ["trusted.overlay.", "user.overlay.", "user.fuseoverlayfs.", "trusted.unionfs."];
+const UNION_PREFIXES = [
+  "trusted.overlay.",
+  "user.overlay.",
+  "user.fuseoverlayfs.",
+  "trusted.unionfs.",
+  "user.unionfs.",
+];
 const KEPT_EXACT = new Set(["security.capability", "system.posix_acl_access", "system.posix_acl_default"]);
 
 /** Whether the extended attribute `name` is layer content (see the module invariants). */
