@@ -25,6 +25,7 @@ function buildProgram(setCode: (code: number) => void): Command {
   const program = new Command("unionfs-ts")
     .description("A union filesystem served through FUSE: stack directories, top branch wins.")
     .version(version)
+    .option("--store <dir>", "the image store (default $UNIONFS_TS_STORE, else /var/lib/unionfs-ts)")
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`unionfs-ts: ${str.replace(/^error: /, "")}`) });
 
@@ -76,12 +77,14 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("-e, --env <K=V>", "add to the environment (repeatable; default PATH, HOME=/root, TERM)", collect)
     .option("--pid=<mode>", "private (default: new PID namespace, COMMAND is PID 1) or host")
     .option("--sys", "mount /sys read-only")
-    .option("--keep", "leave the union mounted afterwards")
+    .option("--image <image>", "run an image of the store (its layers, an init layer and a new rw layer)")
+    .option("--name <name>", "with --image: the container's name")
+    .option("--keep", "leave the union mounted afterwards; with --image: keep the container for commit")
     .option("-v, --verbose", "say each setup step")
     .allowUnknownOption()
     .action(async (_args: string[], _flags: unknown, cmd: Command) => {
       const { rawRunArgs, runCommand } = await import("./run");
-      setCode(await runCommand(rawRunArgs(cmd)));
+      setCode(await runCommand(rawRunArgs(cmd), storeOf(cmd)));
     });
 
   // `diff`: what a layer changes (src/cli/image.ts, src/image).
@@ -157,7 +160,75 @@ function buildProgram(setCode: (code: number) => void): Command {
       setCode(installHelperCommand(flags));
     });
 
+  addStoreCommands(program, setCode);
   return program;
+}
+
+/** The global --store option, wherever it was given. */
+function storeOf(cmd: Command): string | undefined {
+  return (cmd.optsWithGlobals() as { store?: string }).store;
+}
+
+/** `load`, `images`, `rmi`, `ps`, `rm`, `commit`, `save` (src/cli/store.ts, src/image/store). */
+function addStoreCommands(program: Command, setCode: (code: number) => void): void {
+  const store = (): Promise<typeof import("./store")> => import("./store");
+  program
+    .command("load")
+    .description(
+      "load the images of an image archive (docker-archive, oci-archive) or OCI layout into the store",
+    )
+    .option("-i, --input <file>", "the archive file or layout directory (default: stdin)")
+    .option("-q, --quiet", "no progress")
+    .action(async (flags, cmd: Command) => setCode(await (await store()).loadCommand(storeOf(cmd), flags)));
+  program
+    .command("images")
+    .description("list the store's images: names, IDs, sizes")
+    .option("-q, --quiet", "only IDs")
+    .option("--no-trunc", "full IDs")
+    .action(async (flags: { quiet?: boolean; trunc?: boolean }, cmd: Command) =>
+      setCode(
+        await (await store()).imagesCommand(storeOf(cmd), { ...flags, noTrunc: flags.trunc === false }),
+      ),
+    );
+  program
+    .command("rmi")
+    .description("remove images (by name: the name; by ID or last name: the image and its unused layers)")
+    .argument("<image...>")
+    .action(async (refs: string[], _flags, cmd: Command) =>
+      setCode(await (await store()).rmiCommand(storeOf(cmd), refs)),
+    );
+  program
+    .command("ps")
+    .description("list running containers of the store (-a: kept ones too)")
+    .option("-a, --all", "also containers that ended")
+    .option("-q, --quiet", "only IDs")
+    .action(async (flags, cmd: Command) => setCode(await (await store()).psCommand(storeOf(cmd), flags)));
+  program
+    .command("rm")
+    .description("remove kept containers (their writable and init layers)")
+    .argument("<container...>")
+    .action(async (refs: string[], _flags, cmd: Command) =>
+      setCode(await (await store()).rmCommand(storeOf(cmd), refs)),
+    );
+  program
+    .command("commit")
+    .description("a new image from a kept container's writable layer on top of its image")
+    .argument("<container>")
+    .argument("[image]", "the new image's name, e.g. localhost/app:2")
+    .option("-m, --message <text>", "the history entry's comment")
+    .option("-q, --quiet", "no progress")
+    .action(async (container: string, image: string | undefined, flags, cmd: Command) =>
+      setCode(await (await store()).commitCommand(storeOf(cmd), container, image, flags)),
+    );
+  program
+    .command("save")
+    .description("write an image of the store as an oci-archive (for podman load, skopeo)")
+    .argument("<image>")
+    .option("-o, --output <file>", "write to FILE instead of stdout")
+    .option("-q, --quiet", "no progress")
+    .action(async (ref: string, flags, cmd: Command) =>
+      setCode(await (await store()).saveCommand(storeOf(cmd), ref, flags)),
+    );
 }
 
 export async function main(argv: string[]): Promise<number> {

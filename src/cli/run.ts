@@ -12,7 +12,9 @@ import { checkBranches, parseBranches, UsageError } from "../unionfs/branches";
 import { runContainer } from "../mountns/container";
 import { withInitLayer } from "../mountns/initlayer";
 import { MAX_READONLY_BRANCHES } from "../unionfs/config";
-import { parseRunArgs } from "../mountns/options";
+import { parseRunArgs, type RunOptions } from "../mountns/options";
+import { overlay2MountArgs } from "../image/overlay2";
+import { openStore } from "./store";
 import { FS_TYPE, mountTable } from "./umount";
 
 /**
@@ -38,11 +40,12 @@ function canonical(p: string): string {
   }
 }
 
-export async function runCommand(args: readonly string[]): Promise<number> {
+export async function runCommand(args: readonly string[], store?: string): Promise<number> {
   const opts = parseRunArgs(args);
   if (process.geteuid?.() !== 0) {
     throw new UsageError("run must be started as root (it mounts filesystems and creates namespaces)");
   }
+  if (opts.image !== undefined) return runImage(opts, opts.store ?? store);
   let mountpoint: string | undefined;
   if (opts.mounted !== undefined) {
     mountpoint = canonical(opts.mounted);
@@ -63,4 +66,30 @@ export async function runCommand(args: readonly string[]): Promise<number> {
     }
   }
   return runContainer({ opts, cliPath: nodePath.join(__dirname, "main.js"), mountpoint });
+}
+
+/**
+ * `run --image IMAGE [--name NAME] [--keep]`: a container of the store (its image's layers, an init layer
+ * and a new writable layer, none copied), mounted with overlay-format whiteouts and the layer's own work
+ * dir, as `mount-overlay2` would. Without --keep the container is removed when COMMAND ends.
+ */
+async function runImage(opts: RunOptions, storeDir: string | undefined): Promise<number> {
+  const store = openStore(storeDir);
+  const c = await store.createContainer(opts.image as string, {
+    ...(opts.name === undefined ? {} : { name: opts.name }),
+    command: opts.command,
+    keep: opts.keep,
+  });
+  try {
+    const { branchList, options } = overlay2MountArgs(store.containerMount(c));
+    return await runContainer({
+      opts: { ...opts, layers: branchList, keep: false },
+      cliPath: nodePath.join(__dirname, "main.js"),
+      mountOptions: options,
+    });
+  } finally {
+    await store.containerEnded(c);
+    if (opts.keep && (opts.name === undefined || opts.verbose))
+      process.stderr.write(`unionfs-ts: container '${c.name}' kept (unionfs-ts commit ${c.name} IMAGE)\n`);
+  }
 }

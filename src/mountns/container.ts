@@ -46,6 +46,13 @@ export interface ContainerRequest {
   cliPath: string;
   /** For --mounted: the canonical path of the existing unionfs-ts mount. */
   mountpoint?: string;
+  /** `-o` options for mounting `opts.layers` (an image's container: whiteout=overlay, its work dir). */
+  mountOptions?: string[];
+  /**
+   * An empty directory to build the init layer in, which the caller keeps (an image store's
+   * `overlay2/<id>-init/diff`); by default it is made in the run's own temp dir and removed with it.
+   */
+  initLayer?: string;
 }
 
 /** Once its union died: how long COMMAND may go on before SIGTERM, and from SIGTERM to SIGKILL. */
@@ -151,8 +158,21 @@ function signalPid(pid: number, sig: NodeJS.Signals): void {
 }
 
 /** Mounts `layers` on `mnt` with the CLI; resolves to its exit status (it printed any error itself). */
-async function mountUnion(cliPath: string, layers: string, mnt: string, verbose: boolean): Promise<number> {
-  const args = [cliPath, "mount", ...(verbose ? ["-v"] : []), layers, mnt];
+async function mountUnion(
+  cliPath: string,
+  layers: string,
+  mnt: string,
+  verbose: boolean,
+  options: readonly string[] = [],
+): Promise<number> {
+  const args = [
+    cliPath,
+    "mount",
+    ...(verbose ? ["-v"] : []),
+    ...options.flatMap((o) => ["-o", o]),
+    layers,
+    mnt,
+  ];
   // Its own process group: a terminal's ^C must not kill it half way (its daemon would then mount with
   // nobody left to unmount); run notes the ^C and unmounts once the mount is done.
   const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "inherit"], detached: true });
@@ -189,10 +209,10 @@ interface RunDir {
   layers: string;
 }
 
-function makeRunDir(opts: RunOptions, layers: string): RunDir {
+function makeRunDir(opts: RunOptions, layers: string, initLayer?: string): RunDir {
   const dir = fs.realpathSync(fs.mkdtempSync(nodePath.join(os.tmpdir(), "unionfs-ts-run-")));
   const root = nodePath.join(dir, "root");
-  const init = nodePath.join(dir, "init");
+  const init = initLayer ?? nodePath.join(dir, "init");
   try {
     fs.mkdirSync(root, { mode: 0o755 });
     const branches = parseBranches(layers, process.cwd());
@@ -213,7 +233,7 @@ function makeRunDir(opts: RunOptions, layers: string): RunDir {
 function removeRunDir(r: RunDir): void {
   if (mountTypesAt(r.root).length > 0) return;
   try {
-    fs.rmSync(r.init, { recursive: true, force: true });
+    if (r.init.startsWith(`${r.dir}/`)) fs.rmSync(r.init, { recursive: true, force: true });
     fs.rmdirSync(r.root);
     fs.rmdirSync(r.dir);
   } catch {
@@ -332,9 +352,9 @@ export async function runContainer(req: ContainerRequest): Promise<number> {
   try {
     if (mnt === undefined) {
       if (opts.layers === undefined) throw new Error("runContainer: neither LAYERS nor a mountpoint");
-      runDir = makeRunDir(opts, opts.layers);
+      runDir = makeRunDir(opts, opts.layers, req.initLayer);
       mnt = runDir.root;
-      const code = await mountUnion(req.cliPath, runDir.layers, mnt, opts.verbose);
+      const code = await mountUnion(req.cliPath, runDir.layers, mnt, opts.verbose, req.mountOptions);
       // Even a failed mount is taken down in `finally` should something be mounted there after all.
       mountedHere = code === 0 || mountTypesAt(mnt).length > 0;
       if (code !== 0) return code;

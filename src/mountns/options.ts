@@ -11,6 +11,10 @@ export interface RunOptions {
   layers?: string;
   /** An existing unionfs-ts mountpoint to use instead of mounting `layers`. */
   mounted?: string;
+  /** An image of the store to run instead of `layers` (`--image`), the container's name, the store. */
+  image?: string;
+  name?: string;
+  store?: string;
   /** COMMAND and its arguments; never empty. */
   command: string[];
   /** New UTS namespace with this hostname. */
@@ -23,7 +27,7 @@ export interface RunOptions {
   pid: boolean;
   /** Mount /sys read-only. */
   sys: boolean;
-  /** Leave the union mounted afterwards. */
+  /** Leave the union mounted afterwards; with `image`, keep the container (its writable layer). */
   keep: boolean;
   verbose: boolean;
 }
@@ -31,7 +35,16 @@ export interface RunOptions {
 /** The longest hostname Linux accepts (HOST_NAME_MAX). */
 const HOST_NAME_MAX = 64;
 
-const VALUE_OPTIONS = ["--mounted", "--hostname", "--workdir", "--env", "-e"] as const;
+const VALUE_OPTIONS = [
+  "--mounted",
+  "--image",
+  "--name",
+  "--store",
+  "--hostname",
+  "--workdir",
+  "--env",
+  "-e",
+] as const;
 const FLAG_OPTIONS = ["--sys", "--keep", "--verbose", "-v"] as const;
 
 /** Parses the arguments that follow `run`. */
@@ -88,12 +101,10 @@ export function parseRunArgs(args: readonly string[]): RunOptions {
     throw new UsageError("no COMMAND given after '--'");
   if (operands.length > 1) throw new UsageError(`unexpected argument '${operands[1]}' before '--'`);
   const layers = operands[0];
-  if (layers !== undefined && opts.mounted !== undefined) {
-    throw new UsageError("give either LAYERS or --mounted MOUNTPOINT, not both");
-  }
-  if (layers === undefined && opts.mounted === undefined) {
-    throw new UsageError("no LAYERS given (or use --mounted MOUNTPOINT)");
-  }
+  const sources = [layers, opts.mounted, opts.image].filter((v) => v !== undefined).length;
+  if (sources > 1) throw new UsageError("give one of LAYERS, --mounted MOUNTPOINT or --image IMAGE");
+  if (sources === 0) throw new UsageError("no LAYERS given (or use --mounted MOUNTPOINT or --image IMAGE)");
+  if (opts.name !== undefined && opts.image === undefined) throw new UsageError("--name goes with --image");
   if (layers !== undefined) opts.layers = layers;
   return opts;
 }
@@ -114,8 +125,11 @@ function setFlag(opts: RunOptions, name: string): void {
 function setValue(opts: RunOptions, name: string, value: string): void {
   switch (name) {
     case "--mounted":
-      if (value === "") throw new UsageError("option '--mounted' needs a value");
-      opts.mounted = value;
+    case "--image":
+    case "--name":
+    case "--store":
+      if (value === "") throw new UsageError(`option '${name}' needs a value`);
+      opts[name.slice(2) as "mounted" | "image" | "name" | "store"] = value;
       break;
     case "--hostname":
       checkHostname(value);

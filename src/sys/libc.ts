@@ -48,6 +48,7 @@ const c = {
   ),
   getdents64: libc.func("intptr_t getdents64(int fd, void *buf, size_t count)"),
   fstatvfs: libc.func("int fstatvfs(int fd, void *buf)"),
+  flock: libc.func("int flock(int fd, int operation)"),
   syscall: libc.func("long syscall(long number, ...)"),
 };
 
@@ -203,6 +204,24 @@ export function lseek(fd: number, offset: bigint, whence: number): bigint {
   const r = c.lseek(fd, offset, whence) as number | bigint;
   if (Number(r) < 0) throw sysError("lseek");
   return BigInt(r);
+}
+
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+
+/**
+ * flock(2) on an open descriptor; retries EINTR. With LOCK_NB, returns false instead of blocking when
+ * another descriptor holds a conflicting lock.
+ */
+export function flock(fd: number, operation: number): boolean {
+  for (;;) {
+    if ((c.flock(fd, operation) as number) === 0) return true;
+    const errno = koffi.errno();
+    if (errno === EINTR) continue;
+    if (errno === (constants.errno.EWOULDBLOCK as number) && (operation & LOCK_NB) !== 0) return false;
+    throw sysError("flock");
+  }
 }
 
 export const MNT_FORCE = 1;
