@@ -1,14 +1,18 @@
 /**
- * What the podman tests share (podman.test.ts runs podman as root, rootless.test.ts as a user): finding
- * the tools, the busybox image built from the host's static busybox (no registry is reachable), the
- * build that deletes a file and replaces a directory, and the check of its result inside a container.
+ * What the podman tests share (podman.test.ts runs podman as root, rootless.test.ts as a user,
+ * image-store.test.ts against the image store): finding the tools, the busybox image built from the host's
+ * static busybox (no registry is reachable), the build that deletes a file and replaces a directory, the
+ * check of its result inside a container, and `Podman`, a rootful podman bound to a private store.
  *
- * Invariants: nothing here runs podman; the image tarball is made with numeric owner 0 and holds only
- * what `imageTar` writes.
+ * Invariants: only `Podman` runs podman, and every call of it carries --root/--runroot/--tmpdir of its
+ * temp dir, so nothing reaches the machine's own podman store (but for the blob-info cache podman 4
+ * writes under /var/lib/containers/cache whatever --root says: `removeBlobCacheUnlessItExisted`). Image
+ * tarballs are made with numeric owner 0 and hold only what `busyboxRootfs` writes.
  */
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { spawnSync } from "node:child_process";
 import { run } from "./mounts";
 import { tryLgetxattr } from "../../src/sys/libc";
 
@@ -67,12 +71,11 @@ export function show(what: string, r: Result): string {
 }
 
 /**
- * Writes `tar` (a directory `work` is used to build it): busybox and its applets in /bin, a minimal /etc,
- * files for the build to delete (/etc/doomed, /d/…).
+ * A busybox root filesystem in `rootfs`: /bin/busybox and a link per applet, /root /proc /sys /dev /tmp,
+ * and `files` (path → content) below it.
  */
-export function imageTar(busybox: string, work: string, tar: string): void {
-  const rootfs = path.join(work, "rootfs");
-  for (const d of ["bin", "etc", "d/sub", "root", "proc", "sys", "dev", "tmp"])
+export function busyboxRootfs(busybox: string, rootfs: string, files: Record<string, string>): void {
+  for (const d of ["bin", "root", "proc", "sys", "dev", "tmp"])
     fs.mkdirSync(path.join(rootfs, d), { recursive: true });
   fs.copyFileSync(busybox, path.join(rootfs, "bin", "busybox"));
   fs.chmodSync(path.join(rootfs, "bin", "busybox"), 0o755);
@@ -80,7 +83,25 @@ export function imageTar(busybox: string, work: string, tar: string): void {
     if (applet !== "" && applet !== "busybox") fs.symlinkSync("busybox", path.join(rootfs, "bin", applet));
   }
   fs.chmodSync(path.join(rootfs, "tmp"), 0o1777);
-  const files: Record<string, string> = {
+  for (const [f, text] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(rootfs, f)), { recursive: true });
+    fs.writeFileSync(path.join(rootfs, f), text);
+  }
+}
+
+/** `tar` of `rootfs` as `podman import` takes it (numeric owners 0:0). */
+export function tarRootfs(rootfs: string, tar: string): void {
+  const tr = run("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", rootfs, "-cf", tar, "."]);
+  assert.equal(tr.status, 0, show("tar", tr));
+}
+
+/**
+ * Writes `tar` (a directory `work` is used to build it): busybox and its applets in /bin, a minimal /etc,
+ * files for the build to delete (/etc/doomed, /d/…).
+ */
+export function imageTar(busybox: string, work: string, tar: string): void {
+  const rootfs = path.join(work, "rootfs");
+  busyboxRootfs(busybox, rootfs, {
     "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
     "etc/group": "root:x:0:\n",
     "etc/base-file": "base\n",
@@ -88,10 +109,8 @@ export function imageTar(busybox: string, work: string, tar: string): void {
     "d/old1": "old 1\n",
     "d/old2": "old 2\n",
     "d/sub/deep": "deep\n",
-  };
-  for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(rootfs, f), text);
-  const tr = run("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", rootfs, "-cf", tar, "."]);
-  assert.equal(tr.status, 0, show("tar", tr));
+  });
+  tarRootfs(rootfs, tar);
 }
 
 /** A Containerfile FROM `base`: two RUN layers, a deleted file (whiteout) and a replaced directory (opaque). */
@@ -136,4 +155,133 @@ export function checkUpper(upper: string, opaqueXattr: string): void {
   assert.ok(wh.isCharacterDevice() && wh.rdev === 0, "etc/base-file should be a 0/0 character device");
   assert.equal(tryLgetxattr(path.join(upper, "opt"), opaqueXattr)?.toString(), "y", opaqueXattr);
   assert.deepEqual(fs.readdirSync(path.join(upper, "opt")), ["x"]);
+}
+
+export const BLOB_CACHE_PARENT = "/var/lib/containers";
+
+/** Why rootful podman cannot run here (for `this.skip()`), or undefined when it can. */
+export function podmanSkipReason(): string | undefined {
+  if (process.getuid?.() !== 0) return "not root (this test runs rootful podman)";
+  if (which("podman") === undefined) {
+    return "podman is not installed (apt-get install podman runc busybox-static, or run examples/podman/run.sh)";
+  }
+  if (which("runc") === undefined) {
+    return "runc is not installed (crun does not work on cgroup v1 hybrid hosts; apt-get install runc)";
+  }
+  if (staticBusybox() === undefined)
+    return "no static busybox for the image (apt-get install busybox-static)";
+  return undefined;
+}
+
+/**
+ * Returns a teardown step that removes the blob-info cache `podman import` writes to
+ * /var/lib/containers/cache whatever --root says, if it was not there when this was called.
+ */
+export function removeBlobCacheUnlessItExisted(): () => void {
+  const cacheExisted = fs.existsSync(BLOB_CACHE_PARENT);
+  return () => {
+    if (cacheExisted) return;
+    fs.rmSync(path.join(BLOB_CACHE_PARENT, "cache"), { recursive: true, force: true });
+    try {
+      fs.rmdirSync(BLOB_CACHE_PARENT); // only if empty
+    } catch {
+      // not empty (someone else's podman put things there meanwhile), or already gone
+    }
+  };
+}
+
+export interface PodmanSetup {
+  /** The temp dir holding everything (short: podman refuses a runroot longer than 50 characters). */
+  T: string;
+  /** `[storage]` driver and, for overlay, the mount program (else the kernel's overlayfs). */
+  driver: "overlay" | "vfs";
+  mountProgram?: string;
+  /** Extra environment for every podman call. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Rootful podman bound to a private store in `T` (graph/, runroot/, tmp/, net/, its own containers.conf
+ * and storage.conf): runc, cgroupfs, the file events backend, ulimits within our own hard limits, no
+ * network.
+ */
+export class Podman {
+  readonly bin = which("podman") as string;
+  readonly graph: string;
+
+  constructor(private readonly s: PodmanSetup) {
+    this.graph = path.join(s.T, "graph");
+    for (const d of ["graph", "runroot", "tmp", "net"]) fs.mkdirSync(path.join(s.T, d), { recursive: true });
+    this.writeConfig();
+  }
+
+  private writeConfig(): void {
+    const { T } = this.s;
+    // runc sets the container's rlimits and, without CAP_SYS_RESOURCE, cannot exceed its own hard limits;
+    // podman caps its nproc at pid_max.
+    const pidMax = Number(fs.readFileSync("/proc/sys/kernel/pid_max", "utf8"));
+    const nproc = Math.min(hardLimit("Max processes") ?? pidMax, pidMax);
+    const nofile = hardLimit("Max open files");
+    const ulimits = [`"nproc=${nproc}:${nproc}"`, ...(nofile ? [`"nofile=${nofile}:${nofile}"`] : [])];
+    const program = this.s.mountProgram === undefined ? "" : `mount_program = "${this.s.mountProgram}"\n`;
+    fs.writeFileSync(
+      path.join(T, "storage.conf"),
+      `[storage]\ndriver = "${this.s.driver}"\ngraphroot = "${this.graph}"\nrunroot = "${T}/runroot"\n\n` +
+        `[storage.options.overlay]\n${program}`,
+    );
+    fs.writeFileSync(
+      path.join(T, "containers.conf"),
+      `[containers]\ndefault_ulimits = [${ulimits.join(", ")}]\n\n` +
+        `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n` +
+        `tmp_dir = "${T}/tmp"\nimage_copy_tmp_dir = "${T}/tmp"\n\n` +
+        `[network]\nnetwork_config_dir = "${T}/net"\n`,
+    );
+  }
+
+  call(args: readonly string[], timeoutMs = 60_000): Result {
+    const { T } = this.s;
+    const r = spawnSync(
+      this.bin,
+      [
+        ...["--root", this.graph, "--runroot", path.join(T, "runroot"), "--tmpdir", path.join(T, "tmp")],
+        ...["--storage-driver", this.s.driver],
+        // podman 4.3 drops storage.conf's driver options (mount_program!) when --root is given.
+        ...(this.s.mountProgram === undefined
+          ? []
+          : ["--storage-opt", `overlay.mount_program=${this.s.mountProgram}`]),
+        ...["--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "file"],
+        ...args,
+      ],
+      {
+        encoding: "utf8",
+        timeout: timeoutMs,
+        killSignal: "SIGKILL",
+        stdio: ["ignore", "pipe", "pipe"],
+        env: {
+          ...process.env,
+          CONTAINERS_CONF: path.join(T, "containers.conf"),
+          CONTAINERS_STORAGE_CONF: path.join(T, "storage.conf"),
+          ...this.s.env,
+        },
+      },
+    );
+    return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+  }
+
+  ok(args: readonly string[], timeoutMs?: number): string {
+    const r = this.call(args, timeoutMs);
+    assert.equal(r.status, 0, show(`podman ${args.join(" ")}`, r));
+    return r.stdout;
+  }
+
+  /** `podman run --rm --network=none --pull=never ARGS`. */
+  runIn(args: readonly string[]): Result {
+    return this.call(["run", "--rm", "--network=none", "--pull=never", ...args]);
+  }
+
+  /** Removes every container and image of this store (for teardown; errors ignored). */
+  removeAll(): void {
+    this.call(["rm", "--all", "--force", "--time", "0"]);
+    this.call(["rmi", "--all", "--force"]);
+  }
 }

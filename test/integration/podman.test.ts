@@ -27,11 +27,12 @@ import {
   checkUpper,
   checkView,
   containerfile,
-  hardLimit,
   imageTar,
+  Podman,
+  podmanSkipReason,
+  removeBlobCacheUnlessItExisted,
   show,
   staticBusybox,
-  which,
   upperChangesArgs,
   type Result,
 } from "../helpers/podman";
@@ -47,7 +48,6 @@ import {
 /** dist/test/integration → the checkout (for scripts/install-bin.sh, which wraps dist/src/cli/main.js). */
 const REPO = path.resolve(__dirname, "..", "..", "..");
 const IMAGE = "localhost/unionfs-ts-test/busybox";
-const BLOB_CACHE_PARENT = "/var/lib/containers";
 
 /** fuse.unionfs-ts lines of /proc/mounts whose mountpoint is at or below `dir`. */
 function unionfsMountsUnder(dir: string): string[] {
@@ -64,65 +64,25 @@ describe("podman with unionfs-ts as its overlay mount_program", function () {
   this.timeout(150_000);
   const t = useCleanup("all");
   const tag = newTag();
-  let podmanBin = "";
+  let pm: Podman;
   let T = ""; // the temp dir holding everything
   let G = ""; // graphroot
   let built = false;
 
-  function podman(args: readonly string[], timeoutMs = 60_000): Result {
-    const r = spawnSync(
-      podmanBin,
-      [
-        ...["--root", G, "--runroot", path.join(T, "runroot"), "--tmpdir", path.join(T, "tmp")],
-        // podman 4.3 drops storage.conf's driver options (mount_program!) when --root is given.
-        ...["--storage-opt", `overlay.mount_program=${path.join(T, "bin", "unionfs-ts")}`],
-        ...["--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "file"],
-        ...args,
-      ],
-      {
-        encoding: "utf8",
-        timeout: timeoutMs,
-        killSignal: "SIGKILL",
-        stdio: ["ignore", "pipe", "pipe"],
-        env: {
-          ...process.env,
-          CONTAINERS_CONF: path.join(T, "containers.conf"),
-          CONTAINERS_STORAGE_CONF: path.join(T, "storage.conf"),
-          UNIONFS_TS_MOUNT_LOG: path.join(T, "mount.log"),
-          // Daemons started through podman inherit this: they can be found (and scripts/test.sh finds them).
-          [TAG_VAR]: tag,
-        },
-      },
-    );
-    return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
-  }
-
   function podmanOk(args: readonly string[], timeoutMs?: number): string {
-    const r = podman(args, timeoutMs);
-    assert.equal(r.status, 0, show(`podman ${args.join(" ")}`, r));
-    return r.stdout;
+    return pm.ok(args, timeoutMs);
   }
 
   function runIn(args: readonly string[]): Result {
-    return podman(["run", "--rm", "--network=none", "--pull=never", ...args]);
+    return pm.runIn(args);
   }
 
   before(function () {
-    const why =
-      process.getuid?.() !== 0
-        ? "not root (this test runs rootful podman)"
-        : which("podman") === undefined
-          ? "podman is not installed (apt-get install podman runc busybox-static, or run examples/podman/run.sh)"
-          : which("runc") === undefined
-            ? "runc is not installed (crun does not work on cgroup v1 hybrid hosts; apt-get install runc)"
-            : staticBusybox() === undefined
-              ? "no static busybox for the image (apt-get install busybox-static)"
-              : undefined;
+    const why = podmanSkipReason();
     if (why !== undefined) {
       console.log(`      podman test skipped: ${why}`);
       this.skip();
     }
-    podmanBin = which("podman") as string;
     const busybox = staticBusybox() as string;
 
     // Directly under /tmp, not under the test run's TMPDIR: podman refuses a runroot longer than 50
@@ -131,22 +91,12 @@ describe("podman with unionfs-ts as its overlay mount_program", function () {
     const root = T;
     t.defer(`remove ${root}`, () => fs.rmSync(root, { recursive: true, force: true }));
     G = path.join(T, "graph");
-    for (const d of ["graph", "runroot", "tmp", "net", "ctx"])
-      fs.mkdirSync(path.join(T, d), { recursive: true });
+    fs.mkdirSync(path.join(T, "ctx"));
 
     // Cleanup, run last registered first: podman's containers and images (it unmounts their layers),
     // then anything still mounted under T, then daemons of this test, then the blob-info cache that
     // `podman import` writes to /var/lib/containers/cache whatever --root says, if it was not there before.
-    const cacheExisted = fs.existsSync(BLOB_CACHE_PARENT);
-    t.defer("remove podman's blob-info cache", () => {
-      if (cacheExisted) return;
-      fs.rmSync(path.join(BLOB_CACHE_PARENT, "cache"), { recursive: true, force: true });
-      try {
-        fs.rmdirSync(BLOB_CACHE_PARENT); // only if empty
-      } catch {
-        // not empty (someone else's podman put things there meanwhile), or already gone
-      }
-    });
+    t.defer("remove podman's blob-info cache", removeBlobCacheUnlessItExisted());
     t.defer("kill daemons left by podman", () => killAndWait(daemonPidsFor(tag)));
     t.defer(`unmount everything under ${T}`, () => {
       const mnts = mountsUnder(T)
@@ -155,33 +105,18 @@ describe("podman with unionfs-ts as its overlay mount_program", function () {
         .reverse();
       for (const m of new Set(mnts)) forceUnmount(m);
     });
-    t.defer("remove podman containers and images", () => {
-      podman(["rm", "--all", "--force", "--time", "0"]);
-      podman(["rmi", "--all", "--force"]);
-    });
+    t.defer("remove podman containers and images", () => pm.removeAll());
 
     const wrapper = path.join(T, "bin", "unionfs-ts");
     const inst = run("bash", [path.join(REPO, "scripts", "install-bin.sh"), wrapper]);
     assert.equal(inst.status, 0, show("scripts/install-bin.sh", inst));
-
-    // runc sets the container's rlimits and, without CAP_SYS_RESOURCE, cannot exceed its own hard limits;
-    // podman caps its nproc at pid_max.
-    const pidMax = Number(fs.readFileSync("/proc/sys/kernel/pid_max", "utf8"));
-    const nproc = Math.min(hardLimit("Max processes") ?? pidMax, pidMax);
-    const nofile = hardLimit("Max open files");
-    const ulimits = [`"nproc=${nproc}:${nproc}"`, ...(nofile ? [`"nofile=${nofile}:${nofile}"`] : [])];
-    fs.writeFileSync(
-      path.join(T, "storage.conf"),
-      `[storage]\ndriver = "overlay"\ngraphroot = "${G}"\nrunroot = "${T}/runroot"\n\n` +
-        `[storage.options.overlay]\nmount_program = "${wrapper}"\n`,
-    );
-    fs.writeFileSync(
-      path.join(T, "containers.conf"),
-      `[containers]\ndefault_ulimits = [${ulimits.join(", ")}]\n\n` +
-        `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n` +
-        `tmp_dir = "${T}/tmp"\nimage_copy_tmp_dir = "${T}/tmp"\n\n` +
-        `[network]\nnetwork_config_dir = "${T}/net"\n`,
-    );
+    pm = new Podman({
+      T,
+      driver: "overlay",
+      mountProgram: wrapper,
+      // Daemons started through podman inherit the tag: they can be found (and scripts/test.sh finds them).
+      env: { UNIONFS_TS_MOUNT_LOG: path.join(T, "mount.log"), [TAG_VAR]: tag },
+    });
     const graphOptions = podmanOk(["info", "--format", "{{json .Store.GraphOptions}}"]);
     assert.ok(graphOptions.includes(wrapper), `podman does not use ${wrapper}: ${graphOptions}`);
 

@@ -64,6 +64,11 @@ describe("parseRunArgs", () => {
     assert.equal(o.layers, undefined);
   });
 
+  it("takes --image (with --name, --keep and --store) instead of LAYERS", () => {
+    const o = parseRunArgs(["--image", "busybox", "--name=c1", "--keep", "--store", "/s", "--", "true"]);
+    assert.deepEqual([o.image, o.name, o.keep, o.store, o.layers], ["busybox", "c1", true, "/s", undefined]);
+  });
+
   it("rejects a missing --, a missing COMMAND, missing or doubled LAYERS", () => {
     usageError(["A:B", "sh"], /missing '--'/);
     usageError(["A:B"], /missing '--'/);
@@ -71,7 +76,9 @@ describe("parseRunArgs", () => {
     usageError(["A:B", "--"], /no COMMAND/);
     usageError(["A:B", "--", ""], /no COMMAND/);
     usageError(["--", "sh"], /no LAYERS/);
-    usageError(["--mounted", "/c", "A:B", "--", "sh"], /not both/);
+    usageError(["--mounted", "/c", "A:B", "--", "sh"], /give one of LAYERS/);
+    usageError(["--image", "busybox", "A:B", "--", "sh"], /give one of LAYERS/);
+    usageError(["A:B", "--name", "c1", "--", "sh"], /--name goes with --image/);
     usageError(["A:B", "C:D", "--", "sh"], /unexpected argument 'C:D'/);
   });
 
