@@ -137,3 +137,40 @@ export { createUnion } from "./unionfs";
 export type { UnionOps, Attr, Caller, DirEntry, UnionConfig, BranchSpec, WhiteoutFormat } from "./unionfs";
 export { UsageError } from "./unionfs/branches";
 export { FsError } from "./errors";
+
+// Images: layer tools (src/image) and the image store (src/image/store), for engines and build tools.
+export {
+  diffLayer,
+  formatChanges,
+  exportLayer,
+  importLayer,
+  resolveOverlay2,
+  overlay2MountArgs,
+  type Change,
+  type ChangeKind,
+  type ExportOptions,
+  type ExportSummary,
+  type ImportFormat,
+  type ImportOptions,
+  type ImportSummary,
+  type Overlay2Mount,
+} from "./image";
+export {
+  ImageStore,
+  DEFAULT_STORE,
+  STORE_ENV,
+  chainIds,
+  normalizeName,
+  type StoreOptions,
+  type ImageInfo,
+  type ImageRecord,
+  type ImageConfig,
+  type ContainerInfo,
+  type ContainerRecord,
+  type LoadedImage,
+  type LoadOptions,
+  type RemoveResult,
+  type CommitOptions,
+  type SaveOptions,
+  type Digest,
+} from "./image/store";

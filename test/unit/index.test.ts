@@ -23,3 +23,16 @@ describe("library: configOf", () => {
     assert.equal(configOf({ layers: ["/l"], upper: "/u", mountpoint: "/m" }).branches[0]?.mode, "rw");
   });
 });
+
+describe("library: image exports", () => {
+  it("exports the layer tools and the image store from the package entry (no deep imports)", async () => {
+    const lib = await import("../../src");
+    for (const f of [lib.diffLayer, lib.exportLayer, lib.importLayer, lib.resolveOverlay2, lib.chainIds]) {
+      assert.equal(typeof f, "function");
+    }
+    const store = new lib.ImageStore({ dir: "/nonexistent/unionfs-ts-store" });
+    assert.equal(store.dir, "/nonexistent/unionfs-ts-store");
+    assert.deepEqual(await store.images(), [], "a store that does not exist yet is empty");
+    assert.equal(lib.DEFAULT_STORE, "/var/lib/unionfs-ts");
+  });
+});

@@ -39,6 +39,7 @@ export function sha256(data: Buffer | string): Digest {
 /** A writable that hashes what goes through it; `digest()` once it finished. */
 export class HashSink extends Writable {
   private readonly hash = createHash("sha256");
+  private done: Digest | undefined;
   bytes = 0;
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
@@ -52,8 +53,10 @@ export class HashSink extends Writable {
     this.bytes += chunk.length;
   }
 
+  /** The digest of everything hashed (no more may be added after). */
   digest(): Digest {
-    return `sha256:${this.hash.digest("hex")}`;
+    this.done ??= `sha256:${this.hash.digest("hex")}`;
+    return this.done;
   }
 }
 

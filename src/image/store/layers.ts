@@ -137,17 +137,20 @@ async function stageBlob(blob: LayerBlob, staging: string): Promise<{ tar: strin
   const sinks: Writable[] = [plain, split];
   if (compression !== "none") sinks.push(fs.createWriteStream(plainFile, { mode: 0o600 }));
   const raw = fs.createReadStream(blob.file);
-  const hashedRaw = blob.digest === undefined ? undefined : fanOut(raw, [packed]);
-  try {
-    await fanOut(tar, sinks);
-    await hashedRaw;
-  } catch (err) {
-    raw.destroy();
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`${blob.what} is not a readable layer tar (${(err as Error).message})`);
-  }
-  if (blob.digest !== undefined && packed.digest() !== blob.digest) {
+  const [unpacked, hashed] = await Promise.allSettled([
+    fanOut(tar, sinks),
+    blob.digest === undefined ? undefined : fanOut(raw, [packed]),
+  ]);
+  raw.destroy();
+  // A blob that is not what the manifest names is reported as such, even when it does not decompress.
+  if (blob.digest !== undefined && hashed.status === "fulfilled" && packed.digest() !== blob.digest) {
     throw new UsageError(`${blob.what}: its digest is ${packed.digest()}, the manifest says ${blob.digest}`);
+  }
+  if (hashed.status === "rejected") throw hashed.reason;
+  if (unpacked.status === "rejected") {
+    const err = unpacked.reason as Error;
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`${blob.what} is not a readable layer tar (${err.message})`);
   }
   if (plain.digest() !== blob.diffId) {
     throw new UsageError(

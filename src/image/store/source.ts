@@ -100,6 +100,8 @@ export async function unpackArchive(input: string | Readable, dest: string, labe
   } catch (err) {
     if (codeOf(err) === "ENOENT") throw new UsageError(`${label} does not exist`);
     if (codeOf(err) === "EISDIR") throw new UsageError(`${label} is a directory`);
+    if ((err as { code?: unknown }).code === "TAR_BAD_ARCHIVE")
+      throw new UsageError(`${label} is not a tar archive`);
     throw new UsageError(`cannot read ${label}: ${(err as Error).message}`);
   }
   if (problems.length > 0 && fs.readdirSync(dest).length === 0) {
