@@ -16,7 +16,15 @@ import * as nodePath from "node:path";
 import { UsageError } from "../../unionfs/branches";
 import type { Digest } from "./digest";
 import type { ImageRecord } from "./images";
-import { publishDir, randomId, readText, tempDir, writeFileAtomic, type StorePaths } from "./layout";
+import {
+  hexEntries,
+  publishDir,
+  randomId,
+  readText,
+  tempDir,
+  writeFileAtomic,
+  type StorePaths,
+} from "./layout";
 import { publishLayerDir, removeLayerDir, requireLayer } from "./layers";
 import { parseJson } from "./source";
 
@@ -60,13 +68,7 @@ export function writeContainer(paths: StorePaths, c: ContainerRecord): void {
 }
 
 export function listContainers(paths: StorePaths): ContainerRecord[] {
-  let ids: string[];
-  try {
-    ids = fs.readdirSync(paths.containers);
-  } catch {
-    return [];
-  }
-  return ids
+  return hexEntries(paths.containers)
     .map((id) => readContainer(paths, id))
     .filter((c): c is ContainerRecord => c !== undefined)
     .sort((a, b) => b.created.localeCompare(a.created));

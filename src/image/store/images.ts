@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { UsageError } from "../../unionfs/branches";
 import { chainIds, hexOf, sha256, type Digest } from "./digest";
-import { readText, writeFileAtomic, type StorePaths } from "./layout";
+import { hexEntries, readText, writeFileAtomic, type StorePaths } from "./layout";
 import { nameCandidates, splitName } from "./names";
 import { diffIdsOf, parseJson } from "./source";
 
@@ -89,15 +89,8 @@ export function readImage(
 
 /** Every image in the store, newest first. */
 export function listImages(paths: StorePaths): ImageRecord[] {
-  let files: string[];
-  try {
-    files = fs.readdirSync(paths.imageContentRoot);
-  } catch {
-    return [];
-  }
   const names = readNames(paths);
-  return files
-    .filter((f) => /^[0-9a-f]{64}$/.test(f))
+  return hexEntries(paths.imageContentRoot)
     .map((f) => readImage(paths, `sha256:${f}`, names))
     .filter((i): i is ImageRecord => i !== undefined)
     .sort((a, b) => String(b.config.created ?? "").localeCompare(String(a.config.created ?? "")));

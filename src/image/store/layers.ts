@@ -204,17 +204,6 @@ function writeLayerMeta(dir: string, layer: LayerRecord): void {
   if (layer.parent !== undefined) fs.writeFileSync(nodePath.join(dir, "parent"), layer.parent);
 }
 
-/** Every chain ID in the layer database. */
-export function listLayers(paths: StorePaths): Digest[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(paths.layerDbRoot);
-  } catch {
-    return [];
-  }
-  return names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => `sha256:${n}` as Digest);
-}
-
 /**
  * Removes a layer: its layerdb entry first (from then on it does not exist), then its `l/` link and its
  * directory. The caller checks that nothing uses it.

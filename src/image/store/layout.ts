@@ -110,6 +110,18 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o64
   fs.renameSync(tmp, file);
 }
 
+/** Names in `dir` that are 64 hex digits (IDs); none when `dir` does not exist. */
+export function hexEntries(dir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    if (codeOf(err) === "ENOENT") return [];
+    throw err;
+  }
+  return names.filter((n) => /^[0-9a-f]{64}$/.test(n));
+}
+
 /** Reads a small text file, trimmed; undefined when it does not exist. */
 export function readText(file: string): string | undefined {
   try {
