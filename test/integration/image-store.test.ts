@@ -13,6 +13,10 @@
  *   and the effective set of an unprivileged process that executes the file);
  * - `rmi` removes an image and only the layers nothing else uses, refusing while a container uses it.
  *
+ * Without podman (only root and a static busybox): `run --image` stacks the store's own layer directories
+ * (nothing copied), its writable layer gets only what COMMAND writes, `--keep`/`ps -a`/`rm`, and a
+ * container name is never taken twice.
+ *
  * Skipped, with the reason logged, without root, podman, runc, static busybox or setcap. Podman runs on a
  * private vfs store (no mounts); everything lives under one temp dir, removed in teardown with podman's
  * images and containers.
@@ -22,6 +26,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { list } from "tar";
 import { run } from "../helpers/mounts";
+import { readMountInfo } from "../helpers/mounts";
 import {
   busyboxRootfs,
   Podman,
@@ -32,6 +37,8 @@ import {
   tarRootfs,
   which,
 } from "../helpers/podman";
+import { buildLayout } from "../helpers/image-archives";
+import { file, symlink, type TreeSpec } from "../helpers/tmp";
 import { CLI_PATH, runCli, useCleanup, type CliResult } from "../helpers/unionfs";
 
 const REPO = "localhost/ufs-store";
@@ -263,3 +270,81 @@ function changedView(out: string, committed = false): { names: string[]; sums: s
   const pathOf = (s: string): string => s.slice(s.indexOf(" ")).trim();
   return { names: names.sort(), sums: sums.sort((a, b) => (pathOf(a) < pathOf(b) ? -1 : 1)) };
 }
+
+describe("image store: containers of run --image", function () {
+  this.timeout(120_000);
+  const t = useCleanup("all");
+  let store = "";
+  const cli = (args: readonly string[]): Promise<CliResult> =>
+    runCli(["--store", store, ...args], { timeoutMs: 60_000 });
+
+  before(async function () {
+    const busybox = staticBusybox();
+    if (process.getuid?.() !== 0 || busybox === undefined) {
+      console.log(
+        "      run --image test skipped: needs root and a static busybox (apt-get install busybox-static)",
+      );
+      this.skip();
+    }
+    const tmp = t.tempDir("store-run");
+    store = path.join(tmp, "store");
+    const bin: Record<string, TreeSpec[string]> = {
+      busybox: file(fs.readFileSync(busybox as string), 0o755),
+    };
+    for (const applet of ["sh", "cat", "ls", "rm", "mkdir", "grep", "echo"]) bin[applet] = symlink("busybox");
+    const built = buildLayout(
+      {
+        format: "docker-archive",
+        layers: [{ bin, etc: { base: "base\n", doomed: "x\n" } }],
+        name: "localhost/bb:1",
+      },
+      path.join(tmp, "layout"),
+      path.join(tmp, "work"),
+    );
+    ok(await cli(["load", "-i", built.dir]), "load");
+  });
+
+  it("stacks the store's layers without copying, and the writable layer gets only what COMMAND writes", async function () {
+    const before = du(store);
+    const script = "grep ' / ' /proc/self/mountinfo; echo hi >/new; rm /etc/doomed; cat /etc/base";
+    const r = ok(
+      await cli(["run", "--image", "bb:1", "--name", "k1", "--keep", "--", "sh", "-c", script]),
+      "run",
+    );
+    // The union's source lists the container's layer, its init layer and the image's layer, in the store.
+    const source = /fuse\.unionfs-ts (\S+)/.exec(r)?.[1] ?? "";
+    const layers = source.split(":").map((b) => b.replace(/=r[ow]$/, ""));
+    assert.equal(layers.length, 3, r);
+    for (const l of layers)
+      assert.ok(l.startsWith(path.join(store, "overlay2") + "/"), `${l} is not in the store`);
+    assert.match(r, /base\n$/);
+    assert.ok(du(store) - before < 200, `run grew the store by ${du(store) - before} kB: a copy?`);
+    const ps = ok(await cli(["ps", "-a"]), "ps -a");
+    assert.match(ps, /^\S+ +bb:1 +sh -c .* Exited +k1$/m);
+    const [rw, ...lower] = layers as [string, ...string[]];
+    const diff = ok(await runCli(["diff", rw, "--lower", lower.join(":")]), "diff of the writable layer");
+    assert.equal(
+      diff,
+      "M /etc\nD /etc/doomed\nA /new\n",
+      "no /proc, /dev or /sys: those are in the init layer",
+    );
+    const again = await cli(["run", "--image", "bb:1", "--name", "k1", "--", "true"]);
+    assert.equal(again.status, 2, again.stderr);
+    assert.match(again.stderr, /^unionfs-ts: a container named 'k1' exists already\n$/);
+    assert.equal(ok(await cli(["rm", "k1"]), "rm"), "k1\n");
+    assert.ok(!fs.existsSync(layers[0] as string), "rm removes the writable layer");
+  });
+
+  it("removes a container that was not kept when its command ends, whatever its status", async function () {
+    const r = await cli(["run", "--image", "bb:1", "--", "sh", "-c", "echo x >/f; exit 3"]);
+    assert.equal(r.status, 3, r.stderr);
+    assert.equal(ok(await cli(["ps", "-a", "-q"]), "ps"), "");
+    const overlay = fs.readdirSync(path.join(store, "overlay2")).filter((d) => d !== "l");
+    assert.equal(overlay.length, 1, `only the image's layer stays: ${overlay.join(" ")}`);
+    assert.deepEqual(
+      readMountInfo().filter((m) => m.mountPoint.includes("unionfs-ts-r")),
+      [],
+      "nothing stays mounted",
+    );
+  });
+});

@@ -10,7 +10,7 @@ import { ImageStore, normalizeName } from "../../../../src/image/store";
 import { lsetxattr, mknod } from "../../../../src/sys/libc";
 import { UsageError } from "../../../../src/unionfs/branches";
 import { makeTempDir, removeTree } from "../../../helpers/tmp";
-import { buildLayout, sha256hex, tarLayout, type ArchiveSpec } from "./archives";
+import { buildLayout, sha256hex, tarLayout, type ArchiveSpec } from "../../../helpers/image-archives";
 
 const S_IFCHR = 0o020000;
 

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { gzipSync } from "node:zlib";
-import { writeTree, type TreeSpec } from "../../../helpers/tmp";
+import { writeTree, type TreeSpec } from "./tmp";
 
 export interface ArchiveSpec {
   format: "docker-archive" | "oci";
