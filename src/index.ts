@@ -167,6 +167,7 @@ export {
   type ImageConfig,
   type ContainerInfo,
   type ContainerRecord,
+  type ContainerMount,
   type LoadedImage,
   type LoadOptions,
   type RemoveResult,

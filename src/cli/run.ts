@@ -11,7 +11,7 @@ import * as nodePath from "node:path";
 import { checkBranches, parseBranches, UsageError } from "../unionfs/branches";
 import { runContainer } from "../mountns/container";
 import { withInitLayer } from "../mountns/initlayer";
-import { MAX_READONLY_BRANCHES } from "../unionfs/config";
+import { MAX_READONLY_BRANCHES, type BranchSpec } from "../unionfs/config";
 import { parseRunArgs, type RunOptions } from "../mountns/options";
 import { overlay2MountArgs } from "../image/overlay2";
 import { openStore } from "./store";
@@ -69,9 +69,10 @@ export async function runCommand(args: readonly string[], store?: string): Promi
 }
 
 /**
- * `run --image IMAGE [--name NAME] [--keep]`: a container of the store (its image's layers, an init layer
- * and a new writable layer, none copied), mounted with overlay-format whiteouts and the layer's own work
- * dir, as `mount-overlay2` would. Without --keep the container is removed when COMMAND ends.
+ * `run --image IMAGE [--name NAME] [--keep]`: a container of the store. Its image's layers and its new
+ * writable layer are stacked, none copied, with overlay-format whiteouts and the layer's own work dir
+ * (as `mount-overlay2` mounts them); run builds the init layer in the container's `<id>-init` layer.
+ * Without --keep the container is removed when COMMAND ends.
  */
 async function runImage(opts: RunOptions, storeDir: string | undefined): Promise<number> {
   const store = openStore(storeDir);
@@ -81,11 +82,16 @@ async function runImage(opts: RunOptions, storeDir: string | undefined): Promise
     keep: opts.keep,
   });
   try {
-    const { branchList, options } = overlay2MountArgs(store.containerMount(c));
+    const m = store.containerMount(c);
+    const { branchList, options } = overlay2MountArgs({
+      branches: [{ path: m.rw, mode: "rw" }, ...m.layers.map((path): BranchSpec => ({ path, mode: "ro" }))],
+      workdir: m.workdir,
+    });
     return await runContainer({
       opts: { ...opts, layers: branchList, keep: false },
       cliPath: nodePath.join(__dirname, "main.js"),
       mountOptions: options,
+      initLayer: m.init,
     });
   } finally {
     await store.containerEnded(c);

@@ -322,6 +322,12 @@ describe("image store: containers of run --image", function () {
     const ps = ok(await cli(["ps", "-a"]), "ps -a");
     assert.match(ps, /^\S+ +bb:1 +sh -c .* Exited +k1$/m);
     const [rw, ...lower] = layers as [string, ...string[]];
+    assert.ok(lower[0]?.endsWith("-init/diff"), `the init layer is the container's own: ${lower[0]}`);
+    assert.deepEqual(fs.readdirSync(path.join(lower[0] as string, "etc")).sort(), [
+      "hostname",
+      "hosts",
+      "resolv.conf",
+    ]);
     const diff = ok(await runCli(["diff", rw, "--lower", lower.join(":")]), "diff of the writable layer");
     assert.equal(
       diff,

@@ -2,7 +2,8 @@
  * Containers of the store: what `run --image` stacks and `--keep` keeps.
  *
  * A container has a record `containers/<ID>/config.json`, an init layer `overlay2/<MOUNT>-init/` right
- * above its image's top layer, and its writable layer `overlay2/<MOUNT>/` (`diff/`, `work/`) above that,
+ * above its image's top layer (made empty here; `run` writes /etc/hosts, /etc/hostname, /etc/resolv.conf
+ * and its mount points into it, src/mountns/initlayer.ts), and its writable layer `overlay2/<MOUNT>/` (`diff/`, `work/`) above that,
  * both in Docker's overlay2 layout (`lower` files of `l/` links), plus `layerdb/mounts/<ID>/` naming them.
  * So `unionfs-ts mount-overlay2 STORE/overlay2 <MOUNT> DIR` mounts a container's view by hand.
  *
@@ -114,15 +115,6 @@ export interface NewContainer {
   keep: boolean;
 }
 
-/** Mount points `run` needs, made in the init layer so that the writable layer never receives them. */
-export const INIT_MOUNT_POINTS = ["dev", "proc", "sys"];
-
-/** The init layer's content: the mount points (what the engine writes for one container goes here too). */
-function fillInitLayer(diff: string): void {
-  fs.mkdirSync(diff, { recursive: true, mode: 0o755 });
-  for (const d of INIT_MOUNT_POINTS) fs.mkdirSync(nodePath.join(diff, d), { mode: 0o755 });
-}
-
 /** Makes the container's init and writable layers above its image's top layer, then its record. */
 export function createContainer(paths: StorePaths, req: NewContainer): ContainerRecord {
   const taken = new Set(listContainers(paths).map((c) => c.name));
@@ -145,7 +137,7 @@ export function createContainer(paths: StorePaths, req: NewContainer): Container
   const staging = tempDir(paths, "container");
   try {
     const init = nodePath.join(staging, "init");
-    fillInitLayer(nodePath.join(init, "diff"));
+    fs.mkdirSync(nodePath.join(init, "diff"), { recursive: true, mode: 0o755 }); // run fills it
     publishLayerDir(paths, init, below, `${c.mountId}-init`);
     const rw = nodePath.join(staging, "rw");
     fs.mkdirSync(nodePath.join(rw, "diff"), { recursive: true, mode: 0o755 });

@@ -3,7 +3,14 @@
  * containers stacked on them (`run --image`), committed (`commit`) and saved as OCI archives (`save`).
  * Layout and invariants: layout.ts; the object the CLI and the library use: store.ts.
  */
-export { ImageStore, shortId, type ContainerInfo, type ImageInfo, type StoreOptions } from "./store";
+export {
+  ImageStore,
+  shortId,
+  type ContainerInfo,
+  type ContainerMount,
+  type ImageInfo,
+  type StoreOptions,
+} from "./store";
 export { DEFAULT_STORE, STORE_ENV, StorePaths, storeDir } from "./layout";
 export type { ContainerRecord } from "./containers";
 export type { Digest } from "./digest";

@@ -8,7 +8,8 @@
  */
 import * as fs from "node:fs";
 import type { Readable, Writable } from "node:stream";
-import { resolveOverlay2, type Overlay2Mount } from "../overlay2";
+import { resolveOverlay2 } from "../overlay2";
+import { UsageError } from "../../unionfs/branches";
 import { commitContainer, type CommitOptions } from "./commit";
 import {
   createContainer,
@@ -40,6 +41,16 @@ export interface ImageInfo {
 
 export interface ContainerInfo extends ContainerRecord {
   running: boolean;
+}
+
+export interface ContainerMount {
+  /** The writable layer (`overlay2/<mount>/diff`) and its work dir (`overlay2/<mount>/work`). */
+  rw: string;
+  workdir: string;
+  /** The init layer (`overlay2/<mount>-init/diff`). */
+  init: string;
+  /** The image's layers, top first. */
+  layers: string[];
 }
 
 export interface StoreOptions {
@@ -125,9 +136,17 @@ export class ImageStore {
     });
   }
 
-  /** The branches of a container's view (writable layer, init layer, image layers) and its work dir. */
-  containerMount(c: ContainerRecord): Overlay2Mount {
-    return resolveOverlay2(this.paths.overlay2, c.mountId);
+  /**
+   * What a container's view is made of, as `mount-overlay2` resolves it: its writable layer and work
+   * dir, its init layer, and its image's layers (top first).
+   */
+  containerMount(c: ContainerRecord): ContainerMount {
+    const { branches, workdir } = resolveOverlay2(this.paths.overlay2, c.mountId);
+    const [rw, init, ...layers] = branches.map((b) => b.path);
+    if (rw === undefined || init === undefined || workdir === undefined) {
+      throw new UsageError(`container '${c.name}' has no writable or init layer (damaged store?)`);
+    }
+    return { rw, workdir, init, layers };
   }
 
   /** Marks a container as no longer running, or removes it when it was not to be kept. */

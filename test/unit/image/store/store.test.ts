@@ -189,12 +189,13 @@ describe("image store", function () {
     await store.load({ dir: a.dir });
     const c = await store.createContainer("app", { name: "c1", command: ["sh"], keep: true });
     assert.equal((await store.containers())[0]?.running, true, "recorded as run by this process");
-    const { branches, workdir } = store.containerMount(c);
-    assert.equal(branches.length, 3, "rw, init, the image's layer");
-    assert.equal(branches[0]?.mode, "rw");
-    assert.ok(workdir?.endsWith(`${c.mountId}/work`));
+    const { rw, init, layers, workdir } = store.containerMount(c);
+    assert.equal(layers.length, 1, "the image's layer");
+    assert.ok(rw.endsWith(`${c.mountId}/diff`));
+    assert.ok(init.endsWith(`${c.mountId}-init/diff`));
+    assert.deepEqual(fs.readdirSync(init), [], "run fills the init layer");
+    assert.ok(workdir.endsWith(`${c.mountId}/work`));
     // What a program would have written through the union (overlay format).
-    const rw = branches[0]!.path;
     fs.writeFileSync(path.join(rw, "added"), "added\n");
     fs.mkdirSync(path.join(rw, "etc"));
     mknod(path.join(rw, "etc", "doomed"), S_IFCHR, 0);
