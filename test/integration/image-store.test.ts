@@ -331,7 +331,7 @@ describe("image store: containers of run --image", function () {
     const diff = ok(await runCli(["diff", rw, "--lower", lower.join(":")]), "diff of the writable layer");
     assert.equal(
       diff,
-      "M /etc\nD /etc/doomed\nA /new\n",
+      "C /etc\nD /etc/doomed\nA /new\n",
       "no /proc, /dev or /sys: those are in the init layer",
     );
     const again = await cli(["run", "--image", "bb:1", "--name", "k1", "--", "true"]);
