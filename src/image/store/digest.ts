@@ -60,6 +60,16 @@ export class HashSink extends Writable {
   }
 }
 
+/** A pipeline step that hashes what passes through it. */
+export function hashing(sink: HashSink): (src: AsyncIterable<Buffer>) => AsyncGenerator<Buffer> {
+  return async function* (src) {
+    for await (const chunk of src) {
+      sink.add(chunk);
+      yield chunk;
+    }
+  };
+}
+
 /** sha256 and size of a file's bytes. */
 export async function hashFile(file: string): Promise<{ digest: Digest; size: number }> {
   const hash = createHash("sha256");

@@ -9,20 +9,17 @@
  * - Registering a blob checks its digest (when the manifest gives one) and its diff ID (sha256 of the
  *   uncompressed tar) before anything is published; a mismatch is a UsageError and leaves no trace.
  *   A chain ID the store already has is not unpacked again.
- * - The uncompressed tar is read once for hashing and recording its tar-split; it is then unpacked by
- *   `importLayer` (path protections on). Nothing here follows a symlink inside a layer.
+ * - The blob is read once: hashed, recorded as a tar-split and unpacked by `importLayerStream` (path
+ *   protections on) together (unpack.ts). Nothing here follows a symlink inside a layer.
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { once } from "node:events";
-import type { Readable, Writable } from "node:stream";
-import { finished } from "node:stream/promises";
-import { importLayer } from "../import";
 import { UsageError } from "../../unionfs/branches";
-import { checkDigest, HashSink, sha256, type Digest } from "./digest";
-import { openLayerBlob } from "./compression";
+import { checkDigest, sha256, type Digest } from "./digest";
 import { publishDir, randomId, readText, shortName, tempDir, type StorePaths } from "./layout";
-import { TarSplitRecorder } from "./tarsplit";
+import { unpackBlob, type LayerBlob, type UnpackOptions } from "./unpack";
+
+export type { LayerBlob } from "./unpack";
 
 export interface LayerRecord {
   chain: Digest;
@@ -95,70 +92,7 @@ export function publishLayerDir(
   fs.symlinkSync(`../${id}/diff`, nodePath.join(paths.links, short));
 }
 
-/** Writes chunks to every sink with backpressure, then ends them and waits until they finished. */
-async function fanOut(source: Readable, sinks: Writable[]): Promise<void> {
-  const waits = sinks.map((s) => finished(s));
-  for (const w of waits) w.catch(() => undefined);
-  try {
-    for await (const chunk of source as AsyncIterable<Buffer>) {
-      await Promise.all(sinks.map((s) => (s.write(chunk) ? undefined : once(s, "drain"))));
-    }
-  } catch (err) {
-    source.destroy();
-    for (const s of sinks) s.destroy();
-    throw err;
-  }
-  for (const s of sinks) s.end();
-  await Promise.all(waits);
-}
-
-export interface LayerBlob {
-  /** The blob file: a layer tar, plain or compressed. */
-  file: string;
-  /** The diff ID the image config gives for it. */
-  diffId: Digest;
-  /** The digest the manifest gives for the blob itself, when it gives one. */
-  digest?: Digest;
-  /** For messages: "layer 2 of busybox:latest". */
-  what: string;
-}
-
-export interface RegisterOptions {
-  onWarning?: (message: string) => void;
-}
-
-/** Reads the blob once: checks its digests, records its tar-split, and writes the plain tar when compressed. */
-async function stageBlob(blob: LayerBlob, staging: string): Promise<{ tar: string; size: number }> {
-  const { compression, tar } = openLayerBlob(blob.file, blob.what);
-  const packed = new HashSink();
-  const plain = new HashSink();
-  const split = new TarSplitRecorder(nodePath.join(staging, TAR_SPLIT));
-  const plainFile = nodePath.join(staging, "layer.tar");
-  const sinks: Writable[] = [plain, split];
-  if (compression !== "none") sinks.push(fs.createWriteStream(plainFile, { mode: 0o600 }));
-  const raw = fs.createReadStream(blob.file);
-  const [unpacked, hashed] = await Promise.allSettled([
-    fanOut(tar, sinks),
-    blob.digest === undefined ? undefined : fanOut(raw, [packed]),
-  ]);
-  raw.destroy();
-  // A blob that is not what the manifest names is reported as such, even when it does not decompress.
-  if (blob.digest !== undefined && hashed.status === "fulfilled" && packed.digest() !== blob.digest) {
-    throw new UsageError(`${blob.what}: its digest is ${packed.digest()}, the manifest says ${blob.digest}`);
-  }
-  if (hashed.status === "rejected") throw hashed.reason;
-  if (unpacked.status === "rejected") {
-    const err = unpacked.reason as Error;
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`${blob.what} is not a readable layer tar (${err.message})`);
-  }
-  if (plain.digest() !== blob.diffId) {
-    throw new UsageError(
-      `${blob.what}: its diff ID is ${plain.digest()}, the image config says ${blob.diffId}`,
-    );
-  }
-  return { tar: compression === "none" ? blob.file : plainFile, size: split.fileBytes };
-}
+export type RegisterOptions = UnpackOptions;
 
 /**
  * Registers a layer blob on top of the layer `parent` (a chain ID the store has, or undefined for a
@@ -180,12 +114,12 @@ export async function registerLayer(
     const cache = nodePath.join(staging, "cache");
     fs.mkdirSync(meta);
     fs.mkdirSync(cache, { mode: 0o700 });
-    const { tar, size } = await stageBlob(blob, meta);
-    await importLayer(tar, nodePath.join(cache, "diff"), {
-      format: "overlay",
-      onWarning: (m) => opts.onWarning?.(`${blob.what}: ${m}`),
-    });
-    fs.rmSync(nodePath.join(meta, "layer.tar"), { force: true });
+    const { size } = await unpackBlob(
+      blob,
+      nodePath.join(cache, "diff"),
+      nodePath.join(meta, TAR_SPLIT),
+      opts,
+    );
     const layer: LayerRecord = { chain, diffId: blob.diffId, cacheId: randomId(), parent, size };
     publishLayerDir(paths, cache, below?.cacheId, layer.cacheId);
     writeLayerMeta(meta, layer);

@@ -19,7 +19,7 @@ import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { create } from "tar";
 import { exportLayer } from "../export";
-import { HashSink, hexOf, sha256, type Digest } from "./digest";
+import { HashSink, hashing, hexOf, sha256, type Digest } from "./digest";
 import type { ImageConfig, ImageRecord } from "./images";
 import { tempDir, type StorePaths } from "./layout";
 import { diffDir, requireLayer, TAR_SPLIT } from "./layers";
@@ -34,16 +34,6 @@ export interface SaveOptions {
 interface Blob {
   digest: Digest;
   size: number;
-}
-
-/** A pipeline step that hashes what passes through it. */
-function hashing(sink: HashSink): (src: AsyncIterable<Buffer>) => AsyncGenerator<Buffer> {
-  return async function* (src) {
-    for await (const chunk of src) {
-      sink.add(chunk);
-      yield chunk;
-    }
-  };
 }
 
 /** Compresses `tar` into `blobs/sha256/<digest>`; returns the blob and the uncompressed tar's digest. */
