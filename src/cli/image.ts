@@ -43,7 +43,7 @@ export async function diffCommand(
  * work ever wait for something that cannot come (Node would then exit 0 with half an archive), the
  * process fails instead: one line, exit 1, `onStall` run (remove a partial output).
  */
-async function withProgress<T>(
+export async function withProgress<T>(
   label: string,
   quiet: boolean | undefined,
   work: (progress: Progress, onWarning: (message: string) => void) => Promise<T>,

@@ -216,6 +216,7 @@ function addStoreCommands(program: Command, setCode: (code: number) => void): vo
     .argument("<container>")
     .argument("[image]", "the new image's name, e.g. localhost/app:2")
     .option("-m, --message <text>", "the history entry's comment")
+    .option("--exclude <glob>", "leave out paths matching GLOB, from the layer root (repeatable)", collect)
     .option("-q, --quiet", "no progress")
     .action(async (container: string, image: string | undefined, flags, cmd: Command) =>
       setCode(await (await store()).commitCommand(storeOf(cmd), container, image, flags)),

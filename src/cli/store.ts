@@ -7,12 +7,9 @@
  * never with --quiet; warnings are lines `unionfs-ts: warning: …` on stderr.
  */
 import * as fs from "node:fs";
-import { ImageStore, shortId, type LayerBlob } from "../image/store";
+import { ImageStore, shortId } from "../image/store";
 import { UsageError } from "../unionfs/branches";
-
-function warn(message: string): void {
-  process.stderr.write(`unionfs-ts: warning: ${message}\n`);
-}
+import { withProgress } from "./image";
 
 function out(text: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -25,22 +22,6 @@ export function openStore(dir: string | undefined): ImageStore {
     ...(dir === undefined ? {} : { dir }),
     onWait: (l) => process.stderr.write(`unionfs-ts: ${l}\n`),
   });
-}
-
-/** One status line on a terminal's stderr, rewritten in place; nothing when not on one or quiet. */
-function statusLine(quiet: boolean | undefined): { show(text: string): void; done(): void } {
-  const on = quiet !== true && process.stderr.isTTY === true;
-  let shown = false;
-  return {
-    show(text) {
-      if (!on) return;
-      process.stderr.write(`\r\x1b[K${text}`);
-      shown = true;
-    },
-    done() {
-      if (shown) process.stderr.write("\r\x1b[K");
-    },
-  };
 }
 
 /** 1.23MB, as `docker images` shows sizes (powers of 1000). */
@@ -86,7 +67,7 @@ export function table(rows: string[][]): string {
 
 /** `load [-i FILE|DIR] [-q]`: stdin when -i is omitted (never a terminal). */
 export async function loadCommand(
-  store: string | undefined,
+  dir: string | undefined,
   flags: { input?: string; quiet?: boolean },
 ): Promise<number> {
   let input: { file: string } | { dir: string } | { stream: NodeJS.ReadStream; label: string };
@@ -98,13 +79,10 @@ export async function loadCommand(
     input = { stream: process.stdin, label: "stdin" };
   } else if (fs.statSync(flags.input, { throwIfNoEntry: false })?.isDirectory()) input = { dir: flags.input };
   else input = { file: flags.input };
-  const status = statusLine(flags.quiet);
-  const loaded = await openStore(store)
-    .load(input, {
-      onWarning: warn,
-      onLayer: (b: LayerBlob, i, n) => status.show(`Loading layer ${i + 1}/${n} (${b.what})`),
-    })
-    .finally(() => status.done());
+  const store = openStore(dir);
+  const loaded = await withProgress(`load ${flags.input ?? "stdin"}`, flags.quiet, (progress, onWarning) =>
+    store.load(input, { onWarning, progress }),
+  );
   const lines = loaded.flatMap((l) => [
     ...l.names.map((n) => `Loaded image: ${n}`),
     `Loaded image ID: ${l.id}`,
@@ -190,16 +168,17 @@ export async function commitCommand(
   store: string | undefined,
   container: string,
   image: string | undefined,
-  flags: { message?: string; quiet?: boolean },
+  flags: { message?: string; quiet?: boolean; exclude?: string[] },
 ): Promise<number> {
-  const status = statusLine(flags.quiet);
-  status.show(`Committing ${container}…`);
-  const id = await openStore(store)
-    .commit(container, image, {
-      onWarning: warn,
+  const s = openStore(store);
+  const id = await withProgress(`commit ${container}`, flags.quiet, (progress, onWarning) =>
+    s.commit(container, image, {
+      onWarning,
+      progress,
       ...(flags.message === undefined ? {} : { message: flags.message }),
-    })
-    .finally(() => status.done());
+      ...(flags.exclude === undefined ? {} : { exclude: flags.exclude }),
+    }),
+  );
   await out(`${id}\n`);
   return 0;
 }
@@ -213,14 +192,10 @@ export async function saveCommand(
   if (flags.output === undefined && process.stdout.isTTY) {
     throw new UsageError("refusing to write an archive to a terminal: use -o FILE or redirect stdout");
   }
-  const status = statusLine(flags.quiet);
-  const opts = {
-    onWarning: warn,
-    onLayer: (i: number, n: number) => status.show(`Saving layer ${i + 1}/${n}`),
-  };
   const output = flags.output === undefined ? { stream: process.stdout } : { file: flags.output };
-  await openStore(store)
-    .save(ref, output, opts)
-    .finally(() => status.done());
+  const s = openStore(store);
+  await withProgress(`save ${ref}`, flags.quiet, (progress, onWarning) =>
+    s.save(ref, output, { onWarning, progress }),
+  );
   return 0;
 }

@@ -11,6 +11,7 @@
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { exportLayer } from "../export";
+import type { Progress } from "../progress";
 import { UsageError } from "../../unionfs/branches";
 import { containerDirs, isRunning, type ContainerRecord } from "./containers";
 import { hashFile, type Digest } from "./digest";
@@ -22,6 +23,10 @@ export interface CommitOptions {
   onWarning?: (message: string) => void;
   /** The history entry's comment (`docker commit -m`). */
   message?: string;
+  /** Paths of the writable layer to leave out, with all they hold (as `export --exclude`). */
+  exclude?: readonly string[];
+  /** Told of the export of the writable layer (bytes of file data, entries). */
+  progress?: Progress;
 }
 
 /** The config of an image with one more layer, `diffId`, made by `createdBy`. */
@@ -57,10 +62,17 @@ export async function commitContainer(
   try {
     const tar = nodePath.join(staging, "layer.tar");
     const out = fs.createWriteStream(tar, { mode: 0o600 });
-    await exportLayer(containerDirs(paths, c).rw, out, { onWarning: opts.onWarning });
+    await exportLayer(containerDirs(paths, c).rw, out, {
+      ...(opts.onWarning === undefined ? {} : { onWarning: opts.onWarning }),
+      ...(opts.exclude === undefined ? {} : { exclude: opts.exclude }),
+      ...(opts.progress === undefined ? {} : { progress: opts.progress }),
+    });
     const { digest: diffId } = await hashFile(tar);
     const top = image.chains[image.chains.length - 1];
-    await registerLayer(paths, { file: tar, diffId, what: `the layer of container '${c.name}'` }, top, opts);
+    const blob = { file: tar, diffId, what: `the layer of container '${c.name}'` };
+    await registerLayer(paths, blob, top, {
+      ...(opts.onWarning === undefined ? {} : { onWarning: opts.onWarning }),
+    });
     const config = childConfig(image.config, diffId, `unionfs-ts commit ${c.name}`, opts.message);
     return addImage(paths, Buffer.from(JSON.stringify(config)), name === undefined ? [] : [name], image.id);
   } finally {

@@ -61,10 +61,14 @@ export class HashSink extends Writable {
 }
 
 /** A pipeline step that hashes what passes through it. */
-export function hashing(sink: HashSink): (src: AsyncIterable<Buffer>) => AsyncGenerator<Buffer> {
+export function hashing(
+  sink: HashSink,
+  onBytes?: (n: number) => void,
+): (src: AsyncIterable<Buffer>) => AsyncGenerator<Buffer> {
   return async function* (src) {
     for await (const chunk of src) {
       sink.add(chunk);
+      onBytes?.(chunk.length);
       yield chunk;
     }
   };

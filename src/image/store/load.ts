@@ -13,7 +13,8 @@ import type { Digest } from "./digest";
 import { readDockerArchive } from "./docker-archive";
 import { addImage } from "./images";
 import { tempDir, type StorePaths } from "./layout";
-import { registerLayer, type LayerBlob } from "./layers";
+import type { Progress } from "../progress";
+import { chainOf, readLayer, registerLayer, type LayerBlob } from "./layers";
 import { normalizeName } from "./names";
 import { readOciLayout } from "./oci-layout";
 import { formatOf, unpackArchive, type ImageToLoad } from "./source";
@@ -28,8 +29,8 @@ export interface LoadedImage {
 
 export interface LoadOptions {
   onWarning?: (message: string) => void;
-  /** Called before each layer is read (for progress output). */
-  onLayer?: (blob: LayerBlob, index: number, count: number) => void;
+  /** Told of every compressed byte of the layers it unpacks (their total first) and of their entries. */
+  progress?: Progress;
 }
 
 /** What `input` is: a layout directory, an archive file, or a stream (stdin). */
@@ -52,13 +53,25 @@ function readImages(root: string, label: string): ImageToLoad[] {
   return formatOf(root, label) === "oci" ? readOciLayout(root) : readDockerArchive(root);
 }
 
+/** Bytes of the layer blobs the store does not have yet (each counted once). */
+function bytesToUnpack(paths: StorePaths, images: ImageToLoad[]): number {
+  const todo = new Map<Digest, LayerBlob>();
+  for (const image of images) {
+    let parent: Digest | undefined;
+    for (const blob of image.layers) {
+      parent = chainOf(parent, blob.diffId);
+      if (readLayer(paths, parent) === undefined) todo.set(parent, blob);
+    }
+  }
+  return [...todo.values()].reduce((sum, b) => sum + fs.statSync(b.file).size, 0);
+}
+
 /** Registers one image's layers, bottom first, then the image. */
 async function loadImage(paths: StorePaths, image: ImageToLoad, opts: LoadOptions): Promise<LoadedImage> {
   const names = image.names.map((n) => normalizeName(n, "image name in the archive"));
   let parent: Digest | undefined;
   let unpacked = 0;
-  for (const [i, blob] of image.layers.entries()) {
-    opts.onLayer?.(blob, i, image.layers.length);
+  for (const blob of image.layers) {
     const { layer, created } = await registerLayer(paths, blob, parent, opts);
     if (created) unpacked += 1;
     parent = layer.chain;
@@ -80,6 +93,7 @@ export async function loadImages(
   const { root, cleanup } = await layoutOf(paths, input);
   try {
     const images = readImages(root, label);
+    if (opts.progress !== undefined) opts.progress.total = bytesToUnpack(paths, images);
     const loaded: LoadedImage[] = [];
     for (const image of images) loaded.push(await loadImage(paths, image, opts));
     return loaded;

@@ -19,6 +19,7 @@ import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { create } from "tar";
 import { exportLayer } from "../export";
+import type { Progress } from "../progress";
 import { HashSink, hashing, hexOf, sha256, type Digest } from "./digest";
 import type { ImageConfig, ImageRecord } from "./images";
 import { tempDir, type StorePaths } from "./layout";
@@ -28,7 +29,8 @@ import { rebuildTar, TarSplitMismatch } from "./tarsplit";
 
 export interface SaveOptions {
   onWarning?: (message: string) => void;
-  onLayer?: (index: number, count: number) => void;
+  /** Told of every byte of the layers' tars (their file data as the total) and of their entries. */
+  progress?: Progress;
 }
 
 interface Blob {
@@ -37,13 +39,23 @@ interface Blob {
 }
 
 /** Compresses `tar` into `blobs/sha256/<digest>`; returns the blob and the uncompressed tar's digest. */
-async function writeLayerBlob(tar: Readable, blobs: string): Promise<{ blob: Blob; diffId: Digest }> {
+async function writeLayerBlob(
+  tar: Readable,
+  blobs: string,
+  progress?: Progress,
+): Promise<{ blob: Blob; diffId: Digest }> {
   const partial = nodePath.join(blobs, "partial");
   const plain = new HashSink();
   const packed = new HashSink();
   const gzip = createGzip();
   const file = fs.createWriteStream(partial, { mode: 0o644 });
-  await pipeline(tar, hashing(plain), gzip, hashing(packed), file);
+  await pipeline(
+    tar,
+    hashing(plain, (n) => progress?.add(n)),
+    gzip,
+    hashing(packed),
+    file,
+  );
   const digest = packed.digest();
   fs.renameSync(partial, nodePath.join(blobs, hexOf(digest)));
   return { blob: { digest, size: packed.bytes }, diffId: plain.digest() };
@@ -55,10 +67,15 @@ async function rebuiltBlob(
   diff: string,
   diffId: Digest,
   blobs: string,
+  progress?: Progress,
 ): Promise<{ blob?: Blob; why?: string }> {
   if (!fs.existsSync(split)) return { why: "it has no tar-split" };
   try {
-    const { blob, diffId: got } = await writeLayerBlob(Readable.from(rebuildTar(split, diff)), blobs);
+    const { blob, diffId: got } = await writeLayerBlob(
+      Readable.from(rebuildTar(split, diff)),
+      blobs,
+      progress,
+    );
     if (got === diffId) return { blob };
     fs.rmSync(nodePath.join(blobs, hexOf(blob.digest)), { force: true });
     return { why: "its files no longer give the tar it was loaded from" };
@@ -77,15 +94,17 @@ async function layerBlobs(
 ): Promise<{ layers: Blob[]; diffIds: Digest[] }> {
   const layers: Blob[] = [];
   const diffIds: Digest[] = [];
-  for (const [i, chain] of image.chains.entries()) {
-    opts.onLayer?.(i, image.chains.length);
-    const layer = requireLayer(paths, chain);
+  const all = image.chains.map((c) => requireLayer(paths, c));
+  if (opts.progress !== undefined) opts.progress.total = all.reduce((sum, l) => sum + l.size, 0);
+  for (const [i, layer] of all.entries()) {
+    const chain = layer.chain;
     const diff = diffDir(paths, layer);
     const rebuilt = await rebuiltBlob(
       nodePath.join(paths.layerDb(chain), TAR_SPLIT),
       diff,
       layer.diffId,
       blobs,
+      opts.progress,
     );
     if (rebuilt.blob !== undefined) {
       layers.push(rebuilt.blob);
@@ -99,7 +118,7 @@ async function layerBlobs(
     try {
       const file = nodePath.join(tar, "layer.tar");
       await exportLayer(diff, fs.createWriteStream(file), { onWarning: opts.onWarning });
-      const { blob, diffId } = await writeLayerBlob(fs.createReadStream(file), blobs);
+      const { blob, diffId } = await writeLayerBlob(fs.createReadStream(file), blobs, opts.progress);
       layers.push(blob);
       diffIds.push(diffId);
     } finally {
