@@ -144,6 +144,8 @@ export {
   formatChanges,
   exportLayer,
   importLayer,
+  importLayerStream,
+  Progress,
   resolveOverlay2,
   overlay2MountArgs,
   type Change,
@@ -154,6 +156,7 @@ export {
   type ImportOptions,
   type ImportSummary,
   type Overlay2Mount,
+  type ProgressOptions,
 } from "./image";
 export {
   ImageStore,

@@ -27,7 +27,14 @@ describe("library: configOf", () => {
 describe("library: image exports", () => {
   it("exports the layer tools and the image store from the package entry (no deep imports)", async () => {
     const lib = await import("../../src");
-    for (const f of [lib.diffLayer, lib.exportLayer, lib.importLayer, lib.resolveOverlay2, lib.chainIds]) {
+    for (const f of [
+      lib.diffLayer,
+      lib.exportLayer,
+      lib.importLayer,
+      lib.importLayerStream,
+      lib.resolveOverlay2,
+      lib.chainIds,
+    ]) {
       assert.equal(typeof f, "function");
     }
     const store = new lib.ImageStore({ dir: "/nonexistent/unionfs-ts-store" });
