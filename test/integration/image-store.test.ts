@@ -15,7 +15,8 @@
  *
  * Without podman (only root and a static busybox): `run --image` stacks the store's own layer directories
  * (nothing copied), its writable layer gets only what COMMAND writes, `--keep`/`ps -a`/`rm`, and a
- * container name is never taken twice.
+ * container name is never taken twice, and a kept container mounts by hand (`mount-overlay2` on the store's
+ * overlay2 directory).
  *
  * Skipped, with the reason logged, without root, podman, runc, static busybox or setcap. Podman runs on a
  * private vfs store (no mounts); everything lives under one temp dir, removed in teardown with podman's
@@ -337,6 +338,21 @@ describe("image store: containers of run --image", function () {
     const again = await cli(["run", "--image", "bb:1", "--name", "k1", "--", "true"]);
     assert.equal(again.status, 2, again.stderr);
     assert.match(again.stderr, /^unionfs-ts: a container named 'k1' exists already\n$/);
+    // The kept container mounts by hand from the store's overlay2 directory, as a Docker layer would.
+    const mountId = path.basename(path.dirname(rw));
+    const mnt = t.tempDir("store-mnt");
+    t.guardMountpoint(mnt);
+    ok(
+      await runCli(["mount-overlay2", "-o", "ro", path.join(store, "overlay2"), mountId, mnt]),
+      "mount-overlay2",
+    );
+    try {
+      assert.equal(await fs.promises.readFile(path.join(mnt, "new"), "utf8"), "hi\n");
+      await assert.rejects(fs.promises.lstat(path.join(mnt, "etc", "doomed")), { code: "ENOENT" });
+      assert.equal(await fs.promises.readFile(path.join(mnt, "etc", "base"), "utf8"), "base\n");
+    } finally {
+      ok(await runCli(["umount", mnt]), "umount");
+    }
     assert.equal(ok(await cli(["rm", "k1"]), "rm"), "k1\n");
     assert.ok(!fs.existsSync(layers[0] as string), "rm removes the writable layer");
   });
