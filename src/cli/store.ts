@@ -17,6 +17,13 @@ function out(text: string): Promise<void> {
   });
 }
 
+/** `load` and `commit` unpack layers: overlay-format whiteouts (0/0 devices, `trusted.` xattrs) need root. */
+function checkRoot(verb: string): void {
+  if (process.geteuid?.() !== 0) {
+    throw new UsageError(`${verb} must be run as root (the store's layers hold overlay-format whiteouts)`);
+  }
+}
+
 export function openStore(dir: string | undefined): ImageStore {
   return new ImageStore({
     ...(dir === undefined ? {} : { dir }),
@@ -70,6 +77,7 @@ export async function loadCommand(
   dir: string | undefined,
   flags: { input?: string; quiet?: boolean },
 ): Promise<number> {
+  checkRoot("load");
   let input: { file: string } | { dir: string } | { stream: NodeJS.ReadStream; label: string };
   if (flags.input === undefined || flags.input === "-") {
     if (process.stdin.isTTY)
@@ -170,6 +178,7 @@ export async function commitCommand(
   image: string | undefined,
   flags: { message?: string; quiet?: boolean; exclude?: string[] },
 ): Promise<number> {
+  checkRoot("commit");
   const s = openStore(store);
   const id = await withProgress(`commit ${container}`, flags.quiet, (progress, onWarning) =>
     s.commit(container, image, {

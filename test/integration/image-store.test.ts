@@ -357,6 +357,29 @@ describe("image store: containers of run --image", function () {
     assert.ok(!fs.existsSync(layers[0] as string), "rm removes the writable layer");
   });
 
+  it("answers bad input with one line and exit 2, changing nothing", async function () {
+    const before = fs.readdirSync(path.join(store, "overlay2")).sort();
+    const cases: Array<[string[], RegExp]> = [
+      [["rmi", "nope"], /^no image 'nope' in the store/],
+      [["run", "--image", "nope", "--", "true"], /^no image 'nope' in the store/],
+      [["commit", "nope", "x"], /^no container 'nope' in the store/],
+      [["commit", "nope", "Bad Name"], /^'Bad Name' is not a valid image name/],
+      [["save", "nope", "-o", path.join(store, "..", "x.tar")], /^no image 'nope' in the store/],
+      [["load", "-i", path.join(store, "..", "missing.tar")], /does not exist$/],
+      [["rm", "nope"], /^no container 'nope' in the store/],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = await cli(args);
+      assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
+      const lines = r.stderr.trimEnd().split("\n");
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]?.replace(/^unionfs-ts: /, "") ?? "", pattern);
+    }
+    assert.deepEqual(fs.readdirSync(path.join(store, "overlay2")).sort(), before);
+    assert.ok(!fs.existsSync(path.join(store, "..", "x.tar")));
+    assert.equal(ok(await cli(["ps", "-a", "-q"]), "ps"), "");
+  });
+
   it("removes a container that was not kept when its command ends, whatever its status", async function () {
     const r = await cli(["run", "--image", "bb:1", "--", "sh", "-c", "echo x >/f; exit 3"]);
     assert.equal(r.status, 3, r.stderr);
