@@ -8,10 +8,10 @@
  *   main/layer0/bench/big-1g.bin    the big file (1 GiB; quick: 16 MiB), random bytes, bottom layer
  *   main/layer1/bench/mid-256m.bin  the copy-up file (256 MiB; quick: 4 MiB), a middle layer
  *   main/manifest.json     what the merged view must show (files, entries, …)
- *   deep/l000 … l126       127 lower layers (l000 = bottom): with the writable upper on top, a 128-layer
- *                          stack, unionfs-ts's maximum. Each layer has the same directories d000…, each
- *                          with one file of its own; the bottom layer also holds N files (hit.txt lists
- *                          them); miss.txt lists as many paths that exist in no layer.
+ *   deep/l000 … l127       128 lower layers (l000 = bottom): with the writable upper on top, the deepest
+ *                          stack unionfs-ts and overlay2 mount. Each layer has the same directories d000…,
+ *                          each with one file of its own; the bottom layer also holds N files (hit.txt
+ *                          lists them); miss.txt lists as many paths that exist in no layer.
  *
  * Invariants:
  * - A data set is complete when `.complete` holds the expected version string; anything else is rebuilt.
@@ -51,7 +51,7 @@ export const FULL: DataParams = {
   bigBytes: 1024 * MiB,
   midBytes: 256 * MiB,
   layers: 4,
-  deepLayers: 127,
+  deepLayers: 128,
   deepDirs: 100,
   deepFiles: 10_000,
 };
@@ -65,7 +65,7 @@ export const QUICK: DataParams = {
   bigBytes: 16 * MiB,
   midBytes: 4 * MiB,
   layers: 4,
-  deepLayers: 127,
+  deepLayers: 128,
   deepDirs: 5,
   deepFiles: 500,
 };

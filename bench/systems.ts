@@ -2,7 +2,7 @@
  * Mounting and unmounting the systems under test, each over the same lower layers with a fresh, empty
  * upper (and work) dir of its own.
  *
- *   kernel          mount -t overlay (kernel defaults; lowerdirs relative, so 127 fit in one page)
+ *   kernel          mount -t overlay (kernel defaults; lowerdirs relative, so 128 fit in one page)
  *   unionfs-ts      node dist/src/cli/main.js mount -f UPPER:L1:…:Ln MNT   (this repository)
  *   unionfs-ts-ptlower  the same with -o passthrough=lower
  *   fuse-overlayfs  fuse-overlayfs -f -o lowerdir=…,upperdir=…,workdir=… MNT
@@ -148,7 +148,7 @@ export async function mountStack(
   active.set(m.mnt, m);
   try {
     if (sys === "kernel") {
-      // Relative lowerdirs: 127 absolute paths would not fit in the one page of mount options.
+      // Relative lowerdirs: 128 absolute paths would not fit in the one page of mount options.
       const cwd = path.dirname(lowers[0] as string);
       const opts = `lowerdir=${lowers.map((l) => path.basename(l)).join(":")},upperdir=${m.upper},workdir=${m.work}`;
       const r = await run("mount", ["-t", "overlay", "overlay", "-o", opts, m.mnt], {
@@ -199,7 +199,7 @@ export async function mountStack(
     if (!(await statWithin(m.mnt, deadlineMs))) throw new Error(`${sys}: the mount's root does not answer`);
     m.mountSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const row = mountAt(m.mnt);
-    // 127 lowerdirs would swamp the notes: name how many there are instead.
+    // 128 lowerdirs would swamp the notes: name how many there are instead.
     const opts = (row?.superOptions ?? "").replace(
       /lowerdir=[^,]*/,
       (v) => `lowerdir=<${v.split(":").length} dirs>`,
