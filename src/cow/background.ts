@@ -18,7 +18,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import { codeOfErrno, fsError, reported } from "../errors";
-import { bytesOf } from "../sys/bytes";
+import type { LayerFile, Scratch, WritableFile } from "../layer";
 import * as sys from "../sys/libc";
 
 /** One job for the copy thread (copy-thread.ts). */
@@ -38,9 +38,10 @@ export const REPORT_SIZE = 8;
 
 interface Staging {
   key: string;
+  /** The staged file's path in the work dir. */
   tmp: string;
-  src: number;
-  dst: number;
+  src: LayerFile;
+  dst: WritableFile;
   /** Set once the thread reported: 0, or the errno it failed with. */
   done?: { errno: number };
 }
@@ -51,6 +52,9 @@ export class BackgroundCopier {
   private nextId = 1;
   private readonly running = new Map<number, Staging>();
   private readonly byKey = new Map<string, Staging>();
+
+  /** `work` holds the staged files. */
+  constructor(private readonly work: Scratch) {}
 
   /** Read end of the pipe the copy thread reports on (created on first use). */
   get wakeFd(): number {
@@ -69,13 +73,17 @@ export class BackgroundCopier {
     return s.done === undefined ? "copying" : "ready";
   }
 
-  /** Starts copying `size` bytes from `src` to a new work-dir file `tmp` (both fds become ours). */
-  start(key: string, src: number, dst: number, tmp: string, size: bigint, sync = true): void {
+  /**
+   * Starts copying `size` bytes from `src` (which must have a descriptor) to `dst`, the new work-dir file
+   * `tmp`; both files become ours.
+   */
+  start(key: string, src: LayerFile, dst: WritableFile, tmp: string, size: bigint, sync = true): void {
+    if (src.fd === undefined) throw fsError("EBADF", "a background copy needs a file descriptor");
     const id = this.nextId++;
     const staging: Staging = { key, tmp, src, dst };
     this.running.set(id, staging);
     this.byKey.set(key, staging);
-    const job: CopyJob = { id, src, dst, size, sync, wake: this.ensurePipe()[1] };
+    const job: CopyJob = { id, src: src.fd, dst: dst.fd, size, sync, wake: this.ensurePipe()[1] };
     this.thread().postMessage(job);
   }
 
@@ -111,10 +119,10 @@ export class BackgroundCopier {
     const s = this.running.get(id);
     if (s === undefined) return undefined;
     this.running.delete(id);
-    fs.closeSync(s.src);
-    fs.closeSync(s.dst);
+    s.src.close();
+    s.dst.close();
     s.done = { errno };
-    if (errno !== 0) fs.rmSync(bytesOf(s.tmp), { force: true });
+    if (errno !== 0) this.work.layer.removeTree(s.tmp);
     return s;
   }
 
@@ -135,14 +143,14 @@ export class BackgroundCopier {
     const s = this.byKey.get(key);
     if (s?.done === undefined) return;
     this.byKey.delete(s.key);
-    fs.rmSync(bytesOf(s.tmp), { force: true });
+    this.work.layer.removeTree(s.tmp);
   }
 
   /** Stops the thread; files of unfinished stagings stay in the work dir for the next mount to clean. */
   close(): void {
     void this.worker?.terminate();
     this.worker = undefined;
-    for (const s of this.byKey.values()) if (s.done?.errno === 0) fs.rmSync(bytesOf(s.tmp), { force: true });
+    for (const s of this.byKey.values()) if (s.done?.errno === 0) this.work.layer.removeTree(s.tmp);
     if (this.pipe !== undefined) for (const fd of this.pipe) sys.closeFd(fd);
     this.pipe = undefined;
   }

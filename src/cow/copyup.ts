@@ -14,10 +14,8 @@
 import * as fs from "node:fs";
 import type { Stat } from "../sys/stat";
 import { codeOf, reported } from "../errors";
-import type { Layer } from "../layer";
-import { bytesOf, toText } from "../sys/bytes";
-import * as sys from "../sys/libc";
-import type { WorkDir } from "./workdir";
+import type { Layer, LayerFile, Scratch, WritableFile, WritableLayer } from "../layer";
+import { toText } from "../sys/bytes";
 import { copyData } from "./copydata";
 import type { Origins } from "./origin";
 
@@ -38,86 +36,128 @@ export interface CopyUpOptions {
   sync?: boolean;
 }
 
-/** Copies `rel` of `from` (whose lstat is `st`) to `rel` of `upper`, through `work`. */
+/** Copies `rel` of `from` (whose lstat is `st`) to `rel` of `upper`, through the work dir `work`. */
 export function copyUp(
   from: Layer,
   rel: string,
   st: Stat,
-  upper: Layer,
-  work: WorkDir,
+  upper: WritableLayer,
+  work: Scratch,
   opts: CopyUpOptions,
 ): void {
-  const tmp = work.tempPath();
+  const tmp = work.temp();
   try {
-    copyObject(from, rel, st, tmp, opts);
-    upper.withPath(rel, (target) => fs.renameSync(bytesOf(tmp), bytesOf(target)));
+    copyObject(from, rel, st, work.layer, tmp, opts);
+    upper.moveFrom(work.layer, tmp, rel);
   } catch (err) {
-    fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
+    work.layer.removeTree(tmp);
     throw reported(err, `copy-up of ${toText(rel)} failed`);
   }
 }
 
 /**
- * Copies one object (a directory without its entries) to the absolute byte-string path `dest`, which
- * must not exist, with all its metadata. Directory times should be set again with `copyTimes` once
- * entries have been added to it.
+ * Copies one object (a directory without its entries) to `destRel` of `dest`, which must not exist,
+ * with all its metadata.
  */
-export function copyObject(from: Layer, rel: string, st: Stat, dest: string, opts: CopyUpOptions): void {
-  if (opts.staged !== undefined && opts.withData) fs.renameSync(bytesOf(opts.staged), bytesOf(dest));
-  else createCopy(from, rel, st, dest, opts.withData, opts.sync === true);
-  copyMetadata(from, rel, st, dest, opts);
+function copyObject(
+  from: Layer,
+  rel: string,
+  st: Stat,
+  dest: WritableLayer,
+  destRel: string,
+  opts: CopyUpOptions,
+): void {
+  if (opts.staged !== undefined && opts.withData) dest.rename(opts.staged, destRel);
+  else createCopy(from, rel, st, dest, destRel, opts.withData, opts.sync === true);
+  copyMetadata(from, rel, st, dest, destRel, opts);
 }
 
-/** Sets `dest`'s atime and mtime to those of `st` (after filling a copied directory). */
-export function copyTimes(st: Stat, dest: string): void {
-  sys.utimens(dest, st.atimeNs, st.mtimeNs);
-}
-
-function createCopy(from: Layer, rel: string, st: Stat, tmp: string, withData: boolean, sync: boolean): void {
+function createCopy(
+  from: Layer,
+  rel: string,
+  st: Stat,
+  dest: WritableLayer,
+  destRel: string,
+  withData: boolean,
+  sync: boolean,
+): void {
   const type = Number(st.mode) & S_IFMT;
   if (type === S_IFREG) {
-    copyRegular(from, rel, tmp, withData ? st.size : 0n, sync);
+    copyRegular(from, rel, dest.create(destRel, fs.constants.O_WRONLY | fs.constants.O_EXCL, 0o600), {
+      size: withData ? st.size : 0n,
+      sync,
+    });
   } else if (type === S_IFDIR) {
-    fs.mkdirSync(bytesOf(tmp), { mode: 0o700 });
+    dest.mkdir(destRel, 0o700);
   } else if (type === S_IFLNK) {
-    fs.symlinkSync(bytesOf(from.readlink(rel)), bytesOf(tmp));
+    dest.symlink(from.readlink(rel), destRel);
   } else {
-    sys.mknod(tmp, Number(st.mode), Number(st.rdev));
+    dest.mknod(destRel, Number(st.mode), Number(st.rdev));
   }
 }
 
-function copyRegular(from: Layer, rel: string, tmp: string, size: bigint, sync: boolean): void {
-  const dst = fs.openSync(bytesOf(tmp), "wx", 0o600);
+/** Copies `size` bytes of `rel` of `from` into `dst` (which this closes). */
+function copyRegular(
+  from: Layer,
+  rel: string,
+  dst: WritableFile,
+  how: { size: bigint; sync: boolean },
+): void {
   try {
-    if (size === 0n) return;
-    const src = from.open(rel, fs.constants.O_RDONLY | fs.constants.O_NOATIME);
+    if (how.size === 0n) return;
+    const src = from.open(rel);
     try {
-      copyData(src, dst, size);
+      copyFileData(src, dst, how.size);
     } finally {
-      fs.closeSync(src);
+      src.close();
     }
     // A write error the page cache held back surfaces here, before anything is published.
-    if (sync) fs.fdatasyncSync(dst);
+    if (how.sync) dst.sync(true);
   } finally {
-    fs.closeSync(dst);
+    dst.close();
   }
+}
+
+/** Copies `size` bytes from `src` to `dst`: by descriptor where `src` has one, else through reads. */
+export function copyFileData(src: LayerFile, dst: WritableFile, size: bigint): void {
+  if (src.fd !== undefined) return copyData(src.fd, dst.fd, size);
+  const CHUNK = 1 << 20;
+  for (let pos = 0n; pos < size;) {
+    const chunk = src.read(Number(size - pos < BigInt(CHUNK) ? size - pos : BigInt(CHUNK)), pos);
+    if (chunk.length === 0) break; // the source shrank under us
+    pos += BigInt(dst.write(chunk, pos));
+  }
+  dst.truncate(size);
 }
 
 /** Owner first (chown may clear set-id bits), then mode, xattrs, and the times last. */
-function copyMetadata(from: Layer, rel: string, st: Stat, tmp: string, opts: CopyUpOptions): void {
+function copyMetadata(
+  from: Layer,
+  rel: string,
+  st: Stat,
+  dest: WritableLayer,
+  destRel: string,
+  opts: CopyUpOptions,
+): void {
   const isLink = (Number(st.mode) & S_IFMT) === S_IFLNK;
-  fs.lchownSync(bytesOf(tmp), Number(st.uid), Number(st.gid));
-  if (!isLink) fs.chmodSync(bytesOf(tmp), Number(st.mode) & 0o7777);
-  from.withPath(rel, (src) => copyXattrs(src, tmp, opts.skipXattr));
-  if (opts.origin !== undefined) opts.origin.origins.write(tmp, opts.origin.ino);
-  sys.utimens(tmp, st.atimeNs, st.mtimeNs);
+  dest.lchown(destRel, Number(st.uid), Number(st.gid));
+  if (!isLink) dest.chmod(destRel, Number(st.mode) & 0o7777);
+  copyXattrs(from, rel, dest, destRel, opts.skipXattr);
+  if (opts.origin !== undefined) opts.origin.origins.write(dest, destRel, opts.origin.ino);
+  dest.utimens(destRel, st.atimeNs, st.mtimeNs);
 }
 
-function copyXattrs(src: string, dst: string, skip?: (name: string) => boolean): void {
-  for (const name of sys.llistxattr(src)) {
+function copyXattrs(
+  from: Layer,
+  rel: string,
+  dest: WritableLayer,
+  destRel: string,
+  skip?: (name: string) => boolean,
+): void {
+  for (const name of from.listxattr(rel)) {
     if (skip?.(name)) continue;
     try {
-      sys.lsetxattr(dst, name, sys.lgetxattr(src, name), 0);
+      dest.setxattr(destRel, name, from.getxattr(rel, name), 0);
     } catch (err) {
       // A namespace the upper filesystem does not support cannot be kept; everything else is an error.
       if (codeOf(err) !== "EOPNOTSUPP") throw err;

@@ -1,5 +1,5 @@
 /** Copy-on-write: copy-up into the writable layer through the work dir. */
-export { copyObject, copyTimes, copyUp } from "./copyup";
+export { copyUp } from "./copyup";
 export { Origins, originXattr } from "./origin";
 export type { CopyUpOptions } from "./copyup";
 export { WorkDir } from "./workdir";

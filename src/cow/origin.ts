@@ -13,7 +13,7 @@
  *   (an upper branch written by an unprivileged mount). An unprivileged reader cannot see trusted.* at all.
  */
 import { codeOf } from "../errors";
-import * as sys from "../sys/libc";
+import type { Layer, WritableLayer } from "../layer";
 import type { XattrNamespace } from "../sys/xattrns";
 
 /** The origin xattr's name in namespace `ns`. */
@@ -34,21 +34,21 @@ export class Origins {
     this.names = ns === "trusted" ? [this.name, originXattr("user")] : [this.name];
   }
 
-  /** Records `ino` as the origin of `path` (absolute, byte string), if the xattr can be set there. */
-  write(path: string, ino: bigint): void {
+  /** Records `ino` as the origin of `rel` of `layer`, if the xattr can be set there. */
+  write(layer: WritableLayer, rel: string, ino: bigint): void {
     const v = Buffer.alloc(8);
     v.writeBigUInt64LE(ino);
     try {
-      sys.lsetxattr(path, this.name, v, 0);
+      layer.setxattr(rel, this.name, v, 0);
     } catch (err) {
       if (!CANNOT.has(codeOf(err) ?? "")) throw err;
     }
   }
 
-  /** The origin inode number recorded on `path`, if any. */
-  read(path: string): bigint | undefined {
+  /** The origin inode number recorded on `rel` of `layer`, if any. */
+  read(layer: Layer, rel: string): bigint | undefined {
     for (const name of this.names) {
-      const v = sys.tryLgetxattr(path, name);
+      const v = layer.tryGetxattr(rel, name);
       if (v !== undefined) return v.length === 8 ? v.readBigUInt64LE() : undefined;
     }
     return undefined;

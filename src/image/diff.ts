@@ -18,15 +18,13 @@
  * - Paths an `exclude` glob matches (exclude.ts) are left out, with all they hold.
  * - Lines are sorted by path bytes; paths print through `showPath`, so each line stays one line of text.
  */
-import * as fs from "node:fs";
 import type { Layer } from "../layer";
-import { bytesOf, bstr } from "../sys/bytes";
 import { mergedListing } from "../unionfs/listing";
 import { Resolver } from "../unionfs/resolve";
 import { excluder } from "./exclude";
 import {
   layerDir,
-  openLayer,
+  openLayerDir,
   showPath,
   typeOf,
   walkLayer,
@@ -35,6 +33,7 @@ import {
   S_IFREG,
   type EntryItem,
   type LayerItem,
+  type LayerWalk,
 } from "./walk";
 
 export type ChangeKind = "A" | "C" | "D";
@@ -63,8 +62,8 @@ const ENGINE_FILES = [
 ];
 const MTAB = "/etc/mtab";
 
-/** The engine mount points among `items` (a walk of the layer rooted at `root`). */
-export function engineMountPoints(root: string, items: readonly LayerItem[]): Set<string> {
+/** The engine mount points among `items` (a walk of `layer`). */
+export function engineMountPoints(layer: Layer, items: readonly LayerItem[]): Set<string> {
   const byPath = new Map<string, EntryItem>();
   for (const item of items) if (item.kind === "entry") byPath.set(item.path, item);
   const hidden = new Set<string>();
@@ -74,7 +73,7 @@ export function engineMountPoints(root: string, items: readonly LayerItem[]): Se
   }
   const mtab = byPath.get(MTAB)?.st;
   if (mtab && typeOf(mtab) === S_IFLNK) {
-    const target = bstr(fs.readlinkSync(bytesOf(root + MTAB), { encoding: "buffer" }));
+    const target = layer.readlink(MTAB);
     if (/(^|\/)proc\/(self\/)?mounts$/.test(target)) hidden.add(MTAB);
   }
   // Deepest first, so /run counts /run/secrets as hidden when it looks at what it holds.
@@ -93,7 +92,7 @@ class LowerView {
   private readonly resolver: Resolver;
 
   constructor(lowers: readonly string[]) {
-    this.layers = lowers.map((l, i) => openLayer(layerDir(l, "lower layer"), i));
+    this.layers = lowers.map((l, i) => openLayerDir(layerDir(l, "lower layer"), i));
     this.resolver = new Resolver(this.layers);
   }
 
@@ -107,6 +106,10 @@ class LowerView {
     if (!dirLayers) return [];
     return mergedListing(this.layers, dirLayers, path === "/" ? "" : path).map((e) => e.name);
   }
+
+  close(): void {
+    for (const layer of this.layers) layer.close();
+  }
 }
 
 /**
@@ -116,9 +119,18 @@ class LowerView {
 export function diffLayer(upper: string, lowers?: readonly string[], opts: DiffOptions = {}): Change[] {
   const up = layerDir(upper, "layer");
   const view = lowers && lowers.length > 0 ? new LowerView(lowers) : undefined;
-  const excluded = excluder(opts.exclude);
   const walk = walkLayer(up);
-  const engine = opts.all ? new Set<string>() : engineMountPoints(walk.root, walk.items);
+  try {
+    return changesOf(walk, view, opts);
+  } finally {
+    walk.layer.close();
+    view?.close();
+  }
+}
+
+function changesOf(walk: LayerWalk, view: LowerView | undefined, opts: DiffOptions): Change[] {
+  const excluded = excluder(opts.exclude);
+  const engine = opts.all ? new Set<string>() : engineMountPoints(walk.layer, walk.items);
   const provided = new Set(walk.items.filter((i) => i.kind === "entry").map((i) => i.path));
   const byPath = new Map<string, ChangeKind>();
   /** D for what the lowers hold in the opaque directory `dir` and the layer does not provide. */

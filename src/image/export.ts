@@ -23,8 +23,9 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
+import type { Layer } from "../layer";
 import type { Stat } from "../sys/stat";
-import { bytesOf, bstr, fromText, toText } from "../sys/bytes";
+import { fromText, toText } from "../sys/bytes";
 import { UsageError } from "../unionfs/branches";
 import { headerBlocks, padding, TarWriter, type EntryFields } from "./tar-write";
 import {
@@ -73,18 +74,32 @@ function statFields(st: Stat): Omit<EntryFields, "path"> {
   };
 }
 
+const CHUNK = 64 * 1024;
+
 /**
- * Writes exactly `size` bytes of the file `abs` (byte string), then the padding. A file that shrank
- * meanwhile is padded with zeros (and reported); one that grew is cut at `size`.
+ * Writes exactly `size` bytes of file `rel` of `layer`, then the padding. A file that shrank meanwhile
+ * is padded with zeros (and reported); one that grew is cut at `size`.
  */
-async function writeData(tar: TarWriter, abs: string, size: number, progress?: Progress): Promise<boolean> {
+async function writeData(
+  tar: TarWriter,
+  layer: Layer,
+  rel: string,
+  size: number,
+  progress?: Progress,
+): Promise<boolean> {
   let sent = 0;
   if (size > 0) {
-    const stream = fs.createReadStream(bytesOf(abs), { start: 0, end: size - 1 });
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      sent += chunk.length;
-      await tar.write(chunk);
-      progress?.add(chunk.length);
+    const file = layer.open(rel);
+    try {
+      while (sent < size) {
+        const chunk = file.read(Math.min(CHUNK, size - sent), BigInt(sent));
+        if (chunk.length === 0) break;
+        sent += chunk.length;
+        await tar.write(chunk);
+        progress?.add(chunk.length);
+      }
+    } finally {
+      file.close();
     }
   }
   if (sent < size) await tar.write(Buffer.alloc(size - sent));
@@ -101,7 +116,7 @@ class Exporter {
 
   constructor(
     private readonly tar: TarWriter,
-    private readonly root: string,
+    private readonly layer: Layer,
     private readonly warn: (message: string) => void,
     private readonly progress: Progress | undefined,
   ) {}
@@ -148,8 +163,7 @@ class Exporter {
     }
     const name = this.tarName(item.path);
     if (name === undefined) return;
-    const abs = this.root + item.path;
-    const fields: EntryFields = { path: name, ...statFields(st), xattrs: layerXattrs(abs) };
+    const fields: EntryFields = { path: name, ...statFields(st), xattrs: layerXattrs(this.layer, item.path) };
     if (type === S_IFDIR) {
       await this.empty({ ...fields, path: `${name}/`, type: "Directory" });
       if (item.opaque) {
@@ -157,7 +171,7 @@ class Exporter {
         if (marker !== undefined) await this.empty({ path: marker, type: "File", ...statFields(st) });
       }
     } else if (type === S_IFLNK) {
-      const target = bstr(fs.readlinkSync(bytesOf(abs), { encoding: "buffer" }));
+      const target = this.layer.readlink(item.path);
       const linkpath = toText(target);
       if (fromText(linkpath) !== target) {
         this.skip(item.path, "the link target is not UTF-8, and tar names are written as UTF-8 text");
@@ -182,7 +196,7 @@ class Exporter {
     await this.tar.write(headerBlocks({ ...fields, type: "File", size }));
     this.summary.entries += 1;
     this.progress?.add(0, 1);
-    if (!(await writeData(this.tar, this.root + item.path, size, this.progress))) {
+    if (!(await writeData(this.tar, this.layer, item.path, size, this.progress))) {
       this.warn(`${showPath(item.path)} changed while it was exported`);
     }
   }
@@ -212,18 +226,22 @@ export async function exportLayer(
   const excluded = excluder(opts.exclude);
   const full = walkLayer(root);
   const walk = { ...full, items: full.items.filter((item) => !excluded(item.path)) };
-  const tar = new TarWriter(out);
-  const ex = new Exporter(tar, walk.root, opts.onWarning ?? (() => undefined), opts.progress);
-  if (opts.progress) opts.progress.total = dataBytes(walk.items);
-  if (walk.rootOpaque) {
-    await ex.empty({ path: opaqueMarkerPath("/").slice(1), type: "File", ...statFields(walk.rootStat) });
+  try {
+    const tar = new TarWriter(out);
+    const ex = new Exporter(tar, walk.layer, opts.onWarning ?? (() => undefined), opts.progress);
+    if (opts.progress) opts.progress.total = dataBytes(walk.items);
+    if (walk.rootOpaque) {
+      await ex.empty({ path: opaqueMarkerPath("/").slice(1), type: "File", ...statFields(walk.rootStat) });
+    }
+    for (const item of walk.items) {
+      if (item.kind === "whiteout") await ex.whiteout(item.path, item.marker);
+      else await ex.entry(item);
+    }
+    await tar.finish(opts.end ?? true);
+    return ex.summary;
+  } finally {
+    walk.layer.close();
   }
-  for (const item of walk.items) {
-    if (item.kind === "whiteout") await ex.whiteout(item.path, item.marker);
-    else await ex.entry(item);
-  }
-  await tar.finish(opts.end ?? true);
-  return ex.summary;
 }
 
 /** Refuses an output file inside the layer (it would archive itself). */

@@ -15,7 +15,7 @@
  */
 import type { Stat } from "../sys/stat";
 import * as fs from "node:fs";
-import { DirLayer, type Layer } from "../layer";
+import { openReadOnly, type Layer } from "../layer";
 import { fromText } from "../sys/bytes";
 import { UsageError } from "../unionfs/branches";
 import { OPAQUE_MARKER, WH_PREFIX, isOpaque, whiteoutsInListing } from "../whiteout";
@@ -47,8 +47,8 @@ export interface WhiteoutItem {
 export type LayerItem = EntryItem | WhiteoutItem;
 
 export interface LayerWalk {
-  /** The layer root (byte string), for reading the objects the items name. */
-  root: string;
+  /** The layer, for reading the objects the items name. */
+  layer: Layer;
   /** Whether the root directory itself is opaque. */
   rootOpaque: boolean;
   rootStat: Stat;
@@ -77,13 +77,13 @@ export function layerDir(dir: string, what: string): string {
 }
 
 /** A read-only view of the directory `dir` (UTF-8 text path) that honours whiteouts. */
-export function openLayer(dir: string, index = 0): Layer {
-  return new DirLayer(index, fromText(dir), false, true);
+export function openLayerDir(dir: string, index = 0): Layer {
+  return openReadOnly(fromText(dir), index);
 }
 
-/** Walks the layer at `dir` (UTF-8 text path, an existing directory). */
+/** Walks the layer at `dir` (UTF-8 text path, an existing directory); the caller closes `walk.layer`. */
 export function walkLayer(dir: string): LayerWalk {
-  const layer = openLayer(dir);
+  const layer = openLayerDir(dir);
   const items: LayerItem[] = [];
   const visit = (dirRel: string): void => {
     const entries = layer.readdir(dirRel);
@@ -109,7 +109,7 @@ export function walkLayer(dir: string): LayerWalk {
   const rootStat = layer.lstat("");
   const rootOpaque = isOpaque(layer, "");
   visit("");
-  return { root: layer.root, rootOpaque, rootStat, items };
+  return { layer, rootOpaque, rootStat, items };
 }
 
 /** Name of the aufs/OCI marker for a whiteout of `path` ("/a/b" → "/a/.wh.b"). */

@@ -14,7 +14,7 @@
  * - Only reads (`layerXattrs`); names and values are bytes (byte-string names, Buffer values).
  */
 import { codeOf } from "../errors";
-import { lgetxattr, llistxattr } from "../sys/libc";
+import type { Layer } from "../layer";
 
 const UNION_PREFIXES = [
   "trusted.overlay.",
@@ -44,12 +44,12 @@ export function portableCapability(value: Buffer): Buffer {
   return v2;
 }
 
-/** The layer-content extended attributes of `path` (a byte string), name → value; none on ENOTSUP. */
-export function layerXattrs(path: string): Map<string, Buffer> {
+/** The layer-content extended attributes of `rel` of `layer`, name → value; none on ENOTSUP. */
+export function layerXattrs(layer: Layer, rel: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   let names: string[];
   try {
-    names = llistxattr(path);
+    names = layer.listxattr(rel);
   } catch (err) {
     if (codeOf(err) === "EOPNOTSUPP" || codeOf(err) === "ENOTSUP") return out;
     throw err;
@@ -57,7 +57,7 @@ export function layerXattrs(path: string): Map<string, Buffer> {
   for (const name of names.filter(isLayerXattr).sort()) {
     let value: Buffer;
     try {
-      value = lgetxattr(path, name);
+      value = layer.getxattr(rel, name);
     } catch (err) {
       if (codeOf(err) === "ENODATA") continue; // removed since the listing
       throw err;

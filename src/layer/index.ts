@@ -1,3 +1,17 @@
-/** Layers: one directory tree of the union each. See layer.ts for the interface and its invariants. */
-export { DirLayer } from "./layer";
-export type { Layer, RawEntry } from "./layer";
+/**
+ * Layers: one tree of the union each, read through `Layer` and written through `WritableLayer`
+ * (types.ts states the interface and its invariants); `openLayer` (open.ts) makes them.
+ */
+export { openLayer, openReadOnly, openScratch, isWritable } from "./open";
+export type { LayerFactory, LayerSpec } from "./open";
+export { seekFile } from "./file";
+export type {
+  Layer,
+  LayerFile,
+  LayerStatFs,
+  RawEntry,
+  Scratch,
+  Stat,
+  WritableFile,
+  WritableLayer,
+} from "./types";

@@ -10,8 +10,6 @@
  */
 import type { Stat } from "../sys/stat";
 import type { Layer } from "../layer";
-import * as fs from "node:fs";
-import { bytesOf } from "../sys/bytes";
 import type { Attr, StatFs } from "./types";
 
 export class InoMapper {
@@ -56,12 +54,12 @@ export function toAttr(st: Stat, ino: bigint, gen = 0): Attr {
   };
 }
 
-/** statfs of the filesystem holding the byte-string path `path`, as the union reports it. */
-export function statFsOf(path: string): StatFs {
-  const s = fs.statfsSync(bytesOf(path), { bigint: true });
+/** statfs of the storage `layer` lives on, as the union reports it. */
+export function statFsOf(layer: Layer): StatFs {
+  const s = layer.statfs();
   return {
-    bsize: Number(s.bsize),
-    frsize: Number(s.bsize),
+    bsize: s.bsize,
+    frsize: s.bsize,
     blocks: s.blocks,
     bfree: s.bfree,
     bavail: s.bavail,

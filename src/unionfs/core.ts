@@ -10,10 +10,9 @@
  */
 import * as fs from "node:fs";
 import { fsError } from "../errors";
-import type { Layer } from "../layer";
+import { isWritable, type Layer, type WritableLayer } from "../layer";
 import type { Stat } from "../sys/stat";
 import { BackgroundCopier, copyUp, Origins, type WorkDir } from "../cow";
-import { bytesOf } from "../sys/bytes";
 import type { XattrNamespace } from "../sys/xattrns";
 import { aufsWriter, type WhiteoutWriter } from "../whiteout";
 import { genOf, InoMapper, toAttr } from "./attr";
@@ -64,14 +63,12 @@ function stagingKey(path: string, r: Resolved): string {
 export class UnionCore {
   protected readonly uids: IdMap;
   protected readonly gids: IdMap;
-  protected readonly upper: Layer | undefined;
+  protected readonly upper: WritableLayer | undefined;
   protected readonly resolver: Resolver;
   protected readonly inos: InoMapper;
   protected readonly handles = new Handles();
-  protected readonly copier = new BackgroundCopier();
+  protected readonly copier: BackgroundCopier | undefined;
   protected readonly origins: Origins;
-  /** A fresh path in the work dir (for copies under construction and entries being deleted). */
-  protected readonly temp = (): string => (this.work as WorkDir).tempPath();
   /** Bumped by every copy-up, so read-only handles on lower files know to look for a newer copy. */
   protected copyUpEpoch = 0;
 
@@ -83,8 +80,9 @@ export class UnionCore {
   ) {
     const top = layers[0];
     if (!top) throw fsError("EINVAL", "a union needs at least one layer");
-    this.upper = top.writable ? top : undefined;
+    this.upper = isWritable(top) ? top : undefined;
     if (this.upper && !work) throw fsError("EINVAL", "a writable union needs a work dir");
+    this.copier = work && new BackgroundCopier(work);
     this.resolver = new Resolver(layers);
     this.inos = new InoMapper(layers);
     this.uids = opts.uids ?? new IdMap();
@@ -104,7 +102,7 @@ export class UnionCore {
     return this.layers[i] as Layer;
   }
 
-  protected writable(): Layer {
+  protected writable(): WritableLayer {
     if (!this.upper) throw fsError("EROFS", "the union has no writable branch");
     return this.upper;
   }
@@ -136,7 +134,7 @@ export class UnionCore {
   protected inoOf(path: string, r: Resolved): bigint {
     const bottom = r.dirLayers ? (r.dirLayers[r.dirLayers.length - 1] as number) : r.layer;
     if (bottom === this.upper?.index) {
-      return this.upper.withPath(relOf(path), (p) => this.origins.read(p)) ?? this.inos.ino(r.st);
+      return this.origins.read(this.upper, relOf(path)) ?? this.inos.ino(r.st);
     }
     if (bottom === r.layer) return this.inos.ino(r.st);
     return this.inos.ino(this.layer(bottom).tryLstat(relOf(path)) ?? r.st);
@@ -158,7 +156,7 @@ export class UnionCore {
     if (f) {
       // A handle opened before a copy-up reports (and then reads) the copy, not the old lower file.
       if (f.epoch !== this.copyUpEpoch) this.followCopyUp(f);
-      const st = fs.fstatSync(f.fd, { bigint: true });
+      const st = f.file.fstat();
       const r = this.resolver.resolve(path);
       return r && !isDirStat(r.st) && r.st.ino === st.ino ? this.attrOf(path, r) : this.attrOfStat(st);
     }
@@ -175,14 +173,15 @@ export class UnionCore {
     if (!this.upper || f.layer === this.upper.index) return;
     const r = this.resolver.resolve(f.path);
     if (!r || r.dirLayers || r.layer !== this.upper.index) return;
-    const mine = this.inos.ino(fs.fstatSync(f.fd, { bigint: true }));
-    if (this.upper.withPath(relOf(f.path), (p) => this.origins.read(p)) !== mine) return;
-    const fd = this.upper.openAccess(
+    const mine = this.inos.ino(f.file.fstat());
+    if (this.origins.read(this.upper, relOf(f.path)) !== mine) return;
+    const file = this.upper.openAccess(
       relOf(f.path),
       fs.constants.O_RDONLY | (f.flags & fs.constants.O_NOATIME),
     );
-    fs.closeSync(f.fd);
-    f.fd = fd;
+    f.file.close();
+    f.file = file;
+    f.upper = file;
     f.layer = this.upper.index;
   }
 
@@ -220,8 +219,8 @@ export class UnionCore {
   protected copyUpObject(path: string, r: Resolved, withData: boolean): void {
     const upper = this.writable();
     const key = stagingKey(path, r);
-    const staged = withData ? this.copier.take(key) : undefined;
-    if (!withData) this.copier.drop(key);
+    const staged = withData ? this.copier?.take(key) : undefined;
+    if (!withData) this.copier?.drop(key);
     copyUp(this.layer(r.layer), relOf(path), r.st, upper, this.work as WorkDir, {
       withData,
       skipXattr: isPrivateXattr,
@@ -241,28 +240,33 @@ export class UnionCore {
    * Undefined when there is nothing long to wait for.
    */
   stageCopyUp(path: string): string | undefined {
-    if (this.upper === undefined || this.work === undefined) return undefined;
+    if (this.upper === undefined || this.work === undefined || this.copier === undefined) return undefined;
     const r = this.resolver.resolve(path);
     if (r === undefined || r.dirLayers || r.layer === this.upper.index) return undefined;
     if ((Number(r.st.mode) & S_IFMT) !== S_IFREG || r.st.size < BACKGROUND_COPY_MIN) return undefined;
     const key = stagingKey(path, r);
     const state = this.copier.state(key);
     if (state !== undefined) return state === "copying" ? key : undefined;
-    const tmp = this.work.tempPath();
-    const src = this.layer(r.layer).open(relOf(path), fs.constants.O_RDONLY | fs.constants.O_NOATIME);
-    const dst = fs.openSync(bytesOf(tmp), "wx", 0o600);
+    const src = this.layer(r.layer).open(relOf(path));
+    if (src.fd === undefined) {
+      src.close();
+      return undefined; // copied in the foreground: the copy thread needs a descriptor
+    }
+    const tmp = this.work.temp();
+    const dst = this.work.layer.create(tmp, fs.constants.O_WRONLY | fs.constants.O_EXCL, 0o600);
     this.copier.start(key, src, dst, tmp, r.st.size, this.opts.noFsync !== true);
     return key;
   }
 
   /** The descriptor that becomes readable when a background copy finished (see `finishedCopies`). */
   copyWakeFd(): number {
+    if (this.copier === undefined) throw fsError("EINVAL", "a read-only union copies nothing");
     return this.copier.wakeFd;
   }
 
   /** Keys of the background copies that finished since the last call. */
   finishedCopies(): string[] {
-    return this.copier.collect();
+    return this.copier?.collect() ?? [];
   }
 
   /** Copies up whatever `path` is (file or directory); returns its layer-relative path. */

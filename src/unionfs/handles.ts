@@ -1,23 +1,26 @@
 /**
  * Open file and directory handles: small integers owned by the core.
  *
- * Invariants: a file handle owns exactly one fd until `release`; a directory handle owns a snapshot of
+ * Invariants: a file handle owns exactly one open layer file until `release`; a directory handle owns a snapshot of
  * the merged listing, taken at its first `readdir` (not at `opendir`: a kernel that has the listing
  * cached opens and releases the directory without reading it), so offsets into it stay valid however
  * the directory changes afterwards.
  */
-import * as fs from "node:fs";
 import { fsError } from "../errors";
+import type { LayerFile, WritableFile } from "../layer";
 import type { DirEntry } from "./types";
 
 export interface OpenFile {
-  fd: number;
-  /** Union path at open time (informational; the fd is what is read and written). */
+  /** What is read (and, for the writable layer's files, written). */
+  file: LayerFile;
+  /** `file` when it is the writable layer's (the only files ever written). */
+  upper: WritableFile | undefined;
+  /** Union path at open time (informational; the file is what is read and written). */
   path: string;
-  /** Layer the fd was opened in. */
+  /** Layer the file was opened in. */
   layer: number;
   flags: number;
-  /** The union's copy-up epoch when the fd was last (re)opened. */
+  /** The union's copy-up epoch when the file was last (re)opened. */
   epoch: number;
 }
 
@@ -46,7 +49,7 @@ export class Handles {
     const f = this.files.get(fh);
     if (!f) return;
     this.files.delete(fh);
-    fs.closeSync(f.fd);
+    f.file.close();
   }
 
   /** A directory handle whose listing `list()` makes on first use. */

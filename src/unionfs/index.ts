@@ -5,11 +5,11 @@
  * only core function that writes to disk before the first request (it prepares the work dir).
  */
 import { WorkDir } from "../cow";
-import { DirLayer, type Layer } from "../layer";
+import { openLayer, type Layer, type LayerFactory } from "../layer";
 import { codeOf } from "../errors";
-import { fromText, toText } from "../sys/bytes";
+import { fromText } from "../sys/bytes";
 import { privateXattrNamespace } from "../sys/xattrns";
-import { whiteoutWriter, WORKDIR_NAME } from "../whiteout";
+import { whiteoutWriter } from "../whiteout";
 import { checkBranches, UsageError, workdirOf } from "./branches";
 import type { UnionConfig } from "./config";
 import { DEFAULT_ATIME, NO_ATIME, type AtimePolicy } from "./atime";
@@ -17,18 +17,16 @@ import type { UnionOps } from "./types";
 import { Union } from "./union";
 import { IdMap } from "./idmap";
 
-/** The work dir: inside the writable layer by default, or a private subdirectory of `workdir`. */
-function workDirFor(config: UnionConfig, top: Layer | undefined): WorkDir | undefined {
+/**
+ * Prepares the work dir (inside the writable layer by default, or a private subdirectory of `workdir`);
+ * a failure is one line for the user (a writable branch that is itself a union refuses `.wh.` names, so
+ * the default work dir cannot be made there).
+ */
+function prepareWorkDir(config: UnionConfig): WorkDir | undefined {
   const path = workdirOf(config);
-  if (path === undefined || top === undefined) return undefined;
-  return new WorkDir(config.workdir === undefined ? `${top.root}/${WORKDIR_NAME}` : fromText(path));
-}
-
-/** Prepares the work dir; a failure is one line for the user (a writable branch that is itself a union
- * refuses `.wh.` names, so the default work dir cannot be made there). */
-function prepareWorkDir(work: WorkDir): void {
+  if (path === undefined) return undefined;
   try {
-    work.prepare();
+    return WorkDir.prepare(fromText(path));
   } catch (err) {
     const code = codeOf(err);
     if (code === undefined) throw err;
@@ -36,7 +34,7 @@ function prepareWorkDir(work: WorkDir): void {
       code === "EPERM" || code === "EACCES" || code === "EROFS"
         ? " (is the writable branch read-only, or itself a union mount? name a workdir= on its filesystem)"
         : "";
-    throw new UsageError(`cannot prepare the work dir '${toText(work.path)}': ${code}${hint}`);
+    throw new UsageError(`cannot prepare the work dir '${path}': ${code}${hint}`);
   }
 }
 
@@ -50,14 +48,23 @@ function atimeOfLayers(config: UnionConfig): (i: number) => AtimePolicy {
   return (i) => (i === 0 && writable ? (config.atime ?? DEFAULT_ATIME) : NO_ATIME);
 }
 
-export function createUnion(config: UnionConfig): UnionOps {
+/**
+ * The union `config` describes, its branches opened by `open` (default `openLayer`: the layer kind a
+ * branch's path names).
+ */
+export function createUnion(config: UnionConfig, open: LayerFactory = openLayer): UnionOps {
   checkBranches(config.branches);
   const atimeOf = atimeOfLayers(config);
-  const layers: Layer[] = config.branches.map(
-    (b, i) => new DirLayer(i, fromText(b.path), i === 0 && b.mode === "rw", b.mode !== "rr", atimeOf(i)),
+  const layers: Layer[] = config.branches.map((b, index) =>
+    open({
+      path: fromText(b.path),
+      index,
+      writable: index === 0 && b.mode === "rw",
+      honoursWhiteouts: b.mode !== "rr",
+      atime: atimeOf(index),
+    }),
   );
-  const work = workDirFor(config, layers[0]);
-  if (work !== undefined) prepareWorkDir(work);
+  const work = prepareWorkDir(config);
   const xattrs = config.xattrs ?? privateXattrNamespace();
   return new Union(layers, work, whiteoutWriter(config.whiteout, xattrs), {
     uids: new IdMap(config.uidMap, config.squashUid),

@@ -14,7 +14,7 @@
  * - Whiteouts left in a directory made opaque hide nothing any more, and are removed.
  */
 import type { Origins } from "../cow";
-import type { Layer } from "../layer";
+import type { Layer, WritableLayer } from "../layer";
 import { aufsWriter, opaqueValue, whiteoutsInListing, WH_PREFIX, type WhiteoutWriter } from "../whiteout";
 import { mergedListing } from "./listing";
 import { relOf, type Resolved, type Resolver } from "./resolve";
@@ -23,7 +23,7 @@ const S_IFDIR = 0o040000;
 
 export interface MaterializeContext {
   layers: readonly Layer[];
-  upper: Layer;
+  upper: WritableLayer;
   resolver: Resolver;
   wh: WhiteoutWriter;
   /** Where directories made opaque record their origin. */
@@ -68,11 +68,9 @@ function materializeDir(ctx: MaterializeContext, path: string, r: Resolved, link
       copyFile(ctx, childPath, child, links);
     }
   }
-  ctx.upper.withPath(rel, (abs) => {
-    ctx.origins.write(abs, origin);
-    // Overlay's "x" directories hold xattr whiteouts that opaque=y would turn into files: mark them aufs-style.
-    (opaqueValue(ctx.upper, rel) === "x" ? aufsWriter : ctx.wh).makeOpaque(abs);
-  });
+  ctx.origins.write(ctx.upper, rel, origin);
+  // Overlay's "x" directories hold xattr whiteouts that opaque=y would turn into files: mark them aufs-style.
+  (opaqueValue(ctx.upper, rel) === "x" ? aufsWriter : ctx.wh).makeOpaque(ctx.upper, rel);
   ctx.resolver.invalidate();
   dropWhiteouts(ctx.upper, rel);
   ctx.upper.utimens(rel, r.st.atimeNs, r.st.mtimeNs);
@@ -88,7 +86,7 @@ function copyFile(ctx: MaterializeContext, path: string, r: Resolved, links: Lin
 }
 
 /** Removes the whiteouts of the opaque top-layer directory `rel` (its opaque marker stays). */
-function dropWhiteouts(upper: Layer, rel: string): void {
+function dropWhiteouts(upper: WritableLayer, rel: string): void {
   const entries = upper.readdir(rel);
   const { self } = whiteoutsInListing(upper, rel, entries);
   for (const e of entries) {

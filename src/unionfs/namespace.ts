@@ -11,9 +11,9 @@
  *   EXDEV.
  */
 import * as fs from "node:fs";
+import type { WorkDir } from "../cow";
 import { fsError } from "../errors";
-import { bytesOf } from "../sys/bytes";
-import * as sys from "../sys/libc";
+import type { WritableLayer } from "../layer";
 import { discard, dropAufsWhiteout, isReservedName, isWhiteoutEntry } from "../whiteout";
 import { ACL_DEFAULT, creationMode, defaultAclOf } from "./acl";
 import { UnionCore } from "./core";
@@ -26,6 +26,7 @@ const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFCHR = 0o020000;
 const S_ISGID = 0o2000;
+const { O_WRONLY, O_EXCL } = fs.constants;
 
 export class UnionNamespace extends UnionCore {
   // ---- creating names ------------------------------------------------------------------------------
@@ -44,34 +45,36 @@ export class UnionNamespace extends UnionCore {
   }
 
   /**
-   * Creates a new top-layer entry at `path` with `build(abs)`. Over an overlay-format whiteout the entry
-   * is built in the work dir and swapped in with RENAME_EXCHANGE, so the name never shows the lower
-   * object in between; with `viaWork` it is built there and renamed into place (complete before it is
-   * visible). An aufs whiteout for the name is dropped last (an entry beats a whiteout meanwhile).
+   * Creates a new top-layer entry at `path` with `build(layer, rel)`, which makes it at `rel` of `layer`.
+   * Over an overlay-format whiteout the entry is built in the work dir and swapped in with
+   * RENAME_EXCHANGE, so the name never shows the lower object in between; with `viaWork` it is built
+   * there and renamed into place (complete before it is visible). An aufs whiteout for the name is
+   * dropped last (an entry beats a whiteout meanwhile).
    */
-  protected createAt(path: string, build: (abs: string) => void, viaWork = false): void {
+  protected createAt(
+    path: string,
+    build: (layer: WritableLayer, rel: string) => void,
+    viaWork = false,
+  ): void {
     const upper = this.writable();
+    const work = this.work as WorkDir;
     const [dir, name] = splitPath(path);
     const rel = relOf(path);
     const st = upper.tryLstat(rel);
     const overWhiteout = st !== undefined && isWhiteoutEntry(upper, relOf(dir), rel, st);
-    upper.withPath(relOf(dir), (parent) => {
-      const target = `${parent}/${name}`;
-      if (overWhiteout || viaWork) {
-        const stage = this.aclStage(dir);
-        const tmp = stage === undefined ? this.temp() : `${stage}/n`;
-        try {
-          build(tmp);
-          if (overWhiteout) sys.renameat2(tmp, target, RENAME_EXCHANGE);
-          else fs.renameSync(bytesOf(tmp), bytesOf(target));
-        } finally {
-          fs.rmSync(bytesOf(stage ?? tmp), { recursive: true, force: true });
-        }
-      } else {
-        build(target);
+    if (overWhiteout || viaWork) {
+      const stage = this.aclStage(dir);
+      const tmp = stage === undefined ? work.temp() : `${stage}/n`;
+      try {
+        build(work.layer, tmp);
+        upper.moveFrom(work.layer, tmp, rel, overWhiteout ? RENAME_EXCHANGE : 0);
+      } finally {
+        work.layer.removeTree(stage ?? tmp);
       }
-      dropAufsWhiteout(parent, name);
-    });
+    } else {
+      build(upper, rel);
+    }
+    dropAufsWhiteout(upper, relOf(dir), name);
   }
 
   /**
@@ -81,9 +84,10 @@ export class UnionNamespace extends UnionCore {
   protected aclStage(dir: string): string | undefined {
     const acl = defaultAclOf(this.writable(), relOf(dir));
     if (acl === undefined) return undefined;
-    const stage = this.temp();
-    fs.mkdirSync(bytesOf(stage), { mode: 0o700 });
-    sys.lsetxattr(stage, ACL_DEFAULT, acl, 0);
+    const work = this.work as WorkDir;
+    const stage = work.temp();
+    work.layer.mkdir(stage, 0o700);
+    work.layer.setxattr(stage, ACL_DEFAULT, acl, 0);
     return stage;
   }
 
@@ -100,13 +104,13 @@ export class UnionNamespace extends UnionCore {
    * inheritance to the daemon's own creations), so when the daemon (root:root) creates for a caller
    * that is root:root on disk, there is nothing to look at or change.
    */
-  protected own(abs: string, path: string, caller: Caller): void {
+  protected own(layer: WritableLayer, rel: string, path: string, caller: Caller): void {
     const uid = this.uids.toDisk(caller.uid);
     const callerGid = this.gids.toDisk(caller.gid);
     if (uid === 0 && callerGid === 0 && process.geteuid?.() === 0 && process.getegid?.() === 0) return;
     const parent = this.writable().lstat(relOf(splitPath(path)[0]));
     const gid = Number(parent.mode) & S_ISGID ? Number(parent.gid) : callerGid;
-    if (uid !== 0 || gid !== 0) fs.lchownSync(bytesOf(abs), uid, gid);
+    if (uid !== 0 || gid !== 0) layer.lchown(rel, uid, gid);
   }
 
   /** A directory appearing where a lower directory was deleted must hide that directory's contents. */
@@ -121,10 +125,10 @@ export class UnionNamespace extends UnionCore {
     if (type === S_IFDIR) throw fsError("EINVAL", "mknod of a directory");
     if (type === S_IFCHR && rdev === 0) throw fsError("EPERM", "a 0/0 character device is a whiteout");
     mode = this.newMode(path, mode, caller);
-    this.createAt(path, (abs) => {
-      if (type === S_IFREG || type === 0) fs.closeSync(fs.openSync(bytesOf(abs), "wx", mode & 0o7777));
-      else sys.mknod(abs, mode, rdev);
-      this.own(abs, path, caller);
+    this.createAt(path, (layer, rel) => {
+      if (type === S_IFREG || type === 0) layer.create(rel, O_WRONLY | O_EXCL, mode & 0o7777).close();
+      else layer.mknod(rel, mode, rdev);
+      this.own(layer, rel, path, caller);
     });
     return this.getattr(path);
   }
@@ -135,10 +139,10 @@ export class UnionNamespace extends UnionCore {
     const opaque = this.needsOpaque(path);
     this.createAt(
       path,
-      (abs) => {
-        fs.mkdirSync(bytesOf(abs), { mode: mode & 0o7777 });
-        if (opaque) this.wh.makeOpaque(abs);
-        this.own(abs, path, caller);
+      (layer, rel) => {
+        layer.mkdir(rel, mode & 0o7777);
+        if (opaque) this.wh.makeOpaque(layer, rel);
+        this.own(layer, rel, path, caller);
       },
       opaque,
     );
@@ -148,9 +152,9 @@ export class UnionNamespace extends UnionCore {
 
   symlink(target: string, path: string, caller: Caller): Attr {
     this.prepareCreate(path);
-    this.createAt(path, (abs) => {
-      fs.symlinkSync(bytesOf(target), bytesOf(abs));
-      this.own(abs, path, caller);
+    this.createAt(path, (layer, rel) => {
+      layer.symlink(target, rel);
+      this.own(layer, rel, path, caller);
     });
     return this.getattr(path);
   }
@@ -160,9 +164,8 @@ export class UnionNamespace extends UnionCore {
     if (src.dirLayers) throw fsError("EPERM", `cannot hard-link a directory: ${existing}`);
     this.prepareCreate(newPath);
     this.copyUpFile(existing, src, true);
-    this.writable().withPath(relOf(existing), (from) =>
-      this.createAt(newPath, (abs) => fs.linkSync(bytesOf(from), bytesOf(abs))),
-    );
+    const upper = this.writable();
+    this.createAt(newPath, (layer, rel) => layer.linkFrom(upper, relOf(existing), rel));
     return this.getattr(newPath);
   }
 
@@ -191,9 +194,9 @@ export class UnionNamespace extends UnionCore {
     const [dir, name] = splitPath(path);
     if (this.below(path)) {
       this.ensureUpperDir(dir);
-      upper.withPath(relOf(dir), (parent) => this.wh.remove(parent, name, upperHas, this.temp));
+      this.wh.remove(upper, relOf(dir), name, upperHas, this.work as WorkDir);
     } else if (upperHas) {
-      if (isDir) upper.withPath(relOf(path), (abs) => discard(abs, this.temp));
+      if (isDir) discard(upper, relOf(path), this.work as WorkDir);
       else upper.unlink(relOf(path));
     }
   }
@@ -224,27 +227,21 @@ export class UnionNamespace extends UnionCore {
     const upper = this.writable();
     const [fromDir, fromName] = splitPath(from);
     const [toDir, toName] = splitPath(to);
-    if (dst?.dirLayers?.[0] === upper.index) this.clearMarkers(relOf(to));
-    // Both parents stay reachable by short paths while this runs (see Layer.withPath).
-    upper.withPath(relOf(fromDir), (fromParent) =>
-      upper.withPath(relOf(toDir), (toParent) => {
-        const fromAbs = `${fromParent}/${fromName}`;
-        const toAbs = `${toParent}/${toName}`;
-        if (isDir && this.needsOpaque(to)) this.wh.makeOpaque(fromAbs);
-        const needWhiteout = this.below(from) !== undefined;
-        const toSt = upper.tryLstat(relOf(to));
-        if (isDir && toSt && isWhiteoutEntry(upper, relOf(toDir), relOf(to), toSt)) {
-          // A directory cannot replace a whiteout entry by rename: swap them; the whiteout lands on `from`.
-          sys.renameat2(fromAbs, toAbs, RENAME_EXCHANGE);
-          if (!needWhiteout) fs.unlinkSync(bytesOf(fromAbs));
-        } else if (needWhiteout) {
-          this.wh.renameWithWhiteout(fromParent, fromName, toAbs, this.temp);
-        } else {
-          fs.renameSync(bytesOf(fromAbs), bytesOf(toAbs));
-        }
-        dropAufsWhiteout(toParent, toName);
-      }),
-    );
+    const [fromRel, toRel] = [relOf(from), relOf(to)];
+    if (dst?.dirLayers?.[0] === upper.index) this.clearMarkers(toRel);
+    if (isDir && this.needsOpaque(to)) this.wh.makeOpaque(upper, fromRel);
+    const needWhiteout = this.below(from) !== undefined;
+    const toSt = upper.tryLstat(toRel);
+    if (isDir && toSt && isWhiteoutEntry(upper, relOf(toDir), toRel, toSt)) {
+      // A directory cannot replace a whiteout entry by rename: swap them; the whiteout lands on `from`.
+      upper.rename(fromRel, toRel, RENAME_EXCHANGE);
+      if (!needWhiteout) upper.unlink(fromRel);
+    } else if (needWhiteout) {
+      this.wh.renameWithWhiteout(upper, relOf(fromDir), fromName, toRel, this.work as WorkDir);
+    } else {
+      upper.rename(fromRel, toRel);
+    }
+    dropAufsWhiteout(upper, relOf(toDir), toName);
   }
 
   /** RENAME_EXCHANGE: both names move to the top layer first, then swap in one renameat2. */
@@ -255,8 +252,8 @@ export class UnionNamespace extends UnionCore {
     this.moveToTop(from, src);
     this.moveToTop(to, this.need(to));
     // A directory arriving where a lower directory lies below must not merge with it.
-    if (src.dirLayers && this.needsOpaque(to)) upper.withPath(relOf(from), (p) => this.wh.makeOpaque(p));
-    if (dst.dirLayers && this.needsOpaque(from)) upper.withPath(relOf(to), (p) => this.wh.makeOpaque(p));
+    if (src.dirLayers && this.needsOpaque(to)) this.wh.makeOpaque(upper, relOf(from));
+    if (dst.dirLayers && this.needsOpaque(from)) this.wh.makeOpaque(upper, relOf(to));
     upper.rename(relOf(from), relOf(to), RENAME_EXCHANGE);
     this.resolver.invalidate();
   }
@@ -278,7 +275,7 @@ export class UnionNamespace extends UnionCore {
     for (const e of upper.readdir(rel)) {
       const entryRel = `${rel}/${e.name}`;
       if (isReservedName(e.name) || isWhiteoutEntry(upper, rel, entryRel, upper.lstat(entryRel))) {
-        upper.withPath(entryRel, (p) => fs.rmSync(bytesOf(p), { recursive: true, force: true }));
+        upper.removeTree(entryRel);
       }
     }
   }

@@ -13,11 +13,9 @@
  */
 import * as fs from "node:fs";
 import { fsError, isAbsent } from "../errors";
-import { bytesOf } from "../sys/bytes";
-import * as sys from "../sys/libc";
+import { seekFile, type WritableFile } from "../layer";
 import { isAclXattr, isNoAcl } from "./acl";
 import { isPrivateXattr } from "./core";
-import { type OpenFile } from "./handles";
 import { mergedListing } from "./listing";
 import { UnionNamespace } from "./namespace";
 import { relOf } from "./resolve";
@@ -43,6 +41,14 @@ function withoutSetid(mode: number): number {
   return mode & ~S_ISUID & ~(mode & S_IXGRP ? S_ISGID : 0);
 }
 
+/** Clears the set-id bits of an open top-layer file; whether there were any. */
+function clearSetid(file: WritableFile): boolean {
+  const mode = Number(file.fstat().mode);
+  if (withoutSetid(mode) === mode) return false;
+  file.chmod(withoutSetid(mode));
+  return true;
+}
+
 export { isPrivateXattr };
 export type { UnionOptions } from "./core";
 
@@ -53,14 +59,13 @@ export class Union extends UnionNamespace implements UnionOps {
     const upper = this.writable();
     const f = this.handles.maybeFile(fh);
     const found = this.resolver.resolve(path);
-    if (!found && f && f.layer === upper.index) return this.fsetattr(f, req);
+    if (!found && f?.upper) return this.fsetattr(f.upper, req);
     const r = found ?? this.need(path);
     if (r.dirLayers) this.ensureUpperDir(path);
     else this.copyUpFile(path, r, req.size !== 0n);
     const rel = relOf(path);
     if (req.size !== undefined) {
-      if (f && f.layer === upper.index && (f.flags & O_ACCMODE) !== O_RDONLY)
-        fs.ftruncateSync(f.fd, Number(req.size));
+      if (f?.upper && (f.flags & O_ACCMODE) !== O_RDONLY) f.upper.truncate(req.size);
       else upper.truncate(rel, req.size);
     }
     if (req.uid !== undefined || req.gid !== undefined) {
@@ -78,17 +83,17 @@ export class Union extends UnionNamespace implements UnionOps {
   }
 
   /** setattr through an open top-layer handle whose name is gone (ftruncate, fchmod … after unlink). */
-  private fsetattr(f: OpenFile, req: SetAttrRequest): Attr {
-    if (req.size !== undefined) fs.ftruncateSync(f.fd, Number(req.size));
+  private fsetattr(file: WritableFile, req: SetAttrRequest): Attr {
+    if (req.size !== undefined) file.truncate(req.size);
     if (req.uid !== undefined || req.gid !== undefined) {
       const uid = req.uid === undefined ? -1 : this.uids.toDisk(req.uid);
       const gid = req.gid === undefined ? -1 : this.gids.toDisk(req.gid);
-      fs.fchownSync(f.fd, uid, gid);
+      file.chown(uid, gid);
     }
-    if (req.killSuidgid && req.mode === undefined) this.clearSetid(f);
-    if (req.mode !== undefined) fs.fchmodSync(f.fd, req.mode & 0o7777);
-    if (req.atime !== undefined || req.mtime !== undefined) sys.futimens(f.fd, req.atime, req.mtime);
-    return this.attrOfStat(fs.fstatSync(f.fd, { bigint: true }));
+    if (req.killSuidgid && req.mode === undefined) clearSetid(file);
+    if (req.mode !== undefined) file.chmod(req.mode);
+    if (req.atime !== undefined || req.mtime !== undefined) file.utimens(req.atime, req.mtime);
+    return this.attrOfStat(file.fstat());
   }
 
   // ---- files ---------------------------------------------------------------------------------------
@@ -101,8 +106,10 @@ export class Union extends UnionNamespace implements UnionOps {
       this.copyUpFile(path, r, !(flags & O_TRUNC));
       layer = this.writable().index;
     }
-    const fd = this.layer(layer).openAccess(relOf(path), flags & PASSED_OPEN_FLAGS);
-    return this.handles.addFile({ fd, path, layer, flags, epoch: this.copyUpEpoch });
+    const [rel, passed] = [relOf(path), flags & PASSED_OPEN_FLAGS];
+    const upper = layer === this.upper?.index ? this.upper.openAccess(rel, passed) : undefined;
+    const file = upper ?? this.layer(layer).openAccess(rel, passed);
+    return this.handles.addFile({ file, upper, path, layer, flags, epoch: this.copyUpEpoch });
   }
 
   create(path: string, flags: number, mode: number, caller: Caller): { fh: number; attr: Attr } {
@@ -114,28 +121,34 @@ export class Union extends UnionNamespace implements UnionOps {
     this.prepareCreate(path, true);
     const upper = this.writable();
     const perm = this.newMode(path, mode, caller) & 0o7777;
-    let fd = -1;
-    this.createAt(path, (abs) => {
-      fd = fs.openSync(bytesOf(abs), (flags & PASSED_OPEN_FLAGS) | O_CREAT | O_EXCL, perm);
-      this.own(abs, path, caller);
+    let file: WritableFile | undefined;
+    this.createAt(path, (layer, rel) => {
+      file = layer.create(rel, (flags & PASSED_OPEN_FLAGS) | O_EXCL, perm);
+      this.own(layer, rel, path, caller);
     });
-    if ((flags & O_ACCMODE) !== O_WRONLY) fd = upper.forAccess(relOf(path), fd, flags & PASSED_OPEN_FLAGS);
-    const fh = this.handles.addFile({ fd, path, layer: upper.index, flags, epoch: this.copyUpEpoch });
+    let made = file as WritableFile;
+    if ((flags & O_ACCMODE) !== O_WRONLY)
+      made = upper.forAccess(relOf(path), made, flags & PASSED_OPEN_FLAGS);
+    const fh = this.handles.addFile({
+      file: made,
+      upper: made,
+      path,
+      layer: upper.index,
+      flags,
+      epoch: this.copyUpEpoch,
+    });
     // A new object has no origin to report: its own inode number, as getattr would find it.
-    return { fh, attr: this.attrOfStat(fs.fstatSync(fd, { bigint: true })) };
+    return { fh, attr: this.attrOfStat(made.fstat()) };
   }
 
   read(fh: number, length: number, position: bigint): Buffer {
     const f = this.handles.file(fh);
     if (f.epoch !== this.copyUpEpoch) this.followCopyUp(f);
-    const buf = Buffer.allocUnsafe(length);
-    const n = fs.readSync(f.fd, buf, 0, length, position);
-    return buf.subarray(0, n);
+    return f.file.read(length, position);
   }
 
   write(fh: number, data: Buffer, position: bigint): number {
-    const f = this.handles.file(fh);
-    return fs.writeSync(f.fd, data, 0, data.length, Number(position));
+    return this.writableFile(fh).write(data, position);
   }
 
   flush(fh: number): void {
@@ -145,8 +158,7 @@ export class Union extends UnionNamespace implements UnionOps {
   fsync(fh: number, datasync: boolean): void {
     const f = this.handles.file(fh);
     if (this.opts.noFsync) return;
-    if (datasync) fs.fdatasyncSync(f.fd);
-    else fs.fsyncSync(f.fd);
+    f.upper?.sync(datasync); // a lower file is never written: nothing to sync
   }
 
   release(fh: number): void {
@@ -165,10 +177,12 @@ export class Union extends UnionNamespace implements UnionOps {
     const f = this.handles.file(fh);
     const final = this.upper === undefined || f.layer === this.upper.index;
     if (!final && mode !== "lower") return undefined;
-    const st = fs.fstatSync(f.fd, { bigint: true });
+    const fd = f.file.fd;
+    if (fd === undefined) return undefined;
+    const st = f.file.fstat();
     if ((Number(st.mode) & S_IFMT) !== S_IFREG) return undefined;
     const quiet = st.nlink === 1n && (Number(st.mode) & SETID_BITS) === 0;
-    return { fd: f.fd, dev: st.dev, ino: st.ino, preferred: quiet || !final || this.upper === undefined };
+    return { fd, dev: st.dev, ino: st.ino, preferred: quiet || !final || this.upper === undefined };
   }
 
   /** Only the writable layer's files change access times, and only through handles that can read. */
@@ -179,7 +193,7 @@ export class Union extends UnionNamespace implements UnionOps {
     const mode = (this.opts.atime ?? DEFAULT_ATIME).files;
     if (mode === "noatime") return "none";
     if (mode === "strictatime") return "every";
-    return touchOf(mode, fs.fstatSync(f.fd, { bigint: true }), BigInt(Date.now()) * 1_000_000n);
+    return touchOf(mode, f.file.fstat(), BigInt(Date.now()) * 1_000_000n);
   }
 
   listingsTouchEveryTime(): boolean {
@@ -187,24 +201,23 @@ export class Union extends UnionNamespace implements UnionOps {
   }
 
   killSuidgid(fh: number): boolean {
-    return this.clearSetid(this.handles.file(fh));
-  }
-
-  /** Clears the set-id bits of an open top-layer file; whether there were any. */
-  private clearSetid(f: OpenFile): boolean {
-    if (f.layer !== this.upper?.index) return false; // only top-layer files are ever written
-    const mode = fs.fstatSync(f.fd).mode;
-    if (withoutSetid(mode) === mode) return false;
-    fs.fchmodSync(f.fd, withoutSetid(mode) & 0o7777);
-    return true;
+    const upper = this.handles.file(fh).upper;
+    return upper !== undefined && clearSetid(upper); // only top-layer files are ever written
   }
 
   fallocate(fh: number, mode: number, offset: bigint, length: bigint): void {
-    sys.fallocate(this.handles.file(fh).fd, mode, offset, length);
+    this.writableFile(fh).fallocate(mode, offset, length);
   }
 
   lseek(fh: number, offset: bigint, whence: number): bigint {
-    return sys.lseek(this.handles.file(fh).fd, offset, whence);
+    return seekFile(this.handles.file(fh).file, offset, whence);
+  }
+
+  /** The writable layer's file behind `fh`; EBADF for a lower file (opened read-only). */
+  private writableFile(fh: number): WritableFile {
+    const upper = this.handles.file(fh).upper;
+    if (upper === undefined) throw fsError("EBADF", `file ${fh} is not open for writing`);
+    return upper;
   }
 
   // ---- directories ---------------------------------------------------------------------------------
@@ -239,7 +252,7 @@ export class Union extends UnionNamespace implements UnionOps {
   }
 
   statfs(_path: string): StatFs {
-    return statFsOf(this.layer(0).root);
+    return statFsOf(this.layer(0));
   }
 
   // ---- extended attributes -------------------------------------------------------------------------
@@ -296,8 +309,9 @@ export class Union extends UnionNamespace implements UnionOps {
   }
 
   destroy(): void {
-    this.copier.close();
+    this.copier?.close();
     this.handles.closeAll();
     for (const layer of this.layers) layer.close();
+    this.work?.close();
   }
 }

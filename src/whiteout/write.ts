@@ -10,13 +10,11 @@
  * - Overlay format falls back to aufs `.wh.` files where character devices cannot be made. Its opaque
  *   marker goes in the xattr namespace the mount chose (`trusted.overlay.opaque`, or
  *   `user.overlay.opaque` when unprivileged: sys/xattrns.ts), else it is a `.wh..wh..opq` file.
- * - Paths given here are short enough to append one name to (`Layer.withPath` gives such paths, also for
- *   objects deeper than PATH_MAX); nothing here joins more than one component onto them.
+ * - Everything goes through the writable layer's interface, by layer-relative paths.
  */
 import * as fs from "node:fs";
 import { codeOf } from "../errors";
-import { bytesOf } from "../sys/bytes";
-import * as sys from "../sys/libc";
+import type { Scratch, WritableLayer } from "../layer";
 import type { XattrNamespace } from "../sys/xattrns";
 import { aufsWhiteoutFits, OPAQUE_MARKER, WH_PREFIX } from "./read";
 
@@ -25,35 +23,32 @@ export type WhiteoutFormat = "aufs" | "overlay";
 const S_IFCHR = 0o020000;
 const RENAME_WHITEOUT = 4;
 
-/** Where removed entries go to die: a fresh path in the work dir per call. */
-export type TempPath = () => string;
-
 export interface WhiteoutWriter {
   readonly format: WhiteoutFormat;
-  /** Whites out `name` in the upper directory `dir` (absolute), removing the upper entry if `hasEntry`. */
-  remove(dir: string, name: string, hasEntry: boolean, temp: TempPath): void;
-  /** Renames upper `from` to `to` (absolute), leaving `from` whited out. */
-  renameWithWhiteout(fromDir: string, fromName: string, to: string, temp: TempPath): void;
-  /** Marks the directory `dir` (absolute) opaque. Idempotent. */
-  makeOpaque(dir: string): void;
+  /** Whites out `name` in directory `dir` of `upper`, removing the upper entry if `hasEntry`. */
+  remove(upper: WritableLayer, dir: string, name: string, hasEntry: boolean, work: Scratch): void;
+  /** Renames `dir/name` of `upper` to `to`, leaving `dir/name` whited out. */
+  renameWithWhiteout(upper: WritableLayer, dir: string, name: string, to: string, work: Scratch): void;
+  /** Marks directory `dir` of `layer` opaque. Idempotent. */
+  makeOpaque(layer: WritableLayer, dir: string): void;
 }
 
 /** Deletes an upper entry: a rename into the work dir, then a recursive delete there. */
-export function discard(abs: string, temp: TempPath): void {
-  const tmp = temp();
-  fs.renameSync(bytesOf(abs), bytesOf(tmp));
-  fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
+export function discard(upper: WritableLayer, rel: string, work: Scratch): void {
+  const tmp = work.temp();
+  work.layer.moveFrom(upper, rel, tmp);
+  work.layer.removeTree(tmp);
 }
 
-/** Removes an aufs whiteout `.wh.<name>` from `dir` if there is one (looked for without throwing). */
-export function dropAufsWhiteout(dir: string, name: string): void {
+/** Removes an aufs whiteout `.wh.<name>` from `dir` of `upper` if there is one. */
+export function dropAufsWhiteout(upper: WritableLayer, dir: string, name: string): void {
   if (!aufsWhiteoutFits(name)) return;
-  const wh = bytesOf(`${dir}/${WH_PREFIX}${name}`);
-  if (fs.lstatSync(wh, { throwIfNoEntry: false }) !== undefined) fs.unlinkSync(wh);
+  const wh = `${dir}/${WH_PREFIX}${name}`;
+  if (upper.tryLstat(wh) !== undefined) upper.unlink(wh);
 }
 
-function touch(abs: string): void {
-  fs.closeSync(fs.openSync(bytesOf(abs), fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o444));
+function touch(layer: WritableLayer, rel: string): void {
+  layer.create(rel, fs.constants.O_WRONLY, 0o444).close();
 }
 
 /**
@@ -62,18 +57,18 @@ function touch(abs: string): void {
  */
 export const aufsWriter: WhiteoutWriter = {
   format: "aufs",
-  remove(dir, name, hasEntry, temp) {
-    if (!aufsWhiteoutFits(name)) return overlayWriter.remove(dir, name, hasEntry, temp);
-    touch(`${dir}/${WH_PREFIX}${name}`);
-    if (hasEntry) discard(`${dir}/${name}`, temp);
+  remove(upper, dir, name, hasEntry, work) {
+    if (!aufsWhiteoutFits(name)) return overlayWriter.remove(upper, dir, name, hasEntry, work);
+    touch(upper, `${dir}/${WH_PREFIX}${name}`);
+    if (hasEntry) discard(upper, `${dir}/${name}`, work);
   },
-  renameWithWhiteout(fromDir, fromName, to, temp) {
-    if (!aufsWhiteoutFits(fromName)) return overlayWriter.renameWithWhiteout(fromDir, fromName, to, temp);
-    touch(`${fromDir}/${WH_PREFIX}${fromName}`);
-    fs.renameSync(bytesOf(`${fromDir}/${fromName}`), bytesOf(to));
+  renameWithWhiteout(upper, dir, name, to, work) {
+    if (!aufsWhiteoutFits(name)) return overlayWriter.renameWithWhiteout(upper, dir, name, to, work);
+    touch(upper, `${dir}/${WH_PREFIX}${name}`);
+    upper.rename(`${dir}/${name}`, to);
   },
-  makeOpaque(dir) {
-    touch(`${dir}/${OPAQUE_MARKER}`);
+  makeOpaque(layer, dir) {
+    touch(layer, `${dir}/${OPAQUE_MARKER}`);
   },
 };
 
@@ -88,41 +83,41 @@ export function overlayWriterFor(ns: XattrNamespace): WhiteoutWriter {
   const opaqueXattr = `${ns}.overlay.opaque`;
   return {
     format: "overlay",
-    remove(dir, name, hasEntry, temp) {
+    remove(upper, dir, name, hasEntry, work) {
       const target = `${dir}/${name}`;
       if (!hasEntry) {
         try {
-          sys.mknod(target, S_IFCHR, 0);
+          upper.mknod(target, S_IFCHR, 0);
         } catch (err) {
           if (!unsupported(err)) throw err;
-          touch(`${dir}/${WH_PREFIX}${name}`);
+          touch(upper, `${dir}/${WH_PREFIX}${name}`);
         }
         return;
       }
-      const tmp = temp();
+      const tmp = work.temp();
       try {
-        sys.renameat2(target, tmp, RENAME_WHITEOUT);
+        work.layer.moveFrom(upper, target, tmp, RENAME_WHITEOUT);
       } catch (err) {
         if (!unsupported(err)) throw err;
-        aufsWriter.remove(dir, name, hasEntry, temp);
+        aufsWriter.remove(upper, dir, name, hasEntry, work);
         return;
       }
-      fs.rmSync(bytesOf(tmp), { recursive: true, force: true });
+      work.layer.removeTree(tmp);
     },
-    renameWithWhiteout(fromDir, fromName, to, temp) {
+    renameWithWhiteout(upper, dir, name, to, work) {
       try {
-        sys.renameat2(`${fromDir}/${fromName}`, to, RENAME_WHITEOUT);
+        upper.rename(`${dir}/${name}`, to, RENAME_WHITEOUT);
       } catch (err) {
         if (!unsupported(err)) throw err;
-        aufsWriter.renameWithWhiteout(fromDir, fromName, to, temp);
+        aufsWriter.renameWithWhiteout(upper, dir, name, to, work);
       }
     },
-    makeOpaque(dir) {
+    makeOpaque(layer, dir) {
       try {
-        sys.lsetxattr(dir, opaqueXattr, Buffer.from("y"), 0);
+        layer.setxattr(dir, opaqueXattr, Buffer.from("y"), 0);
       } catch (err) {
         if (!unsupported(err)) throw err;
-        touch(`${dir}/${OPAQUE_MARKER}`);
+        touch(layer, `${dir}/${OPAQUE_MARKER}`);
       }
     },
   };

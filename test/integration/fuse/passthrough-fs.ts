@@ -10,7 +10,7 @@ import type { UnionConfig } from "../../../src/unionfs/config";
 import type { Attr, Caller, DirEntry, SetAttrRequest, StatFs, UnionOps } from "../../../src/unionfs/types";
 import { bstr, bytesOf, fromText } from "../../../src/sys/bytes";
 import * as libc from "../../../src/sys/libc";
-import { statFsOf, toAttr } from "../../../src/unionfs/attr";
+import { toAttr } from "../../../src/unionfs/attr";
 import { ACL_DEFAULT, creationMode } from "../../../src/unionfs/acl";
 
 const S_IFMT = 0o170000;
@@ -139,7 +139,18 @@ export function createPassthrough(config: UnionConfig): UnionOps {
   }
 
   function statfs(p: string): StatFs {
-    return statFsOf(rb(p));
+    const s = fs.statfsSync(real(p), { bigint: true });
+    const { blocks, bfree, bavail, files, ffree } = s;
+    return {
+      bsize: Number(s.bsize),
+      frsize: Number(s.bsize),
+      blocks,
+      bfree,
+      bavail,
+      files,
+      ffree,
+      namelen: 255,
+    };
   }
 }
 

@@ -6,7 +6,8 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { BackgroundCopier } from "../../../src/cow";
+import { BackgroundCopier, WorkDir } from "../../../src/cow";
+import { fromText } from "../../../src/sys/bytes";
 import { pollReadable } from "../../../src/sys/libc";
 import type { UnionOps } from "../../../src/unionfs/types";
 import { makeUnion, type Fixture } from "../unionfs/fixture";
@@ -79,14 +80,15 @@ describe("cow/background: a failed background copy", function () {
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it("is reported with its errno, removes its file, and fails the copy-up that takes it", () => {
-    const copier = new BackgroundCopier();
+    const work = WorkDir.prepare(fromText(dir));
+    const copier = new BackgroundCopier(work);
     try {
       fs.writeFileSync(path.join(dir, "src"), Buffer.alloc(1 << 20, 1));
       const tmp = path.join(dir, "staged");
       fs.writeFileSync(tmp, "");
-      const src = fs.openSync(path.join(dir, "src"), "r");
-      const dst = fs.openSync(tmp, "r"); // not writable: the copy fails with EBADF
-      copier.start("k", src, dst, tmp, 1n << 20n);
+      const src = work.layer.open("/src");
+      const dst = work.layer.openAccess("/staged", O_RDONLY); // not writable: the copy fails with EBADF
+      copier.start("k", src, dst, "/staged", 1n << 20n);
       let keys: string[] = [];
       while (keys.length === 0) {
         pollReadable([copier.wakeFd]);
@@ -99,6 +101,7 @@ describe("cow/background: a failed background copy", function () {
       assert.equal(copier.take("k"), undefined, "the error is handed out once");
     } finally {
       copier.close();
+      work.close();
     }
   });
 });

@@ -1,0 +1,44 @@
+/**
+ * Opening layers: the one place that decides what kind of layer a branch is.
+ *
+ * Invariant: every layer of a union and of the image tools is made here (or by a factory a caller
+ * passes instead), so a new kind of layer is added to `openLayer` alone.
+ */
+import type { AtimePolicy } from "./atime";
+import { DirLayer, WritableDirLayer } from "./dir";
+import type { Layer, WritableLayer } from "./types";
+
+/** What a union needs of one branch to open it as a layer. */
+export interface LayerSpec {
+  /** The branch's absolute byte-string path. */
+  path: string;
+  /** Position in the union, top first (-1: not part of a union). */
+  index: number;
+  writable: boolean;
+  /** Whether whiteouts in it hide lower layers (aufs `rr` does not look for them). */
+  honoursWhiteouts: boolean;
+  /** What callers' reads do to access times (atime.ts); none: everything is opened O_NOATIME. */
+  atime?: AtimePolicy;
+}
+
+/** Opens a branch as a layer. */
+export type LayerFactory = (spec: LayerSpec) => Layer;
+
+export const openLayer: LayerFactory = (spec) => {
+  const opts = { index: spec.index, honoursWhiteouts: spec.honoursWhiteouts, atime: spec.atime };
+  return spec.writable ? new WritableDirLayer(spec.path, opts) : new DirLayer(spec.path, opts);
+};
+
+/** A read-only view of the directory at byte-string path `path` that honours whiteouts (image tools). */
+export function openReadOnly(path: string, index = -1): Layer {
+  return openLayer({ path, index, writable: false, honoursWhiteouts: true });
+}
+
+/** A writable directory that is no branch (the work dir): never read for callers, so never an atime. */
+export function openScratch(path: string): WritableLayer {
+  return new WritableDirLayer(path);
+}
+
+export function isWritable(layer: Layer): layer is WritableLayer {
+  return layer.writable;
+}
