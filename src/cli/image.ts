@@ -11,7 +11,7 @@ import { overlay2MountArgs, resolveOverlay2 } from "../image/overlay2";
 import { Progress } from "../image/progress";
 import { UsageError } from "../unionfs/branches";
 import { mountCommand, type MountFlags } from "./mount";
-import { splitOptionList } from "./options";
+import { splitOptionList, whiteoutFormat } from "./options";
 
 function warn(message: string): void {
   process.stderr.write(`unionfs-ts: warning: ${message}\n`);
@@ -112,10 +112,7 @@ export async function importCommand(
   dir: string,
   flags: { format?: string; quiet?: boolean },
 ): Promise<number> {
-  const format = flags.format ?? "aufs";
-  if (format !== "aufs" && format !== "overlay") {
-    throw new UsageError(`--format must be aufs or overlay, not '${format}'`);
-  }
+  const format = whiteoutFormat(flags.format ?? "aufs", "--format");
   await withProgress(`import ${file === "-" ? "standard input" : file}`, flags.quiet, (progress, onWarning) =>
     importLayer(file, dir, { format, onWarning, progress }),
   );

@@ -11,6 +11,7 @@ import * as nodePath from "node:path";
 import { UsageError, parseBranches } from "../unionfs/branches";
 import type { BranchSpec, UnionConfig } from "../unionfs/config";
 import { parseIdRanges } from "../unionfs/idmap";
+import { isWhiteoutFormat, WHITEOUT_FORMATS, type WhiteoutFormat } from "../whiteout";
 import { VFS_FLAGS } from "../fuse/transport";
 
 export interface MountOptions {
@@ -45,6 +46,14 @@ const IGNORED = new Set([
   "noacl",
   "userxattr",
 ]);
+
+/** `value` as the name of a whiteout format; `option` names it in the error. */
+export function whiteoutFormat(value: string, option: string): WhiteoutFormat {
+  if (!isWhiteoutFormat(value)) {
+    throw new UsageError(`${option} must be ${WHITEOUT_FORMATS.join(" or ")}, not '${value}'`);
+  }
+  return value;
+}
 
 /** Splits `a=1,b="x,y",,c` into ["a=1", 'b="x,y"', "c"]. */
 export function splitOptionList(list: string): string[] {
@@ -145,10 +154,7 @@ function applyOption(out: MountOptions, o: Option, cwd: string, overlayStyle: bo
       out.pidFile = nodePath.resolve(cwd, need(o));
       return;
     case "whiteout": {
-      const v = need(o);
-      if (v !== "aufs" && v !== "overlay")
-        throw new UsageError(`whiteout= must be aufs or overlay, not '${v}'`);
-      c.whiteout = v;
+      c.whiteout = whiteoutFormat(need(o), "whiteout=");
       return;
     }
     case "uidmapping":

@@ -9,7 +9,7 @@
  */
 import * as fs from "node:fs";
 import { codeOf } from "../errors";
-import { openScratch, type Scratch, type WritableLayer } from "../layer";
+import { openWritableDir, type Scratch, type WritableLayer } from "../layer";
 import { bytesOf } from "../sys/bytes";
 
 export class WorkDir implements Scratch {
@@ -23,7 +23,7 @@ export class WorkDir implements Scratch {
    */
   static prepare(path: string): WorkDir {
     fs.mkdirSync(bytesOf(path), { recursive: true, mode: 0o700 });
-    const work = new WorkDir(openScratch(path));
+    const work = new WorkDir(openWritableDir(path));
     try {
       for (const e of work.layer.readdir("")) work.layer.removeTree(`/${e.name}`);
       dropDefaultAcl(work.layer);

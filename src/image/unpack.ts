@@ -9,12 +9,13 @@
  * - An entry whose own path is absolute or has a `..` component, or a hard link whose first name does,
  *   is refused (UsageError), as is an entry below a symlink or a non-directory, and a member that shows
  *   the archive is a whole image (image-archive.ts). The caller removes what was unpacked.
- * - Format `aufs` (default) keeps `.wh.<name>` and `.wh..wh..opq` entries as the files they are; format
- *   `overlay` turns them into 0/0 character devices and `trusted.overlay.opaque=y` (a whiteout of a name
- *   the same layer also provides as a directory makes that directory opaque instead); without
+ * - Format `aufs` (default: OCI whiteouts are aufs's) keeps `.wh.<name>` and `.wh..wh..opq` entries as
+ *   the files they are; another format (src/whiteout) writes them its way through the target as a
+ *   writable layer, e.g. `overlay`: 0/0 character devices and `trusted.overlay.opaque=y` (a whiteout of
+ *   a name the same layer also provides as a directory makes that directory opaque instead); without
  *   CAP_SYS_ADMIN in the initial user namespace the marker is `user.overlay.opaque=y`, which rootless
- *   kernel overlayfs reads (`userxattr`). Other `.wh..wh.*`
- *   entries (aufs bookkeeping, a union's work dir) are left out with a warning.
+ *   kernel overlayfs reads (`userxattr`). Other `.wh..wh.*` entries (aufs bookkeeping, a union's work
+ *   dir) are left out with a warning.
  * - A later entry for a path replaces the earlier one, as tar does. `finish()` then gives every entry
  *   the archive's owner (when running as root), its extended attributes that are layer content
  *   (`xattrs.ts`; others are left out, with one warning per attribute name), exact permission bits and
@@ -23,18 +24,26 @@
  */
 import * as fs from "node:fs";
 import { codeOf } from "../errors";
+import { openWritableDir, type WritableLayer } from "../layer";
 import { bytesOf, fromText } from "../sys/bytes";
 import * as sys from "../sys/libc";
 import { privateXattrNamespace } from "../sys/xattrns";
 import { UsageError } from "../unionfs/branches";
-import { OPAQUE_MARKER, WH_PREFIX } from "../whiteout";
+import {
+  OPAQUE_MARKER,
+  WH_PREFIX,
+  whiteoutWriter,
+  type WhiteoutFormat,
+  type WhiteoutWriter,
+} from "../whiteout";
 import { ImageArchiveSniffer } from "./image-archive";
 import type { Progress } from "./progress";
 import type { TarEntry } from "./tar-read";
 import { S_IFBLK, S_IFCHR, S_IFIFO, showPath } from "./walk";
 import { isLayerXattr } from "./xattrs";
 
-export type ImportFormat = "aufs" | "overlay";
+/** The whiteout format an import writes: one of src/whiteout's (the library's name for it). */
+export type ImportFormat = WhiteoutFormat;
 
 export interface UnpackOptions {
   format?: ImportFormat;
@@ -113,7 +122,8 @@ export class Unpacker {
   /** The last record of each path, in archive order. */
   private readonly records = new Map<string, EntryRecord>();
   private readonly sniffer = new ImageArchiveSniffer();
-  private readonly format: ImportFormat;
+  /** How the archive's whiteouts are written; undefined: kept as they are (aufs). */
+  private readonly translate: WhiteoutWriter | undefined;
   private readonly warn: (message: string) => void;
   private readonly summary: ImportSummary = { entries: 0, whiteouts: 0, opaqueDirs: 0 };
   /** Attributes left out or not settable: "name (why)" → count. */
@@ -125,7 +135,8 @@ export class Unpacker {
     private readonly name: string,
     private readonly opts: UnpackOptions,
   ) {
-    this.format = opts.format ?? "aufs";
+    const format = opts.format ?? "aufs";
+    this.translate = format === "aufs" ? undefined : whiteoutWriter(format, privateXattrNamespace());
     this.warn = opts.onWarning ?? (() => undefined);
   }
 
@@ -141,8 +152,8 @@ export class Unpacker {
   private kindOf(rel: string, type: TarEntry["type"]): Kind {
     if (rel.split("/").some((c) => c.startsWith(`${WH_PREFIX}${WH_PREFIX}`) && c !== OPAQUE_MARKER))
       return "skip";
-    if (this.format === "overlay" && type === "File" && baseName(rel) === OPAQUE_MARKER) return "opaque";
-    if (this.format === "overlay" && type === "File" && baseName(rel).startsWith(WH_PREFIX))
+    if (this.translate !== undefined && type === "File" && baseName(rel) === OPAQUE_MARKER) return "opaque";
+    if (this.translate !== undefined && type === "File" && baseName(rel).startsWith(WH_PREFIX))
       return "whiteout";
     return "plain";
   }
@@ -258,14 +269,15 @@ export class Unpacker {
     sys.mknod(abs, type | e.mode, e.type === "FIFO" ? 0 : makedev(e.devmajor, e.devminor));
   }
 
-  /** Whiteouts and opaque markers of the overlay format, then owners, attributes, modes and times. */
+  /** Whiteouts and opaque markers of another format, then owners, attributes, modes and times. */
   finish(): ImportSummary {
-    for (const r of [...this.records.values()]) {
-      if (r.kind === "whiteout") this.whiteout(r);
-      else if (r.kind === "opaque") this.opaque(r);
-      else if (this.format === "aufs" && r.type === "File" && baseName(r.path).startsWith(WH_PREFIX)) {
-        if (baseName(r.path) === OPAQUE_MARKER) this.summary.opaqueDirs += 1;
-        else this.summary.whiteouts += 1;
+    if (this.translate !== undefined) this.translateWhiteouts(this.translate);
+    else {
+      for (const r of this.records.values()) {
+        if (r.type === "File" && baseName(r.path).startsWith(WH_PREFIX)) {
+          if (baseName(r.path) === OPAQUE_MARKER) this.summary.opaqueDirs += 1;
+          else this.summary.whiteouts += 1;
+        }
       }
     }
     const dirs: Array<[string, EntryRecord]> = [];
@@ -287,28 +299,44 @@ export class Unpacker {
     return this.summary;
   }
 
-  private whiteout(r: EntryRecord): void {
-    const hidden = `${parentOf(r.path) === "" ? "" : `${parentOf(r.path)}/`}${baseName(r.path).slice(WH_PREFIX.length)}`;
+  /** Writes the archive's whiteouts and opaque markers with `writer`, into the target as a layer. */
+  private translateWhiteouts(writer: WhiteoutWriter): void {
+    const layer = openWritableDir(this.root);
+    try {
+      for (const r of [...this.records.values()]) {
+        if (r.kind === "whiteout") this.whiteout(writer, layer, r);
+        else if (r.kind === "opaque") this.opaque(writer, layer, r);
+      }
+    } finally {
+      layer.close();
+    }
+  }
+
+  private whiteout(writer: WhiteoutWriter, layer: WritableLayer, r: EntryRecord): void {
+    const dir = parentOf(r.path);
+    const name = baseName(r.path).slice(WH_PREFIX.length);
+    const hidden = `${dir === "" ? "" : `${dir}/`}${name}`;
     const abs = this.safePath(hidden, true, r.path);
     const st = lstatOrUndefined(abs);
     if (st === undefined) {
-      sys.mknod(abs, S_IFCHR, 0);
-      if (isRoot()) fs.lchownSync(bytesOf(abs), r.uid, r.gid);
-      fs.lutimesSync(bytesOf(abs), r.atime ?? r.mtime, r.mtime);
+      const marker = writer.whiteOut(layer, dir === "" ? "" : `/${dir}`, name);
+      const markerPath = bytesOf(`${abs.slice(0, abs.lastIndexOf("/"))}/${marker}`);
+      if (isRoot()) fs.lchownSync(markerPath, r.uid, r.gid);
+      fs.lutimesSync(markerPath, r.atime ?? r.mtime, r.mtime);
     } else if (st.isDirectory()) {
-      markOpaque(abs);
+      writer.makeOpaque(layer, `/${hidden}`);
       this.summary.opaqueDirs += 1;
     }
     this.summary.whiteouts += 1;
   }
 
-  private opaque(r: EntryRecord): void {
+  private opaque(writer: WhiteoutWriter, layer: WritableLayer, r: EntryRecord): void {
     const dirRel = parentOf(r.path);
     const abs = this.safePath(dirRel, true, r.path);
     const st = lstatOrUndefined(abs);
     if (st === undefined) fs.mkdirSync(bytesOf(abs), { mode: 0o755 });
     if (st === undefined || st.isDirectory()) {
-      markOpaque(abs);
+      writer.makeOpaque(layer, dirRel === "" ? "" : `/${dirRel}`);
       this.summary.opaqueDirs += 1;
     } else this.warn(`left out '${showPath(r.path)}': '${showPath(dirRel)}' is not a directory`);
   }
@@ -343,10 +371,6 @@ export class Unpacker {
     }
     if (trouble !== undefined) this.xattrTrouble.set(trouble, (this.xattrTrouble.get(trouble) ?? 0) + 1);
   }
-}
-
-function markOpaque(abs: string): void {
-  sys.lsetxattr(abs, `${privateXattrNamespace()}.overlay.opaque`, Buffer.from("y"), 0);
 }
 
 /** Creates the file `abs` (which must not exist) with the entry's data. */

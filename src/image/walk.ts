@@ -3,7 +3,7 @@
  * out, which of its directories are opaque. `diff` and `export` are both built on this walk.
  *
  * Invariants:
- * - Every whiteout format `src/whiteout/read.ts` recognises is reported the same way (a `whiteout` item
+ * - Every whiteout format `src/whiteout` recognises is reported the same way (a `whiteout` item
  *   for the hidden name); the markers themselves (`.wh.<name>`, `.wh..wh..opq`, 0/0 character devices,
  *   overlay.whiteout files) are never reported as entries.
  * - Every other `.wh.` name is skipped with its subtree: the union's work dir `.wh..wh.unionfs/`, aufs
@@ -18,7 +18,7 @@ import * as fs from "node:fs";
 import { openReadOnly, type Layer } from "../layer";
 import { fromText } from "../sys/bytes";
 import { UsageError } from "../unionfs/branches";
-import { OPAQUE_MARKER, WH_PREFIX, isOpaque, whiteoutsInListing } from "../whiteout";
+import { OPAQUE_MARKER, WH_PREFIX, isOpaque, isReservedName, whiteoutsIn } from "../whiteout";
 
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
@@ -87,15 +87,14 @@ export function walkLayer(dir: string): LayerWalk {
   const items: LayerItem[] = [];
   const visit = (dirRel: string): void => {
     const entries = layer.readdir(dirRel);
-    const { names, self } = whiteoutsInListing(layer, dirRel, entries);
-    for (const name of [...names].sort(byteOrder)) {
-      const markerRel = self.has(name) ? `${dirRel}/${name}` : `${dirRel}/${WH_PREFIX}${name}`;
-      const marker = layer.tryLstat(markerRel);
+    const whiteouts = whiteoutsIn(layer, dirRel, entries);
+    for (const name of [...whiteouts.keys()].sort(byteOrder)) {
+      const marker = layer.tryLstat(`${dirRel}/${whiteouts.get(name) as string}`);
       if (marker) items.push({ kind: "whiteout", path: `${dirRel}/${name}`, marker });
     }
     const kept = entries
       .map((e) => e.name)
-      .filter((n) => !n.startsWith(WH_PREFIX) && !self.has(n))
+      .filter((n) => !isReservedName(n) && whiteouts.get(n) !== n)
       .sort(byteOrder);
     for (const name of kept) {
       const rel = `${dirRel}/${name}`;

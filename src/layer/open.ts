@@ -34,8 +34,11 @@ export function openReadOnly(path: string, index = -1): Layer {
   return openLayer({ path, index, writable: false, honoursWhiteouts: true });
 }
 
-/** A writable directory that is no branch (the work dir): never read for callers, so never an atime. */
-export function openScratch(path: string): WritableLayer {
+/**
+ * A writable directory that is no branch (the work dir, a directory a layer is unpacked into): never
+ * read for callers, so never an access time.
+ */
+export function openWritableDir(path: string): WritableLayer {
   return new WritableDirLayer(path);
 }
 

@@ -13,7 +13,7 @@ import {
   type BranchSpec,
   type UnionConfig,
 } from "./config";
-import { WORKDIR_NAME } from "../whiteout/read";
+import { WORKDIR_NAME } from "../whiteout";
 
 /** Bad input from the user: printed as one line, exit code 2, nothing changed. */
 export class UsageError extends Error {

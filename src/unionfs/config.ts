@@ -8,6 +8,9 @@
  */
 import type { AtimePolicy } from "../layer/atime";
 import type { XattrNamespace } from "../sys/xattrns";
+import type { WhiteoutFormat } from "../whiteout";
+
+export type { WhiteoutFormat };
 
 export const MAX_READONLY_BRANCHES = 128;
 /** The most branches a union has: the read-only ones and one writable. */
@@ -20,9 +23,6 @@ export interface BranchSpec {
   path: string;
   mode: BranchMode;
 }
-
-/** How whiteouts and opaque markers are written into the writable branch. */
-export type WhiteoutFormat = "aufs" | "overlay";
 
 /**
  * FUSE passthrough (the kernel reads and writes a backing file itself): `auto` for files that live in the
@@ -42,6 +42,7 @@ export interface UnionConfig {
   branches: BranchSpec[];
   /** Where copy-ups are built before being renamed into place; default: inside the rw branch. */
   workdir?: string;
+  /** How whiteouts and opaque markers are written into the writable branch (src/whiteout). */
   whiteout: WhiteoutFormat;
   /** uid/gid mapping between disk and the mount (fuse-overlayfs uidmapping/gidmapping). */
   uidMap?: IdRangeSpec[];

@@ -14,7 +14,7 @@ import { isWritable, type Layer, type WritableLayer } from "../layer";
 import type { Stat } from "../sys/stat";
 import { BackgroundCopier, copyUp, Origins, type WorkDir } from "../cow";
 import type { XattrNamespace } from "../sys/xattrns";
-import { aufsWriter, type WhiteoutWriter } from "../whiteout";
+import { whiteoutWriter, type WhiteoutWriter } from "../whiteout";
 import { genOf, InoMapper, toAttr } from "./attr";
 import { IdMap } from "./idmap";
 import { Handles, type OpenFile } from "./handles";
@@ -75,7 +75,7 @@ export class UnionCore {
   constructor(
     readonly layers: readonly Layer[],
     protected readonly work: WorkDir | undefined,
-    protected readonly wh: WhiteoutWriter = aufsWriter,
+    protected readonly wh: WhiteoutWriter = whiteoutWriter("aufs"),
     protected readonly opts: UnionOptions = {},
   ) {
     const top = layers[0];

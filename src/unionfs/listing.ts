@@ -9,7 +9,7 @@
  * (`access`) changes the writable layer's directory's access time (per the union's atime policy).
  */
 import type { Layer } from "../layer";
-import { isReservedName, whiteoutsInListing } from "../whiteout";
+import { isReservedName, whiteoutsIn } from "../whiteout";
 import type { LowerDirCache } from "./dircache";
 import type { DirEntry } from "./types";
 
@@ -28,13 +28,13 @@ export function mergedListing(
   for (const index of dirLayers) {
     const layer = layers[index] as Layer;
     const raw = lowerDirs ? lowerDirs.list(layer, rel, access) : layer.readdir(rel, access);
-    const whiteouts = whiteoutsInListing(layer, rel, raw);
+    const whiteouts = whiteoutsIn(layer, rel, raw);
     for (const e of raw) {
       if (isReservedName(e.name) || seen.has(e.name) || hidden.has(e.name)) continue;
-      if (whiteouts.self.has(e.name)) continue; // an overlay-format whiteout itself
+      if (whiteouts.get(e.name) === e.name) continue; // a whiteout by itself (overlay formats)
       seen.set(e.name, { name: e.name, type: e.type, ino: UNKNOWN_INO });
     }
-    for (const name of whiteouts.names) hidden.add(name);
+    for (const name of whiteouts.keys()) hidden.add(name);
   }
   return [...seen.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

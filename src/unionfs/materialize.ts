@@ -15,7 +15,7 @@
  */
 import type { Origins } from "../cow";
 import type { Layer, WritableLayer } from "../layer";
-import { aufsWriter, opaqueValue, whiteoutsInListing, WH_PREFIX, type WhiteoutWriter } from "../whiteout";
+import { whiteoutsIn, type WhiteoutWriter } from "../whiteout";
 import { mergedListing } from "./listing";
 import { relOf, type Resolved, type Resolver } from "./resolve";
 
@@ -69,8 +69,7 @@ function materializeDir(ctx: MaterializeContext, path: string, r: Resolved, link
     }
   }
   ctx.origins.write(ctx.upper, rel, origin);
-  // Overlay's "x" directories hold xattr whiteouts that opaque=y would turn into files: mark them aufs-style.
-  (opaqueValue(ctx.upper, rel) === "x" ? aufsWriter : ctx.wh).makeOpaque(ctx.upper, rel);
+  ctx.wh.makeOpaque(ctx.upper, rel);
   ctx.resolver.invalidate();
   dropWhiteouts(ctx.upper, rel);
   ctx.upper.utimens(rel, r.st.atimeNs, r.st.mtimeNs);
@@ -88,10 +87,8 @@ function copyFile(ctx: MaterializeContext, path: string, r: Resolved, links: Lin
 /** Removes the whiteouts of the opaque top-layer directory `rel` (its opaque marker stays). */
 function dropWhiteouts(upper: WritableLayer, rel: string): void {
   const entries = upper.readdir(rel);
-  const { self } = whiteoutsInListing(upper, rel, entries);
+  const markers = new Set(whiteoutsIn(upper, rel, entries).values());
   for (const e of entries) {
-    const aufs =
-      e.name.startsWith(WH_PREFIX) && !e.name.startsWith(WH_PREFIX + WH_PREFIX) && e.type !== S_IFDIR;
-    if (aufs || self.has(e.name)) upper.unlink(`${rel}/${e.name}`);
+    if (markers.has(e.name) && e.type !== S_IFDIR) upper.unlink(`${rel}/${e.name}`);
   }
 }

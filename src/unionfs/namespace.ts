@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import type { WorkDir } from "../cow";
 import { fsError } from "../errors";
 import type { WritableLayer } from "../layer";
-import { discard, dropAufsWhiteout, isReservedName, isWhiteoutEntry } from "../whiteout";
+import { clearWhiteouts, discard, isReservedName, isWhiteoutEntry } from "../whiteout";
 import { ACL_DEFAULT, creationMode, defaultAclOf } from "./acl";
 import { UnionCore } from "./core";
 import { mergedListing } from "./listing";
@@ -74,7 +74,7 @@ export class UnionNamespace extends UnionCore {
     } else {
       build(upper, rel);
     }
-    dropAufsWhiteout(upper, relOf(dir), name);
+    clearWhiteouts(upper, relOf(dir), name);
   }
 
   /**
@@ -237,11 +237,11 @@ export class UnionNamespace extends UnionCore {
       upper.rename(fromRel, toRel, RENAME_EXCHANGE);
       if (!needWhiteout) upper.unlink(fromRel);
     } else if (needWhiteout) {
-      this.wh.renameWithWhiteout(upper, relOf(fromDir), fromName, toRel, this.work as WorkDir);
+      this.wh.renameWithWhiteout(upper, relOf(fromDir), fromName, toRel);
     } else {
       upper.rename(fromRel, toRel);
     }
-    dropAufsWhiteout(upper, relOf(toDir), toName);
+    clearWhiteouts(upper, relOf(toDir), toName);
   }
 
   /** RENAME_EXCHANGE: both names move to the top layer first, then swap in one renameat2. */

@@ -13,7 +13,7 @@
 import type { Stat } from "../sys/stat";
 import { LRUCache } from "lru-cache";
 import type { Layer } from "../layer";
-import { hasAufsWhiteout, isOpaque, isReservedName, isWhiteoutEntry, WH_PREFIX } from "../whiteout";
+import { hidesName, isOpaque, isReservedName, isWhiteoutEntry } from "../whiteout";
 import { LowerDirCache } from "./dircache";
 
 export interface Resolved {
@@ -48,16 +48,6 @@ export class Resolver {
   readonly lowerDirs = new LowerDirCache();
 
   constructor(private readonly layers: readonly Layer[]) {}
-
-  /**
-   * What `layer` has at `name` in `dirRel` without a syscall when it is cached: "absent", "whiteout"
-   * (an aufs whiteout and no entry), or "maybe" (look with lstat).
-   */
-  private probe(layer: Layer, dirRel: string, name: string): "absent" | "whiteout" | "maybe" {
-    const names = this.lowerDirs.names(layer, dirRel);
-    if (names === undefined || names.has(name)) return "maybe";
-    return layer.honoursWhiteouts && names.has(WH_PREFIX + name) ? "whiteout" : "absent";
-  }
 
   /** Drops every cached directory layer list (after any change to the directory structure). */
   invalidate(): void {
@@ -102,25 +92,30 @@ export class Resolver {
     return { layer: top.index, st, dirLayers };
   }
 
+  /**
+   * What `layer` has at `name` in directory `dirRel`: the object, "whiteout" (it whites the name out),
+   * or undefined (nothing). A read-only layer's misses are answered from its cached listing.
+   */
+  private find(layer: Layer, dirRel: string, name: string): Stat | "whiteout" | undefined {
+    const names = this.lowerDirs.names(layer, dirRel);
+    if (names !== undefined && !names.has(name)) {
+      return hidesName(layer, dirRel, name, names) ? "whiteout" : undefined;
+    }
+    const rel = `${dirRel}/${name}`;
+    const st = layer.tryLstat(rel);
+    if (st === undefined) return hidesName(layer, dirRel, name) ? "whiteout" : undefined;
+    return isWhiteoutEntry(layer, dirRel, rel, st) ? "whiteout" : st;
+  }
+
   private lookupIn(dir: string, parentLayers: number[], name: string, cache = true): Resolved | undefined {
     const dirRel = relOf(dir);
-    const rel = `${dirRel}/${name}`;
     for (let k = 0; k < parentLayers.length; k++) {
       const layer = this.layers[parentLayers[k] as number] as Layer;
-      const seen = this.probe(layer, dirRel, name);
-      if (seen === "whiteout") return undefined;
-      if (seen === "absent") continue;
-      const st = layer.tryLstat(rel);
-      if (st) {
-        if (isWhiteoutEntry(layer, dirRel, rel, st)) return undefined;
-        if (!isDirStat(st)) return { layer: layer.index, st, dirLayers: undefined };
-        return {
-          layer: layer.index,
-          st,
-          dirLayers: this.dirLayersFound(parentLayers, k, dirRel, name, cache),
-        };
-      }
-      if (layer.honoursWhiteouts && hasAufsWhiteout(layer, dirRel, name)) return undefined;
+      const st = this.find(layer, dirRel, name);
+      if (st === "whiteout") return undefined;
+      if (st === undefined) continue;
+      if (!isDirStat(st)) return { layer: layer.index, st, dirLayers: undefined };
+      return { layer: layer.index, st, dirLayers: this.dirLayersFound(parentLayers, k, dirRel, name, cache) };
     }
     return undefined;
   }
@@ -153,15 +148,9 @@ export class Resolver {
     if (isOpaque(first, rel)) return merged;
     for (let j = k + 1; j < parentLayers.length; j++) {
       const layer = this.layers[parentLayers[j] as number] as Layer;
-      const seen = this.probe(layer, dirRel, name);
-      if (seen === "whiteout") break;
-      if (seen === "absent") continue;
-      const st = layer.tryLstat(rel);
-      if (!st) {
-        if (layer.honoursWhiteouts && hasAufsWhiteout(layer, dirRel, name)) break;
-        continue;
-      }
-      if (!isDirStat(st)) break;
+      const st = this.find(layer, dirRel, name);
+      if (st === undefined) continue;
+      if (st === "whiteout" || !isDirStat(st)) break;
       merged.push(layer.index);
       if (isOpaque(layer, rel)) break;
     }

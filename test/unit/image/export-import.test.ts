@@ -3,7 +3,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Header, Pack, ReadEntry, list } from "tar";
-import { diffLayer, exportLayer, formatChanges, importLayer, type ImportFormat } from "../../../src/image";
+import { diffLayer, exportLayer, formatChanges, importLayer } from "../../../src/image";
+import type { WhiteoutFormat } from "../../../src/whiteout";
 import { makedev, normaliseEntryPath, unsafeEntryPath } from "../../../src/image/import";
 import { lgetxattr, mknod } from "../../../src/sys/libc";
 import { diffSnapshots, snapshotTree } from "../../helpers/snapshot";
@@ -170,7 +171,7 @@ describe("image: export and import", () => {
     assert.ok(fs.readFileSync(path.join(dir, "1.tar")).equals(fs.readFileSync(path.join(dir, "2.tar"))));
   });
 
-  for (const format of ["aufs", "overlay"] as ImportFormat[]) {
+  for (const format of ["aufs", "overlay"] as WhiteoutFormat[]) {
     it(`round trip (import --format ${format}): same changes, same content, owners and modes`, async () => {
       f = makeLayerFixture();
       const dir = tmp("tar");

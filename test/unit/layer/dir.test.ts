@@ -9,7 +9,7 @@ import {
   isWritable,
   openLayer,
   openReadOnly,
-  openScratch,
+  openWritableDir,
   seekFile,
   type LayerFile,
 } from "../../../src/layer";
@@ -69,7 +69,7 @@ describe("layer: directory layers", () => {
       writable: true,
       honoursWhiteouts: true,
     });
-    const work = openScratch(fromText(path.join(dir, "work")));
+    const work = openWritableDir(fromText(path.join(dir, "work")));
     try {
       if (!isWritable(upper)) throw new Error("openLayer made a read-only layer of a writable spec");
       const file = work.create("/t1", O_RDWR | O_EXCL, 0o640);
