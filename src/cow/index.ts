@@ -1,6 +1,9 @@
-/** Copy-on-write: copy-up into the writable layer through the work dir. */
-export { copyUp } from "./copyup";
+/**
+ * Copy-on-write: copy-up into the writable layer through the work dir. `CopyUp.copyUp` is the one entry
+ * point (copyup.ts); the union tells it where things are through a `UnionView` (view.ts).
+ */
+export { CopyUp, type CopyUpHow, type CopyUpSettings } from "./copyup";
+export type { Found, UnionView } from "./view";
 export { Origins, originXattr } from "./origin";
-export type { CopyUpOptions } from "./copyup";
 export { WorkDir } from "./workdir";
 export { BackgroundCopier } from "./background";

@@ -5,11 +5,13 @@
  * filesystem, else tagged with the layer's device index in the top bits, by layer order, so the same
  * branches give the same numbers on every mount); a merged directory reports the inode number of its
  * bottom-most layer, so it keeps its number when it is copied up, and when it is materialized (which
- * records that number as its origin: UnionCore.inoOf). Generations are 0 except for
- * objects that report their own number in the writable branch (`genOf`).
+ * records that number as its origin: `Attrs.inoOf`). Generations are 0 except for objects that report
+ * their own number in the writable branch (`genOf`). Owners are shown as the mount maps them.
  */
 import type { Stat } from "../sys/stat";
-import type { Layer } from "../layer";
+import type { Found, Origins } from "../cow";
+import { relOf, type Layer, type WritableLayer } from "../layer";
+import { IdMap } from "./idmap";
 import type { Attr, StatFs } from "./types";
 
 export class InoMapper {
@@ -23,6 +25,56 @@ export class InoMapper {
     if (this.devIndex.size <= 1) return st.ino;
     const tag = BigInt(this.devIndex.get(st.dev) ?? 0);
     return (tag << 56n) ^ st.ino;
+  }
+}
+
+/** What the union reports of its objects: attributes, inode numbers, owners. */
+export class Attrs {
+  readonly inos: InoMapper;
+
+  constructor(
+    private readonly layers: readonly Layer[],
+    private readonly upper: WritableLayer | undefined,
+    /** Where copies record the number of their original. */
+    readonly origins: Origins,
+    readonly uids: IdMap = new IdMap(),
+    readonly gids: IdMap = new IdMap(),
+  ) {
+    this.inos = new InoMapper(layers);
+  }
+
+  /** Attributes of the object at `path`, found as `r`. */
+  attrOf(path: string, r: Found): Attr {
+    const ino = this.inoOf(path, r);
+    const own = r.layer === this.upper?.index && ino === this.inos.ino(r.st);
+    return this.shown(toAttr(r.st, ino, own ? genOf(r.st) : 0));
+  }
+
+  /** Attributes of an object as an open file stats it, with its own inode number (no origin looked at). */
+  attrOfStat(st: Stat): Attr {
+    const own = this.upper !== undefined && st.dev === this.upper.dev;
+    return this.shown(toAttr(st, this.inos.ino(st), own ? genOf(st) : 0));
+  }
+
+  /** Attributes with ownership as the mount shows it (uid/gid mapping, squashing). */
+  private shown(a: Attr): Attr {
+    if (!this.uids.identity) a.uid = this.uids.toShown(a.uid);
+    if (!this.gids.identity) a.gid = this.gids.toShown(a.gid);
+    return a;
+  }
+
+  /**
+   * The inode number the union reports: a merged directory reports its bottom-most layer's, an object
+   * only in the top layer the number recorded when it was copied up or materialized (its origin), so
+   * neither copy-up nor materialization changes it; a new object reports its own.
+   */
+  inoOf(path: string, r: Found): bigint {
+    const bottom = r.dirLayers ? (r.dirLayers[r.dirLayers.length - 1] as number) : r.layer;
+    if (bottom === this.upper?.index) {
+      return this.origins.read(this.upper, relOf(path)) ?? this.inos.ino(r.st);
+    }
+    if (bottom === r.layer) return this.inos.ino(r.st);
+    return this.inos.ino((this.layers[bottom] as Layer).tryLstat(relOf(path)) ?? r.st);
   }
 }
 

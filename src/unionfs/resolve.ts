@@ -12,7 +12,7 @@
  */
 import type { Stat } from "../sys/stat";
 import { LRUCache } from "lru-cache";
-import type { Layer } from "../layer";
+import { relOf, splitPath, type Layer } from "../layer";
 import { hidesName, isOpaque, isReservedName, isWhiteoutEntry } from "../whiteout";
 import { LowerDirCache } from "./dircache";
 
@@ -29,17 +29,6 @@ const S_IFDIR = 0o040000;
 
 export function isDirStat(st: Stat): boolean {
   return (Number(st.mode) & S_IFMT) === S_IFDIR;
-}
-
-/** Layer-relative path of a union path: "" for the root, the path itself otherwise. */
-export function relOf(path: string): string {
-  return path === "/" ? "" : path;
-}
-
-/** Splits "/a/b" into ["/a", "b"]; the parent of a top-level name is "/". */
-export function splitPath(path: string): [string, string] {
-  const i = path.lastIndexOf("/");
-  return [i <= 0 ? "/" : path.slice(0, i), path.slice(i + 1)];
 }
 
 export class Resolver {

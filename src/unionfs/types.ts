@@ -103,6 +103,17 @@ export interface BackingFile {
   preferred: boolean;
 }
 
+/**
+ * Background copy-up of big files: when copying `path` up would copy a big file's data, `stage` starts
+ * that copy in another thread and returns a key; the transport holds back the request until `finished()`
+ * returns that key (`wakeFd` becomes readable), then serves it as usual.
+ */
+export interface BackgroundCopies {
+  stage(path: string): string | undefined;
+  readonly wakeFd: number;
+  finished(): string[];
+}
+
 /** The operations a transport maps its requests onto, one method per syscall. */
 export interface UnionOps {
   getattr(path: string, fh?: number): Attr;
@@ -155,20 +166,14 @@ export interface UnionOps {
    */
   killSuidgid?(fh: number): boolean;
   /**
-   * How many copy-ups the union has made so far. A copy-up changes the writable branch's directories
-   * along its path (their mtime) without any request for them, so a transport that lets the kernel cache
-   * attributes invalidates them when this moved.
+   * The directories (union paths) whose attributes changed without a request naming them, since the
+   * last call: a copy-up placed something in them in the writable branch (their mtime changed), or
+   * materialized them. A transport that lets the kernel cache attributes drops theirs.
    */
-  copyUps?(): number;
+  takeChanged?(): string[];
 
-  /**
-   * Background copy-up of big files: when copying `path` up would copy a big file's data, starts that
-   * copy in another thread and returns a key; the transport holds back the request until
-   * `finishedCopies()` returns that key (`copyWakeFd()` becomes readable), then serves it as usual.
-   */
-  stageCopyUp?(path: string): string | undefined;
-  copyWakeFd?(): number;
-  finishedCopies?(): string[];
+  /** Background copy-up of big files (undefined: none, e.g. a read-only union). */
+  readonly background?: BackgroundCopies;
 
   /**
    * Snapshot of the merged listing, without "." and "..", in a stable order. Returns a dir handle. A

@@ -7,8 +7,8 @@
  * - FORGET, BATCH_FORGET and INTERRUPT never get a reply, not even an error.
  * - No I/O on the device here; loop.ts reads requests and writes what this returns.
  * - Every request that may add, remove or rename a name (any opcode not in KEEPS_NAMES) tells the
- *   handle-less listings (listings.ts) before it runs; one that made the core copy something up gets
- *   the directories above its node invalidated after the reply (their attributes changed unasked).
+ *   handle-less listings (listings.ts) before it runs; the directories a copy-up changed meanwhile (the
+ *   core reports them: `takeChanged`) get their attributes invalidated before the reply.
  */
 import { fsError, isReported, toErrno } from "../../errors";
 import { logLine } from "./log";
@@ -102,7 +102,6 @@ export function dispatch(
   const handler = handlers.get(h.opcode);
   if (handler === undefined) return { h, reply: EMPTY, errno: ENOSYS };
   if (!KEEPS_NAMES.has(h.opcode)) s.listings.changed();
-  const copies = s.ops.copyUps?.();
   let out: Outcome;
   try {
     out = { h, reply: handler(s, h, Reader.forRequest(request, h)), errno: 0 };
@@ -111,7 +110,7 @@ export function dispatch(
     if (isReported(err)) logReported(s, h, err);
     out = { h, reply: NO_REPLY.has(h.opcode) ? null : EMPTY, errno };
   }
-  if (copies !== undefined && s.ops.copyUps?.() !== copies) s.touchAncestors(h.nodeid);
+  for (const path of s.ops.takeChanged?.() ?? []) s.dirChanged(path);
   return out;
 }
 

@@ -4,7 +4,7 @@
  *
  * Invariants:
  * - Only requests that would copy a file up are held: OPEN for writing without O_TRUNC, and SETATTR.
- *   The core decides (`stageCopyUp`) whether the copy is long enough to hold for; a request for a file
+ *   The core decides (`background.stage`) whether the copy is long enough to hold for; a request for a file
  *   whose copy is already running is held behind the first.
  * - A held request is a private copy of its bytes; it is served, in arrival order per file, by the
  *   ordinary dispatch once its copy finished, at which point its copy-up finds the data staged.
@@ -39,8 +39,8 @@ export class HeldRequests {
 
   /** Holds `request` (copying its bytes) when it waits for a background copy; false: serve it now. */
   hold(request: Buffer): boolean {
-    const stage = this.s.ops.stageCopyUp;
-    if (stage === undefined || !copiesUp(request, request.readUInt32LE(4))) return false; // 4: opcode
+    const background = this.s.ops.background;
+    if (background === undefined || !copiesUp(request, request.readUInt32LE(4))) return false; // 4: opcode
     const h = decodeInHeader(request);
     let path: string;
     try {
@@ -48,7 +48,7 @@ export class HeldRequests {
     } catch {
       return false; // dispatch answers it (ENOENT, ESTALE)
     }
-    const key = stage.call(this.s.ops, path);
+    const key = background.stage(path);
     if (key === undefined) return false;
     const queue = this.byKey.get(key) ?? [];
     queue.push(Buffer.from(request));
@@ -61,12 +61,12 @@ export class HeldRequests {
    * finished (possibly none), oldest first.
    */
   wait(devFd: number): Buffer[] {
-    const wake = this.s.ops.copyWakeFd?.();
-    if (wake === undefined) return [];
-    const [, woken] = pollReadable([devFd, wake]);
+    const background = this.s.ops.background;
+    if (background === undefined) return [];
+    const [, woken] = pollReadable([devFd, background.wakeFd]);
     if (!woken) return [];
     const out: Buffer[] = [];
-    for (const key of this.s.ops.finishedCopies?.() ?? []) {
+    for (const key of background.finished()) {
       out.push(...(this.byKey.get(key) ?? []));
       this.byKey.delete(key);
     }

@@ -304,6 +304,16 @@ export class InodeTable {
     return node.ino;
   }
 
+  /** The id of live node `path` ("/" or "/a/b"), found by the names the table knows. */
+  idOfPath(path: string): number | undefined {
+    let node: Inode | undefined = this.root;
+    for (const name of path.split("/")) {
+      if (name !== "") node = node.children?.get(name);
+      if (node === undefined) return undefined;
+    }
+    return this.byId.get(node.id) === node ? node.id : undefined;
+  }
+
   /** The other live nodes with the same inode number (names of one hard-linked file). */
   aliases(id: number): number[] {
     const node = this.byId.get(id);

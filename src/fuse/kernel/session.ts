@@ -121,12 +121,10 @@ export class Session {
     this.touched.add(nodeid);
   }
 
-  /** Marks the directories above a node stale: a copy-up changed them in the writable branch. */
-  touchAncestors(nodeid: number): void {
-    if (!this.table.has(nodeid)) return;
-    for (let n = this.table.get(nodeid).parent; n !== null; n = n.parent) {
-      if (this.table.has(n.id)) this.attrsStale(n.id);
-    }
+  /** Marks the node of directory `path` stale, if the kernel knows it: a copy-up changed it. */
+  dirChanged(path: string): void {
+    const id = this.table.idOfPath(path);
+    if (id !== undefined) this.attrsStale(id);
   }
 
   /** Set-id bits of an open file's node were cleared by the daemon (KILL_SUIDGID): its mode is stale. */

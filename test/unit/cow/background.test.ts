@@ -16,11 +16,11 @@ const { O_WRONLY, O_APPEND, O_RDONLY } = fs.constants;
 const BIG = 40 << 20; // above the 32 MiB threshold
 
 function waitForCopies(ops: UnionOps): string[] {
-  const wake = ops.copyWakeFd?.();
-  assert.ok(wake !== undefined);
+  const background = ops.background;
+  assert.ok(background !== undefined);
   for (;;) {
-    pollReadable([wake]);
-    const keys = ops.finishedCopies?.() ?? [];
+    pollReadable([background.wakeFd]);
+    const keys = background.finished();
     if (keys.length > 0) return keys;
   }
 }
@@ -38,9 +38,9 @@ describe("cow/background (background copy-up of big files)", function () {
   afterEach(() => f.cleanup());
 
   it("stages a big file's data while other calls are answered, then copies up from the staged data", () => {
-    const key = f.fs.stageCopyUp?.("/big");
+    const key = f.fs.background?.stage("/big");
     assert.ok(key !== undefined);
-    assert.equal(f.fs.stageCopyUp?.("/big"), key, "a second request waits for the same copy");
+    assert.equal(f.fs.background?.stage("/big"), key, "a second request waits for the same copy");
     assert.equal(f.fs.getattr("/small").size, 1n); // answered while the copy runs
     assert.deepEqual(waitForCopies(f.fs), [key]);
     const fh = f.fs.open("/big", O_WRONLY | O_APPEND);
@@ -50,18 +50,18 @@ describe("cow/background (background copy-up of big files)", function () {
     assert.equal(upper.length, BIG + 4);
     assert.ok(upper.subarray(0, BIG).equals(lowerBytes), "the original bytes survived the copy-up");
     assert.ok(fs.readFileSync(path.join(f.dirs[1] as string, "big")).equals(lowerBytes), "lower unchanged");
-    assert.equal(f.fs.stageCopyUp?.("/big"), undefined, "nothing left to copy");
+    assert.equal(f.fs.background?.stage("/big"), undefined, "nothing left to copy");
   });
 
   it("copies small files, and files already up, in place without staging", () => {
-    assert.equal(f.fs.stageCopyUp?.("/small"), undefined);
+    assert.equal(f.fs.background?.stage("/small"), undefined);
     const fh = f.fs.open("/big", O_RDONLY);
     f.fs.release(fh);
-    assert.equal(f.fs.stageCopyUp?.("/missing"), undefined);
+    assert.equal(f.fs.background?.stage("/missing"), undefined);
   });
 
   it("leaves no staged file behind when the copy-up turns out to need no data (truncate to 0)", () => {
-    const key = f.fs.stageCopyUp?.("/big");
+    const key = f.fs.background?.stage("/big");
     assert.ok(key !== undefined);
     waitForCopies(f.fs);
     f.fs.setattr("/big", { size: 0n });

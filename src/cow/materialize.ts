@@ -12,75 +12,76 @@
  *   merged (its bottom-most layer's) as its origin; copied files record theirs (copy-up); names of one
  *   lower file hard-linked in the materialized tree become hard links of one copy.
  * - Whiteouts left in a directory made opaque hide nothing any more, and are removed.
+ * - Only copy-up's own entry point copies anything; each directory materialized is reported changed.
  */
-import type { Origins } from "../cow";
-import type { Layer, WritableLayer } from "../layer";
+import { relOf, type WritableLayer } from "../layer";
 import { whiteoutsIn, type WhiteoutWriter } from "../whiteout";
-import { mergedListing } from "./listing";
-import { relOf, type Resolved, type Resolver } from "./resolve";
+import type { Origins } from "./origin";
+import type { Found, UnionView } from "./view";
 
 const S_IFDIR = 0o040000;
 
-export interface MaterializeContext {
-  layers: readonly Layer[];
-  upper: WritableLayer;
-  resolver: Resolver;
-  wh: WhiteoutWriter;
+/** What materializing needs of copy-up (copyup.ts `CopyUp` provides it). */
+export interface TreeCopier {
+  readonly upper: WritableLayer;
+  readonly view: UnionView;
+  readonly wh: WhiteoutWriter;
   /** Where directories made opaque record their origin. */
-  origins: Origins;
-  /** The inode number the union reports for the object at `path`. */
-  inoOf: (path: string, r: Resolved) => bigint;
-  /** Makes sure directory `path` exists in the top layer (copying it and its parents up). */
-  ensureUpperDir: (path: string) => void;
-  /** Copies the lower non-directory at `path` up, recording its inode number as origin. */
-  copyUpFile: (path: string, r: Resolved) => void;
+  readonly origins: Origins;
+  /** Copies the object at `path` (found as `r`) up: a directory alone and empty, a file with its data. */
+  copyUp(path: string, r?: Found): void;
+  /** Directory `path`'s attributes changed in the writable layer. */
+  changed(path: string): void;
 }
 
 /** Lower files with several names copied so far: `dev:ino` → the union path of their copy. */
 type Links = Map<string, string>;
 
-/** Makes directory `path` (resolved as `r`) live entirely in the top layer, opaque. */
-export function materialize(ctx: MaterializeContext, path: string, r: Resolved): void {
-  if (upperOnly(ctx, r)) return;
+/** Makes directory `path` (found as `r`) live entirely in the top layer, opaque. */
+export function materialize(cu: TreeCopier, path: string, r: Found): void {
+  if (upperOnly(cu, r)) return;
   try {
-    materializeDir(ctx, path, r, new Map());
+    materializeDir(cu, path, r, new Map());
   } finally {
-    ctx.resolver.invalidate();
+    cu.view.invalidate();
   }
 }
 
-function upperOnly(ctx: MaterializeContext, r: Resolved): boolean {
-  return r.dirLayers?.length === 1 && r.dirLayers[0] === ctx.upper.index;
+function upperOnly(cu: TreeCopier, r: Found): boolean {
+  return r.dirLayers?.length === 1 && r.dirLayers[0] === cu.upper.index;
 }
 
-function materializeDir(ctx: MaterializeContext, path: string, r: Resolved, links: Links): void {
-  const origin = ctx.inoOf(path, r);
-  ctx.ensureUpperDir(path);
+function materializeDir(cu: TreeCopier, path: string, r: Found, links: Links): void {
+  const origin = cu.view.inoOf(path, r);
+  cu.copyUp(path);
   const rel = relOf(path);
-  const dirLayers = ctx.resolver.dirLayersOf(path) ?? [];
-  for (const e of mergedListing(ctx.layers, dirLayers, rel, ctx.resolver.lowerDirs)) {
-    const childPath = `${rel}/${e.name}`;
-    const child = ctx.resolver.resolve(childPath);
+  for (const name of cu.view.names(path, cu.view.dirLayersOf(path) ?? [])) {
+    const childPath = `${rel}/${name}`;
+    const child = cu.view.resolve(childPath);
     if (child === undefined) continue;
     if (child.dirLayers) {
-      if (!upperOnly(ctx, child)) materializeDir(ctx, childPath, child, links);
-    } else if (child.layer !== ctx.upper.index) {
-      copyFile(ctx, childPath, child, links);
+      if (!upperOnly(cu, child)) materializeDir(cu, childPath, child, links);
+    } else if (child.layer !== cu.upper.index) {
+      copyFile(cu, childPath, child, links);
     }
   }
-  ctx.origins.write(ctx.upper, rel, origin);
-  ctx.wh.makeOpaque(ctx.upper, rel);
-  ctx.resolver.invalidate();
-  dropWhiteouts(ctx.upper, rel);
-  ctx.upper.utimens(rel, r.st.atimeNs, r.st.mtimeNs);
+  cu.origins.write(cu.upper, rel, origin);
+  cu.wh.makeOpaque(cu.upper, rel);
+  cu.view.invalidate();
+  dropWhiteouts(cu.upper, rel);
+  cu.upper.utimens(rel, r.st.atimeNs, r.st.mtimeNs);
+  cu.changed(path);
 }
 
 /** Copies a lower file up; a further name of a lower file already copied becomes a link to that copy. */
-function copyFile(ctx: MaterializeContext, path: string, r: Resolved, links: Links): void {
+function copyFile(cu: TreeCopier, path: string, r: Found, links: Links): void {
   const key = r.st.nlink > 1n ? `${r.st.dev}:${r.st.ino}` : undefined;
   const first = key === undefined ? undefined : links.get(key);
-  if (first !== undefined) return ctx.upper.link(relOf(first), relOf(path));
-  ctx.copyUpFile(path, r);
+  if (first !== undefined) {
+    cu.upper.link(relOf(first), relOf(path));
+    return;
+  }
+  cu.copyUp(path, r);
   if (key !== undefined) links.set(key, path);
 }
 
