@@ -13,7 +13,8 @@ import { EventEmitter } from "node:events";
 import * as nodePath from "node:path";
 import { cleanDeadMount, kernelTransport } from "./fuse";
 import { VFS_FLAGS } from "./fuse/transport";
-import { checkBranches, checkMountpoint, checkWorkdir, UsageError } from "./unionfs/branches";
+import { UsageError } from "./errors";
+import { checkBranches, checkMountpoint, checkWorkdir } from "./unionfs/branches";
 import type { BranchSpec, IdRangeSpec, PassthroughMode, UnionConfig, WhiteoutFormat } from "./unionfs/config";
 
 export interface MountParams {
@@ -135,7 +136,7 @@ export async function mount(p: MountParams): Promise<UnionMount> {
 
 export { createUnion } from "./unionfs";
 export type { UnionOps, Attr, Caller, DirEntry, UnionConfig, BranchSpec, WhiteoutFormat } from "./unionfs";
-export { UsageError } from "./unionfs/branches";
+export { UsageError } from "./errors";
 export { FsError } from "./errors";
 
 // Images: layer tools (src/image) and the image store (src/image/store), for engines and build tools.

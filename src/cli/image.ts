@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import { checkOutsideLayer, diffLayer, exportLayer, formatChanges, importLayer } from "../image";
 import { overlay2MountArgs, resolveOverlay2 } from "../image/overlay2";
 import { Progress } from "../image/progress";
-import { UsageError } from "../unionfs/branches";
+import { UsageError } from "../errors";
 import { mountCommand, type MountFlags } from "./mount";
 import { splitOptionList, whiteoutFormat } from "./options";
 

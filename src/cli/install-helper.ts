@@ -14,7 +14,7 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { UsageError } from "../unionfs/branches";
+import { UsageError } from "../errors";
 
 export const HELPER_NAME = "mount.fuse.unionfs-ts";
 const MARK = "# unionfs-ts install-helper";

@@ -8,8 +8,7 @@
 import { prestartFor } from "../fuse/kernel/prestart";
 prestartFor(process.argv.slice(2)); // a foreground mount's serving thread boots while the rest loads
 import { Command, CommanderError } from "commander";
-import { UsageError } from "../unionfs/branches";
-import { codeOf } from "../errors";
+import { codeOf, UsageError } from "../errors";
 import { mountCommand } from "./mount";
 import { umountCommand } from "./umount";
 import { unknownCommand } from "./typos";

@@ -8,7 +8,8 @@
  * against the caller's cwd.
  */
 import * as nodePath from "node:path";
-import { UsageError, parseBranches } from "../unionfs/branches";
+import { UsageError } from "../errors";
+import { parseBranches } from "../unionfs/branches";
 import type { BranchSpec, UnionConfig } from "../unionfs/config";
 import { parseIdRanges } from "../unionfs/idmap";
 import { isWhiteoutFormat, WHITEOUT_FORMATS, type WhiteoutFormat } from "../whiteout";

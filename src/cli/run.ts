@@ -8,14 +8,16 @@
 import type { Command } from "commander";
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { checkBranches, parseBranches, UsageError } from "../unionfs/branches";
+import { UsageError } from "../errors";
+import { checkBranches, parseBranches } from "../unionfs/branches";
 import { runContainer } from "../mountns/container";
 import { withInitLayer } from "../mountns/initlayer";
 import { MAX_READONLY_BRANCHES, type BranchSpec } from "../unionfs/config";
 import { parseRunArgs, type RunOptions } from "../mountns/options";
 import { overlay2MountArgs } from "../image/overlay2";
 import { openStore } from "./store";
-import { FS_TYPE, mountTable } from "./umount";
+import { FS_TYPE } from "../fuse";
+import { mountsAt } from "../sys/mountinfo";
 
 /**
  * The arguments after `run` exactly as typed. Commander drops the `--` that separates LAYERS from
@@ -49,9 +51,7 @@ export async function runCommand(args: readonly string[], store?: string): Promi
   let mountpoint: string | undefined;
   if (opts.mounted !== undefined) {
     mountpoint = canonical(opts.mounted);
-    const types = mountTable()
-      .filter((e) => e.mountpoint === mountpoint)
-      .map((e) => e.fstype);
+    const types = mountsAt(mountpoint).map((e) => e.fsType);
     if (types.length === 0) throw new UsageError(`'${opts.mounted}' is not mounted`);
     if (types[types.length - 1] !== FS_TYPE) {
       throw new UsageError(`'${opts.mounted}' is a ${types[types.length - 1]} mount, not unionfs-ts`);

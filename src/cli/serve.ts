@@ -7,7 +7,7 @@
  * ever left blocked on a dead mount and no wedged mount is left behind. With a log file every line of
  * the daemon goes there (timestamped) once the mount is live; a pid file exists exactly while it serves.
  */
-import { abortMount, abortNativeMount, chooseTransport, type MountedFs } from "../fuse";
+import { abortMount, chooseTransport, type MountedFs } from "../fuse";
 import type { UnionConfig } from "../unionfs/config";
 import * as fs from "node:fs";
 import { logLine, logTo } from "../fuse/kernel/log";
@@ -62,7 +62,6 @@ export async function serve(req: ServeRequest): Promise<number> {
   process.on("uncaughtException", (err) => {
     logLine(`fatal: ${err.stack ?? String(err)}`);
     abortMount(req.mountpoint);
-    abortNativeMount(req.mountpoint);
     process.exitCode = 1;
   });
   const serving = `serving ${req.mountpoint} (transport: ${transport.name}, ${reason}) as pid ${process.pid}`;

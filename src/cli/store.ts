@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import { ImageStore, shortId } from "../image/store";
-import { UsageError } from "../unionfs/branches";
+import { UsageError } from "../errors";
 import { withProgress } from "./image";
 
 function out(text: string): Promise<void> {

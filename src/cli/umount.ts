@@ -8,38 +8,19 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { UsageError } from "../unionfs/branches";
-
-export const FS_TYPE = "fuse.unionfs-ts";
-
-interface MountEntry {
-  mountpoint: string;
-  fstype: string;
-}
-
-export function mountTable(): MountEntry[] {
-  const out: MountEntry[] = [];
-  for (const line of fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
-    const fields = line.split(" ");
-    const sep = fields.indexOf("-");
-    if (sep < 0) continue;
-    out.push({ mountpoint: unescape(fields[4] ?? ""), fstype: fields[sep + 1] ?? "" });
-  }
-  return out;
-}
-
-function unescape(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-}
+import { UsageError } from "../errors";
+import { FS_TYPE } from "../fuse";
+import { fromText } from "../sys/bytes";
+import { mountTable, type MountRow } from "../sys/mountinfo";
 
 /**
  * The mount-table path of `mountpoint`: as given (made absolute) when it is mounted there, else with
  * symlinks resolved (as umount(8) does). A mount whose daemon died cannot be stat'ed, which is why the
  * path as given is tried first.
  */
-function mountedPath(mountpoint: string, table: readonly MountEntry[]): string {
+function mountedPath(mountpoint: string, table: readonly MountRow[]): string {
   const mnt = nodePath.resolve(mountpoint);
-  if (table.some((e) => e.mountpoint === mnt)) return mnt;
+  if (table.some((e) => e.mountPoint === fromText(mnt))) return mnt;
   try {
     return fs.realpathSync(mnt);
   } catch {
@@ -50,10 +31,10 @@ function mountedPath(mountpoint: string, table: readonly MountEntry[]): string {
 export function umountCommand(mountpoint: string, flags: { lazy?: boolean }): number {
   const table = mountTable();
   const mnt = mountedPath(mountpoint, table);
-  const entry = table.find((e) => e.mountpoint === mnt);
+  const entry = table.find((e) => e.mountPoint === fromText(mnt));
   if (!entry) throw new UsageError(`'${mountpoint}' is not mounted`);
-  if (entry.fstype !== FS_TYPE)
-    throw new UsageError(`'${mountpoint}' is a ${entry.fstype} mount, not unionfs-ts`);
+  if (entry.fsType !== FS_TYPE)
+    throw new UsageError(`'${mountpoint}' is a ${entry.fsType} mount, not unionfs-ts`);
   const args = flags.lazy ? ["-l", mnt] : [mnt];
   const r = spawnSync("umount", args, { encoding: "utf8" });
   if (r.status !== 0) {

@@ -7,10 +7,17 @@
  * - Only ENOENT and ENOTDIR from a lower layer mean "look further down" (`isAbsent`).
  * - `toErrno` is the single place an unknown error becomes EIO; transports call it at their one catch site.
  * - `reported` marks an errno error worth a log line (`report`); its errno is kept.
+ * - Bad input from the user is a `UsageError` instead: one line for the CLI to print as is, nothing
+ *   changed.
  */
 import { constants } from "node:os";
 
 const errnoByCode = constants.errno as Record<string, number>;
+
+/** Bad input from the user: printed as one line, exit code 2, nothing changed. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
 
 export class FsError extends Error {
   readonly code: string;

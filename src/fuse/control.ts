@@ -1,6 +1,6 @@
 /**
  * Taking a FUSE mount down from the outside, shared by both transports: the mount table, fusectl abort,
- * and running mount(8)/umount(8)/fusermount.
+ * detaching, and running mount(8)/umount(8)/fusermount (as root umount -c, else fusermount).
  *
  * Invariants:
  * - Nothing here touches a path *inside* a mount: a wedged daemon would hang the caller. The mount table
@@ -12,42 +12,16 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import { fromText } from "../sys/bytes";
+import { FsError } from "../errors";
+import { mountsAt } from "../sys/mountinfo";
+
+export { mountsAt, type MountRow } from "../sys/mountinfo";
 
 export const FUSECTL_DIR = "/sys/fs/fuse/connections";
-
-export interface MountRow {
-  /** "major:minor" of the mounted filesystem (for FUSE the minor is the connection number). */
-  dev: string;
-  /** Mount point as a byte string (escapes undone). */
-  mountPoint: string;
-  fsType: string;
-}
 
 export interface CommandResult {
   ok: boolean;
   stderr: string;
-}
-
-function unescapeField(raw: string): string {
-  return raw.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8) & 0xff));
-}
-
-export function parseMountInfo(raw: Buffer): MountRow[] {
-  const rows: MountRow[] = [];
-  for (const line of raw.toString("latin1").split("\n")) {
-    const f = line.split(" ");
-    const sep = f.indexOf("-", 6);
-    if (sep < 0) continue;
-    rows.push({ dev: f[2] ?? "", mountPoint: unescapeField(f[4] ?? ""), fsType: f[sep + 1] ?? "" });
-  }
-  return rows;
-}
-
-/** Mounts at `mountpoint` (UTF-8 text, canonical), bottom first. */
-export function mountsAt(mountpoint: string): MountRow[] {
-  const want = fromText(mountpoint);
-  return parseMountInfo(fs.readFileSync("/proc/self/mountinfo")).filter((m) => m.mountPoint === want);
 }
 
 /** True when the mount `dev` is the topmost one at `mountpoint`. */
@@ -120,4 +94,48 @@ export function abortConnection(dev: string): boolean {
   } finally {
     if (mountedHere) runSync("umount", ["-c", FUSECTL_DIR]);
   }
+}
+
+/** fusermount of fuse3 (Debian's `fuse3` also links it as `fusermount`), for users who are not root. */
+function fusermount(): string {
+  for (const dir of ["/usr/bin", "/bin", "/usr/local/bin"]) {
+    for (const name of ["fusermount3", "fusermount"]) {
+      if (fs.existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
+    }
+  }
+  return "fusermount";
+}
+
+/** The command that unmounts `mountpoint` (lazily: detaches it even when busy). */
+export function unmountCommand(mountpoint: string, lazy: boolean): [string, string[]] {
+  if (isRoot()) return ["umount", lazy ? ["-c", "-l", mountpoint] : ["-c", mountpoint]];
+  return [fusermount(), lazy ? ["-u", "-z", mountpoint] : ["-u", mountpoint]];
+}
+
+/** Lazily detaches the mount `dev` at `mountpoint` when it is there and on top; returns whether it is gone. */
+export function detach(mountpoint: string, dev: string): boolean {
+  if (isTopMount(mountpoint, dev)) {
+    const [cmd, args] = unmountCommand(mountpoint, true);
+    runSync(cmd, args);
+  }
+  return !isMounted(mountpoint, dev);
+}
+
+/** An errno error whose message is a command's error output on one line. */
+export function mountError(stderr: string): FsError {
+  const line = stderr
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join("; ");
+  const code = /busy/i.test(line)
+    ? "EBUSY"
+    : /does not exist|no such file/i.test(line)
+      ? "ENOENT"
+      : /permission|superuser|not permitted/i.test(line)
+        ? "EPERM"
+        : "EIO";
+  const err = new FsError(code, line);
+  err.message = line;
+  return err;
 }

@@ -1,16 +1,19 @@
 /**
  * The FUSE transports. `kernelTransport` speaks the kernel protocol over /dev/fuse directly.
  *
- * Invariants: see transport.ts. `abortMount(mountpoint)` and `abortAllMounts()` are synchronous and safe
- * to call from crash and signal handlers: they abort the FUSE connection(s) this process serves (pending
- * requests fail, the serving thread stops) and detach the mount(s).
+ * Invariants: see transport.ts. `abortMount(mountpoint)` and `abortAllMounts()` (lifecycle.ts, for the
+ * mounts of both transports) are synchronous and safe to call from crash and signal handlers: they abort
+ * the FUSE connection(s) this process serves (pending requests fail, the serving thread stops) and
+ * detach the mount(s).
  */
 import type { MountRequest, Transport } from "./transport";
-import { KernelMount, abortAllMounts, abortMount, mountKernel } from "./kernel/mount";
+import { KernelMount, mountKernel } from "./kernel/mount";
+import { abortAllMounts, abortMount } from "./lifecycle";
 import { nativeTransport } from "./native";
 import { chooseTransportName, type TransportName } from "./native/select";
 
 export type { MountRequest, MountedFs, Transport } from "./transport";
+export { FS_TYPE } from "./transport";
 export { KernelMount, abortAllMounts, abortMount };
 
 /** The kernel transport; its mounts are KernelMounts (with `error`, `dev` and a synchronous `abort()`). */
@@ -25,13 +28,7 @@ export const kernelTransport: KernelTransport = {
 
 // ---- the fuse-native transport and the choice between the two ------------------------------------
 
-export {
-  nativeTransport,
-  type NativeMount,
-  abortNativeMount,
-  abortAllNativeMounts,
-  cleanDeadMount,
-} from "./native";
+export { nativeTransport, type NativeMount, cleanDeadMount } from "./native";
 export { TRANSPORT_NAMES, type TransportName } from "./native/select";
 
 /** Every transport by name. */

@@ -10,6 +10,10 @@ import { atimePolicyOf } from "../unionfs/atime";
 import type { UnionConfig } from "../unionfs/config";
 
 /** Generic VFS mount flags: given to the kernel mount as they come (later ones win, as with mount(8)). */
+/** The mount type of every unionfs-ts mount (`fuse.` and the FUSE subtype), as the mount table shows it. */
+export const FS_SUBTYPE = "unionfs-ts";
+export const FS_TYPE = `fuse.${FS_SUBTYPE}`;
+
 export const VFS_FLAGS = new Set([
   "ro",
   "rw",

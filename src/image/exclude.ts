@@ -12,7 +12,7 @@
  */
 import picomatch from "picomatch";
 import { toText } from "../sys/bytes";
-import { UsageError } from "../unionfs/branches";
+import { UsageError } from "../errors";
 
 /** True for a byte-string layer path ("/a/b") that is to be left out. */
 export type Excluded = (path: string) => boolean;

@@ -26,7 +26,7 @@ import * as nodePath from "node:path";
 import type { Layer } from "../layer";
 import type { Stat } from "../sys/stat";
 import { fromText, toText } from "../sys/bytes";
-import { UsageError } from "../unionfs/branches";
+import { UsageError } from "../errors";
 import { headerBlocks, padding, TarWriter, type EntryFields } from "./tar-write";
 import {
   S_IFDIR,

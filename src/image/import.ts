@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import type { Readable } from "node:stream";
 import { fromText } from "../sys/bytes";
-import { UsageError } from "../unionfs/branches";
+import { UsageError } from "../errors";
 import { ArchiveError, archiveFromStream, openArchive, type ArchiveInput } from "./archive-input";
 import { imageDirectoryKind } from "./image-archive";
 import { readTar, TarFormatError } from "./tar-read";

@@ -15,7 +15,7 @@
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import type { BranchSpec } from "../unionfs/config";
-import { UsageError } from "../unionfs/branches";
+import { UsageError } from "../errors";
 import { layerDir } from "./walk";
 
 export interface Overlay2Mount {

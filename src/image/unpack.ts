@@ -23,12 +23,11 @@
  *   bits, so they come after it).
  */
 import * as fs from "node:fs";
-import { codeOf } from "../errors";
+import { codeOf, UsageError } from "../errors";
 import { openWritableDir, type WritableLayer } from "../layer";
 import { bytesOf, fromText } from "../sys/bytes";
 import * as sys from "../sys/libc";
 import { privateXattrNamespace } from "../sys/xattrns";
-import { UsageError } from "../unionfs/branches";
 import {
   OPAQUE_MARKER,
   WH_PREFIX,

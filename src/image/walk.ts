@@ -17,7 +17,7 @@ import type { Stat } from "../sys/stat";
 import * as fs from "node:fs";
 import { openReadOnly, type Layer } from "../layer";
 import { fromText } from "../sys/bytes";
-import { UsageError } from "../unionfs/branches";
+import { UsageError } from "../errors";
 import { OPAQUE_MARKER, WH_PREFIX, isOpaque, isReservedName, whiteoutsIn } from "../whiteout";
 
 export const S_IFMT = 0o170000;

@@ -4,7 +4,7 @@
  * Invariants: parsing never touches the disk; everything after the first `--` that is not an option's
  * value belongs to COMMAND, untouched; each mistake is one `UsageError` line naming the culprit.
  */
-import { UsageError } from "../unionfs/branches";
+import { UsageError } from "../errors";
 
 export interface RunOptions {
   /** Branch list as for `mount` (top first); absent with `--mounted`. */

@@ -7,6 +7,7 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
+import { mountsAt } from "../sys/mountinfo";
 
 export const DAEMON_ENV_ENTRY = "UNIONFS_TS_DAEMON=1";
 
@@ -105,20 +106,9 @@ export function findDaemon(mountpoint: string): number | undefined {
   return undefined;
 }
 
-function unescapeField(raw: string): string {
-  return raw.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-}
-
-/** Filesystem types mounted exactly at `path` (from /proc/self/mountinfo), bottom first. */
+/** Filesystem types mounted exactly at `path` (UTF-8 text, canonical), bottom first. */
 export function mountTypesAt(path: string): string[] {
-  const out: string[] = [];
-  for (const line of fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
-    const f = line.split(" ");
-    const sep = f.indexOf("-", 6);
-    if (sep < 0) continue;
-    if (unescapeField(f[4] ?? "") === path) out.push(f[sep + 1] ?? "");
-  }
-  return out;
+  return mountsAt(path).map((m) => m.fsType);
 }
 
 export function sleep(ms: number): Promise<void> {

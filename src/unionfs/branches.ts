@@ -6,6 +6,8 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
+import { UsageError } from "../errors";
+import { mountsAt } from "../sys/mountinfo";
 import {
   MAX_BRANCHES,
   MAX_READONLY_BRANCHES,
@@ -14,11 +16,6 @@ import {
   type UnionConfig,
 } from "./config";
 import { WORKDIR_NAME } from "../whiteout";
-
-/** Bad input from the user: printed as one line, exit code 2, nothing changed. */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-}
 
 const MODES: readonly BranchMode[] = ["rw", "ro", "ro+wh", "rr"];
 
@@ -108,17 +105,25 @@ export function checkBranches(branches: readonly BranchSpec[]): void {
   }
 }
 
-/** Checks the mountpoint: an existing directory, not already a mountpoint, not inside or above a branch. */
-export function checkMountpoint(mountpoint: string, config: UnionConfig): void {
+/**
+ * The mountpoint's real path, checked: an existing directory, not already a mountpoint, not inside or
+ * above a branch of `config` (when given), its path at most `maxBytes` bytes (when given: fuse-native
+ * copies it into a fixed buffer). The CLI, the library and both transports check with this.
+ */
+export function checkMountpoint(mountpoint: string, config?: UnionConfig, maxBytes?: number): string {
   const mnt = realDir(mountpoint, "mountpoint");
   if (isMountpoint(mnt))
     throw new UsageError(`mountpoint '${mountpoint}' is busy: something is mounted there`);
-  for (const b of config.branches) {
+  if (maxBytes !== undefined && Buffer.byteLength(mnt) > maxBytes) {
+    throw new UsageError(`mountpoint '${mountpoint}' is too long: at most ${maxBytes} bytes`);
+  }
+  for (const b of config?.branches ?? []) {
     const real = fs.realpathSync(b.path);
     if (real === mnt || isInside(mnt, real) || isInside(real, mnt)) {
       throw new UsageError(`mountpoint '${mountpoint}' overlaps branch '${b.path}'`);
     }
   }
+  return mnt;
 }
 
 /** Checks an explicit work dir: a directory on the writable branch's filesystem, outside the union. */
@@ -179,10 +184,5 @@ function isInside(child: string, parent: string): boolean {
 }
 
 function isMountpoint(real: string): boolean {
-  const info = fs.readFileSync("/proc/self/mountinfo", "utf8");
-  return info.split("\n").some((line) => unescapeMountPath(line.split(" ")[4] ?? "") === real);
-}
-
-function unescapeMountPath(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+  return mountsAt(real).length > 0;
 }

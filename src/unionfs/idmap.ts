@@ -5,7 +5,7 @@
  * Invariants: with no ranges the mapping is the identity; an id with no range shows as the overflow id
  * 65534 and is stored as 65534; squashing replaces every shown id, and does not change what is stored.
  */
-import { UsageError } from "./branches";
+import { UsageError } from "../errors";
 
 export interface IdRange {
   disk: number;

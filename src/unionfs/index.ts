@@ -6,11 +6,11 @@
  */
 import { WorkDir } from "../cow";
 import { openLayer, type Layer, type LayerFactory } from "../layer";
-import { codeOf } from "../errors";
+import { codeOf, UsageError } from "../errors";
 import { fromText } from "../sys/bytes";
 import { privateXattrNamespace } from "../sys/xattrns";
 import { whiteoutWriter } from "../whiteout";
-import { checkBranches, UsageError, workdirOf } from "./branches";
+import { checkBranches, workdirOf } from "./branches";
 import type { UnionConfig } from "./config";
 import { DEFAULT_ATIME, NO_ATIME, type AtimePolicy } from "./atime";
 import type { UnionOps } from "./types";
@@ -80,13 +80,7 @@ export function createUnion(config: UnionConfig, open: LayerFactory = openLayer)
 export { Union, isPrivateXattr, type UnionOptions } from "./union";
 export { IdMap, parseIdRanges, OVERFLOW_ID } from "./idmap";
 export { atimePolicyOf, touchOf, DEFAULT_ATIME, type AccessTouch } from "./atime";
-export {
-  parseBranches,
-  checkBranches,
-  checkMountpoint,
-  checkWorkdir,
-  workdirOf,
-  UsageError,
-} from "./branches";
+export { parseBranches, checkBranches, checkMountpoint, checkWorkdir, workdirOf } from "./branches";
+export { UsageError } from "../errors";
 export * from "./config";
 export * from "./types";

@@ -5,32 +5,8 @@
  * error whose message is the command's error output on one line; the fsname given to mount(8) can never
  * be taken for an option, a device spec or several lines.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { FsError } from "../../errors";
-import { runCommand } from "../control";
-import { VFS_FLAGS } from "../transport";
-
-export const FS_TYPE = "fuse.unionfs-ts";
-
-/** An errno error whose message is the command's error output on one line. */
-export function mountError(stderr: string): FsError {
-  const line = stderr
-    .split("\n")
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .join("; ");
-  const code = /busy/i.test(line)
-    ? "EBUSY"
-    : /does not exist|no such file/i.test(line)
-      ? "ENOENT"
-      : /permission|superuser|not permitted/i.test(line)
-        ? "EPERM"
-        : "EIO";
-  const err = new FsError(code, line);
-  err.message = line;
-  return err;
-}
+import { mountError, runCommand } from "../control";
+import { FS_TYPE, VFS_FLAGS } from "../transport";
 
 /** The source shown in the mount table: no control characters, never empty, never a device spec. */
 export function sanitizeFsname(fsname: string): string {
@@ -58,11 +34,4 @@ export async function runMount(
   const args = ["-i", "-t", FS_TYPE, "-o", opts, "--", sanitizeFsname(fsname), mountpoint];
   const r = await runCommand("mount", args, { fd });
   if (!r.ok) throw mountError(r.stderr);
-}
-
-/** The absolute, symlink-free mountpoint; it must be an existing directory. */
-export function checkMountpoint(p: string): string {
-  const real = fs.realpathSync(path.resolve(p));
-  if (!fs.statSync(real).isDirectory()) throw new FsError("ENOTDIR", `mountpoint ${real} is not a directory`);
-  return real;
 }

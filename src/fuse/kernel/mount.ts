@@ -9,19 +9,19 @@
  *   of a connection aborts it, so a crashed worker never leaves a wedged mount, and the dead mount is
  *   detached as well.
  * - `abort()` is synchronous (crash handlers, process 'exit'): fusectl abort, then lazy detach. Every live
- *   mount is aborted this way if the process exits while it is still mounted.
+ *   mount is aborted this way if the process exits while it is still mounted (lifecycle.ts).
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { Worker } from "node:worker_threads";
-import { configOf, type MountRequest, type MountedFs } from "../transport";
+import { configOf, FS_TYPE, type MountRequest, type MountedFs } from "../transport";
 import { FsError } from "../../errors";
-import { abortConnection, isMounted, isTopMount, mountsAt, runCommand, type MountRow } from "../control";
-import { detach } from "./control";
+import { checkMountpoint } from "../../unionfs/branches";
+import { abortConnection, detach, isMounted, mountsAt, type MountRow } from "../control";
+import { track, unmountAt, untrack } from "../lifecycle";
 import { GATE_GO, GATE_STOP } from "./messages";
 import type { WorkerData, WorkerMessage } from "./messages";
 import { logLine } from "./log";
-import { FS_TYPE, checkMountpoint, mountError, runMount } from "./mount-command";
+import { runMount } from "./mount-command";
 import { WORKER_FILE, WORKER_LIMITS, takePrestarted } from "./prestart";
 
 const INIT_TIMEOUT_MS = 30_000;
@@ -51,45 +51,10 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-const live = new Set<KernelMount>();
-let exitHookInstalled = false;
-
-/** Aborts every mount of this process that is still serving (for crash and signal handlers). */
-export function abortAllMounts(): void {
-  for (const m of [...live]) m.abort();
-}
-
-/**
- * Aborts the mount(s) this process serves at `mountpoint` (see KernelMount.abort); returns how many.
- * The path is resolved without stat'ing it, so a wedged mount there cannot hang the caller.
- */
-export function abortMount(mountpoint: string): number {
-  const abs = path.resolve(mountpoint);
-  let real = abs;
-  try {
-    real = path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs));
-  } catch {
-    // keep the absolute path
-  }
-  const targets = [...live].filter((m) => m.mountpoint === real || m.mountpoint === abs);
-  for (const m of targets) m.abort();
-  return targets.length;
-}
-
 function ourRow(mountpoint: string): MountRow | undefined {
   return mountsAt(mountpoint)
     .filter((m) => m.fsType === FS_TYPE)
     .at(-1);
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", () => {
-    if (live.size === 0) return;
-    logLine(`process exiting with ${live.size} mount(s) still served: aborting them`);
-    abortAllMounts();
-  });
 }
 
 /**
@@ -161,7 +126,7 @@ export class KernelMount implements MountedFs {
 
   private onExit(code: number): void {
     this.stopped = true;
-    live.delete(this);
+    untrack(this);
     const err =
       this.error ?? new FsError("EIO", `serving thread exited (code ${code}) before the mount was ready`);
     this.built.reject(err);
@@ -202,8 +167,7 @@ export class KernelMount implements MountedFs {
     }
     if (this.dev === "")
       logLine(`mounted, but ${this.mountpoint} is not in the mount table: no crash cleanup`);
-    live.add(this);
-    installExitHook();
+    track(this, logLine);
     process.umask(0); // the kernel already applied the caller's umask to every mode it sends
     this.openGate(GATE_GO);
     try {
@@ -222,16 +186,7 @@ export class KernelMount implements MountedFs {
   }
 
   async unmount(): Promise<void> {
-    if (!this.stopped && this.dev !== "" && isMounted(this.mountpoint, this.dev)) {
-      if (!isTopMount(this.mountpoint, this.dev)) {
-        throw new FsError("EBUSY", `another mount is stacked on ${this.mountpoint}`);
-      }
-      const plain = await runCommand("umount", ["-c", this.mountpoint]);
-      if (!plain.ok && isMounted(this.mountpoint, this.dev)) {
-        const lazy = await runCommand("umount", ["-c", "-l", this.mountpoint]);
-        if (!lazy.ok && isMounted(this.mountpoint, this.dev)) throw mountError(lazy.stderr);
-      }
-    }
+    if (!this.stopped) await unmountAt(this.mountpoint, this.dev);
     await this.done;
   }
 

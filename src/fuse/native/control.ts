@@ -1,56 +1,18 @@
 /**
- * The mount table, the FUSE device descriptors of this process, and taking a fuse-native mount down from
- * the outside.
+ * The FUSE device descriptors of this process (which tell when libfuse stopped serving), and clearing a
+ * dead mount a crashed daemon left behind.
  *
  * Invariants:
  * - Nothing here stats a path inside a live mount of this process: the JS thread that would have to
- *   answer is the one asking. Commands run with `umount -c` (no canonicalisation); the synchronous ones
- *   (`abortConnection`, `detachSync`) are for crash paths, after the connection was aborted when possible.
+ *   answer is the one asking.
  * - A mount is "ours" when its type is fuse.unionfs-ts; `cleanDeadMount` touches only such a mount, and
  *   only when stat answers ENOTCONN (its daemon is gone).
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { FsError, codeOf } from "../../errors";
-import { FS_SUBTYPE } from "./encode";
-import { isMounted, isRoot, isTopMount, mountsAt, runSync, type MountRow } from "../control";
-
-export const FS_TYPE = `fuse.${FS_SUBTYPE}`;
-/** The absolute path with its parent resolved, without touching the path itself (it may be a dead mount). */
-export function canonicalMountpoint(p: string): string {
-  const abs = path.resolve(p);
-  if (abs === "/") return abs;
-  try {
-    return path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs));
-  } catch {
-    return abs;
-  }
-}
-
-/** fusermount of fuse3 (Debian's `fuse3` also links it as `fusermount`), for users who are not root. */
-function fusermount(): string {
-  for (const dir of ["/usr/bin", "/bin", "/usr/local/bin"]) {
-    for (const name of ["fusermount3", "fusermount"]) {
-      if (fs.existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
-    }
-  }
-  return "fusermount";
-}
-
-/** The command that unmounts `mountpoint` (lazily: detaches it even when busy). */
-export function unmountCommand(mountpoint: string, lazy: boolean): [string, string[]] {
-  if (isRoot()) return ["umount", lazy ? ["-c", "-l", mountpoint] : ["-c", mountpoint]];
-  return [fusermount(), lazy ? ["-u", "-z", mountpoint] : ["-u", mountpoint]];
-}
-
-/** Lazily detaches the mount `dev` at `mountpoint` when it is there and on top; returns whether it is gone. */
-export function detachSync(mountpoint: string, dev: string): boolean {
-  if (isTopMount(mountpoint, dev)) {
-    const [cmd, args] = unmountCommand(mountpoint, true);
-    runSync(cmd, args);
-  }
-  return !isMounted(mountpoint, dev);
-}
+import { isMounted, mountsAt, runSync, unmountCommand, type MountRow } from "../control";
+import { canonicalMountpoint } from "../lifecycle";
+import { FS_TYPE } from "../transport";
 
 // ---- the FUSE device descriptors of this process ------------------------------------------------
 

@@ -11,6 +11,7 @@
  * - The option string fits the addon's 1024-byte buffer; the fsname is escaped for libfuse's option
  *   parser (`\\` and `,`) and shortened to fit.
  */
+import { FS_SUBTYPE } from "../transport";
 import type { Attr, StatFs } from "../../unionfs/types";
 
 export const STAT_WORDS = 18;
@@ -101,7 +102,6 @@ export function statfsArray(s: StatFs): Uint32Array {
 
 /** The addon copies the option string into a 1024-byte buffer (NUL included). */
 export const MAX_OPTIONS_BYTES = 1023;
-export const FS_SUBTYPE = "unionfs-ts";
 
 /**
  * libfuse options: the mount type is fuse.unionfs-ts (subtype), st_ino comes from the core (use_ino),

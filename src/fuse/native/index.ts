@@ -20,15 +20,6 @@ function impl(): MountModule {
   return loaded;
 }
 
-/** Aborts every mount this process serves through fuse-native (none when the transport never ran). */
-export function abortAllNativeMounts(): void {
-  loaded?.abortAllNativeMounts();
-}
-
-/** Aborts the fuse-native mounts at `mountpoint`; returns how many there were. */
-export function abortNativeMount(mountpoint: string): number {
-  return loaded?.abortNativeMount(mountpoint) ?? 0;
-}
 export { fuseNativeAvailable, loadFuseNative, INSTALL_HINT } from "./binding";
 export { cleanDeadMount } from "./control";
 

@@ -11,29 +11,24 @@
  *   can come any more (a lazily detached mount is served until its last file is closed); then the core is
  *   destroyed and nothing of the binding keeps the process alive.
  * - `abort()` is synchronous (crash handlers, process 'exit'): fusectl abort when possible, then a lazy
- *   detach. Every live mount is aborted this way if the process exits while it is still mounted.
+ *   detach. Every live mount is aborted this way if the process exits while it is still mounted
+ *   (lifecycle.ts, shared with the kernel transport).
  * - Ops run on the JS thread, one at a time, each a synchronous core call: a long copy-up delays every
  *   other request of the mount meanwhile.
  */
 import * as fs from "node:fs";
-import { configOf, type MountRequest, type MountedFs } from "../transport";
+import { configOf, FS_TYPE, type MountRequest, type MountedFs } from "../transport";
 import { FsError } from "../../errors";
 import { createUnion } from "../../unionfs";
+import { checkMountpoint } from "../../unionfs/branches";
 import type { UnionConfig } from "../../unionfs/config";
 import type { UnionOps } from "../../unionfs/types";
 import { loadFuseNative } from "./binding";
 import type { FuseBase, FuseBaseCtor, NativeAddon, RawHandler, Signal } from "./binding";
 import { NativeBridge } from "./bridge";
-import { abortConnection, isMounted, isTopMount, mountsAt, runCommand } from "../control";
-import {
-  FS_TYPE,
-  canonicalMountpoint,
-  detachSync,
-  fdConnection,
-  fuseDeviceFds,
-  stillServing,
-  unmountCommand,
-} from "./control";
+import { abortConnection, detach, isMounted, mountsAt } from "../control";
+import { track, unmountAt, untrack } from "../lifecycle";
+import { fdConnection, fuseDeviceFds, stillServing } from "./control";
 import { mountOptions } from "./encode";
 
 const INIT_TIMEOUT_MS = 30_000;
@@ -47,32 +42,6 @@ export function logLine(line: string): void {
   } catch {
     // stderr may be gone once the daemon is detached
   }
-}
-
-const live = new Set<NativeMount>();
-let exitHookInstalled = false;
-
-/** Aborts every fuse-native mount of this process that is still serving. */
-export function abortAllNativeMounts(): void {
-  for (const m of [...live]) m.abort();
-}
-
-/** Aborts the fuse-native mount(s) this process serves at `mountpoint`; returns how many. */
-export function abortNativeMount(mountpoint: string): number {
-  const real = canonicalMountpoint(mountpoint);
-  const targets = [...live].filter((m) => m.mountpoint === real);
-  for (const m of targets) m.abort();
-  return targets.length;
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", () => {
-    if (live.size === 0) return;
-    logLine(`process exiting with ${live.size} mount(s) still served: aborting them`);
-    abortAllNativeMounts();
-  });
 }
 
 /**
@@ -164,8 +133,7 @@ export class NativeMount implements MountedFs {
     this.timer = setInterval(() => {
       if (!this.serving()) this.finish();
     }, POLL_MS);
-    live.add(this);
-    installExitHook();
+    track(this, logLine);
   }
 
   /** Whether libfuse still holds its device descriptor (or, when it is unknown, the mount is there). */
@@ -178,7 +146,7 @@ export class NativeMount implements MountedFs {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.timer);
-    live.delete(this);
+    untrack(this);
     this.fuse._close((err) => {
       if (err) logLine(`releasing the binding failed: ${err.message}`);
     });
@@ -187,25 +155,14 @@ export class NativeMount implements MountedFs {
     } catch (err) {
       logLine(`destroying the union failed: ${String(err)}`);
     }
-    if (isMounted(this.mountpoint, this.dev) && !detachSync(this.mountpoint, this.dev)) {
+    if (isMounted(this.mountpoint, this.dev) && !detach(this.mountpoint, this.dev)) {
       logLine(`could not detach the dead mount at ${this.mountpoint}`);
     }
     this.resolveDone();
   }
 
   async unmount(): Promise<void> {
-    if (!this.stopped && isMounted(this.mountpoint, this.dev)) {
-      if (!isTopMount(this.mountpoint, this.dev)) {
-        throw new FsError("EBUSY", `another mount is stacked on ${this.mountpoint}`);
-      }
-      const [cmd, args] = unmountCommand(this.mountpoint, false);
-      const plain = await runCommand(cmd, args);
-      if (!plain.ok && isMounted(this.mountpoint, this.dev)) {
-        const [lcmd, largs] = unmountCommand(this.mountpoint, true);
-        const lazy = await runCommand(lcmd, largs);
-        if (!lazy.ok && isMounted(this.mountpoint, this.dev)) throw oneLineError("EBUSY", lazy.stderr);
-      }
-    }
+    if (!this.stopped) await unmountAt(this.mountpoint, this.dev);
     await this.done;
   }
 
@@ -213,7 +170,7 @@ export class NativeMount implements MountedFs {
   abort(): void {
     if (this.stopped) return;
     abortConnection(this.dev);
-    if (isMounted(this.mountpoint, this.dev)) detachSync(this.mountpoint, this.dev);
+    if (isMounted(this.mountpoint, this.dev)) detach(this.mountpoint, this.dev);
   }
 }
 
@@ -238,19 +195,6 @@ function buildCore(req: MountRequest): UnionOps {
   return make(req.config);
 }
 
-/** The absolute, symlink-free mountpoint; an existing directory whose path fits the addon's buffer. */
-function checkMountpoint(p: string): string {
-  const real = fs.realpathSync(p);
-  if (!fs.statSync(real).isDirectory()) throw new FsError("ENOTDIR", `mountpoint ${real} is not a directory`);
-  if (Buffer.byteLength(real) > MAX_MOUNTPOINT_BYTES) {
-    throw new FsError(
-      "ENAMETOOLONG",
-      `fuse-native takes mountpoints of at most ${MAX_MOUNTPOINT_BYTES} bytes`,
-    );
-  }
-  return real;
-}
-
 function ours(mountpoint: string): string[] {
   return mountsAt(mountpoint)
     .filter((m) => m.fsType === FS_TYPE)
@@ -266,7 +210,7 @@ function undoFailedMount(
 ): void {
   for (const dev of ours(mountpoint).filter((d) => !devsBefore.includes(d))) {
     abortConnection(dev);
-    detachSync(mountpoint, dev);
+    detach(mountpoint, dev);
   }
   fuse._close(() => undefined);
   for (const fd of fuseDeviceFds().filter((f) => !fdsBefore.includes(f))) {
@@ -280,7 +224,7 @@ function undoFailedMount(
 
 export async function mountNative(req: MountRequest): Promise<NativeMount> {
   const native = loadFuseNative();
-  const mountpoint = checkMountpoint(req.mountpoint);
+  const mountpoint = checkMountpoint(req.mountpoint, undefined, MAX_MOUNTPOINT_BYTES);
   const core = buildCore(req);
   const bridge = new NativeBridge(core, {
     caller: { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0, pid: 0 },

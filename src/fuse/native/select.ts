@@ -6,7 +6,7 @@
  * an unknown name, the binding's ENOPKG error when fuse-native is needed but cannot load).
  */
 import * as fs from "node:fs";
-import { UsageError } from "../../unionfs/branches";
+import { UsageError } from "../../errors";
 import { loadFuseNative } from "./binding";
 
 export const TRANSPORT_NAMES = ["auto", "kernel", "fuse-native"] as const;

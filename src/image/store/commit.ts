@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { exportLayer } from "../export";
 import type { Progress } from "../progress";
-import { UsageError } from "../../unionfs/branches";
+import { UsageError } from "../../errors";
 import { containerDirs, isRunning, type ContainerRecord } from "./containers";
 import { hashFile, type Digest } from "./digest";
 import { addImage, readImage, type ImageConfig } from "./images";

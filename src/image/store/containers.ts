@@ -14,7 +14,7 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { UsageError } from "../../unionfs/branches";
+import { UsageError } from "../../errors";
 import type { Digest } from "./digest";
 import type { ImageRecord } from "./images";
 import {

@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { Writable } from "node:stream";
-import { UsageError } from "../../unionfs/branches";
+import { UsageError } from "../../errors";
 
 export type Digest = `sha256:${string}`;
 

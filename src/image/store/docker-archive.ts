@@ -7,7 +7,7 @@
  * its diff ID (the archive gives no other digest), which registration verifies.
  */
 import * as fs from "node:fs";
-import { UsageError } from "../../unionfs/branches";
+import { UsageError } from "../../errors";
 import { fileInside, imageOf, parseJson, type ImageToLoad } from "./source";
 
 interface ManifestEntry {

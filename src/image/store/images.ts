@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { UsageError } from "../../unionfs/branches";
+import { UsageError } from "../../errors";
 import { chainIds, hexOf, sha256, type Digest } from "./digest";
 import { hexEntries, readText, writeFileAtomic, type StorePaths } from "./layout";
 import { nameCandidates, splitName } from "./names";

@@ -14,7 +14,7 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { UsageError } from "../../unionfs/branches";
+import { UsageError } from "../../errors";
 import { checkDigest, sha256, type Digest } from "./digest";
 import { publishDir, randomId, readText, shortName, tempDir, type StorePaths } from "./layout";
 import { unpackBlob, type LayerBlob, type UnpackOptions } from "./unpack";

@@ -26,9 +26,8 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { codeOf } from "../../errors";
+import { codeOf, UsageError } from "../../errors";
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH } from "../../sys/libc";
-import { UsageError } from "../../unionfs/branches";
 import { hexOf, type Digest } from "./digest";
 
 export const DEFAULT_STORE = "/var/lib/unionfs-ts";

@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import type { Readable } from "node:stream";
-import { UsageError } from "../../unionfs/branches";
+import { UsageError } from "../../errors";
 import type { Digest } from "./digest";
 import { readDockerArchive } from "./docker-archive";
 import { addImage } from "./images";

@@ -7,7 +7,7 @@
  * name as typed, then with `:latest`, then under `localhost/` (podman's prefix for local images), so
  * `busybox` finds `localhost/busybox:latest`.
  */
-import { UsageError } from "../../unionfs/branches";
+import { UsageError } from "../../errors";
 
 const COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
 const HOST =

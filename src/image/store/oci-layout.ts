@@ -8,7 +8,7 @@
  * its descriptor's `io.containerd.image.name` or `org.opencontainers.image.ref.name` annotation.
  */
 import * as fs from "node:fs";
-import { UsageError } from "../../unionfs/branches";
+import { UsageError } from "../../errors";
 import { checkDigest, hexOf, sha256, type Digest } from "./digest";
 import { fileInside, imageOf, parseJson, type ImageToLoad } from "./source";
 

@@ -6,7 +6,7 @@
  * a removed one. An image that a container runs is not removed (as Docker refuses), and nothing changes
  * then.
  */
-import { UsageError } from "../../unionfs/branches";
+import { UsageError } from "../../errors";
 import { listContainers } from "./containers";
 import type { Digest } from "./digest";
 import { deleteImage, findImage, listImages, readNames, untag } from "./images";

@@ -17,8 +17,7 @@ import * as nodePath from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { extract } from "tar";
-import { codeOf } from "../../errors";
-import { UsageError } from "../../unionfs/branches";
+import { codeOf, UsageError } from "../../errors";
 import { checkDigest, sha256, type Digest } from "./digest";
 import type { LayerBlob } from "./layers";
 

@@ -9,7 +9,7 @@
 import * as fs from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { resolveOverlay2 } from "../overlay2";
-import { UsageError } from "../../unionfs/branches";
+import { UsageError } from "../../errors";
 import { commitContainer, type CommitOptions } from "./commit";
 import {
   createContainer,

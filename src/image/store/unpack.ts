@@ -16,7 +16,7 @@ import { finished } from "node:stream/promises";
 import { ArchiveError, archiveFromStream, type ArchiveInput } from "../archive-input";
 import { importLayerStream } from "../import";
 import type { Progress } from "../progress";
-import { UsageError } from "../../unionfs/branches";
+import { UsageError } from "../../errors";
 import { HashSink, hashFile, hashing, type Digest } from "./digest";
 import { TarSplitRecorder } from "./tarsplit";
 

@@ -4,7 +4,7 @@
 import { strict as assert } from "node:assert";
 import { describeLoadError, unavailableError } from "../../../src/fuse/native/binding";
 import { chooseTransportName, type Probe } from "../../../src/fuse/native/select";
-import { UsageError } from "../../../src/unionfs/branches";
+import { UsageError } from "../../../src/errors";
 
 function probe(
   root: boolean,

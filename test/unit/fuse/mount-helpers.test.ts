@@ -1,22 +1,11 @@
 /**
- * Mount-table parsing, fusectl connection ids, fsname sanitising and mount(8) error reporting.
+ * fusectl connection ids, fsname sanitising and mount(8) error reporting.
  */
 import { strict as assert } from "node:assert";
-import { connectionId, parseMountInfo } from "../../../src/fuse/control";
-import { mountError, sanitizeFsname } from "../../../src/fuse/kernel/mount-command";
+import { connectionId, mountError } from "../../../src/fuse/control";
+import { sanitizeFsname } from "../../../src/fuse/kernel/mount-command";
 
 describe("fuse mount helpers", () => {
-  it("parses mountinfo, undoing octal escapes into byte strings", () => {
-    const raw = Buffer.from(
-      "22 27 0:21 / /proc rw,relatime - proc proc rw\n" +
-        "42 27 0:39 / /tmp/m\\040nt\\134x\\303\\251 rw,relatime shared:1 - fuse.unionfs-ts a:b rw,user_id=0\n",
-      "latin1",
-    );
-    const rows = parseMountInfo(raw);
-    assert.equal(rows.length, 2);
-    assert.deepEqual(rows[1], { dev: "0:39", mountPoint: "/tmp/m nt\\x\xc3\xa9", fsType: "fuse.unionfs-ts" });
-  });
-
   it("names fusectl connections by the kernel's dev_t", () => {
     assert.equal(connectionId("0:39"), 39);
     assert.equal(connectionId("1:2"), (1 << 20) | 2);

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { containerEnv, DEFAULT_PATH, parseRunArgs } from "../../../src/mountns/options";
-import { UsageError } from "../../../src/unionfs/branches";
+import { UsageError } from "../../../src/errors";
 
 function usageError(args: string[], pattern: RegExp): void {
   assert.throws(

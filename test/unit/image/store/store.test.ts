@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { extract, list } from "tar";
 import { ImageStore, normalizeName } from "../../../../src/image/store";
 import { lsetxattr, mknod } from "../../../../src/sys/libc";
-import { UsageError } from "../../../../src/unionfs/branches";
+import { UsageError } from "../../../../src/errors";
 import { makeTempDir, removeTree } from "../../../helpers/tmp";
 import { buildLayout, sha256hex, tarLayout, type ArchiveSpec } from "../../../helpers/image-archives";
 

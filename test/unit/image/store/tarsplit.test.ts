@@ -10,7 +10,7 @@ import { pipeline } from "node:stream/promises";
 import { chainIds, rebuildTar, sha256, TarSplitRecorder } from "../../../../src/image/store";
 import { TarSplitMismatch } from "../../../../src/image/store/tarsplit";
 import { checkDigest } from "../../../../src/image/store/digest";
-import { UsageError } from "../../../../src/unionfs/branches";
+import { UsageError } from "../../../../src/errors";
 import { makeTempDir, removeTree } from "../../../helpers/tmp";
 
 function tar(args: string[]): void {
