@@ -6,7 +6,6 @@
  * `UsageError` line. The work itself is in src/mountns/container.ts.
  */
 import type { Command } from "commander";
-import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { UsageError } from "../errors";
 import { checkBranches, parseBranches } from "../unionfs/branches";
@@ -16,7 +15,7 @@ import { MAX_READONLY_BRANCHES, type BranchSpec } from "../unionfs/config";
 import { parseRunArgs, type RunOptions } from "../mountns/options";
 import { overlay2MountArgs } from "../image/overlay2";
 import { openStore } from "./store";
-import { FS_TYPE } from "../fuse";
+import { canonicalMountpoint, FS_TYPE } from "../fuse";
 import { mountsAt } from "../sys/mountinfo";
 
 /**
@@ -31,17 +30,6 @@ export function rawRunArgs(cmd: Command): string[] {
   return at < 0 ? [] : raw.slice(at + 1);
 }
 
-/** Absolute path with its parent's symlinks resolved, without stat'ing the path itself (it may be a dead mount). */
-function canonical(p: string): string {
-  const abs = nodePath.resolve(p);
-  if (abs === "/") return abs;
-  try {
-    return nodePath.join(fs.realpathSync(nodePath.dirname(abs)), nodePath.basename(abs));
-  } catch {
-    return abs;
-  }
-}
-
 export async function runCommand(args: readonly string[], store?: string): Promise<number> {
   const opts = parseRunArgs(args);
   if (process.geteuid?.() !== 0) {
@@ -50,7 +38,7 @@ export async function runCommand(args: readonly string[], store?: string): Promi
   if (opts.image !== undefined) return runImage(opts, opts.store ?? store);
   let mountpoint: string | undefined;
   if (opts.mounted !== undefined) {
-    mountpoint = canonical(opts.mounted);
+    mountpoint = canonicalMountpoint(opts.mounted);
     const types = mountsAt(mountpoint).map((e) => e.fsType);
     if (types.length === 0) throw new UsageError(`'${opts.mounted}' is not mounted`);
     if (types[types.length - 1] !== FS_TYPE) {

@@ -37,6 +37,19 @@ export interface ObjectCopyOptions {
   sync?: boolean;
 }
 
+/** The object copied: `rel` of `layer`, whose lstat is `st`. */
+interface Source {
+  layer: Layer;
+  rel: string;
+  st: Stat;
+}
+
+/** Where a copy is built: `rel` of a writable `layer` (the work dir). */
+interface Target {
+  layer: WritableLayer;
+  rel: string;
+}
+
 /** Copies `rel` of `from` (whose lstat is `st`) to `rel` of `upper`, through the work dir `work`. */
 export function copyObjectUp(
   from: Layer,
@@ -46,67 +59,45 @@ export function copyObjectUp(
   work: Scratch,
   opts: ObjectCopyOptions,
 ): void {
-  const tmp = work.temp();
+  const to: Target = { layer: work.layer, rel: work.temp() };
   try {
-    copyObject(from, rel, st, work.layer, tmp, opts);
-    upper.moveFrom(work.layer, tmp, rel);
+    copyObject({ layer: from, rel, st }, to, opts);
+    upper.moveFrom(work.layer, to.rel, rel);
   } catch (err) {
-    work.layer.removeTree(tmp);
+    work.layer.removeTree(to.rel);
     throw reported(err, `copy-up of ${toText(rel)} failed`);
   }
 }
 
 /**
- * Copies one object (a directory without its entries) to `destRel` of `dest`, which must not exist,
- * with all its metadata.
+ * Copies one object (a directory without its entries) to `to`, which must not exist, with all its
+ * metadata.
  */
-function copyObject(
-  from: Layer,
-  rel: string,
-  st: Stat,
-  dest: WritableLayer,
-  destRel: string,
-  opts: ObjectCopyOptions,
-): void {
-  if (opts.staged !== undefined && opts.withData) dest.rename(opts.staged, destRel);
-  else createCopy(from, rel, st, dest, destRel, opts.withData, opts.sync === true);
-  copyMetadata(from, rel, st, dest, destRel, opts);
+function copyObject(from: Source, to: Target, opts: ObjectCopyOptions): void {
+  if (opts.staged !== undefined && opts.withData) to.layer.rename(opts.staged, to.rel);
+  else createCopy(from, to, opts.withData, opts.sync === true);
+  copyMetadata(from, to, opts);
 }
 
-function createCopy(
-  from: Layer,
-  rel: string,
-  st: Stat,
-  dest: WritableLayer,
-  destRel: string,
-  withData: boolean,
-  sync: boolean,
-): void {
-  const type = Number(st.mode) & S_IFMT;
+function createCopy(from: Source, to: Target, withData: boolean, sync: boolean): void {
+  const type = Number(from.st.mode) & S_IFMT;
   if (type === S_IFREG) {
-    copyRegular(from, rel, dest.create(destRel, fs.constants.O_WRONLY | fs.constants.O_EXCL, 0o600), {
-      size: withData ? st.size : 0n,
-      sync,
-    });
+    const dst = to.layer.create(to.rel, fs.constants.O_WRONLY | fs.constants.O_EXCL, 0o600);
+    copyRegular(from, dst, { size: withData ? from.st.size : 0n, sync });
   } else if (type === S_IFDIR) {
-    dest.mkdir(destRel, 0o700);
+    to.layer.mkdir(to.rel, 0o700);
   } else if (type === S_IFLNK) {
-    dest.symlink(from.readlink(rel), destRel);
+    to.layer.symlink(from.layer.readlink(from.rel), to.rel);
   } else {
-    dest.mknod(destRel, Number(st.mode), Number(st.rdev));
+    to.layer.mknod(to.rel, Number(from.st.mode), Number(from.st.rdev));
   }
 }
 
-/** Copies `size` bytes of `rel` of `from` into `dst` (which this closes). */
-function copyRegular(
-  from: Layer,
-  rel: string,
-  dst: WritableFile,
-  how: { size: bigint; sync: boolean },
-): void {
+/** Copies `size` bytes of `from` into `dst` (which this closes). */
+function copyRegular(from: Source, dst: WritableFile, how: { size: bigint; sync: boolean }): void {
   try {
     if (how.size === 0n) return;
-    const src = from.open(rel);
+    const src = from.layer.open(from.rel);
     try {
       copyFileData(src, dst, how.size);
     } finally {
@@ -132,33 +123,21 @@ export function copyFileData(src: LayerFile, dst: WritableFile, size: bigint): v
 }
 
 /** Owner first (chown may clear set-id bits), then mode, xattrs, and the times last. */
-function copyMetadata(
-  from: Layer,
-  rel: string,
-  st: Stat,
-  dest: WritableLayer,
-  destRel: string,
-  opts: ObjectCopyOptions,
-): void {
+function copyMetadata(from: Source, to: Target, opts: ObjectCopyOptions): void {
+  const { st } = from;
   const isLink = (Number(st.mode) & S_IFMT) === S_IFLNK;
-  dest.lchown(destRel, Number(st.uid), Number(st.gid));
-  if (!isLink) dest.chmod(destRel, Number(st.mode) & 0o7777);
-  copyXattrs(from, rel, dest, destRel, opts.skipXattr);
-  if (opts.origin !== undefined) opts.origin.origins.write(dest, destRel, opts.origin.ino);
-  dest.utimens(destRel, st.atimeNs, st.mtimeNs);
+  to.layer.lchown(to.rel, Number(st.uid), Number(st.gid));
+  if (!isLink) to.layer.chmod(to.rel, Number(st.mode) & 0o7777);
+  copyXattrs(from, to, opts.skipXattr);
+  if (opts.origin !== undefined) opts.origin.origins.write(to.layer, to.rel, opts.origin.ino);
+  to.layer.utimens(to.rel, st.atimeNs, st.mtimeNs);
 }
 
-function copyXattrs(
-  from: Layer,
-  rel: string,
-  dest: WritableLayer,
-  destRel: string,
-  skip?: (name: string) => boolean,
-): void {
-  for (const name of from.listxattr(rel)) {
+function copyXattrs(from: Source, to: Target, skip?: (name: string) => boolean): void {
+  for (const name of from.layer.listxattr(from.rel)) {
     if (skip?.(name)) continue;
     try {
-      dest.setxattr(destRel, name, from.getxattr(rel, name), 0);
+      to.layer.setxattr(to.rel, name, from.layer.getxattr(from.rel, name), 0);
     } catch (err) {
       // A namespace the upper filesystem does not support cannot be kept; everything else is an error.
       if (codeOf(err) !== "EOPNOTSUPP") throw err;

@@ -9,6 +9,8 @@
 import type { MountRequest, Transport } from "./transport";
 import { KernelMount, mountKernel } from "./kernel/mount";
 import { abortAllMounts, abortMount } from "./lifecycle";
+
+export { canonicalMountpoint } from "./lifecycle";
 import { nativeTransport } from "./native";
 import { chooseTransportName, type TransportName } from "./native/select";
 
