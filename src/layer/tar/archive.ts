@@ -1,0 +1,158 @@
+/**
+ * A tar archive as a layer's contents: what kind it is (by its first bytes, not its name), its tree,
+ * and reading a member's data at any offset.
+ *
+ * Invariants:
+ * - Kinds: plain tar (a valid header, or an empty archive of zero blocks) and gzip. zstd, xz and bzip2
+ *   are recognized and refused with one line; anything else is "not a tar archive".
+ * - The archive is assumed not to change while it is open (as lower directories are): data is read
+ *   by offset from the fd opened at the start.
+ * - Plain data is read with pread; gzip data through whole spans (gzip.ts), the most recent of which
+ *   are kept decompressed in an LRU bounded in bytes.
+ */
+import * as fs from "node:fs";
+import { LRUCache } from "lru-cache";
+import { ArchiveError, BLOCK, isZeroBlock, looksLikeHeader } from "./header";
+import { GzipScanner, isGzip, SpanInflater, spanOf, type Checkpoint, type GzipMap } from "./gzip";
+import { scanMembers } from "./scan";
+import { FileStream, preadFully } from "./stream";
+import { buildTree, type TarNode, type TarTree } from "./tree";
+
+export type Compression = "none" | "gzip";
+
+/** What indexing an archive finds: everything a saved index keeps. */
+export interface ArchiveIndex {
+  compression: Compression;
+  tree: TarTree;
+  /** gzip: the checkpoints and the uncompressed size. */
+  checkpoints?: Checkpoint[];
+  size?: number;
+}
+
+const MAGICS: [number[], string][] = [
+  [[0x28, 0xb5, 0x2f, 0xfd], "zstd"],
+  [[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], "xz"],
+  [[0x42, 0x5a, 0x68], "bzip2"],
+];
+
+/**
+ * The compression of the archive open on `fd` judged by its first bytes; undefined when it is neither
+ * a tar nor a compressed file this knows. A compression that cannot be read throws an ArchiveError.
+ */
+export function detect(fd: number): Compression | undefined {
+  const head = Buffer.alloc(BLOCK);
+  const n = preadFully(fd, head, BLOCK, 0);
+  if (n >= 2 && isGzip(head)) return "gzip";
+  for (const [magic, name] of MAGICS) {
+    if (n >= magic.length && magic.every((b, i) => head[i] === b)) {
+      throw new ArchiveError(`${name}-compressed archives are not supported (plain tar and gzip are)`);
+    }
+  }
+  if (n === BLOCK && (looksLikeHeader(head) || isZeroBlock(head))) return "none";
+  return undefined;
+}
+
+/** True when `path` is a regular file whose content is a tar archive this can mount. */
+export function isTarArchive(path: string): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, "r");
+  } catch {
+    return false;
+  }
+  try {
+    return fs.fstatSync(fd).isFile() && detect(fd) !== undefined;
+  } catch (err) {
+    if (err instanceof ArchiveError) return true;
+    throw err;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Scans the archive on `fd` once and builds its index; `mtimeNs` dates implicit directories. */
+export function indexArchive(fd: number, mtimeNs: bigint): ArchiveIndex {
+  const compression = detect(fd);
+  if (compression === undefined) throw new ArchiveError("not a tar archive");
+  if (compression === "none") {
+    const members = scanMembers(new FileStream(fd, fs.fstatSync(fd).size));
+    return { compression, tree: buildTree(members, mtimeNs) };
+  }
+  const scanner = new GzipScanner(fd);
+  try {
+    const members = scanMembers(scanner);
+    if (members.length === 0 && scanner.position === 0) throw new ArchiveError("not a tar archive");
+    while (scanner.skip(1 << 30) > 0); // to the end: every member's CRC checked, the size known
+    return {
+      compression,
+      tree: buildTree(members, mtimeNs),
+      checkpoints: scanner.checkpoints,
+      size: scanner.size,
+    };
+  } finally {
+    scanner.close();
+  }
+}
+
+/** Bytes of decompressed spans each gzip archive keeps. */
+export const SPAN_CACHE_BYTES = 32 * 1024 * 1024;
+
+/** Reads members' data from an open archive (plain or gzip). */
+export class ArchiveReader {
+  private readonly spans: SpanInflater | undefined;
+  private readonly cache: LRUCache<number, Buffer> | undefined;
+
+  /** `windows(i)` gives checkpoint i's window (gzip). */
+  constructor(
+    private readonly fd: number,
+    private readonly index: ArchiveIndex,
+    windows: (i: number) => Buffer | undefined,
+  ) {
+    if (index.compression !== "gzip") return;
+    const map: GzipMap = { checkpoints: index.checkpoints!, size: index.size!, window: windows };
+    this.spans = new SpanInflater(fd, map);
+    this.cache = new LRUCache<number, Buffer>({
+      maxSize: SPAN_CACHE_BYTES,
+      sizeCalculation: (b) => b.length || 1,
+    });
+  }
+
+  /** Copies up to `len` bytes of `node`'s data from offset `pos` into `buf[at…]`; returns the count. */
+  read(node: TarNode, buf: Buffer, at: number, len: number, pos: number): number {
+    const n = Math.max(0, Math.min(len, node.size - pos));
+    if (n === 0) return 0;
+    if (this.spans === undefined) {
+      const got = preadFully(this.fd, buf.subarray(at, at + n), n, node.offset + pos);
+      if (got < n) throw new ArchiveError("archive is shorter than its index says");
+      return got;
+    }
+    this.readGzip(node.offset + pos, buf, at, n);
+    return n;
+  }
+
+  private readGzip(from: number, buf: Buffer, at: number, n: number): void {
+    const cps = this.index.checkpoints!;
+    let done = 0;
+    for (let i = spanOf(cps, from); done < n; i++) {
+      const span = this.span(i);
+      const start = cps[i]!.out;
+      const k = span.copy(buf, at + done, from + done - start, Math.min(span.length, from + n - start));
+      if (k === 0) throw new ArchiveError("archive is shorter than its index says");
+      done += k;
+    }
+  }
+
+  private span(i: number): Buffer {
+    let span = this.cache!.get(i);
+    if (span === undefined) {
+      span = this.spans!.span(i);
+      this.cache!.set(i, span);
+    }
+    return span;
+  }
+
+  close(): void {
+    this.spans?.close();
+    this.cache?.clear();
+  }
+}
