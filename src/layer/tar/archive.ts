@@ -20,13 +20,23 @@ import { buildTree, type TarNode, type TarTree } from "./tree";
 
 export type Compression = "none" | "gzip";
 
-/** What indexing an archive finds: everything a saved index keeps. */
+/** What indexing an archive finds: everything a saved index keeps but the windows. */
 export interface ArchiveIndex {
   compression: Compression;
   tree: TarTree;
   /** gzip: the checkpoints and the uncompressed size. */
   checkpoints?: Checkpoint[];
   size?: number;
+}
+
+/** An index and where the windows of its (gzip) checkpoints come from. */
+export interface Indexed {
+  index: ArchiveIndex;
+  window: (i: number) => Buffer;
+}
+
+function noWindows(i: number): Buffer {
+  throw new Error(`no window for checkpoint ${i} of an uncompressed archive`);
 }
 
 const MAGICS: [number[], string][] = [
@@ -71,24 +81,21 @@ export function isTarArchive(path: string): boolean {
 }
 
 /** Scans the archive on `fd` once and builds its index; `mtimeNs` dates implicit directories. */
-export function indexArchive(fd: number, mtimeNs: bigint): ArchiveIndex {
+export function indexArchive(fd: number, mtimeNs: bigint): Indexed {
   const compression = detect(fd);
   if (compression === undefined) throw new ArchiveError("not a tar archive");
   if (compression === "none") {
     const members = scanMembers(new FileStream(fd, fs.fstatSync(fd).size));
-    return { compression, tree: buildTree(members, mtimeNs) };
+    return { index: { compression, tree: buildTree(members, mtimeNs) }, window: noWindows };
   }
   const scanner = new GzipScanner(fd);
   try {
     const members = scanMembers(scanner);
     if (members.length === 0 && scanner.position === 0) throw new ArchiveError("not a tar archive");
     while (scanner.skip(1 << 30) > 0); // to the end: every member's CRC checked, the size known
-    return {
-      compression,
-      tree: buildTree(members, mtimeNs),
-      checkpoints: scanner.checkpoints,
-      size: scanner.size,
-    };
+    const { checkpoints, windows, size } = scanner;
+    const index: ArchiveIndex = { compression, tree: buildTree(members, mtimeNs), checkpoints, size };
+    return { index, window: (i) => windows[i]! };
   } finally {
     scanner.close();
   }
@@ -101,15 +108,15 @@ export const SPAN_CACHE_BYTES = 32 * 1024 * 1024;
 export class ArchiveReader {
   private readonly spans: SpanInflater | undefined;
   private readonly cache: LRUCache<number, Buffer> | undefined;
+  private readonly index: ArchiveIndex;
 
-  /** `windows(i)` gives checkpoint i's window (gzip). */
   constructor(
     private readonly fd: number,
-    private readonly index: ArchiveIndex,
-    windows: (i: number) => Buffer | undefined,
+    { index, window }: Indexed,
   ) {
+    this.index = index;
     if (index.compression !== "gzip") return;
-    const map: GzipMap = { checkpoints: index.checkpoints!, size: index.size!, window: windows };
+    const map: GzipMap = { checkpoints: index.checkpoints!, size: index.size!, window };
     this.spans = new SpanInflater(fd, map);
     this.cache = new LRUCache<number, Buffer>({
       maxSize: SPAN_CACHE_BYTES,

@@ -9,7 +9,8 @@
  * - Checkpoints are sorted by `out` (uncompressed offset) and the first is member 0 at offset 0; span i
  *   is [cp[i].out, cp[i+1].out) (the last one ends at `size`), and lies in one gzip member.
  * - `in` is the file offset of the first whole byte to feed; `bits` (0–7) bits of the byte before it
- *   come first (inflatePrime). A member checkpoint has no window and is inflated with its gzip header.
+ *   come first (inflatePrime), then the window (inflateSetDictionary). A member checkpoint has no window
+ *   and is inflated with its gzip header.
  * - The scan checks every member's CRC and length (zlib does, in gzip mode): a corrupt stream throws.
  *   Bytes after the last member that are not another member are ignored, as gzip does.
  */
@@ -36,8 +37,8 @@ export interface Checkpoint {
   out: number;
   in: number;
   bits: number;
-  /** The window before `out` (absent at a member's start). */
-  window?: Buffer;
+  /** A gzip member starts at `in`: inflated with its header, no window. */
+  member: boolean;
 }
 
 /** The gzip magic at `buf[at]`. */
@@ -53,7 +54,9 @@ function corrupt(err: unknown): never {
 
 /** The decompressed stream of a gzip file, recording checkpoints as it goes (see the module). */
 export class GzipScanner extends ChunkStream {
-  readonly checkpoints: Checkpoint[] = [{ out: 0, in: 0, bits: 0 }];
+  readonly checkpoints: Checkpoint[] = [{ out: 0, in: 0, bits: 0, member: true }];
+  /** The window of each checkpoint (undefined for members). */
+  readonly windows: (Buffer | undefined)[] = [undefined];
   private readonly z = new Inflater(GZIP_WBITS, IN_SIZE, OUT_SIZE);
   /** File offset of `z.input[0]`, and of the next byte to read into it. */
   private inBase = 0;
@@ -113,12 +116,8 @@ export class GzipScanner extends ChunkStream {
     if (!(dt & DT_BOUNDARY) || dt & DT_LAST) return;
     const out = this.memberOut + this.z.totalOut;
     if (out - this.lastOut < SPAN) return;
-    this.checkpoints.push({
-      out,
-      in: this.inBase + this.z.inOffset,
-      bits: dt & DT_BITS,
-      window: this.z.window(),
-    });
+    this.checkpoints.push({ out, in: this.inBase + this.z.inOffset, bits: dt & DT_BITS, member: false });
+    this.windows.push(this.z.window());
     this.lastOut = out;
   }
 
@@ -133,17 +132,21 @@ export class GzipScanner extends ChunkStream {
     }
     this.z.reset(GZIP_WBITS);
     // A checkpoint at the same offset (an empty member, a boundary at the very end) spans nothing: replaced.
-    if (this.checkpoints[this.checkpoints.length - 1]!.out === this.memberOut) this.checkpoints.pop();
-    this.checkpoints.push({ out: this.memberOut, in: start, bits: 0 });
+    if (this.checkpoints[this.checkpoints.length - 1]!.out === this.memberOut) {
+      this.checkpoints.pop();
+      this.windows.pop();
+    }
+    this.checkpoints.push({ out: this.memberOut, in: start, bits: 0, member: true });
+    this.windows.push(undefined);
     this.lastOut = this.memberOut;
   }
 }
 
-/** Where a span's bytes come from: the checkpoints, and the window of checkpoint i when it has one. */
+/** Where a span's bytes come from: the checkpoints, and the window of checkpoint i (not a member). */
 export interface GzipMap {
   readonly checkpoints: readonly Checkpoint[];
   readonly size: number;
-  window(i: number): Buffer | undefined;
+  window(i: number): Buffer;
 }
 
 /** The index of the span that holds uncompressed offset `pos` (binary search). */
@@ -204,10 +207,9 @@ export class SpanInflater {
 
   /** The inflater, reset to resume at checkpoint `cp`. */
   private start(i: number, cp: Checkpoint): Inflater {
-    const window = this.map.window(i);
-    const member = window === undefined;
-    if (this.z === undefined) this.z = new Inflater(member ? GZIP_WBITS : RAW_WBITS, IN_SIZE, OUT_SIZE);
-    else this.z.reset(member ? GZIP_WBITS : RAW_WBITS);
+    const wbits = cp.member ? GZIP_WBITS : RAW_WBITS;
+    if (this.z === undefined) this.z = new Inflater(wbits, IN_SIZE, OUT_SIZE);
+    else this.z.reset(wbits);
     const z = this.z;
     z.setInput(0);
     if (cp.bits > 0) {
@@ -215,7 +217,7 @@ export class SpanInflater {
       preadFully(this.fd, byte, 1, cp.in - 1);
       z.prime(cp.bits, (byte[0] as number) >> (8 - cp.bits));
     }
-    if (window !== undefined) z.setDictionary(window);
+    if (!cp.member) z.setDictionary(this.map.window(i));
     return z;
   }
 

@@ -8,7 +8,13 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
-import { ArchiveReader, detect, indexArchive, type ArchiveIndex } from "../../../../src/layer/tar/archive";
+import {
+  ArchiveReader,
+  detect,
+  indexArchive,
+  type ArchiveIndex,
+  type Indexed,
+} from "../../../../src/layer/tar/archive";
 import { ArchiveError } from "../../../../src/layer/tar/header";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG } from "../../../../src/layer/tar/scan";
 import type { TarNode } from "../../../../src/layer/tar/tree";
@@ -38,7 +44,7 @@ describe("tar layer: the index of an archive", () => {
 
   function index(entries: TarEntry[] | Buffer, gzip = false): ArchiveIndex {
     const raw = Buffer.isBuffer(entries) ? entries : tarBytes(entries);
-    return indexArchive(open(gzip ? zlib.gzipSync(raw) : raw), 7n * S);
+    return indexArchive(open(gzip ? zlib.gzipSync(raw) : raw), 7n * S).index;
   }
 
   function node(idx: ArchiveIndex, p: string): TarNode {
@@ -47,10 +53,10 @@ describe("tar layer: the index of an archive", () => {
     return idx.tree.nodes[i] as TarNode;
   }
 
-  function data(idx: ArchiveIndex, fd: number, p: string): string {
-    const n = node(idx, p);
+  function data(indexed: Indexed, fd: number, p: string): string {
+    const n = node(indexed.index, p);
     const buf = Buffer.alloc(n.size);
-    new ArchiveReader(fd, idx, (i) => idx.checkpoints?.[i]?.window).read(n, buf, 0, n.size, 0);
+    new ArchiveReader(fd, indexed).read(n, buf, 0, n.size, 0);
     return buf.toString("latin1");
   }
 
@@ -71,7 +77,8 @@ describe("tar layer: the index of an archive", () => {
       { name: "p", type: "6" },
     ]);
     const fd = open(raw);
-    const idx = indexArchive(fd, 0n);
+    const indexed = indexArchive(fd, 0n);
+    const idx = indexed.index;
     assert.equal(idx.compression, "none");
     const d = node(idx, "/d");
     assert.deepEqual(
@@ -81,7 +88,7 @@ describe("tar layer: the index of an archive", () => {
     const f = node(idx, "/d/f");
     assert.deepEqual([f.type, f.mode, f.uid, f.gid, f.size, f.nlink], [S_IFREG, 0o4755, 7, 8, 5, 1]);
     assert.equal(raw.toString("latin1", f.offset, f.offset + 5), "hello");
-    assert.equal(data(idx, fd, "/d/f"), "hello");
+    assert.equal(data(indexed, fd, "/d/f"), "hello");
     assert.deepEqual([node(idx, "/d/l").type, node(idx, "/d/l").target], [S_IFLNK, "../x/./y"]);
     assert.deepEqual(
       [node(idx, "/c").type, node(idx, "/c").rdevMajor, node(idx, "/c").rdevMinor],
@@ -145,13 +152,14 @@ describe("tar layer: the index of an archive", () => {
       { name: "a", data: "v2!" },
     ]);
     const fd = open(raw);
-    const idx = indexArchive(fd, 0n);
+    const indexed = indexArchive(fd, 0n);
+    const idx = indexed.index;
     const [a, b, c] = ["/a", "/b", "/c"].map((p) => idx.tree.entries.get(p));
     assert.equal(b, c);
     assert.notEqual(a, b);
     assert.deepEqual([node(idx, "/b").nlink, node(idx, "/b").mode, node(idx, "/a").nlink], [2, 0o600, 1]);
-    assert.equal(data(idx, fd, "/b"), "v1");
-    assert.equal(data(idx, fd, "/a"), "v2!");
+    assert.equal(data(indexed, fd, "/b"), "v1");
+    assert.equal(data(indexed, fd, "/a"), "v2!");
   });
 
   it("repeated members: the last wins; a directory over a directory keeps its contents", () => {
@@ -259,14 +267,15 @@ describe("tar layer: the index of an archive", () => {
       { name: "dir/c", type: "1", linkname: "a" },
     ];
     const raw = tarBytes(entries);
-    const plain = indexArchive(open(raw), 0n);
+    const plain = indexArchive(open(raw), 0n).index;
     const fd = open(zlib.gzipSync(raw), "a.tar.gz");
-    const gz = indexArchive(fd, 0n);
+    const indexed = indexArchive(fd, 0n);
+    const gz = indexed.index;
     assert.equal(gz.compression, "gzip");
     assert.deepEqual(gz.tree, plain.tree);
     assert.equal(gz.size, raw.length);
-    assert.equal(data(gz, fd, "/dir/c"), "first");
-    assert.equal(data(gz, fd, "/dir/b"), Buffer.alloc(300_000, 7).toString("latin1"));
+    assert.equal(data(indexed, fd, "/dir/c"), "first");
+    assert.equal(data(indexed, fd, "/dir/b"), Buffer.alloc(300_000, 7).toString("latin1"));
   });
 
   for (const format of ["gnu", "pax"]) {
@@ -287,7 +296,8 @@ describe("tar layer: the index of an archive", () => {
       assert.equal(tar.status, 0, tar.stderr.toString());
       const fd = fs.openSync(archive, "r");
       fds.push(fd);
-      const idx = indexArchive(fd, 0n);
+      const indexed = indexArchive(fd, 0n);
+      const idx = indexed.index;
       const walk = (rel: string): void => {
         const st = fs.lstatSync(src + rel, { bigint: true });
         const n = node(idx, rel);
@@ -298,7 +308,7 @@ describe("tar layer: the index of an archive", () => {
         assert.equal(n.mtimeNs, mtime, what);
         if (st.isFile()) {
           assert.equal(BigInt(n.nlink), st.nlink, what);
-          assert.equal(data(idx, fd, rel), fs.readFileSync(src + rel, "latin1"), what);
+          assert.equal(data(indexed, fd, rel), fs.readFileSync(src + rel, "latin1"), what);
         }
         if (st.isSymbolicLink()) assert.equal(n.target, fs.readlinkSync(src + rel), what);
         if (!st.isDirectory()) return;
