@@ -6,6 +6,7 @@ export { openLayer, openReadOnly, openWritableDir, isWritable } from "./open";
 export type { LayerFactory, LayerSpec } from "./open";
 export { seekFile } from "./file";
 export { relOf, splitPath } from "./paths";
+export { isTarArchive, TarLayer } from "./tar";
 export type {
   Layer,
   LayerFile,

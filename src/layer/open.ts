@@ -2,10 +2,14 @@
  * Opening layers: the one place that decides what kind of layer a branch is.
  *
  * Invariant: every layer of a union and of the image tools is made here (or by a factory a caller
- * passes instead), so a new kind of layer is added to `openLayer` alone.
+ * passes instead), so a new kind of layer is added to `openLayer` alone. A read-only branch that is a
+ * regular file is a tar archive (tar/layer.ts); anything else is a directory.
  */
+import * as fs from "node:fs";
+import { bytesOf } from "../sys/bytes";
 import type { AtimePolicy } from "./atime";
 import { DirLayer, WritableDirLayer } from "./dir";
+import { TarLayer } from "./tar/layer";
 import type { Layer, WritableLayer } from "./types";
 
 /** What a union needs of one branch to open it as a layer. */
@@ -26,8 +30,20 @@ export type LayerFactory = (spec: LayerSpec) => Layer;
 
 export const openLayer: LayerFactory = (spec) => {
   const opts = { index: spec.index, honoursWhiteouts: spec.honoursWhiteouts, atime: spec.atime };
-  return spec.writable ? new WritableDirLayer(spec.path, opts) : new DirLayer(spec.path, opts);
+  if (spec.writable) return new WritableDirLayer(spec.path, opts);
+  if (isFile(spec.path))
+    return new TarLayer(spec.path, { ...opts, warn: (m) => console.error(`unionfs-ts: warning: ${m}`) });
+  return new DirLayer(spec.path, opts);
 };
+
+/** Whether byte-string `path` names a regular file (following symlinks, as opening it does). */
+function isFile(path: string): boolean {
+  try {
+    return fs.statSync(bytesOf(path)).isFile();
+  } catch {
+    return false;
+  }
+}
 
 /** A read-only view of the directory at byte-string path `path` that honours whiteouts (image tools). */
 export function openReadOnly(path: string, index = -1): Layer {

@@ -43,7 +43,8 @@ const codeByErrno = new Map<number, string>(
   Object.entries(constants.errno as Record<string, number>).map(([k, v]) => [v, k]),
 );
 
-function makedev(major: number, minor: number): bigint {
+/** A device number from its major and minor, encoded as glibc's makedev does. */
+export function makedev(major: number, minor: number): bigint {
   const ma = BigInt(major);
   const mi = BigInt(minor);
   return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);

@@ -16,6 +16,7 @@ import {
   type UnionConfig,
 } from "./config";
 import { WORKDIR_NAME } from "../whiteout";
+import { isTarArchive } from "../layer";
 
 const MODES: readonly BranchMode[] = ["rw", "ro", "ro+wh", "rr"];
 
@@ -79,7 +80,10 @@ function parseBranch(item: string, index: number, cwd: string): BranchSpec {
   return { path: nodePath.resolve(cwd, dir), mode: mode as BranchMode };
 }
 
-/** Checks branches exist, are directories, are distinct, do not nest, and only the top one is rw. */
+/**
+ * Checks branches exist, are directories (or, read-only, tar archives: tar/layer.ts), are distinct, do
+ * not nest, and only the top one is rw.
+ */
 export function checkBranches(branches: readonly BranchSpec[]): void {
   if (branches.length === 0) throw new UsageError("no branches given");
   const readOnly = branches.filter((b) => b.mode !== "rw").length;
@@ -91,7 +95,7 @@ export function checkBranches(branches: readonly BranchSpec[]): void {
   const real: string[] = [];
   branches.forEach((b, i) => {
     if (b.mode === "rw" && i !== 0) throw new UsageError(`only the top branch can be rw, not '${b.path}'`);
-    real.push(realDir(b.path, "branch"));
+    real.push(realBranch(b));
   });
   for (let i = 0; i < real.length; i++) {
     for (let j = 0; j < real.length; j++) {
@@ -168,13 +172,29 @@ export function workdirOf(config: UnionConfig): string | undefined {
   return config.workdir ? nodePath.join(config.workdir, "unionfs-ts") : nodePath.join(top.path, WORKDIR_NAME);
 }
 
-function realDir(p: string, what: string): string {
-  let st: fs.Stats;
+/** The real path of a branch: a directory, or a read-only branch's tar archive (judged by its content). */
+function realBranch(b: BranchSpec): string {
+  const st = statOf(b.path, "branch");
+  if (st.isDirectory()) return fs.realpathSync(b.path);
+  if (!st.isFile() || !isTarArchive(b.path)) {
+    throw new UsageError(`branch '${b.path}' is not a directory${st.isFile() ? " nor a tar archive" : ""}`);
+  }
+  if (b.mode === "rw") {
+    throw new UsageError(`branch '${b.path}' is a tar archive, which can only be read-only ('${b.path}=ro')`);
+  }
+  return fs.realpathSync(b.path);
+}
+
+function statOf(p: string, what: string): fs.Stats {
   try {
-    st = fs.statSync(p);
+    return fs.statSync(p);
   } catch {
     throw new UsageError(`${what} '${p}' does not exist`);
   }
+}
+
+function realDir(p: string, what: string): string {
+  const st = statOf(p, what);
   if (!st.isDirectory()) throw new UsageError(`${what} '${p}' is not a directory`);
   return fs.realpathSync(p);
 }

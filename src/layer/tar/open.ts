@@ -9,12 +9,14 @@
  *   cannot be written (read-only, no permission, full) is skipped; when none can, the index lives in
  *   memory only and `warn` says so.
  * - Every refusal is an ArchiveError whose one-line message starts with the archive's path.
+ * - Paths are byte strings (sys/bytes.ts), the archive's as the indexes'.
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as nodePath from "node:path";
 import { codeOf } from "../../errors";
+import { bstr, bytesOf, fromText, toText } from "../../sys/bytes";
 import { indexArchive, type Indexed } from "./archive";
 import { ArchiveError } from "./header";
 import { keyOf, loadIndex, serialize, writeIndexFile, type ArchiveKey } from "./store";
@@ -23,15 +25,15 @@ export const INDEX_SUFFIX = ".unionfs-index";
 
 /** The two places an archive's index may be (see the module's invariants). */
 export function indexLocations(archive: string, env: NodeJS.ProcessEnv = process.env): string[] {
-  const real = fs.realpathSync(archive);
+  const real = bstr(fs.realpathSync(bytesOf(archive), { encoding: "buffer" }));
   const xdg = env.XDG_CACHE_HOME;
   const dir =
     xdg !== undefined && xdg.startsWith("/")
-      ? nodePath.join(xdg, "unionfs-ts")
+      ? nodePath.join(fromText(xdg), "unionfs-ts")
       : process.getuid?.() === 0
         ? "/var/cache/unionfs-ts"
-        : nodePath.join(os.homedir(), ".cache", "unionfs-ts");
-  const name = createHash("sha256").update(real).digest("hex").slice(0, 32);
+        : nodePath.join(fromText(os.homedir()), ".cache", "unionfs-ts");
+  const name = createHash("sha256").update(bytesOf(real)).digest("hex").slice(0, 32);
   return [real + INDEX_SUFFIX, nodePath.join(dir, `${name}.index`)];
 }
 
@@ -55,9 +57,9 @@ export interface OpenOptions {
 export function openArchive(path: string, opts: OpenOptions = {}): OpenArchive {
   let fd: number;
   try {
-    fd = fs.openSync(path, "r");
+    fd = fs.openSync(bytesOf(path), "r");
   } catch (err) {
-    throw new ArchiveError(`${path}: ${(err as Error).message}`);
+    throw new ArchiveError(`${toText(path)}: cannot open (${codeOf(err) ?? String(err)})`);
   }
   try {
     const st = fs.fstatSync(fd, { bigint: true });
@@ -76,7 +78,7 @@ export function openArchive(path: string, opts: OpenOptions = {}): OpenArchive {
     return opened;
   } catch (err) {
     fs.closeSync(fd);
-    if (err instanceof ArchiveError) throw new ArchiveError(`${path}: ${err.message}`);
+    if (err instanceof ArchiveError) throw new ArchiveError(`${toText(path)}: ${err.message}`);
     throw err;
   }
 }
@@ -98,20 +100,20 @@ function save(
     bytes = serialize(indexed, key);
   } catch (err) {
     if (!(err instanceof RangeError)) throw err;
-    warn?.(`${archive}: index not saved (${err.message})`);
+    warn?.(`${toText(archive)}: index not saved (${err.message})`);
     return undefined;
   }
   const failures: string[] = [];
   for (const place of places) {
     try {
-      fs.mkdirSync(nodePath.dirname(place), { recursive: true, mode: 0o755 });
+      fs.mkdirSync(bytesOf(nodePath.dirname(place)), { recursive: true, mode: 0o755 });
       writeIndexFile(place, bytes);
       return place;
     } catch (err) {
       if (codeOf(err) === undefined) throw err;
-      failures.push(`${place}: ${codeOf(err)}`);
+      failures.push(`${toText(place)}: ${codeOf(err)}`);
     }
   }
-  warn?.(`${archive}: index not saved (${failures.join(", ")}); the next mount scans it again`);
+  warn?.(`${toText(archive)}: index not saved (${failures.join(", ")}); the next mount scans it again`);
   return undefined;
 }

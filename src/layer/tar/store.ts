@@ -19,6 +19,7 @@
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import { bytesOf } from "../../sys/bytes";
 import type { ArchiveIndex, Compression, Indexed } from "./archive";
 import type { Checkpoint } from "./gzip";
 import { preadFully } from "./stream";
@@ -189,12 +190,12 @@ export function serialize({ index, window }: Indexed, key: ArchiveKey): Buffer {
   return Buffer.concat([prefix, head, ...sections]);
 }
 
-/** Writes `bytes` at `path` through a temporary name and a rename. */
+/** Writes `bytes` at byte-string `path` through a temporary name and a rename. */
 export function writeIndexFile(path: string, bytes: Buffer): void {
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = bytesOf(`${path}.${process.pid}.tmp`);
   try {
     fs.writeFileSync(tmp, bytes, { mode: 0o644 });
-    fs.renameSync(tmp, path);
+    fs.renameSync(tmp, bytesOf(path));
   } catch (err) {
     fs.rmSync(tmp, { force: true });
     throw err;
@@ -213,11 +214,11 @@ function section(buf: Buffer, s: Section | undefined, end: number): Buffer {
   return buf.subarray(s.at, s.at + s.len);
 }
 
-/** The index saved at `path` when it is one for the archive with `key`, else undefined. */
+/** The index saved at byte-string `path` when it is one for the archive with `key`, else undefined. */
 export function loadIndex(path: string, key: ArchiveKey): LoadedIndex | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(path, "r");
+    fd = fs.openSync(bytesOf(path), "r");
   } catch {
     return undefined;
   }
