@@ -399,3 +399,27 @@ async function build(
     buildSeconds: 0,
   };
 }
+
+/**
+ * The main stack's layers packed as tar archives (`gzip`: .tar.gz, as image layers are shipped), top
+ * first: built once next to the data set (`DATA/<name>/tar/`) and kept; their saved indexes are not.
+ */
+export function mainArchives(data: DataSet, gzip: boolean, log: (s: string) => void): string[] {
+  const dir = path.join(data.root, "tar");
+  fs.mkdirSync(dir, { recursive: true });
+  return data.mainLayers.map((layer) => {
+    const archive = path.join(dir, `${path.basename(layer)}.tar${gzip ? ".gz" : ""}`);
+    if (fs.existsSync(archive)) return archive;
+    const t0 = Date.now();
+    const tmp = `${archive}.tmp-${process.pid}`;
+    const args = ["--format=pax", "--numeric-owner", gzip ? "-czf" : "-cf", tmp, "-C", layer, "."];
+    const r = spawnSync("tar", args, { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
+    if (r.status !== 0) {
+      fs.rmSync(tmp, { force: true });
+      throw new Error(`tar ${args.join(" ")} failed: ${r.stderr.trim()}`);
+    }
+    fs.renameSync(tmp, archive);
+    log(`[data] packed ${archive} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    return archive;
+  });
+}

@@ -17,7 +17,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { FULL, prepareData, QUICK, type DataSet } from "./data";
+import { FULL, mainArchives, prepareData, QUICK, type DataSet } from "./data";
 import { killRunningChildren, run } from "./exec";
 import { findFsOps, type FsOps } from "./helper";
 import { parseOptions, USAGE, UsageError, type Options } from "./options";
@@ -25,7 +25,9 @@ import { load1, mountsUnder } from "./proc";
 import { markdown, summarize } from "./report";
 import {
   cleanupSync,
+  isTarSystem,
   mountStack,
+  tarSystem,
   stillMounted,
   unavailable,
   unmountStack,
@@ -77,7 +79,8 @@ function installCleanup(): void {
 function rowNames(stack: "main" | "deep", groups: readonly Group[], sys: SystemName): string[] {
   const daemon = sys === "kernel" ? [] : [`rss_${stack}`];
   const g = stack === "main" ? groups.filter((x) => x !== "deep") : groups.filter((x) => x === "deep");
-  return [`mount_${stack}`, ...g.flatMap((x) => ROWS[x]), `umount_${stack}`, ...daemon];
+  const indexed = stack === "main" && isTarSystem(sys) ? ["mount_main_indexed"] : [];
+  return [`mount_${stack}`, ...indexed, ...g.flatMap((x) => ROWS[x]), `umount_${stack}`, ...daemon];
 }
 
 /** Every row name the run can produce, in table order. */
@@ -85,7 +88,9 @@ function tableOrder(groups: readonly Group[]): string[] {
   const main = groups.some((g) => g !== "deep");
   const deep = groups.includes("deep");
   return [
-    ...(main ? ["mount_main", ...groups.filter((g) => g !== "deep").flatMap((g) => ROWS[g])] : []),
+    ...(main
+      ? ["mount_main", "mount_main_indexed", ...groups.filter((g) => g !== "deep").flatMap((g) => ROWS[g])]
+      : []),
     ...(deep ? ["mount_deep", ...ROWS.deep] : []),
     ...(main ? ["umount_main"] : []),
     ...(deep ? ["umount_deep"] : []),
@@ -102,8 +107,16 @@ async function runStack(
   scratch: string,
   fio: boolean,
 ): Promise<void> {
-  const lowers = stack === "main" ? data.mainLayers : data.deepLayers;
+  const tar = tarSystem(ctx.sys);
+  if (tar !== undefined && stack === "deep") {
+    skip(ctx, rowNames(stack, o.groups, ctx.sys), "tar layers are measured on the main stack only");
+    return;
+  }
+  const lowers =
+    stack === "deep" ? data.deepLayers : tar ? mainArchives(data, tar.gzip, ctx.log) : data.mainLayers;
   const base = path.join(scratch, `${ctx.sys}-r${ctx.rep}-${stack}`);
+  // The first mount of archives builds their indexes (none is kept from an earlier run): mount_main.
+  if (tar) for (const a of lowers) fs.rmSync(`${a}.unionfs-index`, { force: true });
   let m: Mounted;
   try {
     m = await mountStack(ctx.sys, stack, lowers, base, process.env);
@@ -134,6 +147,20 @@ async function runStack(
     const u = await unmountStack(m);
     emitUmount(ctx, stack, u.seconds, u.note);
   }
+  if (tar) await indexedMount(ctx, lowers, base);
+}
+
+/** A second mount of the same archives, with the indexes the first one saved: mount_main_indexed. */
+async function indexedMount(ctx: Ctx, lowers: readonly string[], base: string): Promise<void> {
+  let again: Mounted;
+  try {
+    again = await mountStack(ctx.sys, "main", lowers, `${base}-indexed`, process.env);
+  } catch (err) {
+    skip(ctx, ["mount_main_indexed"], `mount failed: ${err instanceof Error ? err.message : String(err)}`);
+    return;
+  }
+  emitMount(ctx, "main_indexed", again.mountSeconds, again.info);
+  await unmountStack(again);
 }
 
 /** Any layer entry whose mtime or ctime is newer than the data set: a system wrote into a lower layer. */

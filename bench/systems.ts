@@ -5,6 +5,8 @@
  *   kernel          mount -t overlay (kernel defaults; lowerdirs relative, so 128 fit in one page)
  *   unionfs-ts      node dist/src/cli/main.js mount -f UPPER:L1:…:Ln MNT   (this repository)
  *   unionfs-ts-ptlower  the same with -o passthrough=lower
+ *   unionfs-ts-tar, unionfs-ts-targz  the same over the main stack packed as tar / tar.gz archives (not
+ *                   unpacked: tar layers); not in the default set, and no deep stack
  *   fuse-overlayfs  fuse-overlayfs -f -o lowerdir=…,upperdir=…,workdir=… MNT
  *   unionfs-fuse    unionfs -f -o cow,allow_other UPPER=RW:L1=RO:… MNT
  *
@@ -30,8 +32,24 @@ export const ALL_SYSTEMS = [
   "unionfs-ts-ptlower",
   "fuse-overlayfs",
   "unionfs-fuse",
+  "unionfs-ts-tar",
+  "unionfs-ts-targz",
 ] as const;
 export type SystemName = (typeof ALL_SYSTEMS)[number];
+
+/** What runs without --systems: the tar layers are opt-in (packing the data set takes a minute once). */
+export const DEFAULT_SYSTEMS: readonly SystemName[] = ALL_SYSTEMS.filter((s) => !isTarSystem(s));
+
+/** unionfs-ts over the main stack as tar archives: `gzip` says which kind, undefined for other systems. */
+export function tarSystem(sys: SystemName): { gzip: boolean } | undefined {
+  if (sys === "unionfs-ts-tar") return { gzip: false };
+  if (sys === "unionfs-ts-targz") return { gzip: true };
+  return undefined;
+}
+
+export function isTarSystem(sys: SystemName): boolean {
+  return tarSystem(sys) !== undefined;
+}
 
 export const CLI = path.join(REPO, "dist", "src", "cli", "main.js");
 
@@ -57,6 +75,8 @@ export function unavailable(sys: SystemName): string | undefined {
         : "no overlay in /proc/filesystems";
     case "unionfs-ts":
     case "unionfs-ts-ptlower":
+    case "unionfs-ts-tar":
+    case "unionfs-ts-targz":
       return fs.existsSync(CLI) ? undefined : `${CLI} not built (npx tsc -p .)`;
     case "fuse-overlayfs":
       return which("fuse-overlayfs") ? undefined : "fuse-overlayfs not installed (bash bench/setup.sh)";
@@ -159,7 +179,7 @@ export async function mountStack(
     } else {
       let cmd: string;
       let args: string[];
-      if (sys === "unionfs-ts" || sys === "unionfs-ts-ptlower") {
+      if (sys === "unionfs-ts" || sys === "unionfs-ts-ptlower" || isTarSystem(sys)) {
         cmd = process.execPath;
         args = [CLI, "mount", "-f", [m.upper, ...lowers].join(":"), m.mnt];
         // The opt-in mode that passes read-only opens of lower files through too.
