@@ -8,6 +8,10 @@
  * Names are byte strings given as Buffers or as text (UTF-8). Every archive ends with two zero blocks
  * unless `end: false`.
  */
+import * as fs from "node:fs";
+import * as zlib from "node:zlib";
+import type { ArchiveIndex } from "../../src/layer/tar/archive";
+import type { TarNode, TarTree } from "../../src/layer/tar/tree";
 
 export interface TarEntry {
   name: string | Buffer;
@@ -115,4 +119,26 @@ export function tarBytes(entries: TarEntry[], opts: { end?: boolean } = {}): Buf
   const blocks = entries.flatMap(memberBlocks);
   if (opts.end ?? true) blocks.push(Buffer.alloc(2 * BLOCK));
   return Buffer.concat(blocks);
+}
+
+/** Writes the archive of `entries` at `file`, gzipped when `gzip`; returns `file`. */
+export function writeArchive(file: string, entries: TarEntry[], gzip = false): string {
+  const raw = tarBytes(entries);
+  fs.writeFileSync(file, gzip ? zlib.gzipSync(raw) : raw);
+  return file;
+}
+
+/** A tree's contents as plain data (its nodes decoded), for deepEqual. */
+export function plainTree(tree: TarTree): {
+  nodes: TarNode[];
+  entries: Map<string, number>;
+  children: Map<string, string[]>;
+} {
+  const nodes = Array.from({ length: tree.count }, (_v, i) => tree.node(i));
+  return { nodes, entries: new Map(tree.entries), children: new Map(tree.children) };
+}
+
+/** An index as plain data (see `plainTree`). */
+export function plainIndex(index: ArchiveIndex): object {
+  return { ...index, tree: plainTree(index.tree) };
 }

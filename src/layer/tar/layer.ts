@@ -49,6 +49,8 @@ export class TarLayer implements Layer {
   private readonly reader: ArchiveReader;
   private readonly tree: TarTree;
   private readonly blocks: bigint;
+  /** Each node's Stat, made on first use (frozen: shared by every caller). */
+  private readonly stats: (Stat | undefined)[] = [];
   private closed = false;
 
   /** `origin` is the archive's absolute byte-string path. Refusals are ArchiveErrors (one line). */
@@ -77,17 +79,21 @@ export class TarLayer implements Layer {
   private node(rel: string): { node: TarNode; ino: number } {
     if (this.closed) throw fsError("EBADF", `${toText(this.origin)} is closed`);
     const i = this.tree.entries.get(rel);
-    if (i !== undefined) return { node: this.tree.nodes[i]!, ino: i + 1 };
+    if (i !== undefined) return { node: this.tree.node(i), ino: i + 1 };
     for (let at = rel.lastIndexOf("/"); at > 0; at = rel.lastIndexOf("/", at - 1)) {
       const parent = this.tree.entries.get(rel.slice(0, at));
       if (parent === undefined) continue;
-      if (this.tree.nodes[parent]!.type !== S_IFDIR) throw fsError("ENOTDIR", toText(rel));
+      if (this.tree.node(parent).type !== S_IFDIR) throw fsError("ENOTDIR", toText(rel));
       break;
     }
     throw fsError("ENOENT", toText(rel));
   }
 
   private statOf(n: TarNode, ino: number): Stat {
+    return (this.stats[ino] ??= Object.freeze(this.makeStat(n, ino)));
+  }
+
+  private makeStat(n: TarNode, ino: number): Stat {
     const size =
       n.type === S_IFDIR ? DIR_SIZE : n.type === S_IFLNK ? BigInt(n.target!.length) : BigInt(n.size);
     return {
@@ -116,7 +122,7 @@ export class TarLayer implements Layer {
   tryLstat(rel: string): Stat | undefined {
     const i = this.tree.entries.get(rel);
     if (i === undefined || this.closed) return undefined;
-    return this.statOf(this.tree.nodes[i]!, i + 1);
+    return this.statOf(this.tree.node(i), i + 1);
   }
 
   readdir(rel: string): RawEntry[] {
@@ -126,7 +132,7 @@ export class TarLayer implements Layer {
     const prefix = rel === "" ? "/" : `${rel}/`;
     return names.map((name) => ({
       name,
-      type: this.tree.nodes[this.tree.entries.get(prefix + name)!]!.type,
+      type: this.tree.node(this.tree.entries.get(prefix + name)!).type,
     }));
   }
 
@@ -167,7 +173,7 @@ export class TarLayer implements Layer {
   }
 
   statfs(): LayerStatFs {
-    const files = BigInt(this.tree.nodes.length);
+    const files = BigInt(this.tree.count);
     return { bsize: BLOCK_SIZE, blocks: this.blocks, bfree: 0n, bavail: 0n, files, ffree: 0n };
   }
 }

@@ -12,6 +12,7 @@
  * - Members are returned in archive order; repeated paths, hard links and implicit parents are the
  *   tree's business (tree.ts).
  */
+import * as fs from "node:fs";
 import {
   ArchiveError,
   BLOCK,
@@ -26,18 +27,13 @@ import {
 } from "./header";
 import type { TarStream } from "./stream";
 
-export const S_IFMT = 0o170000;
-export const S_IFREG = 0o100000;
-export const S_IFDIR = 0o040000;
-export const S_IFLNK = 0o120000;
-export const S_IFCHR = 0o020000;
-export const S_IFBLK = 0o060000;
-export const S_IFIFO = 0o010000;
+export const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO } = fs.constants;
 
-/** One member. `type` is S_IFMT bits; a hard link has `hardlink` (the target's path) instead. */
-export interface Member {
-  path: string;
+/** What a member says of the object it makes (a hard link says it of the member it links to). */
+export interface Attrs {
+  /** S_IFMT bits. */
   type: number;
+  /** Permission bits (07777). */
   mode: number;
   uid: number;
   gid: number;
@@ -47,14 +43,18 @@ export interface Member {
   mtimeNs: bigint;
   atimeNs: bigint;
   ctimeNs: bigint;
-  /** Symlink target (byte string). */
-  target?: string;
-  /** Hard link: the normalized path of the member it links to. */
-  hardlink?: string;
   rdevMajor: number;
   rdevMinor: number;
+  /** Symlink target (byte string). */
+  target?: string;
   /** Extended attributes (PAX SCHILY.xattr.* and LIBARCHIVE.xattr.*), names as byte strings. */
   xattrs?: Map<string, Buffer>;
+}
+
+/** One member: its normalized path, and for a hard link the normalized path of the member it links to. */
+export interface Member extends Attrs {
+  path: string;
+  hardlink?: string;
 }
 
 /** Longest PAX header or GNU long name accepted. */

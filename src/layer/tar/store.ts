@@ -23,7 +23,7 @@ import { bytesOf } from "../../sys/bytes";
 import type { ArchiveIndex, Compression, Indexed } from "./archive";
 import type { Checkpoint } from "./gzip";
 import { preadFully } from "./stream";
-import type { TarNode, TarTree } from "./tree";
+import { treeOf, type TarNode, type TarTree } from "./tree";
 
 const MAGIC = "UFSTIX01";
 const VERSION = 1;
@@ -133,10 +133,10 @@ function writeNode(out: Buffer, at: number, n: TarNode, strings: Strings): void 
 
 /** The bytes of a saved index for the archive with `key`. */
 export function serialize({ index, window }: Indexed, key: ArchiveKey): Buffer {
-  const { nodes, entries } = index.tree;
+  const { count, entries } = index.tree;
   const strings = new Strings();
-  const nodeBuf = Buffer.alloc(nodes.length * NODE);
-  nodes.forEach((n, i) => writeNode(nodeBuf, i * NODE, n, strings));
+  const nodeBuf = Buffer.alloc(count * NODE);
+  for (let i = 0; i < count; i++) writeNode(nodeBuf, i * NODE, index.tree.node(i), strings);
   const entryBuf = Buffer.alloc(entries.size * ENTRY);
   let e = 0;
   for (const [p, i] of entries) {
@@ -271,33 +271,36 @@ function readWindow(fd: number, w: Section | undefined): Buffer {
   return buf;
 }
 
+/** The tree; nodes are decoded on first use (their bounds are checked here, so that never fails). */
 function readTree(nodeBuf: Buffer, entryBuf: Buffer, strings: Buffer): TarTree {
-  const nodes: TarNode[] = [];
-  for (let at = 0; at + NODE <= nodeBuf.length; at += NODE) nodes.push(readNode(nodeBuf, at, strings));
+  const count = Math.floor(nodeBuf.length / NODE);
+  const u32 = (b: Buffer, at: number): number => b.readUInt32LE(at);
+  for (let at = 0; at < count * NODE; at += NODE) {
+    const target = u32(nodeBuf, at + 64);
+    if (target !== NONE && target + u32(nodeBuf, at + 68) > strings.length) throw new Malformed();
+    const xattrs = u32(nodeBuf, at + 72);
+    if (xattrs === NONE) continue;
+    const end = xattrs + u32(nodeBuf, at + 76);
+    if (end > strings.length) throw new Malformed();
+    readXattrs(strings.subarray(xattrs, end));
+  }
+  // One decode of all the strings, then substrings: far cheaper than a decode per path.
+  const text = strings.toString("latin1");
   const entries = new Map<string, number>();
-  const children = new Map<string, string[]>();
   for (let at = 0; at + ENTRY <= entryBuf.length; at += ENTRY) {
-    const off = entryBuf.readUInt32LE(at);
-    const len = entryBuf.readUInt32LE(at + 4);
-    const node = entryBuf.readUInt32LE(at + 8);
-    if (off + len > strings.length || node >= nodes.length) throw new Malformed();
-    const p = strings.toString("latin1", off, off + len);
-    entries.set(p, node);
-    if (p === "") continue;
-    const slash = p.lastIndexOf("/");
-    const parent = p.slice(0, slash);
-    let list = children.get(parent);
-    if (list === undefined) children.set(parent, (list = []));
-    list.push(p.slice(slash + 1));
+    const off = u32(entryBuf, at);
+    const end = off + u32(entryBuf, at + 4);
+    const node = u32(entryBuf, at + 8);
+    if (end > strings.length || node >= count) throw new Malformed();
+    entries.set(text.slice(off, end), node);
   }
   if (entries.get("") !== 0) throw new Malformed();
-  return { nodes, entries, children };
+  const nodes: (TarNode | undefined)[] = new Array<TarNode | undefined>(count);
+  return treeOf(count, (i) => (nodes[i] ??= readNode(nodeBuf, i * NODE, strings)), entries);
 }
 
 function slice(strings: Buffer, off: number, len: number): Buffer | undefined {
-  if (off === NONE) return undefined;
-  if (off + len > strings.length) throw new Malformed();
-  return strings.subarray(off, off + len);
+  return off === NONE ? undefined : strings.subarray(off, off + len);
 }
 
 function readNode(b: Buffer, at: number, strings: Buffer): TarNode {

@@ -14,34 +14,34 @@
  * - `nlink` is the number of names of a non-directory and 2 + subdirectories for a directory.
  */
 import { ArchiveError, showName } from "./header";
-import { S_IFDIR, type Member } from "./scan";
+import { S_IFDIR, type Attrs, type Member } from "./scan";
 
-export interface TarNode {
-  /** S_IFMT bits. */
-  type: number;
-  /** Permission bits (07777). */
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  /** Offset of the data in the uncompressed stream. */
-  offset: number;
-  mtimeNs: bigint;
-  atimeNs: bigint;
-  ctimeNs: bigint;
-  rdevMajor: number;
-  rdevMinor: number;
+/** An inode of the tree: what its member said, and how many names it has. */
+export interface TarNode extends Attrs {
   nlink: number;
-  target?: string;
-  xattrs?: Map<string, Buffer>;
 }
 
 export interface TarTree {
-  nodes: TarNode[];
+  /** How many nodes there are; `node(i)` for i in [0, count) gives each (0 is the root). */
+  readonly count: number;
+  node(i: number): TarNode;
   /** Every name in the layer ("" is the root, "/a/b" below it) → its node. */
-  entries: Map<string, number>;
-  /** A directory's path → the names in it (archive order). */
-  children: Map<string, string[]>;
+  readonly entries: ReadonlyMap<string, number>;
+  /** A directory's path → the names in it (archive order); made on first use. */
+  readonly children: ReadonlyMap<string, string[]>;
+}
+
+/** A tree over nodes `node(i)`, i < `count`, with its children listed on first use. */
+export function treeOf(count: number, node: (i: number) => TarNode, entries: Map<string, number>): TarTree {
+  let children: Map<string, string[]> | undefined;
+  return {
+    count,
+    node,
+    entries,
+    get children() {
+      return (children ??= childrenOf(entries.keys()));
+    },
+  };
 }
 
 function implicitDir(timeNs: bigint): TarNode {
@@ -62,23 +62,22 @@ function implicitDir(timeNs: bigint): TarNode {
 }
 
 function nodeOf(m: Member): TarNode {
-  const n: TarNode = {
-    type: m.type,
-    mode: m.mode,
-    uid: m.uid,
-    gid: m.gid,
-    size: m.size,
-    offset: m.offset,
-    mtimeNs: m.mtimeNs,
-    atimeNs: m.atimeNs,
-    ctimeNs: m.ctimeNs,
-    rdevMajor: m.rdevMajor,
-    rdevMinor: m.rdevMinor,
-    nlink: 0,
-  };
-  if (m.target !== undefined) n.target = m.target;
-  if (m.xattrs !== undefined) n.xattrs = m.xattrs;
-  return n;
+  const { path: _path, hardlink: _hardlink, ...attrs } = m;
+  return { ...attrs, nlink: 0 };
+}
+
+/** The names in each directory, from every entry's path. */
+export function childrenOf(paths: Iterable<string>): Map<string, string[]> {
+  const children = new Map<string, string[]>();
+  for (const p of paths) {
+    if (p === "") continue;
+    const slash = p.lastIndexOf("/");
+    const parent = p.slice(0, slash);
+    let list = children.get(parent);
+    if (list === undefined) children.set(parent, (list = []));
+    list.push(p.slice(slash + 1));
+  }
+  return children;
 }
 
 /** A member's path as its name in the archive, for a message. */
@@ -149,7 +148,7 @@ class Builder {
     for (const p of this.entries.keys()) if (p.startsWith(prefix)) this.entries.delete(p);
   }
 
-  /** Drops unreachable nodes (renumbering in order), counts links, lists directories. */
+  /** Drops unreachable nodes (renumbering in order), counts links. */
   finish(): TarTree {
     const used = new Uint8Array(this.nodes.length);
     used[0] = 1;
@@ -160,20 +159,14 @@ class Builder {
       if (used[i]) renumber[i] = nodes.push(n) - 1;
     });
     const entries = new Map<string, number>();
-    const children = new Map<string, string[]>();
     for (const [p, i] of this.entries) entries.set(p, renumber[i]!);
     for (const n of nodes) n.nlink = n.type === S_IFDIR ? 2 : 0;
     for (const [p, i] of entries) {
       if (p === "") continue;
-      const slash = p.lastIndexOf("/");
-      const parent = p.slice(0, slash);
-      let list = children.get(parent);
-      if (list === undefined) children.set(parent, (list = []));
-      list.push(p.slice(slash + 1));
       const n = nodes[i]!;
-      if (n.type === S_IFDIR) nodes[entries.get(parent)!]!.nlink++;
+      if (n.type === S_IFDIR) nodes[entries.get(p.slice(0, p.lastIndexOf("/")))!]!.nlink++;
       else n.nlink++;
     }
-    return { nodes, entries, children };
+    return treeOf(nodes.length, (i) => nodes[i]!, entries);
   }
 }

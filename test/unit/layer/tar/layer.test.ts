@@ -6,13 +6,12 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as zlib from "node:zlib";
 import { codeOf } from "../../../../src/errors";
 import { TarLayer, TAR_DEV } from "../../../../src/layer/tar";
 import { createUnion } from "../../../../src/unionfs";
 import type { UnionOps } from "../../../../src/unionfs/types";
 import { makeTempDir, removeTree } from "../../../helpers/tmp";
-import { tarBytes, type TarEntry } from "../../../helpers/tar";
+import { writeArchive, type TarEntry } from "../../../helpers/tar";
 
 const O_RDONLY = fs.constants.O_RDONLY;
 const O_RDWR = fs.constants.O_RDWR;
@@ -36,9 +35,7 @@ describe("tar layer: the Layer", () => {
   });
 
   function layer(entries: TarEntry[], gzip = false, index = 2): TarLayer {
-    const p = path.join(dir, `l${layers.length}.tar${gzip ? ".gz" : ""}`);
-    const raw = tarBytes(entries);
-    fs.writeFileSync(p, gzip ? zlib.gzipSync(raw) : raw);
+    const p = writeArchive(path.join(dir, `l${layers.length}.tar${gzip ? ".gz" : ""}`), entries, gzip);
     const l = new TarLayer(p, { index, env: { XDG_CACHE_HOME: path.join(dir, "cache") } });
     layers.push(l);
     return l;
@@ -138,10 +135,7 @@ describe("tar layer: the union over tar layers (in-process)", () => {
   });
 
   function archive(name: string, entries: TarEntry[], gzip: boolean): string {
-    const p = path.join(dir, name);
-    const raw = tarBytes(entries);
-    fs.writeFileSync(p, gzip ? zlib.gzipSync(raw) : raw);
-    return p;
+    return writeArchive(path.join(dir, name), entries, gzip);
   }
 
   function names(u: UnionOps, p: string): string[] {

@@ -6,14 +6,13 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as zlib from "node:zlib";
 import { ArchiveReader, indexArchive } from "../../../../src/layer/tar/archive";
 import { indexLocations, INDEX_SUFFIX, openArchive } from "../../../../src/layer/tar/open";
 import { keyOf, loadIndex, serialize } from "../../../../src/layer/tar/store";
 import type { TarNode } from "../../../../src/layer/tar/tree";
 import { prng, randBytes } from "../../../helpers/prng";
 import { makeTempDir, removeTree } from "../../../helpers/tmp";
-import { tarBytes, type TarEntry } from "../../../helpers/tar";
+import { plainIndex, plainTree, tarBytes, writeArchive, type TarEntry } from "../../../helpers/tar";
 
 const ENTRIES: TarEntry[] = [
   { name: "d/", type: "5", mode: 0o750, uid: 3, gid: 4 },
@@ -40,10 +39,7 @@ describe("tar layer: saved indexes", () => {
   });
 
   function archive(name: string, gzip: boolean): string {
-    const p = path.join(dir, name);
-    const raw = tarBytes(ENTRIES);
-    fs.writeFileSync(p, gzip ? zlib.gzipSync(raw) : raw);
-    return p;
+    return writeArchive(path.join(dir, name), ENTRIES, gzip);
   }
 
   function all(r: ArchiveReader, n: TarNode): Buffer {
@@ -63,7 +59,7 @@ describe("tar layer: saved indexes", () => {
       const loaded = loadIndex(file, keyOf(fd));
       assert.ok(loaded !== undefined);
       fds.push(loaded.fd);
-      assert.deepEqual(loaded.index, indexed.index);
+      assert.deepEqual(plainIndex(loaded.index), plainIndex(indexed.index));
       const cps = indexed.index.checkpoints ?? [];
       assert.equal(cps.length > 2, gzip);
       cps.forEach((cp, i) => {
@@ -71,7 +67,7 @@ describe("tar layer: saved indexes", () => {
       });
       const fresh = new ArchiveReader(fd, indexed);
       const again = new ArchiveReader(fd, loaded);
-      for (const n of indexed.index.tree.nodes) assert.ok(all(again, n).equals(all(fresh, n)));
+      for (const n of plainTree(indexed.index.tree).nodes) assert.ok(all(again, n).equals(all(fresh, n)));
     });
   }
 
@@ -110,7 +106,7 @@ describe("tar layer: saved indexes", () => {
     const second = openArchive(p, { env });
     second.close();
     assert.equal(second.source, "saved");
-    assert.deepEqual(second.index, first.index);
+    assert.deepEqual(plainIndex(second.index), plainIndex(first.index));
   });
 
   it("falls back to the cache dir where the archive's dir takes no index", () => {
