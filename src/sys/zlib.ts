@@ -155,6 +155,18 @@ export class Inflater {
     return Number(this.strm.view.readBigUInt64LE(NEXT_OUT) - this.out.address);
   }
 
+  /**
+   * inflate(3) straight into `out[at, at + len)` instead of `output` (no copy), which must be an unpooled
+   * Buffer (`Buffer.allocUnsafeSlow`): it is written at its address. Returns inflate's code and how many
+   * bytes it wrote there; `resetOutput` goes back to `output`.
+   */
+  inflateInto(flush: number, out: Buffer, at: number, len: number): { ret: number; wrote: number } {
+    this.strm.view.writeBigUInt64LE(koffi.address(out) + BigInt(at), NEXT_OUT);
+    this.strm.view.writeUInt32LE(len, AVAIL_OUT);
+    const ret = this.inflate(flush);
+    return { ret, wrote: len - this.availOut };
+  }
+
   resetOutput(): void {
     this.strm.view.writeBigUInt64LE(this.out.address, NEXT_OUT);
     this.strm.view.writeUInt32LE(this.out.view.length, AVAIL_OUT);

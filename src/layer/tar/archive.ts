@@ -7,13 +7,21 @@
  *   are recognized and refused with one line; anything else is "not a tar archive".
  * - The archive is assumed not to change while it is open (as lower directories are): data is read
  *   by offset from the fd opened at the start.
- * - Plain data is read with pread; gzip data through whole spans (gzip.ts), the most recent of which
- *   are kept decompressed in an LRU bounded in bytes.
+ * - Plain data is read with pread; gzip data through spans (gzip.ts) inflated as far as a read needs, the
+ *   most recent of which are kept in an LRU bounded in bytes.
  */
 import * as fs from "node:fs";
 import { LRUCache } from "lru-cache";
 import { ArchiveError, BLOCK, isZeroBlock, looksLikeHeader } from "./header";
-import { GzipScanner, isGzip, SpanInflater, spanOf, type Checkpoint, type GzipMap } from "./gzip";
+import {
+  GzipScanner,
+  isGzip,
+  SpanInflater,
+  spanOf,
+  type Checkpoint,
+  type GzipMap,
+  type SpanData,
+} from "./gzip";
 import { scanMembers } from "./scan";
 import { FileStream, preadFully } from "./stream";
 import { buildTree, type TarNode, type TarTree } from "./tree";
@@ -107,7 +115,7 @@ export const SPAN_CACHE_BYTES = 32 * 1024 * 1024;
 /** Reads members' data from an open archive (plain or gzip). */
 export class ArchiveReader {
   private readonly spans: SpanInflater | undefined;
-  private readonly cache: LRUCache<number, Buffer> | undefined;
+  private readonly cache: LRUCache<number, SpanData> | undefined;
   private readonly index: ArchiveIndex;
 
   constructor(
@@ -118,9 +126,13 @@ export class ArchiveReader {
     if (index.compression !== "gzip") return;
     const map: GzipMap = { checkpoints: index.checkpoints!, size: index.size!, window };
     this.spans = new SpanInflater(fd, map);
-    this.cache = new LRUCache<number, Buffer>({
+    const spans = this.spans;
+    this.cache = new LRUCache<number, SpanData>({
       maxSize: SPAN_CACHE_BYTES,
-      sizeCalculation: (b) => b.length || 1,
+      sizeCalculation: (s) => s.data.length || 1,
+      dispose: (s, _i, reason) => {
+        if (reason !== "set") spans.recycle(s);
+      },
     });
   }
 
@@ -141,20 +153,20 @@ export class ArchiveReader {
     const cps = this.index.checkpoints!;
     let done = 0;
     for (let i = spanOf(cps, from); done < n; i++) {
-      const span = this.span(i);
       const start = cps[i]!.out;
-      const k = span.copy(buf, at + done, from + done - start, Math.min(span.length, from + n - start));
+      const span = this.span(i, from + n - start);
+      const k = span.data.copy(buf, at + done, from + done - start, Math.min(span.have, from + n - start));
       if (k === 0) throw new ArchiveError("archive is shorter than its index says");
       done += k;
     }
   }
 
-  private span(i: number): Buffer {
-    let span = this.cache!.get(i);
-    if (span === undefined) {
-      span = this.spans!.span(i);
-      this.cache!.set(i, span);
-    }
+  /** Span `i`, inflated at least to byte `need` of it. */
+  private span(i: number, need: number): SpanData {
+    const known = this.cache!.get(i);
+    if (known !== undefined && known.have >= need) return known;
+    const span = this.spans!.fill(i, need, known);
+    this.cache!.set(i, span);
     return span;
   }
 

@@ -32,6 +32,8 @@ import { ChunkStream, preadFully } from "./stream";
 export const SPAN = 1024 * 1024;
 const IN_SIZE = 256 * 1024;
 const OUT_SIZE = 256 * 1024;
+/** Rooms of dropped spans kept for reuse. */
+const SPARE_ROOMS = 8;
 
 export interface Checkpoint {
   out: number;
@@ -161,52 +163,94 @@ export function spanOf(cps: readonly Checkpoint[], pos: number): number {
   return lo;
 }
 
-/** Inflates whole spans of a gzip file on demand (one reusable inflater; not re-entrant). */
+/** A span's bytes: `data` is the whole span's room, of which the first `have` bytes are inflated. */
+export interface SpanData {
+  data: Buffer;
+  have: number;
+}
+
+/**
+ * Inflates spans of a gzip file on demand, as far as asked: a read near a span's start does not pay for
+ * its end. One reusable inflater (not re-entrant); it stays where the last call stopped, so asking for
+ * more of the same span goes on from there instead of starting over (sequential reads).
+ */
 export class SpanInflater {
   private z: Inflater | undefined;
+  /** The span the inflater is in the middle of, and the file offset of its next input. */
+  private cur: { i: number; span: SpanData; fileAt: number } | undefined;
 
   constructor(
     private readonly fd: number,
     private readonly map: GzipMap,
   ) {}
 
-  /** The uncompressed bytes of span `i`. */
-  span(i: number): Buffer {
-    const cp = this.map.checkpoints[i]!;
-    const end = this.map.checkpoints[i + 1]?.out ?? this.map.size;
-    const out = Buffer.allocUnsafe(end - cp.out);
+  /** Span `i` inflated at least to byte `need` (the whole span when `need` is past its end). */
+  fill(i: number, need: number, known?: SpanData): SpanData {
     try {
-      this.inflate(i, cp, out);
+      return this.fillOrThrow(i, need, known);
     } catch (err) {
+      this.cur = undefined;
       corrupt(err);
     }
-    return out;
   }
 
-  private inflate(i: number, cp: Checkpoint, out: Buffer): void {
-    const z = this.start(i, cp);
-    let got = 0;
-    let fileAt = cp.in;
-    while (got < out.length) {
+  /** The uncompressed bytes of span `i`, all of them. */
+  span(i: number): Buffer {
+    return this.fill(i, Infinity).data;
+  }
+
+  private fillOrThrow(i: number, need: number, known: SpanData | undefined): SpanData {
+    const cp = this.map.checkpoints[i]!;
+    const len = (this.map.checkpoints[i + 1]?.out ?? this.map.size) - cp.out;
+    let cur = this.cur;
+    if (cur === undefined || cur.i !== i || cur.span !== known || known.have >= len) {
+      const span = known ?? { data: this.room(len), have: 0 };
+      span.have = 0;
+      cur = this.cur = { i, span, fileAt: cp.in };
+      this.start(i, cp);
+    }
+    const z = this.z!;
+    const { span } = cur;
+    const target = Math.min(need, len);
+    while (span.have < target) {
       if (z.availIn === 0) {
-        const n = preadFully(this.fd, z.input, z.input.length, fileAt);
+        const n = preadFully(this.fd, z.input, z.input.length, cur.fileAt);
         if (n === 0) throw new ArchiveError(`truncated gzip data`);
-        fileAt += n;
+        cur.fileAt += n;
         z.setInput(n);
       }
-      z.resetOutput();
-      const ret = z.inflate(Z_NO_FLUSH);
-      const k = Math.min(z.produced, out.length - got);
-      z.output.copy(out, got, 0, k);
-      got += k;
-      if (ret === Z_STREAM_END && got < out.length) {
-        throw new ArchiveError(`gzip member ended early`);
-      }
+      // Straight into the span, at most a chunk at a time: a read near the start stops early.
+      const { ret, wrote } = z.inflateInto(
+        Z_NO_FLUSH,
+        span.data,
+        span.have,
+        Math.min(OUT_SIZE, len - span.have),
+      );
+      span.have += wrote;
+      if (ret === Z_STREAM_END && span.have < len) throw new ArchiveError(`gzip member ended early`);
     }
+    return span;
+  }
+
+  /** Spans' rooms given back (`recycle`), to be used again instead of allocating. */
+  private readonly spare: Buffer[] = [];
+
+  /** A span's room of `len` bytes: unpooled, since inflate writes at its address. */
+  private room(len: number): Buffer {
+    const i = this.spare.findIndex((b) => b.length >= len && b.length <= 2 * len);
+    if (i >= 0) return this.spare.splice(i, 1)[0]!.subarray(0, len);
+    return Buffer.allocUnsafeSlow(len);
+  }
+
+  /** Takes back the room of a span nobody holds any more (the cache dropped it). */
+  recycle(span: SpanData): void {
+    if (this.cur?.span === span) this.cur = undefined;
+    // The whole allocation (a room may have served a shorter span).
+    if (this.spare.length < SPARE_ROOMS) this.spare.push(Buffer.from(span.data.buffer));
   }
 
   /** The inflater, reset to resume at checkpoint `cp`. */
-  private start(i: number, cp: Checkpoint): Inflater {
+  private start(i: number, cp: Checkpoint): void {
     const wbits = cp.member ? GZIP_WBITS : RAW_WBITS;
     if (this.z === undefined) this.z = new Inflater(wbits, IN_SIZE, OUT_SIZE);
     else this.z.reset(wbits);
@@ -218,11 +262,11 @@ export class SpanInflater {
       z.prime(cp.bits, (byte[0] as number) >> (8 - cp.bits));
     }
     if (!cp.member) z.setDictionary(this.map.window(i));
-    return z;
   }
 
   close(): void {
     this.z?.close();
     this.z = undefined;
+    this.cur = undefined;
   }
 }

@@ -136,4 +136,31 @@ describe("tar layer: random access into gzip", () => {
     const sc = checkRandomAccess(Buffer.concat([zlib.gzipSync(plain), Buffer.alloc(700)]), plain, prng(1), 5);
     assert.equal(sc.checkpoints.length, 1);
   });
+
+  it("inflates a span only as far as a read needs, and goes on from there for the next read", () => {
+    const rand = prng(5);
+    const plain = mixed(rand, 3 * SPAN);
+    const fd = openFile(zlib.gzipSync(plain));
+    const sc = scan(fd);
+    const spans = new SpanInflater(fd, { ...sc, window: (i) => sc.windows[i]! });
+    try {
+      const first = spans.fill(1, 1000);
+      assert.ok(
+        first.have >= 1000 && first.have < first.data.length,
+        `${first.have} of ${first.data.length}`,
+      );
+      const start = sc.checkpoints[1]!.out;
+      assert.ok(first.data.subarray(0, first.have).equals(plain.subarray(start, start + first.have)));
+      // Another span in between: span 1 starts over, into the same room; then it goes on to the end.
+      assert.ok(spans.span(0).equals(plain.subarray(0, start)));
+      const again = spans.fill(1, first.have + 1, first);
+      assert.equal(again, first);
+      const all = spans.fill(1, Infinity, again);
+      const end = sc.checkpoints[2]?.out ?? sc.size;
+      assert.equal(all.have, end - start);
+      assert.ok(all.data.equals(plain.subarray(start, end)));
+    } finally {
+      spans.close();
+    }
+  });
 });
