@@ -72,7 +72,8 @@ export function openArchive(path: string, opts: OpenOptions = {}): OpenArchive {
       return { ...loaded, fd, source: "saved", close: () => closeAll(fd, loaded.fd) };
     }
     const indexed = indexArchive(fd, st.mtimeNs);
-    const savedTo = opts.save === false ? undefined : save(indexed, key, places, path, opts.warn);
+    const where = { places, archive: path, mode: Number(st.mode) };
+    const savedTo = opts.save === false ? undefined : save(indexed, key, where, opts.warn);
     const opened: OpenArchive = { ...indexed, fd, source: "scanned", close: () => closeAll(fd) };
     if (savedTo !== undefined) opened.savedTo = savedTo;
     return opened;
@@ -91,8 +92,7 @@ function closeAll(...fds: number[]): void {
 function save(
   indexed: Indexed,
   key: ArchiveKey,
-  places: string[],
-  archive: string,
+  { places, archive, mode }: { places: string[]; archive: string; mode: number },
   warn: ((m: string) => void) | undefined,
 ): string | undefined {
   let bytes: Buffer;
@@ -107,7 +107,7 @@ function save(
   for (const place of places) {
     try {
       fs.mkdirSync(bytesOf(nodePath.dirname(place)), { recursive: true, mode: 0o755 });
-      writeIndexFile(place, bytes);
+      writeIndexFile(place, bytes, mode);
       return place;
     } catch (err) {
       if (codeOf(err) === undefined) throw err;

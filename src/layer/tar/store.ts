@@ -190,11 +190,15 @@ export function serialize({ index, window }: Indexed, key: ArchiveKey): Buffer {
   return Buffer.concat([prefix, head, ...sections]);
 }
 
-/** Writes `bytes` at byte-string `path` through a temporary name and a rename. */
-export function writeIndexFile(path: string, bytes: Buffer): void {
+/**
+ * Writes `bytes` at byte-string `path` through a temporary name and a rename, readable by whom the
+ * archive (of mode `archiveMode`) is readable by: an index lists the archive's names.
+ */
+export function writeIndexFile(path: string, bytes: Buffer, archiveMode: number): void {
   const tmp = bytesOf(`${path}.${process.pid}.tmp`);
   try {
-    fs.writeFileSync(tmp, bytes, { mode: 0o644 });
+    fs.writeFileSync(tmp, bytes, { mode: archiveMode & 0o644 });
+    fs.chmodSync(tmp, archiveMode & 0o644); // the umask does not decide who may read the names
     fs.renameSync(tmp, bytesOf(path));
   } catch (err) {
     fs.rmSync(tmp, { force: true });

@@ -103,6 +103,7 @@ describe("tar layer: saved indexes", () => {
     first.close();
     assert.equal(first.source, "scanned");
     assert.equal(first.savedTo, p + INDEX_SUFFIX);
+    assert.equal(fs.statSync(first.savedTo).mode & 0o777, fs.statSync(p).mode & 0o644);
     const second = openArchive(p, { env });
     second.close();
     assert.equal(second.source, "saved");
@@ -111,12 +112,14 @@ describe("tar layer: saved indexes", () => {
 
   it("falls back to the cache dir where the archive's dir takes no index", () => {
     const p = archive("layer.tar", false);
+    fs.chmodSync(p, 0o600); // nobody else may read it, nor its index
     fs.mkdirSync(p + INDEX_SUFFIX); // a rename onto it fails: as good as a read-only directory here
     const [, cache] = indexLocations(p, env);
     assert.ok(cache!.startsWith(path.join(dir, "cache", "unionfs-ts") + "/"));
     const first = openArchive(p, { env });
     first.close();
     assert.equal(first.savedTo, cache);
+    assert.equal(fs.statSync(cache!).mode & 0o777, 0o600);
     const second = openArchive(p, { env });
     second.close();
     assert.equal(second.source, "saved");
