@@ -8,7 +8,7 @@
  * - The archive is assumed not to change while it is open (as lower directories are): data is read
  *   by offset from the fd opened at the start.
  * - Plain data is read with pread; gzip data through spans (gzip.ts) inflated as far as a read needs, the
- *   most recent of which are kept in an LRU bounded in bytes.
+ *   most recent of which are kept in one LRU for the whole process, bounded in bytes.
  */
 import * as fs from "node:fs";
 import { LRUCache } from "lru-cache";
@@ -109,14 +109,33 @@ export function indexArchive(fd: number, mtimeNs: bigint): Indexed {
   }
 }
 
-/** Bytes of decompressed spans each gzip archive keeps. */
-export const SPAN_CACHE_BYTES = 32 * 1024 * 1024;
+/** Bytes of inflated spans kept, for all the gzip archives of the process together. */
+export const SPAN_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** A cached span and the inflater that made it (which takes its room back when it is dropped). */
+interface CachedSpan {
+  span: SpanData;
+  owner: SpanInflater;
+}
+
+/** The spans of every gzip archive, keyed by reader and span: one budget however many layers. */
+const spanCache = new LRUCache<string, CachedSpan>({
+  maxSize: SPAN_CACHE_BYTES,
+  sizeCalculation: (c) => c.span.data.length || 1,
+  dispose: (c, _key, reason) => {
+    if (reason !== "set") c.owner.recycle(c.span);
+  },
+});
+
+let readers = 0;
 
 /** Reads members' data from an open archive (plain or gzip). */
 export class ArchiveReader {
   private readonly spans: SpanInflater | undefined;
-  private readonly cache: LRUCache<number, SpanData> | undefined;
   private readonly index: ArchiveIndex;
+  /** This reader's prefix of keys in the span cache. */
+  private readonly id = `${readers++}:`;
+  private readonly cached = new Set<number>();
 
   constructor(
     private readonly fd: number,
@@ -126,14 +145,6 @@ export class ArchiveReader {
     if (index.compression !== "gzip") return;
     const map: GzipMap = { checkpoints: index.checkpoints!, size: index.size!, window };
     this.spans = new SpanInflater(fd, map);
-    const spans = this.spans;
-    this.cache = new LRUCache<number, SpanData>({
-      maxSize: SPAN_CACHE_BYTES,
-      sizeCalculation: (s) => s.data.length || 1,
-      dispose: (s, _i, reason) => {
-        if (reason !== "set") spans.recycle(s);
-      },
-    });
   }
 
   /** Copies up to `len` bytes of `node`'s data from offset `pos` into `buf[at…]`; returns the count. */
@@ -163,15 +174,17 @@ export class ArchiveReader {
 
   /** Span `i`, inflated at least to byte `need` of it. */
   private span(i: number, need: number): SpanData {
-    const known = this.cache!.get(i);
-    if (known !== undefined && known.have >= need) return known;
-    const span = this.spans!.fill(i, need, known);
-    this.cache!.set(i, span);
+    const known = spanCache.get(this.id + i);
+    if (known !== undefined && known.span.have >= need) return known.span;
+    const span = this.spans!.fill(i, need, known?.span);
+    spanCache.set(this.id + i, { span, owner: this.spans! });
+    this.cached.add(i);
     return span;
   }
 
   close(): void {
+    for (const i of this.cached) spanCache.delete(this.id + i);
+    this.cached.clear();
     this.spans?.close();
-    this.cache?.clear();
   }
 }

@@ -74,6 +74,12 @@ export function openArchive(path: string, opts: OpenOptions = {}): OpenArchive {
     const indexed = indexArchive(fd, st.mtimeNs);
     const where = { places, archive: path, mode: Number(st.mode) };
     const savedTo = opts.save === false ? undefined : save(indexed, key, where, opts.warn);
+    // Once saved, the windows are read from the file on demand (32 KiB per MiB need not stay in memory).
+    const saved =
+      savedTo === undefined || indexed.index.compression !== "gzip" ? undefined : loadIndex(savedTo, key);
+    if (saved !== undefined) {
+      return { ...saved, fd, source: "scanned", savedTo: savedTo!, close: () => closeAll(fd, saved.fd) };
+    }
     const opened: OpenArchive = { ...indexed, fd, source: "scanned", close: () => closeAll(fd) };
     if (savedTo !== undefined) opened.savedTo = savedTo;
     return opened;
