@@ -63,7 +63,9 @@ export function detect(fd: number): Compression | undefined {
   if (n >= 2 && isGzip(head)) return "gzip";
   for (const [magic, name] of MAGICS) {
     if (n >= magic.length && magic.every((b, i) => head[i] === b)) {
-      throw new ArchiveError(`${name}-compressed archives are not supported (plain tar and gzip are)`);
+      throw new ArchiveError(
+        `${name}-compressed archives cannot be read in place (plain tar and gzip can): decompress it first`,
+      );
     }
   }
   if (n === BLOCK && (looksLikeHeader(head) || isZeroBlock(head))) return "none";
