@@ -16,6 +16,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { performance } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
 import { codeOfErrno, fsError, reported } from "../errors";
 import type { LayerFile, Scratch, WritableFile } from "../layer";
@@ -33,11 +34,22 @@ export interface CopyJob {
   wake: number;
 }
 
+/** A copy running now: what it copies (its key), how many bytes of how many are done, since when. */
+export interface CopyProgress {
+  key: string;
+  copied: bigint;
+  size: bigint;
+  /** performance.now() when the copy began. */
+  since: number;
+}
+
 /** One report on the wake pipe: job id (u32) and the failure's errno (u32: 0 done). */
 export const REPORT_SIZE = 8;
 
 interface Staging {
   key: string;
+  size: bigint;
+  since: number;
   /** The staged file's path in the work dir. */
   tmp: string;
   src: LayerFile;
@@ -80,7 +92,7 @@ export class BackgroundCopier {
   start(key: string, src: LayerFile, dst: WritableFile, tmp: string, size: bigint, sync = true): void {
     if (src.fd === undefined) throw fsError("EBADF", "a background copy needs a file descriptor");
     const id = this.nextId++;
-    const staging: Staging = { key, tmp, src, dst };
+    const staging: Staging = { key, tmp, src, dst, size, since: performance.now() };
     this.running.set(id, staging);
     this.byKey.set(key, staging);
     const job: CopyJob = { id, src: src.fd, dst: dst.fd, size, sync, wake: this.ensurePipe()[1] };
@@ -93,6 +105,16 @@ export class BackgroundCopier {
       this.worker.unref();
     }
     return this.worker;
+  }
+
+  /** The copies running now, with the bytes their staged file holds so far. */
+  progress(): CopyProgress[] {
+    return [...this.running.values()].map((s) => ({
+      key: s.key,
+      copied: fs.fstatSync(s.dst.fd, { bigint: true }).size,
+      size: s.size,
+      since: s.since,
+    }));
   }
 
   /** Reads the thread's reports; returns the keys that finished (staged or failed). */

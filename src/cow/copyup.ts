@@ -20,7 +20,7 @@ import * as fs from "node:fs";
 import { fsError } from "../errors";
 import { relOf, splitPath, type Layer, type WritableLayer } from "../layer";
 import type { WhiteoutWriter } from "../whiteout";
-import { BackgroundCopier } from "./background";
+import { BackgroundCopier, type CopyProgress } from "./background";
 import { materialize, type TreeCopier } from "./materialize";
 import { copyObjectUp } from "./object";
 import type { Origins } from "./origin";
@@ -180,6 +180,11 @@ export class CopyUp implements TreeCopier {
   /** The descriptor that becomes readable when a background copy finished (see `finished`). */
   get wakeFd(): number {
     return this.background.wakeFd;
+  }
+
+  /** The background copies running now (for the debug log). */
+  progress(): CopyProgress[] {
+    return this.background.progress();
   }
 
   /** Keys of the background copies that finished since the last call. */

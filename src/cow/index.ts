@@ -6,4 +6,4 @@ export { CopyUp, type CopyUpHow, type CopyUpSettings } from "./copyup";
 export type { Found, UnionView } from "./view";
 export { Origins, originXattr } from "./origin";
 export { WorkDir } from "./workdir";
-export { BackgroundCopier } from "./background";
+export { BackgroundCopier, type CopyProgress } from "./background";

@@ -259,17 +259,17 @@ export function closeFd(fd: number): void {
 }
 
 /**
- * Blocks until one of `fds` is readable (or in error: its read reports why); retries EINTR. Returns
- * which ones are.
+ * Blocks until one of `fds` is readable (or in error: its read reports why), or `timeoutMs` passed
+ * (-1: never); retries EINTR. Returns which ones are (none after a timeout).
  */
-export function pollReadable(fds: readonly number[]): boolean[] {
+export function pollReadable(fds: readonly number[], timeoutMs = -1): boolean[] {
   const arr = Buffer.alloc(8 * fds.length); // struct pollfd { int fd; short events; short revents; }
   fds.forEach((fd, i) => {
     arr.writeInt32LE(fd, i * 8);
     arr.writeInt16LE(POLLIN, i * 8 + 4);
   });
   for (;;) {
-    const n = c.poll(arr, fds.length, -1) as number;
+    const n = c.poll(arr, fds.length, timeoutMs) as number;
     if (n >= 0) break;
     if (koffi.errno() !== EINTR) check(n, "poll");
   }

@@ -11,6 +11,9 @@
  *   operation, which is what makes per-path serialisation trivially true today.
  * - File and directory handles are small integers owned by the core; a transport passes them back verbatim.
  */
+import type { CopyProgress } from "../cow";
+
+export type { CopyProgress };
 import type { AccessTouch } from "./atime";
 
 export type { AccessTouch };
@@ -112,6 +115,8 @@ export interface BackgroundCopies {
   stage(path: string): string | undefined;
   readonly wakeFd: number;
   finished(): string[];
+  /** The copies running now: what each copies, how many bytes of how many are done, since when. */
+  progress?(): CopyProgress[];
 }
 
 /** The operations a transport maps its requests onto, one method per syscall. */

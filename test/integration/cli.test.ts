@@ -297,6 +297,29 @@ describe("unionfs-ts CLI", function () {
       );
     });
 
+    it("a big copy-up can be watched in the debug log: started, in progress, data copied", async function () {
+      const s = seed(t);
+      const log = path.join(s.root, "debug.log");
+      fs.writeFileSync(path.join(s.B, "big"), Buffer.alloc(40 * 1024 * 1024, 7)); // ≥ 32 MiB: background
+      await cliMount(t, ["-o", `debug,log=${log}`, `${s.A}:${s.B}`, s.C], s.C);
+      await within(fsp.appendFile(path.join(s.C, "big"), "x"), 30_000, "append to big");
+      assert.equal(fs.statSync(path.join(s.A, "big")).size, 40 * 1024 * 1024 + 1);
+      const copyUps = fs
+        .readFileSync(log, "utf8")
+        .split("\n")
+        .filter((l) => l.includes('copy-up "/big"'));
+      assert.match(
+        copyUps[0] ?? "",
+        /MiB of 40\.0 MiB, [\d.]+ MiB\/s \(in the background\)$/,
+        copyUps.join("\n"),
+      );
+      assert.match(
+        copyUps.at(-1) ?? "",
+        /data copied, 40\.0 MiB of 40\.0 MiB, [\d.]+ MiB\/s$/,
+        copyUps.join("\n"),
+      );
+    });
+
     it("regression: a mistyped command is one line, not a branch list", async function () {
       const r = await runCli(["unmount", "C"]);
       assert.equal(r.status, 2, showCli(r));

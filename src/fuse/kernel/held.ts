@@ -10,11 +10,27 @@
  *   ordinary dispatch once its copy finished, at which point its copy-up finds the data staged.
  * - Requests about other files, and reads of the held file itself (it is still the lower file until the
  *   copy-up is done), are served at once.
+ * - With a debug log, each background copy is logged when it starts, every second while only held
+ *   requests wait for it (bytes done, rate), and when it ends; without one, nothing here logs.
  */
+import type { CopyProgress } from "../../unionfs/types";
 import { decodeInHeader } from "./codec";
 import { Op, Size } from "./protocol";
 import type { Session } from "./session";
 import { pollReadable } from "../../sys/libc";
+import { performance } from "node:perf_hooks";
+import { toText } from "../../sys/bytes";
+
+const MiB = 1024 * 1024;
+/** How often a debug log shows the copies running while only held requests wait. */
+const PROGRESS_MS = 1000;
+
+/** "512.0 MiB of 1024.0 MiB, 310.4 MiB/s" */
+function progressText(copied: bigint, size: bigint, since: number): string {
+  const seconds = Math.max((performance.now() - since) / 1000, 1e-3);
+  const done = Number(copied) / MiB;
+  return `${done.toFixed(1)} MiB of ${(Number(size) / MiB).toFixed(1)} MiB, ${(done / seconds).toFixed(1)} MiB/s`;
+}
 
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
@@ -30,8 +46,13 @@ function copiesUp(request: Buffer, opcode: number): boolean {
 
 export class HeldRequests {
   private readonly byKey = new Map<string, Buffer[]>();
+  /** Paths of the copies held requests wait for, for the debug log. */
+  private readonly paths = new Map<string, string>();
 
-  constructor(private readonly s: Session) {}
+  constructor(
+    private readonly s: Session,
+    private readonly log?: (line: string) => void,
+  ) {}
 
   get waiting(): boolean {
     return this.byKey.size > 0;
@@ -51,6 +72,14 @@ export class HeldRequests {
     const key = background.stage(path);
     if (key === undefined) return false;
     const queue = this.byKey.get(key) ?? [];
+    if (queue.length === 0 && this.log !== undefined) {
+      this.paths.set(key, path);
+      const p = background.progress?.().find((c) => c.key === key);
+      if (p !== undefined)
+        this.log(
+          `copy-up ${JSON.stringify(toText(path))}: ${progressText(p.copied, p.size, p.since)} (in the background)`,
+        );
+    }
     queue.push(Buffer.from(request));
     this.byKey.set(key, queue);
     return true;
@@ -63,13 +92,33 @@ export class HeldRequests {
   wait(devFd: number): Buffer[] {
     const background = this.s.ops.background;
     if (background === undefined) return [];
-    const [, woken] = pollReadable([devFd, background.wakeFd]);
-    if (!woken) return [];
+    for (;;) {
+      const [request, woken] = pollReadable([devFd, background.wakeFd], this.log ? PROGRESS_MS : -1);
+      if (woken) break;
+      if (request) return [];
+      this.logProgress(background.progress?.() ?? []); // a second passed with nothing to do
+    }
+    const running = new Map((background.progress?.() ?? []).map((p) => [p.key, p]));
     const out: Buffer[] = [];
     for (const key of background.finished()) {
       out.push(...(this.byKey.get(key) ?? []));
       this.byKey.delete(key);
+      const path = this.paths.get(key);
+      this.paths.delete(key);
+      const p = running.get(key);
+      if (this.log !== undefined && path !== undefined && p !== undefined)
+        this.log(
+          `copy-up ${JSON.stringify(toText(path))}: data copied, ${progressText(p.size, p.size, p.since)}`,
+        );
     }
     return out;
+  }
+
+  private logProgress(running: readonly CopyProgress[]): void {
+    for (const p of running) {
+      const path = this.paths.get(p.key);
+      if (path !== undefined && this.log !== undefined)
+        this.log(`copy-up ${JSON.stringify(toText(path))}: ${progressText(p.copied, p.size, p.since)}`);
+    }
   }
 }

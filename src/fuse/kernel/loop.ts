@@ -96,7 +96,7 @@ export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
 
 function serveUntilGone(fd: number, s: Session, opts: LoopOptions, pages: PageNotifier): void {
   const buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
-  const held = new HeldRequests(s);
+  const held = new HeldRequests(s, opts.debug ? logLine : undefined);
   for (;;) {
     if (held.waiting) {
       const ready = held.wait(fd);
