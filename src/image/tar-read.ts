@@ -12,15 +12,18 @@
  * - A stream whose first block is not a tar header is `TarFormatError` "not a tar archive"; a bad
  *   checksum later, a truncated entry or a malformed extended header is `TarFormatError` too, with the
  *   byte offset. End of archive: a zero block or the end of input at a header boundary.
+ * - Header blocks and PAX records are decoded by the one tar decoder (layer/tar/header.ts, pax.ts), the
+ *   tar-layer scan's too; this module owns only the streaming and its own error wording.
  */
-import { bstr } from "../sys/bytes";
-import { decodeRecords, PaxError, xattrsOfRecords } from "./pax";
+import { BLOCK, checksumOk, decoding, isZeroBlock, parseHeader, type Header } from "../layer/tar/header";
+import { Extended, isMeta, MAX_META, paxNumber, paxTimeNs, paxXattrs } from "../layer/tar/pax";
+import { toText } from "../sys/bytes";
 
 export type TarType =
   "File" | "Link" | "SymbolicLink" | "CharacterDevice" | "BlockDevice" | "Directory" | "FIFO" | "Unsupported";
 
-/** What a header block says, before extended headers apply. */
-interface RawHeader {
+export interface TarEntry {
+  type: TarType;
   /** Byte string, as the archive names it. */
   path: string;
   /** The header's type flag, for messages about unsupported entries. */
@@ -36,10 +39,6 @@ interface RawHeader {
   atime: number | undefined;
   devmajor: number;
   devminor: number;
-}
-
-export interface TarEntry extends RawHeader {
-  type: TarType;
   /** Extended attributes, name (text) → value. */
   xattrs: Map<string, Buffer>;
 }
@@ -47,10 +46,6 @@ export interface TarEntry extends RawHeader {
 export class TarFormatError extends Error {
   override name = "TarFormatError";
 }
-
-const BLOCK = 512;
-/** Largest extended header or GNU long name accepted (xattr values are at most 64 KiB each). */
-const MAX_META = 16 * 1024 * 1024;
 
 const TYPES: Record<string, TarType> = {
   "0": "File",
@@ -125,99 +120,47 @@ class ByteReader {
   }
 }
 
-/** The bytes of a NUL-terminated field, as a byte string. */
-function field(b: Buffer, off: number, len: number): string {
-  const slice = b.subarray(off, off + len);
-  const nul = slice.indexOf(0);
-  return bstr(nul < 0 ? slice : slice.subarray(0, nul));
+/** `fn()`, a malformed field or record refused as a TarFormatError naming the header's offset. */
+function worded<T>(at: number, fn: () => T): T {
+  return decoding(fn, (message) => new TarFormatError(`${message} in the header at byte ${at}`));
 }
 
-/** A numeric field: octal text, or GNU base-256 when the high bit of the first byte is set. */
-function num(b: Buffer, off: number, len: number, at: number): number {
-  const first = b[off] as number;
-  if (first & 0x80) {
-    if (first === 0xff) throw new TarFormatError(`negative number in the header at byte ${at}`);
-    let v = first & 0x7f;
-    for (let i = off + 1; i < off + len; i++) v = v * 256 + (b[i] as number);
-    return v;
-  }
-  const text = b
-    .toString("latin1", off, off + len)
-    .replace(/\0.*$/s, "")
-    .trim();
-  if (text === "") return 0;
-  if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`bad number '${text}' in the header at byte ${at}`);
-  return parseInt(text, 8);
+/** A pax number when the records hold `key`. */
+function numberOf(pax: ReadonlyMap<string, string>, key: string): number | undefined {
+  const v = pax.get(key);
+  return v === undefined ? undefined : paxNumber(v, key);
 }
 
-function checksumOk(b: Buffer, at: number): boolean {
-  let unsigned = 8 * 0x20;
-  let signed = 8 * 0x20;
-  for (let i = 0; i < BLOCK; i++) {
-    if (i >= 148 && i < 156) continue;
-    const v = b[i] as number;
-    unsigned += v;
-    signed += v >= 0x80 ? v - 0x100 : v;
-  }
-  const text = b.toString("latin1", 148, 156).replace(/\0.*$/s, "").trim();
-  if (!/^[0-7]+$/.test(text)) return false;
-  const stored = num(b, 148, 8, at);
-  return stored === unsigned || stored === signed;
+/** A pax time when the records hold `key`, in seconds (fractional). */
+function secondsOf(pax: ReadonlyMap<string, string>, key: string): number | undefined {
+  const v = pax.get(key);
+  return v === undefined ? undefined : Number(paxTimeNs(v, key)) / 1e9;
 }
 
-function decodeHeader(b: Buffer, at: number): RawHeader {
-  const magic = b.toString("latin1", 257, 263);
-  const posix = magic === "ustar\0";
-  const gnu = magic === "ustar ";
-  let path = field(b, 0, 100);
-  const prefix = posix ? field(b, 345, 155) : "";
-  if (prefix !== "") path = `${prefix}/${path}`;
-  const gnuAtime = gnu ? num(b, 345, 12, at) : 0;
+/** Extended attributes with their names as text. */
+function textXattrs(pax: ReadonlyMap<string, string>): Map<string, Buffer> {
+  return new Map([...paxXattrs(pax)].map(([name, value]) => [toText(name), value]));
+}
+
+/** The entry `h` describes once the extended headers before it apply. */
+function applyExtended(h: Header, pax: ReadonlyMap<string, string>): TarEntry {
+  const path = pax.get("path") ?? h.name;
+  let type: TarType = TYPES[h.typeflag] ?? "Unsupported";
+  if (type === "File" && h.typeflag !== "7" && path.endsWith("/")) type = "Directory";
   return {
     path,
-    typeflag: String.fromCharCode(b[156] as number),
-    linkpath: field(b, 157, 100),
-    mode: num(b, 100, 8, at) & 0o7777,
-    uid: num(b, 108, 8, at),
-    gid: num(b, 116, 8, at),
-    size: num(b, 124, 12, at),
-    mtime: num(b, 136, 12, at),
-    atime: gnuAtime > 0 ? gnuAtime : undefined,
-    devmajor: posix || gnu ? num(b, 329, 8, at) : 0,
-    devminor: posix || gnu ? num(b, 337, 8, at) : 0,
-  };
-}
-
-/** A decimal pax value (sizes, ids, times with an optional fraction). */
-function paxNumber(records: ReadonlyMap<string, Buffer>, key: string): number | undefined {
-  const v = records.get(key);
-  if (v === undefined) return undefined;
-  const text = v.toString("latin1");
-  if (!/^-?[0-9]+(\.[0-9]*)?$/.test(text)) throw new TarFormatError(`bad pax value ${key}=${text}`);
-  return Number(text);
-}
-
-/** The entry `raw` describes once the extended headers before it apply. */
-function applyExtended(raw: RawHeader, pax: ReadonlyMap<string, Buffer>): TarEntry {
-  const path = pax.get("path");
-  const linkpath = pax.get("linkpath");
-  let type: TarType = TYPES[raw.typeflag] ?? "Unsupported";
-  const finalPath = path === undefined ? raw.path : bstr(path);
-  if (type === "File" && raw.typeflag !== "7" && finalPath.endsWith("/")) type = "Directory";
-  return {
-    path: finalPath,
     type,
-    typeflag: raw.typeflag,
-    linkpath: linkpath === undefined ? raw.linkpath : bstr(linkpath),
-    mode: raw.mode,
-    uid: paxNumber(pax, "uid") ?? raw.uid,
-    gid: paxNumber(pax, "gid") ?? raw.gid,
-    size: paxNumber(pax, "size") ?? raw.size,
-    mtime: paxNumber(pax, "mtime") ?? raw.mtime,
-    atime: paxNumber(pax, "atime") ?? raw.atime,
-    devmajor: paxNumber(pax, "SCHILY.devmajor") ?? raw.devmajor,
-    devminor: paxNumber(pax, "SCHILY.devminor") ?? raw.devminor,
-    xattrs: xattrsOfRecords(pax),
+    typeflag: h.typeflag,
+    linkpath: pax.get("linkpath") ?? h.linkname,
+    mode: h.mode,
+    uid: numberOf(pax, "uid") ?? h.uid,
+    gid: numberOf(pax, "gid") ?? h.gid,
+    size: numberOf(pax, "size") ?? h.size,
+    mtime: secondsOf(pax, "mtime") ?? h.mtime,
+    atime: secondsOf(pax, "atime") ?? h.atime,
+    devmajor: numberOf(pax, "SCHILY.devmajor") ?? h.devmajor,
+    devminor: numberOf(pax, "SCHILY.devminor") ?? h.devminor,
+    xattrs: textXattrs(pax),
   };
 }
 
@@ -230,8 +173,7 @@ export async function readTar(
   onEntry: (entry: TarEntry, data: AsyncIterable<Buffer>) => Promise<void>,
 ): Promise<number> {
   const reader = new ByteReader(input[Symbol.asyncIterator]());
-  let global = new Map<string, Buffer>();
-  let local = new Map<string, Buffer>();
+  const extended = new Extended();
   let count = 0;
   let blocks = 0;
   for (;;) {
@@ -239,37 +181,30 @@ export async function readTar(
     const block = await reader.exact(BLOCK);
     if (block === undefined) {
       if (blocks === 0) throw new TarFormatError("it is empty");
-      if (local.size > 0) throw new TarFormatError(`unexpected end of archive at byte ${at}`);
+      if (extended.pending) throw new TarFormatError(`unexpected end of archive at byte ${at}`);
       return count;
     }
-    if (block.every((b) => b === 0)) {
+    if (isZeroBlock(block)) {
       if (blocks === 0) throw new TarFormatError("it starts with a zero block");
       await reader.drain();
       return count;
     }
-    if (!checksumOk(block, at)) {
+    if (!checksumOk(block)) {
       throw new TarFormatError(blocks === 0 ? "not a tar header" : `bad header checksum at byte ${at}`);
     }
     blocks += 1;
-    const raw = decodeHeader(block, at);
-    if ("xgLK".includes(raw.typeflag)) {
-      const padded = Math.ceil(raw.size / BLOCK) * BLOCK;
-      if (raw.size > MAX_META) throw new TarFormatError(`extended header of ${raw.size} bytes at byte ${at}`);
-      const body = Buffer.from((await reader.exact(padded)) ?? Buffer.alloc(0)).subarray(0, raw.size);
-      if (body.length < raw.size) throw new TarFormatError(`unexpected end of archive at byte ${at}`);
-      local = metaRecords(
-        raw.typeflag,
-        body,
-        local,
-        at,
-        (records) => (global = new Map([...global, ...records])),
-      );
+    const h = worded(at, () => parseHeader(block));
+    if (isMeta(h.typeflag)) {
+      const padded = Math.ceil(h.size / BLOCK) * BLOCK;
+      if (h.size > MAX_META) throw new TarFormatError(`extended header of ${h.size} bytes at byte ${at}`);
+      const body = (await reader.exact(padded)) ?? Buffer.alloc(0);
+      if (body.length < h.size) throw new TarFormatError(`unexpected end of archive at byte ${at}`);
+      worded(at, () => extended.add(h.typeflag, body.subarray(0, h.size)));
       continue;
     }
-    const entry = applyExtended(raw, new Map([...global, ...local]));
-    local = new Map();
+    const entry = worded(at, () => applyExtended(h, extended.take()));
     // A directory's size field is not a body length (some tars store stat's), but GNU dump dirs have one.
-    const bodySize = raw.typeflag === "5" ? 0 : entry.size;
+    const bodySize = h.typeflag === "5" ? 0 : entry.size;
     let left = bodySize;
     const data: AsyncIterable<Buffer> = {
       [Symbol.asyncIterator]: () => ({
@@ -285,34 +220,4 @@ export async function readTar(
     count += 1;
     await reader.skip(left + Math.ceil(bodySize / BLOCK) * BLOCK - bodySize);
   }
-}
-
-/** The pending local records after a meta entry (`x`, `g`, `L`, `K`) with `body`. */
-function metaRecords(
-  typeflag: string,
-  body: Buffer,
-  local: Map<string, Buffer>,
-  at: number,
-  setGlobal: (records: Map<string, Buffer>) => void,
-): Map<string, Buffer> {
-  const out = new Map(local);
-  if (typeflag === "L" || typeflag === "K") {
-    const nul = body.indexOf(0);
-    out.set(typeflag === "L" ? "path" : "linkpath", Buffer.from(nul < 0 ? body : body.subarray(0, nul)));
-    return out;
-  }
-  let records: Map<string, Buffer>;
-  try {
-    records = decodeRecords(body);
-  } catch (err) {
-    if (err instanceof PaxError)
-      throw new TarFormatError(`${err.message} of the extended header at byte ${at}`);
-    throw err;
-  }
-  if (typeflag === "g") {
-    setGlobal(records);
-    return out;
-  }
-  for (const [k, v] of records) out.set(k, v);
-  return out;
 }

@@ -16,7 +16,7 @@ import { once } from "node:events";
 import * as nodePath from "node:path";
 import { finished } from "node:stream/promises";
 import { Header, Pax, type HeaderData } from "tar";
-import { encodeRecords, xattrRecords } from "./pax";
+import { encodeRecords, xattrRecords } from "../layer/tar/pax";
 
 export const BLOCK = 512;
 

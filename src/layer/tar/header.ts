@@ -1,12 +1,15 @@
 /**
- * One 512-byte tar header block (v7, ustar, GNU) and the PAX extended-header records that amend it.
+ * One 512-byte tar header block (v7, ustar, GNU), decoded for every reader of tar in the project: the
+ * tar-layer index scan (scan.ts) and image import (image/tar-read.ts). PAX records are pax.ts's.
  *
  * Invariants:
- * - Names, link names and PAX values are byte strings (one char per byte, sys/bytes.ts): nothing here
- *   decodes UTF-8, so any name round-trips.
- * - Numeric fields are octal or GNU base-256 (positive and negative); a field that is neither, or a
- *   checksum that matches neither the unsigned nor the signed sum, throws an `ArchiveError`.
- * - Nothing here reads the stream: the scanner (scan.ts) hands in blocks and record bytes.
+ * - Names and link names are byte strings (one char per byte, sys/bytes.ts): nothing here decodes
+ *   UTF-8, so any name round-trips.
+ * - Numeric fields are octal (spaces and NULs around the digits) or GNU base-256; only times may be
+ *   negative. A field that is none of these throws `TarHeaderError`, a neutral error without an offset
+ *   that each reader words as its own (ArchiveError here, TarFormatError in image).
+ * - Nothing here reads the stream and nothing checks the checksum behind the caller's back: readers
+ *   hand in blocks, call `checksumOk` and word its refusal themselves.
  */
 import { bstr } from "../../sys/bytes";
 
@@ -15,6 +18,20 @@ export const BLOCK = 512;
 /** A refusal of the archive: corrupt, unsupported, or a member that would escape the root. One line. */
 export class ArchiveError extends Error {
   override readonly name = "ArchiveError";
+}
+
+/** A malformed header field or PAX record; its reader rewords it with the offset (see the invariants). */
+export class TarHeaderError extends Error {
+  override readonly name = "TarHeaderError";
+}
+
+/** `fn()`, with a `TarHeaderError` it throws reworded by `reword` (the reader's own error and offset). */
+export function decoding<T>(fn: () => T, reword: (message: string) => Error): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw err instanceof TarHeaderError ? reword(err.message) : err;
+  }
 }
 
 /** A byte-string name as one line of text for a message (UTF-8 decoded, control characters escaped). */
@@ -28,45 +45,56 @@ export function showName(b: string): string {
 }
 
 export interface Header {
+  /** ustar's name prefix joined. */
   name: string;
+  /** Permission bits (07777). */
   mode: number;
   uid: number;
   gid: number;
   size: number;
+  /** Seconds since the epoch. */
   mtime: number;
   typeflag: string;
   linkname: string;
+  /** 0 in a v7 header (no such fields). */
   devmajor: number;
   devminor: number;
-  /** ustar's name prefix joined, or GNU's atime/ctime where it records them (seconds). */
+  /** GNU's atime/ctime where it records them (seconds). */
   atime?: number;
   ctime?: number;
 }
 
 /** The bytes up to the first NUL (or all of them) as a byte string. */
+export function cstring(bytes: Buffer): string {
+  const end = bytes.indexOf(0);
+  return bstr(end < 0 ? bytes : bytes.subarray(0, end));
+}
+
 function text(block: Buffer, at: number, len: number): string {
-  const field = block.subarray(at, at + len);
-  const end = field.indexOf(0);
-  return bstr(end < 0 ? field : field.subarray(0, end));
+  return cstring(block.subarray(at, at + len));
 }
 
 /** A numeric field: octal digits (spaces and NULs around them), or base-256 when the top bit is set. */
-export function numeric(block: Buffer, at: number, len: number, what: string): number {
-  const first = block[at] as number;
-  if (first & 0x80) return base256(block.subarray(at, at + len));
+function numeric(block: Buffer, at: number, len: number, what: string, signed = false): number {
+  const n = (block[at] as number) & 0x80 ? base256(block.subarray(at, at + len)) : octal(block, at, len);
+  if (n === undefined) throw new TarHeaderError(`bad ${what} field`);
+  if (n < 0 && !signed) throw new TarHeaderError(`negative ${what} field`);
+  return n;
+}
+
+/** Octal digits between spaces and NULs (none: 0); undefined when anything else is there. */
+function octal(block: Buffer, at: number, len: number): number | undefined {
   let n = 0;
-  let digits = 0;
   let i = at;
   const end = at + len;
   while (i < end && (block[i] === 0x20 || block[i] === 0)) i++;
   for (; i < end; i++) {
     const c = block[i] as number;
     if (c === 0x20 || c === 0) break;
-    if (c < 0x30 || c > 0x37) throw new ArchiveError(`bad ${what} field in a tar header`);
+    if (c < 0x30 || c > 0x37) return undefined;
     n = n * 8 + (c - 0x30);
-    digits++;
   }
-  return digits === 0 ? 0 : n;
+  return n;
 }
 
 /** GNU's base-256: big-endian two's complement with the marker bit (0x80 positive, 0xff negative). */
@@ -87,8 +115,10 @@ export function isZeroBlock(block: Buffer): boolean {
   return true;
 }
 
-function checksumOk(block: Buffer): boolean {
-  const stored = numeric(block, 148, 8, "checksum");
+/** True when the stored checksum (octal) matches the unsigned or the signed sum of the block. */
+export function checksumOk(block: Buffer): boolean {
+  if (block.length < BLOCK || (block[148] as number) & 0x80) return false;
+  const stored = octal(block, 148, 8);
   let unsigned = 0;
   let signed = 0;
   for (let i = 0; i < BLOCK; i++) {
@@ -101,81 +131,33 @@ function checksumOk(block: Buffer): boolean {
 
 /** True when `block` is a tar header (its checksum matches): how a plain tar is recognized. */
 export function looksLikeHeader(block: Buffer): boolean {
-  if (block.length < BLOCK || isZeroBlock(block)) return false;
-  try {
-    return checksumOk(block);
-  } catch {
-    return false;
-  }
+  return block.length >= BLOCK && !isZeroBlock(block) && checksumOk(block);
 }
 
-/** Parses a header block whose checksum was checked by the caller (`at` is its offset, for messages). */
-export function parseHeader(block: Buffer, at: number): Header {
-  if (!checksumOk(block)) throw new ArchiveError(`bad tar header checksum at offset ${at}`);
+/** The fields of a header block (whose checksum the caller checked). */
+export function parseHeader(block: Buffer): Header {
   const magic = block.toString("latin1", 257, 263);
-  const gnu = magic === "ustar " && block[263] === 0x20;
-  const prefix = magic === "ustar\0" ? text(block, 345, 155) : "";
+  const ustar = magic === "ustar\0";
+  const gnu = magic === "ustar ";
+  const prefix = ustar ? text(block, 345, 155) : "";
   const name = text(block, 0, 100);
   const header: Header = {
     name: prefix.length > 0 ? `${prefix}/${name}` : name,
-    mode: numeric(block, 100, 8, "mode"),
+    mode: numeric(block, 100, 8, "mode") & 0o7777,
     uid: numeric(block, 108, 8, "uid"),
     gid: numeric(block, 116, 8, "gid"),
     size: numeric(block, 124, 12, "size"),
-    mtime: numeric(block, 136, 12, "mtime"),
+    mtime: numeric(block, 136, 12, "mtime", true),
     typeflag: String.fromCharCode(block[156] as number),
     linkname: text(block, 157, 100),
-    devmajor: numeric(block, 329, 8, "devmajor"),
-    devminor: numeric(block, 337, 8, "devminor"),
+    devmajor: ustar || gnu ? numeric(block, 329, 8, "devmajor") : 0,
+    devminor: ustar || gnu ? numeric(block, 337, 8, "devminor") : 0,
   };
   if (gnu) {
-    const atime = numeric(block, 345, 12, "atime");
-    const ctime = numeric(block, 357, 12, "ctime");
+    const atime = numeric(block, 345, 12, "atime", true);
+    const ctime = numeric(block, 357, 12, "ctime", true);
     if (atime !== 0) header.atime = atime;
     if (ctime !== 0) header.ctime = ctime;
   }
   return header;
-}
-
-/**
- * The records of a PAX extended header (`LEN KEY=VALUE\n` each), in order; a later record for a key
- * overrides an earlier one. Keys and values are byte strings.
- */
-export function parsePax(data: Buffer, at: number): Map<string, string> {
-  const out = new Map<string, string>();
-  let i = 0;
-  while (i < data.length) {
-    if (data[i] === 0) break;
-    const space = data.indexOf(0x20, i);
-    const len = space < 0 ? NaN : Number(data.toString("latin1", i, space));
-    if (
-      !Number.isInteger(len) ||
-      len <= space - i + 1 ||
-      i + len > data.length ||
-      data[i + len - 1] !== 0x0a
-    ) {
-      throw new ArchiveError(`bad PAX extended header at offset ${at}`);
-    }
-    const record = data.subarray(space + 1, i + len - 1);
-    const eq = record.indexOf(0x3d);
-    if (eq < 0) throw new ArchiveError(`bad PAX extended header at offset ${at}`);
-    out.set(bstr(record.subarray(0, eq)), bstr(record.subarray(eq + 1)));
-    i += len;
-  }
-  return out;
-}
-
-/** A PAX time (`SECONDS[.FRACTION]`, possibly negative) in nanoseconds. */
-export function paxTimeNs(value: string): bigint {
-  const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(value);
-  if (m === null) throw new ArchiveError(`bad PAX time '${value}'`);
-  const frac = ((m[3] ?? "") + "000000000").slice(0, 9);
-  const ns = BigInt(m[2] as string) * 1_000_000_000n + BigInt(frac);
-  return m[1] === "-" ? -ns : ns;
-}
-
-/** A PAX decimal number (size, uid, gid, device numbers). */
-export function paxNumber(value: string, key: string): number {
-  if (!/^\d+$/.test(value)) throw new ArchiveError(`bad PAX ${key} '${value}'`);
-  return Number(value);
 }

@@ -15,16 +15,16 @@
 import * as fs from "node:fs";
 import {
   ArchiveError,
+  decoding,
   BLOCK,
+  checksumOk,
   isZeroBlock,
   looksLikeHeader,
   parseHeader,
-  parsePax,
-  paxNumber,
-  paxTimeNs,
   showName,
   type Header,
 } from "./header";
+import { Extended, isMeta, MAX_META, paxNumber, paxTimeNs, paxXattrs } from "./pax";
 import type { TarStream } from "./stream";
 
 export const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO } = fs.constants;
@@ -57,9 +57,6 @@ export interface Member extends Attrs {
   hardlink?: string;
 }
 
-/** Longest PAX header or GNU long name accepted. */
-const MAX_META = 1024 * 1024;
-
 /** Normalizes a member path (see the invariants); `what` names it in the refusal. */
 export function normalizePath(raw: string, what = "member"): string {
   if (raw.startsWith("/")) throw new ArchiveError(`${what} '${showName(raw)}' has an absolute path`);
@@ -88,18 +85,10 @@ const TYPES: Record<string, number> = {
   "6": S_IFIFO,
 };
 
-/** What the next member's headers carried before it: PAX records (global and local), GNU names. */
-interface Pending {
-  pax: Map<string, string>;
-  longName?: string;
-  longLink?: string;
-}
-
 /** Every member of the archive, in order; throws ArchiveError on anything it must refuse. */
 export function scanMembers(stream: TarStream): Member[] {
   const members: Member[] = [];
-  const global = new Map<string, string>();
-  let pending: Pending = { pax: new Map() };
+  const extended = new Extended();
   for (;;) {
     const at = stream.position;
     const block = stream.read(BLOCK);
@@ -109,58 +98,40 @@ export function scanMembers(stream: TarStream): Member[] {
     }
     if (block.length < BLOCK) throw new ArchiveError(`truncated tar header at offset ${at}`);
     if (isZeroBlock(block)) break;
-    const h = parseHeader(block, at);
-    const size = sizeOf(h, pending.pax);
-    if (isMeta(h.typeflag)) {
-      metaRecord(stream, h, size, at, global, pending);
-      continue;
-    }
-    members.push(memberOf(h, size, stream.position, global, pending));
-    pending = { pax: new Map() };
-    const skip = padded(size);
-    if (stream.skip(skip) < skip) throw new ArchiveError(`truncated member data at offset ${at}`);
+    if (!checksumOk(block)) throw new ArchiveError(`bad tar header checksum at offset ${at}`);
+    const member = worded(at, () => nextMember(stream, block, at, extended));
+    if (member !== undefined) members.push(member);
   }
   return members;
 }
 
-function sizeOf(h: Header, pax: Map<string, string>): number {
-  const v = pax.get("size");
-  return v === undefined ? h.size : paxNumber(v, "size");
+/** `fn()`, a malformed field or record refused as an ArchiveError naming the header's offset. */
+function worded<T>(at: number, fn: () => T): T {
+  return decoding(fn, (message) => new ArchiveError(`${message} in the tar header at offset ${at}`));
 }
 
-function isMeta(flag: string): boolean {
-  return flag === "x" || flag === "g" || flag === "L" || flag === "K" || flag === "V";
+/** The member whose header is `block`, its data skipped; undefined for a meta entry (taken in). */
+function nextMember(stream: TarStream, block: Buffer, at: number, extended: Extended): Member | undefined {
+  const h = parseHeader(block);
+  if (isMeta(h.typeflag)) {
+    if (h.size > MAX_META) throw new ArchiveError(`oversized '${h.typeflag}' header at offset ${at}`);
+    const data = stream.read(padded(h.size));
+    if (data.length < padded(h.size)) throw new ArchiveError(`truncated tar header at offset ${at}`);
+    extended.add(h.typeflag, data.subarray(0, h.size));
+    return undefined;
+  }
+  const pax = extended.take();
+  const size = numberOf(pax, "size", h.size);
+  const member = memberOf(h, size, stream.position, pax);
+  const skip = padded(size);
+  if (stream.skip(skip) < skip) throw new ArchiveError(`truncated member data at offset ${at}`);
+  return member;
 }
 
-/** Reads a metadata member (PAX, GNU long name or link, volume label) into `pending` or `global`. */
-function metaRecord(
-  stream: TarStream,
-  h: Header,
-  size: number,
-  at: number,
-  global: Map<string, string>,
-  pending: Pending,
-): void {
-  if (size > MAX_META) throw new ArchiveError(`oversized '${h.typeflag}' header at offset ${at}`);
-  const data = stream.read(padded(size));
-  if (data.length < padded(size)) throw new ArchiveError(`truncated tar header at offset ${at}`);
-  const body = data.subarray(0, size);
-  if (h.typeflag === "x") for (const [k, v] of parsePax(body, at)) pending.pax.set(k, v);
-  else if (h.typeflag === "g") for (const [k, v] of parsePax(body, at)) global.set(k, v);
-  else if (h.typeflag === "L") pending.longName = cstring(body);
-  else if (h.typeflag === "K") pending.longLink = cstring(body);
-}
-
-function cstring(body: Buffer): string {
-  const end = body.indexOf(0);
-  return (end < 0 ? body : body.subarray(0, end)).toString("latin1");
-}
-
-/** The member a header describes, with everything pending applied (local PAX over global PAX). */
-function memberOf(h: Header, size: number, offset: number, global: Map<string, string>, p: Pending): Member {
-  const pax = new Map([...global, ...p.pax]);
-  const rawName = pax.get("path") ?? p.longName ?? h.name;
-  const rawLink = pax.get("linkpath") ?? p.longLink ?? h.linkname;
+/** The member a header describes, with the PAX records and GNU long names before it applied. */
+function memberOf(h: Header, size: number, offset: number, pax: Map<string, string>): Member {
+  const rawName = pax.get("path") ?? h.name;
+  const rawLink = pax.get("linkpath") ?? h.linkname;
   if (h.typeflag === "S" || [...pax.keys()].some((k) => k.startsWith("GNU.sparse."))) {
     throw new ArchiveError(`sparse member '${showName(rawName)}' is not supported`);
   }
@@ -175,7 +146,7 @@ function memberOf(h: Header, size: number, offset: number, global: Map<string, s
   const m: Member = {
     path: normalizePath(rawName),
     type,
-    mode: h.mode & 0o7777,
+    mode: h.mode,
     uid: numberOf(pax, "uid", h.uid),
     gid: numberOf(pax, "gid", h.gid),
     size: type === S_IFREG && !link ? size : 0,
@@ -188,7 +159,7 @@ function memberOf(h: Header, size: number, offset: number, global: Map<string, s
   };
   if (link) m.hardlink = normalizePath(rawLink, `hard link '${showName(rawName)}' to`);
   if (type === S_IFLNK) m.target = rawLink;
-  const xattrs = xattrsOf(pax);
+  const xattrs = paxXattrs(pax);
   if (xattrs.size > 0) m.xattrs = xattrs;
   return m;
 }
@@ -200,27 +171,6 @@ function numberOf(pax: Map<string, string>, key: string, fallback: number): numb
 
 function timeOf(pax: Map<string, string>, key: string, seconds: number | undefined, fallback = 0n): bigint {
   const v = pax.get(key);
-  if (v !== undefined) return paxTimeNs(v);
+  if (v !== undefined) return paxTimeNs(v, key);
   return seconds === undefined ? fallback : BigInt(seconds) * 1_000_000_000n;
-}
-
-const SCHILY = "SCHILY.xattr.";
-const LIBARCHIVE = "LIBARCHIVE.xattr.";
-
-/** Extended attributes: SCHILY's raw values; libarchive's URL-encoded names and base64 values. */
-function xattrsOf(pax: Map<string, string>): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  for (const [k, v] of pax) {
-    if (k.startsWith(SCHILY)) out.set(k.slice(SCHILY.length), Buffer.from(v, "latin1"));
-    else if (k.startsWith(LIBARCHIVE)) {
-      const name = urlDecoded(k.slice(LIBARCHIVE.length));
-      if (!out.has(name)) out.set(name, Buffer.from(v, "base64"));
-    }
-  }
-  return out;
-}
-
-/** A URL-encoded byte string, decoded byte for byte. */
-function urlDecoded(s: string): string {
-  return s.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }

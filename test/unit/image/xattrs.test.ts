@@ -2,19 +2,13 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { exportLayer } from "../../../src/image";
-import {
-  decodeRecords,
-  encodeRecord,
-  encodeRecords,
-  PaxError,
-  xattrsOfRecords,
-} from "../../../src/image/pax";
+import { parsePax } from "../../../src/layer/tar/pax";
 import { isLayerXattr, portableCapability } from "../../../src/image/xattrs";
 import { lsetxattr } from "../../../src/sys/libc";
 import { makeTree, removeTree } from "../../helpers/tmp";
 
-/** name → PAX records of every entry of a plain tar file that has an extended header. */
-export function paxRecordsByName(file: string): Map<string, Map<string, Buffer>> {
+/** name → PAX records (byte strings) of every entry of a plain tar file that has an extended header. */
+function paxRecordsByName(file: string): Map<string, Map<string, Buffer>> {
   const tar = fs.readFileSync(file);
   const out = new Map<string, Map<string, Buffer>>();
   let pending: Map<string, Buffer> | undefined;
@@ -24,7 +18,7 @@ export function paxRecordsByName(file: string): Map<string, Map<string, Buffer>>
     const size = parseInt(block.toString("ascii", 124, 136).replace(/\0.*$/, "").trim() || "0", 8);
     const type = String.fromCharCode(block[156] as number);
     const body = tar.subarray(off + 512, off + 512 + size);
-    if (type === "x") pending = decodeRecords(body);
+    if (type === "x") pending = new Map([...parsePax(body)].map(([k, v]) => [k, Buffer.from(v, "latin1")]));
     else {
       const name = block.toString("utf8", 0, 100).replace(/\0.*$/, "");
       if (pending) out.set(pending.get("path")?.toString("utf8") ?? name, pending);
@@ -35,42 +29,10 @@ export function paxRecordsByName(file: string): Map<string, Map<string, Buffer>>
   return out;
 }
 
-describe("image: PAX records and extended attributes", () => {
+describe("image: extended attributes in layers", () => {
   const dirs: string[] = [];
   afterEach(() => {
     for (const d of dirs.splice(0)) removeTree(d);
-  });
-
-  it("records: length counts itself, values are bytes (NUL and newline too), decode inverts encode", () => {
-    assert.equal(encodeRecord("path", Buffer.from("abc")).toString(), "12 path=abc\n");
-    assert.equal(encodeRecord("k", Buffer.alloc(2)).length, 7); // "7 k=\0\0\n"
-    const body = encodeRecords([
-      ["SCHILY.xattr.security.capability", Buffer.from([1, 0, 0, 2, 0, 0x20, 0, 0, 0xff, 0x0a, 0x80])],
-      ["path", Buffer.from("ünï €/x".repeat(20))],
-    ]);
-    const back = decodeRecords(Buffer.concat([body, Buffer.alloc(100)]));
-    assert.deepEqual([...back.keys()], ["SCHILY.xattr.security.capability", "path"]);
-    assert.deepEqual(
-      [...(back.get("SCHILY.xattr.security.capability") ?? [])],
-      [1, 0, 0, 2, 0, 0x20, 0, 0, 0xff, 0x0a, 0x80],
-    );
-    assert.equal(back.get("path")?.toString(), "ünï €/x".repeat(20));
-    assert.throws(() => decodeRecords(Buffer.from("99 path=x\n")), PaxError);
-    assert.throws(() => decodeRecords(Buffer.from("9 pathx\n\n")), PaxError);
-  });
-
-  it("reads libarchive's xattr form too", () => {
-    const records = new Map([
-      ["LIBARCHIVE.xattr.user.a%20b", Buffer.from(Buffer.from([0, 1, 2]).toString("base64"))],
-      ["SCHILY.xattr.user.c", Buffer.from("d")],
-    ]);
-    assert.deepEqual(
-      [...xattrsOfRecords(records)].map(([k, v]) => [k, [...v]]),
-      [
-        ["user.a b", [0, 1, 2]],
-        ["user.c", [0x64]],
-      ],
-    );
   });
 
   it("layer content: capabilities, ACLs, user.* and trusted.*, never the union's markers or host labels", () => {
