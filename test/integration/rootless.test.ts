@@ -58,6 +58,7 @@ mknod -m 0666 "$T/dev/fuse" c "$major" "$minor"
 mount --bind "$T/dev/fuse" /dev/fuse
 mount --bind "$repo" "$T/repo"
 mount --make-rshared /
+cd "$T" # the user may not reach the caller's directory (a checkout under a 0700 dir)
 exec setpriv --reuid="$uid" --regid="$gid" --init-groups -- "$@"
 `;
 
