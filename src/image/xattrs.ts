@@ -4,10 +4,9 @@
  * Invariants:
  * - Layer content: `security.capability` (file capabilities), the POSIX ACLs
  *   (`system.posix_acl_access`, `system.posix_acl_default`), `user.*` and `trusted.*`.
- * - Never layer content: what a union keeps for itself (`trusted.overlay.*`, `user.overlay.*`,
- *   `user.fuseoverlayfs.*`: whiteouts, opaque markers, redirects, origins; `trusted.unionfs.*` and
- *   `user.unionfs.*`: copy-up
- *   origins) and the other `security.*` labels (SELinux, SMACK, IMA/EVM), which belong to the host that
+ * - Never layer content: what a union keeps for itself (the core's `isPrivateXattr`: `trusted.overlay.*`,
+ *   `user.overlay.*`, `trusted.unionfs.*`, `user.unionfs.*`; and fuse-overlayfs's `user.fuseoverlayfs.*`:
+ *   whiteouts, opaque markers, redirects, origins) and the other `security.*` labels (SELinux, SMACK, IMA/EVM), which belong to the host that
  *   wrote them, as Docker and podman leave them out.
  * - A version 3 capability (namespaced: it names the root uid of the user namespace that set it) is
  *   archived as version 2, as Docker does: that uid means nothing where the layer is unpacked.
@@ -15,19 +14,15 @@
  */
 import { codeOf } from "../errors";
 import type { Layer } from "../layer";
+import { isPrivateXattr } from "../unionfs";
 
-const UNION_PREFIXES = [
-  "trusted.overlay.",
-  "user.overlay.",
-  "user.fuseoverlayfs.",
-  "trusted.unionfs.",
-  "user.unionfs.",
-];
+/** fuse-overlayfs's markers: this union reads them (whiteout registry) but does not keep them private. */
+const FUSE_OVERLAYFS_PREFIX = "user.fuseoverlayfs.";
 const KEPT_EXACT = new Set(["security.capability", "system.posix_acl_access", "system.posix_acl_default"]);
 
 /** Whether the extended attribute `name` is layer content (see the module invariants). */
 export function isLayerXattr(name: string): boolean {
-  if (UNION_PREFIXES.some((p) => name.startsWith(p))) return false;
+  if (isPrivateXattr(name) || name.startsWith(FUSE_OVERLAYFS_PREFIX)) return false;
   return KEPT_EXACT.has(name) || name.startsWith("user.") || name.startsWith("trusted.");
 }
 
