@@ -98,7 +98,7 @@ export class HeldRequests {
       if (request) return [];
       this.logProgress(background.progress?.() ?? []); // a second passed with nothing to do
     }
-    const running = new Map((background.progress?.() ?? []).map((p) => [p.key, p]));
+    const running = new Map(this.log ? (background.progress?.() ?? []).map((p) => [p.key, p]) : []);
     const out: Buffer[] = [];
     for (const key of background.finished()) {
       out.push(...(this.byKey.get(key) ?? []));
