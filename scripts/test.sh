@@ -100,6 +100,15 @@ step "integration tests" 900 "$bin/mocha" --timeout 60000 'dist/test/integration
 step "demo" 120 bash examples/abc-demo/run.sh
 step "container example" 180 bash examples/container/run.sh
 
+# Mocha's failure reports, kept to be printed again at the end, where a CI log's tail shows them.
+failure_reports=""
+for log in "$LOGS"/unit-tests.log "$LOGS"/integration-tests.log; do
+  if [ -f "$log" ] && grep -Eq '^ *[0-9]+ failing' "$log"; then
+    failure_reports+=$(printf '\n=== failures in %s (60 lines at most)\n' "$(basename "$log" .log)")
+    failure_reports+=$'\n'$(sed -n '/^ *[0-9]* failing/,$p' "$log" | head -60)$'\n'
+  fi
+done
+
 # --- nothing may be left behind ------------------------------------------------------------------
 printf '\n=== leftovers\n'
 leaks=$(leaked_mounts)
@@ -121,6 +130,7 @@ else
   rm -rf "$RUN_TMP"
 fi
 
+[ -n "$failure_reports" ] && printf '%s' "$failure_reports"
 printf '\n=== summary\n'
 printf '%s\n' "${summary[@]}"
 if [ "${#failed_steps[@]}" -gt 0 ]; then
