@@ -22,6 +22,8 @@ export const USAGE = `usage: npm run bench -- [options]      (or: node dist/benc
                      used up (default 900; quick: 180)
   --scratch DIR      where the mounts and upper dirs are made (default: a new dir under $TMPDIR or /tmp)
   --no-prime         do not read the data set once before the first system
+  --baseline DIR     also run unionfs-ts-baseline: the build in DIR/dist of another checkout (e.g. a
+                     git worktree of an older commit), to compare two versions side by side in one run
   -h, --help         this text`;
 
 export class UsageError extends Error {}
@@ -38,6 +40,8 @@ export interface Options {
   budgetS: number;
   scratch: string | undefined;
   prime: boolean;
+  /** A checkout whose build runs as unionfs-ts-baseline. */
+  baseline: string | undefined;
   help: boolean;
 }
 
@@ -85,6 +89,7 @@ export function parseOptions(argv: readonly string[], now = new Date()): Options
   let budgetS: number | undefined;
   let scratch: string | undefined;
   let prime = true;
+  let baseline: string | undefined;
   let help = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -135,6 +140,9 @@ export function parseOptions(argv: readonly string[], now = new Date()): Options
       case "--no-prime":
         prime = false;
         break;
+      case "--baseline":
+        baseline = path.resolve(value());
+        break;
       case "-h":
       case "--help":
         help = true;
@@ -143,6 +151,9 @@ export function parseOptions(argv: readonly string[], now = new Date()): Options
         throw new UsageError(`unknown argument '${a}'`);
     }
   }
+  if (baseline !== undefined && !systems.includes("unionfs-ts-baseline")) systems.push("unionfs-ts-baseline");
+  if (baseline === undefined && systems.includes("unionfs-ts-baseline"))
+    throw new UsageError("unionfs-ts-baseline needs --baseline DIR");
   const stamp = now
     .toISOString()
     .replace(/[:.]/g, "-")
@@ -159,6 +170,7 @@ export function parseOptions(argv: readonly string[], now = new Date()): Options
     budgetS: budgetS ?? (quick ? 180 : 900),
     scratch,
     prime,
+    baseline,
     help,
   };
 }

@@ -27,6 +27,7 @@ import {
   cleanupSync,
   isTarSystem,
   mountStack,
+  setBaseline,
   tarSystem,
   stillMounted,
   unavailable,
@@ -220,6 +221,7 @@ async function main(argv: string[]): Promise<number> {
     log("bench: must run as root (it mounts filesystems and drops caches)");
     return 2;
   }
+  if (o.baseline !== undefined) setBaseline(o.baseline);
   installCleanup();
   const started = new Date();
   const t0 = Date.now();

@@ -5,6 +5,8 @@
  *   kernel          mount -t overlay (kernel defaults; lowerdirs relative, so 128 fit in one page)
  *   unionfs-ts      node dist/src/cli/main.js mount -f UPPER:L1:…:Ln MNT   (this repository)
  *   unionfs-ts-ptlower  the same with -o passthrough=lower
+ *   unionfs-ts-baseline the same with another checkout's build (--baseline DIR), to compare two versions
+ *                   in one run; only with --baseline
  *   unionfs-ts-tar, unionfs-ts-targz  the same over the main stack packed as tar / tar.gz archives (not
  *                   unpacked: tar layers); not in the default set, and no deep stack
  *   fuse-overlayfs  fuse-overlayfs -f -o lowerdir=…,upperdir=…,workdir=… MNT
@@ -34,11 +36,15 @@ export const ALL_SYSTEMS = [
   "unionfs-fuse",
   "unionfs-ts-tar",
   "unionfs-ts-targz",
+  "unionfs-ts-baseline",
 ] as const;
 export type SystemName = (typeof ALL_SYSTEMS)[number];
 
-/** What runs without --systems: the tar layers are opt-in (packing the data set takes a minute once). */
-export const DEFAULT_SYSTEMS: readonly SystemName[] = ALL_SYSTEMS.filter((s) => !isTarSystem(s));
+/** What runs without --systems: the tar layers are opt-in (packing the data set takes a minute once), the
+ * baseline comes with --baseline. */
+export const DEFAULT_SYSTEMS: readonly SystemName[] = ALL_SYSTEMS.filter(
+  (s) => !isTarSystem(s) && s !== "unionfs-ts-baseline",
+);
 
 /** unionfs-ts over the main stack as tar archives: `gzip` says which kind, undefined for other systems. */
 export function tarSystem(sys: SystemName): { gzip: boolean } | undefined {
@@ -52,6 +58,23 @@ export function isTarSystem(sys: SystemName): boolean {
 }
 
 export const CLI = path.join(REPO, "dist", "src", "cli", "main.js");
+
+/** The CLI of the checkout given with --baseline (set once, before anything is mounted). */
+let baselineCli: string | undefined;
+
+export function setBaseline(checkout: string): void {
+  baselineCli = path.join(checkout, "dist", "src", "cli", "main.js");
+}
+
+/** The CLI a unionfs-ts system runs. */
+function cliOf(sys: SystemName): string {
+  return sys === "unionfs-ts-baseline" ? (baselineCli ?? "") : CLI;
+}
+
+/** Whether `sys` is unionfs-ts in some form (this build or the baseline, directories or tar layers). */
+export function isUnionfsTs(sys: SystemName): boolean {
+  return sys.startsWith("unionfs-ts");
+}
 
 function which(cmd: string): string | undefined {
   for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(":")) {
@@ -77,7 +100,9 @@ export function unavailable(sys: SystemName): string | undefined {
     case "unionfs-ts-ptlower":
     case "unionfs-ts-tar":
     case "unionfs-ts-targz":
-      return fs.existsSync(CLI) ? undefined : `${CLI} not built (npx tsc -p .)`;
+    case "unionfs-ts-baseline":
+      if (sys === "unionfs-ts-baseline" && baselineCli === undefined) return "no --baseline DIR given";
+      return fs.existsSync(cliOf(sys)) ? undefined : `${cliOf(sys)} not built (npx tsc -p .)`;
     case "fuse-overlayfs":
       return which("fuse-overlayfs") ? undefined : "fuse-overlayfs not installed (bash bench/setup.sh)";
     case "unionfs-fuse":
@@ -179,9 +204,9 @@ export async function mountStack(
     } else {
       let cmd: string;
       let args: string[];
-      if (sys === "unionfs-ts" || sys === "unionfs-ts-ptlower" || isTarSystem(sys)) {
+      if (isUnionfsTs(sys)) {
         cmd = process.execPath;
-        args = [CLI, "mount", "-f", [m.upper, ...lowers].join(":"), m.mnt];
+        args = [cliOf(sys), "mount", "-f", [m.upper, ...lowers].join(":"), m.mnt];
         // The opt-in mode that passes read-only opens of lower files through too.
         if (sys === "unionfs-ts-ptlower") args.splice(3, 0, "-o", "passthrough=lower");
       } else if (sys === "fuse-overlayfs") {
