@@ -10,7 +10,7 @@
 import { spawn } from "node:child_process";
 import { checkBranches, checkMountpoint, checkWorkdir } from "../unionfs/branches";
 import { cleanDeadMount, selectTransport } from "../fuse";
-import { buildMountOptions } from "./options";
+import { buildMountOptions, type MountOptions } from "./options";
 import { serve } from "./serve";
 
 export interface MountFlags {
@@ -23,15 +23,24 @@ export interface MountFlags {
 
 const DAEMON_ENV = "UNIONFS_TS_DAEMON";
 
-export async function mountCommand(positionals: string[], flags: MountFlags): Promise<number> {
-  const m = buildMountOptions(positionals, flags.options, process.cwd());
+/**
+ * The mount a command line asks for, with everything the user can get wrong checked (relative paths
+ * resolved against `cwd`); a dead mount left at the mountpoint is removed, and a warning says so.
+ */
+export function validateMount(positionals: string[], options: string[], cwd: string): MountOptions {
+  const m = buildMountOptions(positionals, options, cwd);
   checkBranches(m.config.branches);
   checkWorkdir(m.config, m.mountpoint);
   const cleaned = cleanDeadMount(m.mountpoint);
   checkMountpoint(m.mountpoint, m.config);
+  if (cleaned !== undefined) m.warnings.push(cleaned);
+  return m;
+}
+
+export async function mountCommand(positionals: string[], flags: MountFlags): Promise<number> {
+  const m = validateMount(positionals, flags.options, process.cwd());
   selectTransport(flags.transport ?? "auto"); // fails here, before any daemon, when it cannot serve
   const daemon = process.env[DAEMON_ENV] === "1";
-  if (cleaned !== undefined) m.warnings.push(cleaned);
   if (!daemon) for (const w of m.warnings) process.stderr.write(`unionfs-ts: warning: ${w}\n`);
   // A debug log needs somewhere to go: without log=FILE it is stderr, so -d implies -f (as fuse-overlayfs).
   if (flags.foreground || daemon || (m.debug && m.logFile === undefined)) {

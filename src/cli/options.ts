@@ -14,6 +14,7 @@ import type { BranchSpec, UnionConfig } from "../unionfs/config";
 import { parseIdRanges } from "../unionfs/idmap";
 import { isWhiteoutFormat, WHITEOUT_FORMATS, type WhiteoutFormat } from "../whiteout";
 import { VFS_FLAGS } from "../fuse/transport";
+import { splitOptionItems } from "./option-list";
 
 export interface MountOptions {
   config: UnionConfig;
@@ -46,6 +47,8 @@ const IGNORED = new Set([
   "plugins",
   "noacl",
   "userxattr",
+  // served by the shared process (cli/shared) when it can; otherwise the mount gets its own daemon
+  "shared",
 ]);
 
 /** `value` as the name of a whiteout format; `option` names it in the error. */
@@ -58,19 +61,7 @@ export function whiteoutFormat(value: string, option: string): WhiteoutFormat {
 
 /** Splits `a=1,b="x,y",,c` into ["a=1", 'b="x,y"', "c"]. */
 export function splitOptionList(list: string): string[] {
-  const out: string[] = [];
-  let cur = "";
-  let quoted = false;
-  for (const ch of list) {
-    if (ch === '"') quoted = !quoted;
-    if (ch === "," && !quoted) {
-      if (cur.length > 0) out.push(cur);
-      cur = "";
-    } else cur += ch;
-  }
-  if (quoted) throw new UsageError(`unbalanced quote in mount options '${list}'`);
-  if (cur.length > 0) out.push(cur);
-  return out;
+  return splitOptionItems(list, (l) => new UsageError(`unbalanced quote in mount options '${l}'`));
 }
 
 type Option = { key: string; value: string | undefined };

@@ -29,7 +29,7 @@ export interface ServeRequest {
 }
 
 /** The pid file: written whole (a reader never sees half), replaced if stale. */
-function writePidFile(file: string): void {
+export function writePidFile(file: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, `${process.pid}\n`);
   fs.renameSync(tmp, file);

@@ -19,12 +19,23 @@ export function logTo(file: string): void {
   stamped = true;
 }
 
+function stamp(line: string): string {
+  return `${new Date().toISOString()} unionfs-ts[${process.pid}]: ${line}\n`;
+}
+
 export function logLine(line: string): void {
-  const text = stamped
-    ? `${new Date().toISOString()} unionfs-ts[${process.pid}]: ${line}\n`
-    : `unionfs-ts: ${line}\n`;
+  const text = stamped ? stamp(line) : `unionfs-ts: ${line}\n`;
   try {
     fs.writeSync(sink, text);
+  } catch {
+    // the log is gone; nothing better to do
+  }
+}
+
+/** Appends one timestamped line to `file` whatever this thread's log is (a process serving several). */
+export function logLineTo(file: string, line: string): void {
+  try {
+    fs.appendFileSync(file, stamp(line), { mode: 0o640 });
   } catch {
     // the log is gone; nothing better to do
   }
