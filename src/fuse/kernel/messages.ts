@@ -28,4 +28,6 @@ export const GATE_STOP = 2;
 export type WorkerMessage =
   | { type: "built" }
   | { type: "ready"; minor: number; flags: string }
-  | { type: "failed"; message: string; code?: string };
+  | { type: "failed"; message: string; code?: string }
+  /** A prestarted thread has loaded the serving code (prestart.ts); nothing to act on. */
+  | { type: "preloaded" };

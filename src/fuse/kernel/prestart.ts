@@ -8,12 +8,13 @@
  * - Imported first by the CLI, for its side effect: a thread is started only when the command can
  *   only be a foreground mount (-f/--foreground, or the daemon re-run of a mount). It is unref'd until
  *   taken, so a command that fails validation exits without waiting for it (Node stops it at exit).
- * - At most one is ever started, and `takePrestarted()` hands it out at most once.
+ * - At most one waits at a time, and `takePrestarted()` hands each out at most once (a process serving
+ *   several mounts, cli/shared, starts the next with `prestart()`).
  * - Loads nothing but node:path and node:worker_threads.
  */
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
-import type { WorkerData } from "./messages";
+import type { WorkerData, WorkerMessage } from "./messages";
 
 /** The worker script, which both ways of starting the thread run. */
 export const WORKER_FILE = path.join(__dirname, "worker.js");
@@ -27,6 +28,12 @@ export const WORKER_LIMITS = { maxYoungGenerationSizeMb: 6 };
 
 /** workerData of a thread that waits for a "start" message. */
 export const PRESTARTED = "prestarted";
+/** The same, for a thread that first loads the serving code (native modules included; see `prestart`). */
+export const PRELOADING = "prestarted, preloading";
+
+export function isPrestarted(data: unknown): boolean {
+  return data === PRESTARTED || data === PRELOADING;
+}
 /** The entry of such a thread. */
 const BOOT_FILE = path.join(__dirname, "boot.js");
 
@@ -51,7 +58,6 @@ const NOT_MOUNTS = new Set([
 ]);
 
 let waiting: Worker | undefined;
-let dead = false;
 
 function looksLikeForegroundMount(argv: readonly string[]): boolean {
   const first = argv.find((a) => !a.startsWith("-"));
@@ -63,18 +69,48 @@ function looksLikeForegroundMount(argv: readonly string[]): boolean {
 
 /** The prestarted thread, if there is one not yet taken; the caller must post it a "start" message. */
 export function takePrestarted(): Worker | undefined {
-  const w = dead ? undefined : waiting;
+  const w = waiting;
   waiting = undefined;
   w?.ref();
   return w;
 }
 
+/** Resolves once the waiting thread (if any) is not loading native code: stopping it is safe. */
+let settled: Promise<void> = Promise.resolve();
+export function prestartSettled(): Promise<void> {
+  return settled;
+}
+
+/**
+ * Starts a thread for the next mount of this process, unless one is waiting already. With `preload`
+ * it loads the serving code at once (the mount then waits for none of it), and the process must not
+ * exit before `prestartSettled()` resolves: a process that serves several mounts (cli/shared).
+ */
+export function prestart(preload = false): void {
+  if (waiting !== undefined) return;
+  const w = new Worker(BOOT_FILE, {
+    workerData: preload ? PRELOADING : PRESTARTED,
+    resourceLimits: WORKER_LIMITS,
+  });
+  waiting = w;
+  w.unref();
+  // Until taken nobody listens: a thread that dies meanwhile is not handed out (a fresh one is made).
+  w.on("error", () => undefined);
+  const gone = new Promise<void>((resolve) => {
+    w.on("exit", () => {
+      if (waiting === w) waiting = undefined;
+      resolve();
+    });
+  });
+  if (preload) {
+    const loaded = new Promise<void>((resolve) =>
+      w.on("message", (m: WorkerMessage) => m.type === "preloaded" && resolve()),
+    );
+    settled = Promise.race([loaded, gone]);
+  }
+}
+
 /** Starts the thread for a foreground mount command line (`argv` without node and the script). */
 export function prestartFor(argv: readonly string[]): void {
-  if (waiting !== undefined || !looksLikeForegroundMount(argv)) return;
-  waiting = new Worker(BOOT_FILE, { workerData: PRESTARTED, resourceLimits: WORKER_LIMITS });
-  waiting.unref();
-  // Until taken nobody listens: a thread that dies meanwhile is not handed out (a fresh one is made).
-  waiting.on("error", () => undefined);
-  waiting.on("exit", () => (dead = true));
+  if (looksLikeForegroundMount(argv)) prestart();
 }

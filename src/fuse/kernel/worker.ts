@@ -21,7 +21,7 @@ import { describeFlags } from "./init";
 import { logLine, serve } from "./loop";
 import { logTo } from "./log";
 import { GATE_GO, GATE_WAIT } from "./messages";
-import { PRESTARTED, receivedData } from "./prestart";
+import { isPrestarted, receivedData } from "./prestart";
 import type { WorkerData, WorkerMessage } from "./messages";
 import { Session } from "./session";
 
@@ -108,7 +108,7 @@ async function main(data: WorkerData): Promise<void> {
 
 /** The WorkerData: given at creation, or (a prestarted thread) in its "start" message (boot.ts). */
 function data(): Promise<WorkerData> {
-  if (workerData !== PRESTARTED) return Promise.resolve(workerData as WorkerData);
+  if (!isPrestarted(workerData)) return Promise.resolve(workerData as WorkerData);
   const d = receivedData();
   return d === undefined ? Promise.reject(new Error("no start message")) : Promise.resolve(d);
 }
