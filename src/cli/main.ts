@@ -8,9 +8,8 @@
 import { prestartFor } from "../fuse/kernel/prestart";
 prestartFor(process.argv.slice(2)); // a foreground mount's serving thread boots while the rest loads
 import { Command, CommanderError } from "commander";
-import { codeOf, UsageError } from "../errors";
-import { mountCommand } from "./mount";
-import { umountCommand } from "./umount";
+import { errorReport } from "./report";
+import { sharedMountArgs } from "./shared/detect";
 import { unknownCommand } from "./typos";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -53,6 +52,7 @@ function buildProgram(setCode: (code: number) => void): Command {
       const positionals = [first, second].filter((a): a is string => a !== undefined);
       flags.options ??= [];
       if (flags.debug) flags.options.push("debug");
+      const { mountCommand } = await import("./mount");
       setCode(await mountCommand(positionals, flags));
     });
 
@@ -61,7 +61,10 @@ function buildProgram(setCode: (code: number) => void): Command {
     .description("unmount a unionfs-ts mount (its daemon then exits)")
     .argument("<mountpoint>")
     .option("-l, --lazy", "detach even when files are open")
-    .action((mountpoint: string, flags) => setCode(umountCommand(mountpoint, flags)));
+    .action(async (mountpoint: string, flags) => {
+      const { umountCommand } = await import("./umount");
+      setCode(umountCommand(mountpoint, flags));
+    });
 
   // `run`: a tiny container (src/cli/run.ts, src/mountns). Its own parser reads the raw arguments, since
   // commander drops the `--` before COMMAND; the options below are declared for --help.
@@ -232,6 +235,13 @@ function addStoreCommands(program: Command, setCode: (code: number) => void): vo
 }
 
 export async function main(argv: string[]): Promise<number> {
+  const shared = sharedMountArgs(argv);
+  if (shared !== undefined) {
+    // The shared server does the whole mount: none of the mount code is loaded here (cli/shared).
+    const { sharedMount } = await import("./shared/client");
+    const status = await sharedMount(shared);
+    if (status !== "fallback") return status;
+  }
   let code = 0;
   const program = buildProgram((c) => (code = c));
   const typo = unknownCommand(argv, [...program.commands.map((c) => c.name()), "help"]);
@@ -250,14 +260,9 @@ export async function main(argv: string[]): Promise<number> {
 
 function reportError(err: unknown, verbose: boolean): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-  if (err instanceof UsageError) {
-    process.stderr.write(`unionfs-ts: ${err.message}\n`);
-    return 2;
-  }
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`unionfs-ts: ${message.split("\n")[0]}\n`);
-  if (verbose || codeOf(err) === undefined) process.stderr.write(`${(err as Error)?.stack ?? ""}\n`);
-  return 1;
+  const { status, text } = errorReport(err, verbose);
+  process.stderr.write(text);
+  return status;
 }
 
 if (require.main === module) {

@@ -1,0 +1,96 @@
+/**
+ * Whether a command line asks for a mount by the shared serving process (`-o shared`, or
+ * UNIONFS_TS_SHARED=1 in the environment), read without loading the CLI's parser.
+ *
+ * Invariants:
+ * - Loads nothing but option-list.ts. Returns undefined, and so leaves the command to the full CLI
+ *   (which serves it in a daemon of its own, or reports the error), for anything it does not fully
+ *   understand: another command, an unknown flag, -f/--foreground, -d/--debug or `-o debug` without
+ *   `log=` (a debug log then goes to stderr, which needs the foreground), --transport=fuse-native, help.
+ * - Never throws: an unbalanced quote is the full CLI's error to report.
+ */
+import { splitOptionItems } from "../option-list";
+
+/** A mount command line as the shared server needs it. */
+export interface SharedMountArgs {
+  /** `[BRANCHES|FSNAME] MOUNTPOINT`, as given (relative paths are resolved by the server against cwd). */
+  positionals: string[];
+  /** Every -o list, as given. */
+  options: string[];
+  verbose: boolean;
+  transport?: string;
+}
+
+export const SHARED_ENV = "UNIONFS_TS_SHARED";
+
+/** The CLI's commands other than `mount` (the default command). */
+const OTHER_COMMANDS = new Set([
+  "umount",
+  "run",
+  "diff",
+  "export",
+  "import",
+  "mount-overlay2",
+  "install-helper",
+  "help",
+  "load",
+  "images",
+  "rmi",
+  "ps",
+  "rm",
+  "commit",
+  "save",
+]);
+
+/** Flags with a value, each with the key it fills (undefined: read and ignored). */
+const VALUED: Record<string, "options" | "transport" | undefined> = {
+  "-o": "options",
+  "--options": "options",
+  "--transport": "transport",
+  "--store": undefined,
+};
+
+function parse(argv: readonly string[]): SharedMountArgs | undefined {
+  const out: SharedMountArgs = { positionals: [], options: [], verbose: false };
+  const args = argv[0] === "mount" ? argv.slice(1) : argv;
+  if (args.length > 0 && OTHER_COMMANDS.has(args[0] as string)) return undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === "-v" || a === "--verbose") out.verbose = true;
+    else if (!a.startsWith("-")) out.positionals.push(a);
+    else if (a.startsWith("-o") && a.length > 2 && !a.startsWith("-o=")) out.options.push(a.slice(2));
+    else {
+      const eq = a.indexOf("=");
+      const flag = eq < 0 ? a : a.slice(0, eq);
+      if (!(flag in VALUED) || (flag === "-o" && eq >= 0)) return undefined;
+      const value = eq < 0 ? args[++i] : a.slice(eq + 1);
+      if (value === undefined) return undefined;
+      const key = VALUED[flag];
+      if (key === "options") out.options.push(value);
+      else if (key === "transport") out.transport = value;
+    }
+  }
+  return out.positionals.length === 0 || out.positionals.length > 2 ? undefined : out;
+}
+
+function items(options: readonly string[]): string[] | undefined {
+  try {
+    return options.flatMap((l) => splitOptionItems(l, () => new Error("unbalanced")));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The shared mount `argv` (the arguments after the script) asks for, if it asks for one. */
+export function sharedMountArgs(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): SharedMountArgs | undefined {
+  const m = parse(argv);
+  if (m === undefined || m.transport === "fuse-native") return undefined;
+  const all = items(m.options);
+  if (all === undefined) return undefined;
+  if (!all.includes("shared") && env[SHARED_ENV] !== "1") return undefined;
+  if (all.includes("debug") && !all.some((o) => o.startsWith("log="))) return undefined;
+  return m;
+}
