@@ -21,6 +21,7 @@ import { FULL, mainArchives, prepareData, QUICK, type DataSet } from "./data";
 import { killRunningChildren, run } from "./exec";
 import { findFsOps, type FsOps } from "./helper";
 import { parseOptions, USAGE, UsageError, type Options } from "./options";
+import { cleanupMountsSync, MOUNT_ROWS, runMounts } from "./mounts";
 import { load1, mountsUnder } from "./proc";
 import { markdown, summarize } from "./report";
 import {
@@ -65,6 +66,7 @@ function installCleanup(): void {
     log(`bench: ${why}; unmounting everything it mounted`);
     killRunningChildren();
     cleanupSync();
+    cleanupMountsSync();
     removeOwnScratch();
     process.exit(code);
   };
@@ -73,8 +75,12 @@ function installCleanup(): void {
   process.on("exit", () => {
     killRunningChildren();
     cleanupSync();
+    cleanupMountsSync();
   });
 }
+
+/** The systems the mounts group measures (the unionfs-ts variants differ only once mounted). */
+const MOUNT_SYSTEMS = new Set<SystemName>(["kernel", "unionfs-ts", "fuse-overlayfs", "unionfs-fuse"]);
 
 /** Row names of the selected groups on one stack, with the mount rows first. */
 function rowNames(stack: "main" | "deep", groups: readonly Group[], sys: SystemName): string[] {
@@ -97,6 +103,7 @@ function tableOrder(groups: readonly Group[]): string[] {
     ...(deep ? ["umount_deep"] : []),
     ...(main ? ["rss_main"] : []),
     ...(deep ? ["rss_deep"] : []),
+    ...(groups.includes("mounts") ? MOUNT_ROWS : []),
   ];
 }
 
@@ -257,6 +264,7 @@ async function main(argv: string[]): Promise<number> {
 
   const wantMain = o.groups.some((g) => (MAIN_GROUPS as readonly string[]).includes(g));
   const wantDeep = o.groups.includes("deep");
+  const wantMounts = o.groups.includes("mounts");
   for (let rep = 1; rep <= o.reps; rep++) {
     for (const sys of systems) {
       log(`== ${sys} (rep ${rep}/${o.reps}) ==`);
@@ -287,10 +295,12 @@ async function main(argv: string[]): Promise<number> {
       if (why) {
         if (wantMain) skip(ctx, rowNames("main", o.groups, sys), why);
         if (wantDeep) skip(ctx, rowNames("deep", o.groups, sys), why);
+        if (wantMounts && MOUNT_SYSTEMS.has(sys)) skip(ctx, ["mount_1layer", "pss_20mounts"], why);
         continue;
       }
       if (wantMain) await runStack(ctx, "main", data, o, scratch, fio);
       if (wantDeep) await runStack(ctx, "deep", data, o, scratch, fio);
+      if (wantMounts && MOUNT_SYSTEMS.has(sys)) await runMounts(ctx, scratch);
       await checkLowers(ctx, data);
     }
   }

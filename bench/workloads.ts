@@ -5,6 +5,7 @@
  *   main stack: seqread (cold, warm) · randread · find (cold, warm) · lsr · tar · smallfiles (create,
  *               delete) · copyup · seqwrite
  *   deep stack: deep (stat of hit and miss paths, then both again)
+ *   no stack:   mounts (mount time and the memory of 20 mounts: bench/mounts.ts)
  * Mount and unmount latency and the daemon's peak RSS are recorded for every stack that is mounted.
  *
  * Invariants:
@@ -45,7 +46,7 @@ export const MAIN_GROUPS = [
   "copyup",
   "seqwrite",
 ] as const;
-export const ALL_GROUPS = [...MAIN_GROUPS, "deep"] as const;
+export const ALL_GROUPS = [...MAIN_GROUPS, "deep", "mounts"] as const;
 export type Group = (typeof ALL_GROUPS)[number];
 
 export type Status = "ok" | "partial" | "timeout" | "error" | "skip";
@@ -170,6 +171,7 @@ export const ROWS: Record<Group, string[]> = {
   copyup: ["copyup_256m"],
   seqwrite: ["seqwrite_1g"],
   deep: ["deep_stat_hit", "deep_stat_miss", "deep_stat_hit_repeat", "deep_stat_miss_repeat"],
+  mounts: [], // on no stack: bench/mounts.ts
 };
 
 const MiB = 1024 * 1024;
