@@ -25,7 +25,8 @@ function candidates(uid: number, env: NodeJS.ProcessEnv): string[] {
   const xdg = env.XDG_RUNTIME_DIR;
   const dirs = uid === 0 ? ["/run/unionfs-ts"] : [];
   if (xdg !== undefined && path.isAbsolute(xdg)) dirs.push(path.join(xdg, "unionfs-ts"));
-  dirs.push(path.join(os.tmpdir(), `unionfs-ts-${uid}`));
+  // Named after the user namespace too: root of one user's namespace is not root of another's.
+  dirs.push(path.join(os.tmpdir(), `unionfs-ts-${uid}-${fs.statSync("/proc/self/ns/user").ino}`));
   return dirs;
 }
 
