@@ -9,7 +9,7 @@
  */
 import { spawn } from "node:child_process";
 import { checkBranches, checkMountpoint, checkWorkdir } from "../unionfs/branches";
-import { cleanDeadMount, selectTransport } from "../fuse";
+import { cleanDeadMount, selectTransport, type MountRequest } from "../fuse";
 import { buildMountOptions, type MountOptions } from "./options";
 import { serve } from "./serve";
 
@@ -45,18 +45,25 @@ export async function mountCommand(positionals: string[], flags: MountFlags): Pr
   // A debug log needs somewhere to go: without log=FILE it is stderr, so -d implies -f (as fuse-overlayfs).
   if (flags.foreground || daemon || (m.debug && m.logFile === undefined)) {
     return serve({
-      mountpoint: m.mountpoint,
-      config: m.config,
-      fsname: fsnameOf(m.fsname),
-      flags: m.flags,
-      debug: m.debug,
-      ...(m.logFile === undefined ? {} : { logFile: m.logFile }),
+      ...mountRequestOf(m),
       ...(m.pidFile === undefined ? {} : { pidFile: m.pidFile }),
       verbose: flags.verbose === true,
       transport: flags.transport,
     });
   }
   return daemonize();
+}
+
+/** What the transport is asked to mount for a checked command line. */
+export function mountRequestOf(m: MountOptions): MountRequest & { debug: boolean } {
+  return {
+    mountpoint: m.mountpoint,
+    config: m.config,
+    fsname: fsnameOf(m.fsname),
+    flags: m.flags,
+    debug: m.debug,
+    ...(m.logFile === undefined ? {} : { logFile: m.logFile }),
+  };
 }
 
 /** The mount source shown in the mount table: the branch list, shortened past the kernel's limits. */

@@ -9,7 +9,8 @@
  * - Bad input: one line on stderr, a non-zero exit, nothing mounted, no server left.
  *
  * Each test uses a socket directory of its own (UNIONFS_TS_SOCKET_DIR), so a server of the host is never
- * involved. Teardown unmounts every mountpoint and SIGKILLs a server of the test's still alive.
+ * involved, and one test tag for all its commands, which the server inherits. Teardown unmounts every
+ * mountpoint and SIGKILLs a process carrying the test's tag still alive.
  */
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
@@ -19,10 +20,12 @@ import { forceUnmount, isMounted, waitFor } from "../helpers/mounts";
 import {
   Cleanup,
   cliBuilt,
+  daemonPidsFor,
   EXIT_DEADLINE_MS,
   isAlive,
   killAndWait,
   MOUNT_DEADLINE_MS,
+  newTag,
   runCli,
   useCleanup,
 } from "../helpers/unionfs";
@@ -33,6 +36,8 @@ const FACTORY = `${require.resolve("./shared/crash-core")}#crashOnName`;
 interface Env {
   base: string;
   sockDir: string;
+  /** Given to every CLI run of the test: a server inherits it from the command that started it. */
+  tag: string;
 }
 
 /** Runs `fn` with `vars` set in this process's environment (which runCli passes to the CLI). */
@@ -49,37 +54,23 @@ async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): P
   }
 }
 
+/** The tags of the running test; whatever process carries one is the test's. */
+const tags = new Set<string>();
+
+/** The shared server of the test (the processes carrying its tag: the commands are gone by then). */
+function serverOf(e: Env): number[] {
+  return daemonPidsFor(e.tag);
+}
+
 function setUp(t: Cleanup): Env {
   const base = t.tempDir("shared");
   const sockDir = path.join(base, "sock");
   fs.mkdirSync(sockDir, { mode: 0o700 });
-  sockDirs.add(sockDir);
   fs.mkdirSync(path.join(base, "lower"));
   fs.writeFileSync(path.join(base, "lower", "hello.txt"), "hello\n");
-  return { base, sockDir };
-}
-
-/** The socket directories of this test: whatever server listens in one is the test's. */
-const sockDirs = new Set<string>();
-
-/** Live server processes started for `dirs` (their command line names a socket inside one). */
-function serversOf(dirs: ReadonlySet<string>): number[] {
-  return fs
-    .readdirSync("/proc")
-    .filter((n) => /^\d+$/.test(n))
-    .map(Number)
-    .filter((pid) => {
-      try {
-        const args = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-        return (
-          args.some((a) => a.endsWith("server-main.js")) &&
-          [...dirs].some((d) => args.some((a) => a.startsWith(`${d}/`)))
-        );
-      } catch {
-        return false;
-      }
-    })
-    .filter(isAlive);
+  const tag = newTag();
+  tags.add(tag);
+  return { base, sockDir, tag };
 }
 
 /** Mounts `name` (upper NAME-up over the shared lower) with -o shared; returns the pid serving it. */
@@ -91,7 +82,9 @@ async function sharedMount(t: Cleanup, e: Env, name: string, extraEnv: Record<st
   fs.mkdirSync(mnt);
   t.defer(`unmount ${mnt}`, () => forceUnmount(mnt));
   const r = await withEnv({ UNIONFS_TS_SOCKET_DIR: e.sockDir, ...extraEnv }, () =>
-    runCli(["mount", "-o", `shared,pidfile=${pidFile}`, `${up}:${path.join(e.base, "lower")}`, mnt]),
+    runCli(["mount", "-o", `shared,pidfile=${pidFile}`, `${up}:${path.join(e.base, "lower")}`, mnt], {
+      tag: e.tag,
+    }),
   );
   assert.equal(r.status, 0, `mount ${name}: ${r.stderr}`);
   assert.equal(r.stderr, "");
@@ -115,8 +108,8 @@ describe("shared serving process (-o shared)", function () {
     this.timeout(2 * EXIT_DEADLINE_MS);
     // After useCleanup's unmounts (registered first, run first): a server still alive is a failure of
     // the test, but is never left behind.
-    const left = serversOf(sockDirs);
-    sockDirs.clear();
+    const left = [...tags].flatMap((tag) => daemonPidsFor(tag));
+    tags.clear();
     await killAndWait(left);
   });
 
@@ -130,7 +123,7 @@ describe("shared serving process (-o shared)", function () {
     fs.writeFileSync(path.join(b.mnt, "only-b.txt"), "b\n");
     assert.equal(fs.existsSync(path.join(a.mnt, "only-b.txt")), false);
     assert.equal(socketsIn(e.sockDir).length, 1);
-    assert.deepEqual(serversOf(new Set([e.sockDir])), [a.pid]);
+    assert.deepEqual(serverOf(e), [a.pid]);
 
     const u = await runCli(["umount", a.mnt]);
     assert.equal(u.status, 0, u.stderr);
@@ -169,13 +162,13 @@ describe("shared serving process (-o shared)", function () {
     t.defer(`unmount ${mnt}`, () => forceUnmount(mnt));
     const o = `lowerdir=${e.base}/lower,upperdir=${e.base}/up,workdir=${e.base}/work`;
     const env = { UNIONFS_TS_SOCKET_DIR: e.sockDir, UNIONFS_TS_SHARED: "1" };
-    const r = await withEnv(env, () => runCli(["-o", o, "-v", "name", mnt]));
+    const r = await withEnv(env, () => runCli(["-o", o, "-v", "name", mnt], { tag: e.tag }));
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /^unionfs-ts: serving .* \(transport: kernel, .*, shared\) as pid \d+\n$/);
     assert.equal(fs.readFileSync(path.join(mnt, "hello.txt"), "utf8"), "hello\n");
     fs.writeFileSync(path.join(mnt, "new.txt"), "new\n");
     assert.equal(fs.readFileSync(path.join(e.base, "up", "new.txt"), "utf8"), "new\n");
-    const [server] = serversOf(new Set([e.sockDir]));
+    const [server] = serverOf(e);
     assert.ok(server !== undefined, "no server process");
     const u = spawnSync("fusermount3", ["-u", mnt], { encoding: "utf8" });
     assert.equal(u.status, 0, u.stderr);
@@ -194,14 +187,16 @@ describe("shared serving process (-o shared)", function () {
       [["-o", "shared", `${e.base}/lower`, `${e.base}/missing`], /^unionfs-ts: .*missing/],
     ];
     for (const [args, want] of cases) {
-      const r = await withEnv({ UNIONFS_TS_SOCKET_DIR: e.sockDir }, () => runCli(["mount", ...args]));
+      const r = await withEnv({ UNIONFS_TS_SOCKET_DIR: e.sockDir }, () =>
+        runCli(["mount", ...args], { tag: e.tag }),
+      );
       assert.notEqual(r.status, 0, `${args.join(" ")}: exit 0`);
       const lines = r.stderr.trimEnd().split("\n");
       assert.equal(lines.length, 1, `${args.join(" ")}: ${r.stderr}`);
       assert.match(lines[0] ?? "", want);
       assert.equal(isMounted(mnt), false);
     }
-    const gone = () => socketsIn(e.sockDir).length === 0 && serversOf(new Set([e.sockDir])).length === 0;
+    const gone = () => socketsIn(e.sockDir).length === 0 && serverOf(e).length === 0;
     await waitFor(gone, EXIT_DEADLINE_MS, "the server to go");
   });
 });

@@ -3,12 +3,13 @@
  * UNIONFS_TS_SHARED=1 in the environment), read without loading the CLI's parser.
  *
  * Invariants:
- * - Loads nothing but option-list.ts. Returns undefined, and so leaves the command to the full CLI
+ * - Loads nothing but option-list.ts and fuse/kernel/prestart.ts (which main.ts loads first anyway). Returns undefined, and so leaves the command to the full CLI
  *   (which serves it in a daemon of its own, or reports the error), for anything it does not fully
  *   understand: another command, an unknown flag, -f/--foreground, -d/--debug or `-o debug` without
  *   `log=` (a debug log then goes to stderr, which needs the foreground), --transport=fuse-native, help.
  * - Never throws: an unbalanced quote is the full CLI's error to report.
  */
+import { NOT_MOUNTS } from "../../fuse/kernel/prestart";
 import { splitOptionItems } from "../option-list";
 
 /** A mount command line as the shared server needs it. */
@@ -23,25 +24,6 @@ export interface SharedMountArgs {
 
 export const SHARED_ENV = "UNIONFS_TS_SHARED";
 
-/** The CLI's commands other than `mount` (the default command). */
-const OTHER_COMMANDS = new Set([
-  "umount",
-  "run",
-  "diff",
-  "export",
-  "import",
-  "mount-overlay2",
-  "install-helper",
-  "help",
-  "load",
-  "images",
-  "rmi",
-  "ps",
-  "rm",
-  "commit",
-  "save",
-]);
-
 /** Flags with a value, each with the key it fills (undefined: read and ignored). */
 const VALUED: Record<string, "options" | "transport" | undefined> = {
   "-o": "options",
@@ -53,7 +35,7 @@ const VALUED: Record<string, "options" | "transport" | undefined> = {
 function parse(argv: readonly string[]): SharedMountArgs | undefined {
   const out: SharedMountArgs = { positionals: [], options: [], verbose: false };
   const args = argv[0] === "mount" ? argv.slice(1) : argv;
-  if (args.length > 0 && OTHER_COMMANDS.has(args[0] as string)) return undefined;
+  if (args.length > 0 && NOT_MOUNTS.has(args[0] as string)) return undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i] as string;
     if (a === "-v" || a === "--verbose") out.verbose = true;

@@ -21,7 +21,7 @@ import * as fs from "node:fs";
 import { abortAllMounts, chooseTransport, kernelTransport, type KernelMount } from "../../fuse";
 import { logLineTo } from "../../fuse/kernel/log";
 import { prestart, prestartSettled } from "../../fuse/kernel/prestart";
-import { fsnameOf, validateMount } from "../mount";
+import { mountRequestOf, validateMount } from "../mount";
 import { errorReport } from "../report";
 import { writePidFile } from "../serve";
 import type { Listening } from "./listen";
@@ -74,12 +74,7 @@ export class SharedServer {
       if (transport.name !== kernelTransport.name) return { type: "fallback", reason };
       for (const w of m.warnings) stderr += `unionfs-ts: warning: ${w}\n`;
       const km = await kernelTransport.mount({
-        mountpoint: m.mountpoint,
-        config: m.config,
-        fsname: fsnameOf(m.fsname),
-        flags: m.flags,
-        debug: m.debug,
-        ...(m.logFile === undefined ? {} : { logFile: m.logFile }),
+        ...mountRequestOf(m),
         ...(ask.factory === undefined ? {} : { factory: ask.factory }),
       });
       const serving = `serving ${km.mountpoint} (transport: kernel, ${reason}, shared) as pid ${process.pid}`;

@@ -46,7 +46,8 @@ export function receivedData(): WorkerData | undefined {
   return startData;
 }
 
-const NOT_MOUNTS = new Set([
+/** The CLI's commands other than `mount` (its default command). */
+export const NOT_MOUNTS: ReadonlySet<string> = new Set([
   "umount",
   "run",
   "diff",
@@ -55,6 +56,13 @@ const NOT_MOUNTS = new Set([
   "mount-overlay2",
   "install-helper",
   "help",
+  "load",
+  "images",
+  "rmi",
+  "ps",
+  "rm",
+  "commit",
+  "save",
 ]);
 
 let waiting: Worker | undefined;
