@@ -6,7 +6,8 @@
  * - Loads nothing but option-list.ts and fuse/kernel/prestart.ts (which main.ts loads first anyway). Returns undefined, and so leaves the command to the full CLI
  *   (which serves it in a daemon of its own, or reports the error), for anything it does not fully
  *   understand: another command, an unknown flag, -f/--foreground, -d/--debug or `-o debug` without
- *   `log=` (a debug log then goes to stderr, which needs the foreground), --transport=fuse-native, help.
+ *   `log=` (a debug log then goes to stderr, which needs the foreground), --transport=fuse-native, help,
+ *   and the daemon a mount command re-runs itself as (UNIONFS_TS_DAEMON=1: the server sent it back).
  * - Never throws: an unbalanced quote is the full CLI's error to report.
  */
 import { NOT_MOUNTS } from "../../fuse/kernel/prestart";
@@ -68,6 +69,8 @@ export function sharedMountArgs(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
 ): SharedMountArgs | undefined {
+  // The daemon of a mount the shared server sent back ("fallback") serves it itself.
+  if (env.UNIONFS_TS_DAEMON === "1") return undefined;
   const m = parse(argv);
   if (m === undefined || m.transport === "fuse-native") return undefined;
   const all = items(m.options);

@@ -28,6 +28,11 @@ describe("cli/shared/detect", () => {
     assert.deepEqual(sharedMountArgs(["a:b", "m"], SHARED_ENV)?.positionals, ["a:b", "m"]);
   });
 
+  it("regression: the daemon of a mount the server sent back serves it, instead of asking again", () => {
+    const env = { ...SHARED_ENV, UNIONFS_TS_DAEMON: "1" };
+    assert.equal(sharedMountArgs(["-o", "shared", "a:b", "m"], env), undefined);
+  });
+
   it("leaves to the full CLI what must run in the foreground or that it does not understand", () => {
     for (const argv of [
       ["-f", "a:b", "m"],
