@@ -19,7 +19,7 @@
 import type * as net from "node:net";
 import * as fs from "node:fs";
 import { abortAllMounts, chooseTransport, kernelTransport, type KernelMount } from "../../fuse";
-import { logLineTo } from "../../fuse/kernel/log";
+import { logLine, logLineTo } from "../../fuse/kernel/log";
 import { prestart, prestartSettled } from "../../fuse/kernel/prestart";
 import { mountRequestOf, validateMount } from "../mount";
 import { errorReport } from "../report";
@@ -39,7 +39,8 @@ export class SharedServer {
   start(): void {
     this.listening.server.on("connection", (sock) => this.onConnection(sock));
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => this.unmountAll());
-    process.on("uncaughtException", () => {
+    process.on("uncaughtException", (err) => {
+      logLine(`shared server: fatal: ${err.stack ?? String(err)}`);
       abortAllMounts();
       this.listening.release();
       process.exit(1);
