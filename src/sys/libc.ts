@@ -6,13 +6,11 @@
  *   (`code`, `errno`, `syscall`, `path`) on failure; none returns -1.
  * - Nothing follows a symlink unless its name says so: the xattr calls are the l* variants and
  *   `utimens` uses AT_SYMLINK_NOFOLLOW.
- * - This is the only module that loads libc.
+ * - This is the only module that binds libc's functions (stat.ts: statx); native.ts loads it, on first use.
  */
-import koffi from "koffi";
 import { constants } from "node:os";
 import { bytesOf } from "./bytes";
-
-const libc = koffi.load("libc.so.6");
+import { koffi, libc, once } from "./native";
 
 const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
@@ -20,37 +18,41 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
 export const UTIME_NOW = (1 << 30) - 1;
 export const UTIME_OMIT = (1 << 30) - 2;
 
-const c = {
-  openat: libc.func("int openat(int dirfd, const void *path, int flags, ...)"),
-  lgetxattr: libc.func("intptr_t lgetxattr(const void *path, const void *name, void *value, size_t size)"),
-  lsetxattr: libc.func(
+/** The functions, bound on first use (see native.ts). */
+const c = once(() => ({
+  openat: libc().func("int openat(int dirfd, const void *path, int flags, ...)"),
+  lgetxattr: libc().func("intptr_t lgetxattr(const void *path, const void *name, void *value, size_t size)"),
+  lsetxattr: libc().func(
     "int lsetxattr(const void *path, const void *name, const void *value, size_t size, int flags)",
   ),
-  llistxattr: libc.func("intptr_t llistxattr(const void *path, void *list, size_t size)"),
-  lremovexattr: libc.func("int lremovexattr(const void *path, const void *name)"),
-  mknod: libc.func("int mknod(const void *path, uint32_t mode, uint64_t dev)"),
-  utimensat: libc.func("int utimensat(int dirfd, const void *path, const void *times, int flags)"),
-  futimens: libc.func("int futimens(int fd, const void *times)"),
-  renameat2: libc.func(
+  llistxattr: libc().func("intptr_t llistxattr(const void *path, void *list, size_t size)"),
+  lremovexattr: libc().func("int lremovexattr(const void *path, const void *name)"),
+  mknod: libc().func("int mknod(const void *path, uint32_t mode, uint64_t dev)"),
+  utimensat: libc().func("int utimensat(int dirfd, const void *path, const void *times, int flags)"),
+  futimens: libc().func("int futimens(int fd, const void *times)"),
+  renameat2: libc().func(
     "int renameat2(int olddirfd, const void *oldpath, int newdirfd, const void *newpath, uint32_t flags)",
   ),
-  fallocate: libc.func("int fallocate(int fd, int mode, int64_t offset, int64_t len)"),
-  lseek: libc.func("int64_t lseek(int fd, int64_t offset, int whence)"),
-  umount2: libc.func("int umount2(const void *target, int flags)"),
-  ioctlInt: libc.func("int ioctl(int fd, unsigned long request, intptr_t arg)"),
-  fcntlInt: libc.func("int fcntl(int fd, int cmd, intptr_t arg)"),
-  ioctlPtr: libc.func("int ioctl(int fd, unsigned long request, void *arg)"),
-  pipe2: libc.func("int pipe2(void *fds, int flags)"),
-  close: libc.func("int close(int fd)"),
-  poll: libc.func("int poll(void *fds, uint64_t nfds, int timeout)"),
-  copyFileRange: libc.func(
+  fallocate: libc().func("int fallocate(int fd, int mode, int64_t offset, int64_t len)"),
+  lseek: libc().func("int64_t lseek(int fd, int64_t offset, int whence)"),
+  umount2: libc().func("int umount2(const void *target, int flags)"),
+  mount: libc().func(
+    "int mount(const void *source, const void *target, const void *fstype, unsigned long flags, const void *data)",
+  ),
+  ioctlInt: libc().func("int ioctl(int fd, unsigned long request, intptr_t arg)"),
+  fcntlInt: libc().func("int fcntl(int fd, int cmd, intptr_t arg)"),
+  ioctlPtr: libc().func("int ioctl(int fd, unsigned long request, void *arg)"),
+  pipe2: libc().func("int pipe2(void *fds, int flags)"),
+  close: libc().func("int close(int fd)"),
+  poll: libc().func("int poll(void *fds, uint64_t nfds, int timeout)"),
+  copyFileRange: libc().func(
     "intptr_t copy_file_range(int fdIn, void *offIn, int fdOut, void *offOut, size_t len, unsigned int flags)",
   ),
-  getdents64: libc.func("intptr_t getdents64(int fd, void *buf, size_t count)"),
-  fstatvfs: libc.func("int fstatvfs(int fd, void *buf)"),
-  flock: libc.func("int flock(int fd, int operation)"),
-  syscall: libc.func("long syscall(long number, ...)"),
-};
+  getdents64: libc().func("intptr_t getdents64(int fd, void *buf, size_t count)"),
+  fstatvfs: libc().func("int fstatvfs(int fd, void *buf)"),
+  flock: libc().func("int flock(int fd, int operation)"),
+  syscall: libc().func("long syscall(long number, ...)"),
+}));
 
 const ENODATA = constants.errno.ENODATA as number;
 const EINTR = constants.errno.EINTR as number;
@@ -67,7 +69,7 @@ const codeByErrno = new Map<number, string>(
  * are outcomes (no such attribute, name exists), and some come on every write (security.capability).
  */
 function sysError(syscall: string, path?: string): Error {
-  const errno = koffi.errno();
+  const errno = koffi().errno();
   const code = codeByErrno.get(errno) ?? "EIO";
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
@@ -99,18 +101,18 @@ function check(ret: number, syscall: string, path?: string): number {
 
 /** openat(2) without O_CREAT (no mode); returns the new fd. `path` is relative to `dirfd`. */
 export function openat(dirfd: number, path: string, flags: number): number {
-  return check(c.openat(dirfd, cstr(path), flags) as number, "openat", path);
+  return check(c().openat(dirfd, cstr(path), flags) as number, "openat", path);
 }
 
 export function lgetxattr(path: string, name: string): Buffer {
   const p = cstr(path);
   const n = cstr(name);
   for (;;) {
-    const size = check(c.lgetxattr(p, n, null, 0) as number, "lgetxattr", path);
+    const size = check(c().lgetxattr(p, n, null, 0) as number, "lgetxattr", path);
     const buf = Buffer.alloc(size);
-    const got = c.lgetxattr(p, n, buf, size) as number;
+    const got = c().lgetxattr(p, n, buf, size) as number;
     if (got >= 0) return buf.subarray(0, got);
-    if (koffi.errno() !== (constants.errno.ERANGE as number)) throw sysError("lgetxattr", path);
+    if (koffi().errno() !== (constants.errno.ERANGE as number)) throw sysError("lgetxattr", path);
   }
 }
 
@@ -119,28 +121,28 @@ export function tryLgetxattr(path: string, name: string): Buffer | undefined {
   const p = cstr(path);
   const n = cstr(name);
   const buf = Buffer.allocUnsafe(256);
-  const got = c.lgetxattr(p, n, buf, buf.length) as number;
+  const got = c().lgetxattr(p, n, buf, buf.length) as number;
   if (got >= 0) return buf.subarray(0, got);
-  const errno = koffi.errno();
+  const errno = koffi().errno();
   if (errno === ENODATA || errno === EOPNOTSUPP) return undefined;
   if (errno === ERANGE) return lgetxattr(path, name);
   throw sysError("lgetxattr", path);
 }
 
 export function lsetxattr(path: string, name: string, value: Buffer, flags: number): void {
-  check(c.lsetxattr(cstr(path), cstr(name), value, value.length, flags) as number, "lsetxattr", path);
+  check(c().lsetxattr(cstr(path), cstr(name), value, value.length, flags) as number, "lsetxattr", path);
 }
 
 /** Names of the extended attributes of `path` (byte strings). */
 export function llistxattr(path: string): string[] {
   const p = cstr(path);
   for (;;) {
-    const size = check(c.llistxattr(p, null, 0) as number, "llistxattr", path);
+    const size = check(c().llistxattr(p, null, 0) as number, "llistxattr", path);
     if (size === 0) return [];
     const buf = Buffer.alloc(size);
-    const got = c.llistxattr(p, buf, size) as number;
+    const got = c().llistxattr(p, buf, size) as number;
     if (got >= 0) return splitNames(buf.subarray(0, got));
-    if (koffi.errno() !== (constants.errno.ERANGE as number)) throw sysError("llistxattr", path);
+    if (koffi().errno() !== (constants.errno.ERANGE as number)) throw sysError("llistxattr", path);
   }
 }
 
@@ -152,22 +154,22 @@ function splitNames(buf: Buffer): string[] {
 }
 
 export function lremovexattr(path: string, name: string): void {
-  check(c.lremovexattr(cstr(path), cstr(name)) as number, "lremovexattr", path);
+  check(c().lremovexattr(cstr(path), cstr(name)) as number, "lremovexattr", path);
 }
 
 export function mknod(path: string, mode: number, rdev: number): void {
-  check(c.mknod(cstr(path), mode, rdev) as number, "mknod", path);
+  check(c().mknod(cstr(path), mode, rdev) as number, "mknod", path);
 }
 
 /** Sets atime/mtime of `path` itself (never a symlink's target); `undefined` leaves a time alone. */
 export function utimens(path: string, atime: TimeArg, mtime: TimeArg): void {
   const times = timespecs(atime, mtime);
-  check(c.utimensat(AT_FDCWD, cstr(path), times, AT_SYMLINK_NOFOLLOW) as number, "utimensat", path);
+  check(c().utimensat(AT_FDCWD, cstr(path), times, AT_SYMLINK_NOFOLLOW) as number, "utimensat", path);
 }
 
 /** Sets atime/mtime of an open file; `undefined` leaves a time alone. */
 export function futimens(fd: number, atime: TimeArg, mtime: TimeArg): void {
-  check(c.futimens(fd, timespecs(atime, mtime)) as number, "futimens");
+  check(c().futimens(fd, timespecs(atime, mtime)) as number, "futimens");
 }
 
 /** A time to set: ns since the epoch, "now", or undefined to leave it alone (UTIME_OMIT). */
@@ -193,15 +195,15 @@ function writeTimespec(buf: Buffer, at: number, t: TimeArg): void {
 }
 
 export function renameat2(from: string, to: string, flags: number): void {
-  check(c.renameat2(AT_FDCWD, cstr(from), AT_FDCWD, cstr(to), flags) as number, "renameat2", from);
+  check(c().renameat2(AT_FDCWD, cstr(from), AT_FDCWD, cstr(to), flags) as number, "renameat2", from);
 }
 
 export function fallocate(fd: number, mode: number, offset: bigint, length: bigint): void {
-  check(c.fallocate(fd, mode, offset, length) as number, "fallocate");
+  check(c().fallocate(fd, mode, offset, length) as number, "fallocate");
 }
 
 export function lseek(fd: number, offset: bigint, whence: number): bigint {
-  const r = c.lseek(fd, offset, whence) as number | bigint;
+  const r = c().lseek(fd, offset, whence) as number | bigint;
   if (Number(r) < 0) throw sysError("lseek");
   return BigInt(r);
 }
@@ -216,8 +218,8 @@ export const LOCK_NB = 4;
  */
 export function flock(fd: number, operation: number): boolean {
   for (;;) {
-    if ((c.flock(fd, operation) as number) === 0) return true;
-    const errno = koffi.errno();
+    if ((c().flock(fd, operation) as number) === 0) return true;
+    const errno = koffi().errno();
     if (errno === EINTR) continue;
     if (errno === (constants.errno.EWOULDBLOCK as number) && (operation & LOCK_NB) !== 0) return false;
     throw sysError("flock");
@@ -228,13 +230,22 @@ export const MNT_FORCE = 1;
 export const MNT_DETACH = 2;
 
 export function umount2(target: string, flags: number): void {
-  check(c.umount2(cstr(target), flags) as number, "umount2", target);
+  check(c().umount2(cstr(target), flags) as number, "umount2", target);
+}
+
+/**
+ * mount(2) of a new filesystem. Unlike the rest of this module, every argument is text (UTF-8), as
+ * mount(8) gets them on its command line; `flags` are MS_*.
+ */
+export function mountNew(source: string, target: string, fstype: string, flags: number, data: string): void {
+  const z = (s: string): Buffer => Buffer.from(`${s}\0`, "utf8");
+  check(c().mount(z(source), z(target), z(fstype), flags, z(data)) as number, "mount", target);
 }
 
 /** FICLONE: make `dstFd` share `srcFd`'s extents (reflink). Throws EOPNOTSUPP/EXDEV/EINVAL where impossible. */
 const FICLONE = 0x40049409;
 export function ficlone(dstFd: number, srcFd: number): void {
-  check(c.ioctlInt(dstFd, FICLONE, srcFd) as number, "ioctl(FICLONE)");
+  check(c().ioctlInt(dstFd, FICLONE, srcFd) as number, "ioctl(FICLONE)");
 }
 
 const O_CLOEXEC = 0o2000000;
@@ -243,9 +254,9 @@ const O_NONBLOCK = 0o4000;
 /** A close-on-exec pipe whose read end does not block: [read fd, write fd]. */
 export function pipe(): [number, number] {
   const fds = Buffer.alloc(8);
-  check(c.pipe2(fds, O_CLOEXEC) as number, "pipe2");
+  check(c().pipe2(fds, O_CLOEXEC) as number, "pipe2");
   const [r, w] = [fds.readInt32LE(0), fds.readInt32LE(4)];
-  check(c.fcntlInt(r, F_SETFL, O_NONBLOCK) as number, "fcntl");
+  check(c().fcntlInt(r, F_SETFL, O_NONBLOCK) as number, "fcntl");
   return [r, w];
 }
 
@@ -255,7 +266,7 @@ const POLLHUP = 0x10;
 
 /** close(2) for descriptors made here (Node warns when its own close sees an fd it did not open). */
 export function closeFd(fd: number): void {
-  check(c.close(fd) as number, "close");
+  check(c().close(fd) as number, "close");
 }
 
 /**
@@ -269,16 +280,16 @@ export function pollReadable(fds: readonly number[], timeoutMs = -1): boolean[] 
     arr.writeInt16LE(POLLIN, i * 8 + 4);
   });
   for (;;) {
-    const n = c.poll(arr, fds.length, timeoutMs) as number;
+    const n = c().poll(arr, fds.length, timeoutMs) as number;
     if (n >= 0) break;
-    if (koffi.errno() !== EINTR) check(n, "poll");
+    if (koffi().errno() !== EINTR) check(n, "poll");
   }
   return fds.map((_, i) => (arr.readInt16LE(i * 8 + 6) & (POLLIN | POLLERR | POLLHUP)) !== 0);
 }
 
 /** ioctl whose argument is a pointer to `arg` (in and out); returns the non-negative result. */
 export function ioctlBuffer(fd: number, request: number, arg: Buffer, name: string): number {
-  return check(c.ioctlPtr(fd, request, arg) as number, `ioctl(${name})`);
+  return check(c().ioctlPtr(fd, request, arg) as number, `ioctl(${name})`);
 }
 
 /** copy_file_range with explicit offsets; returns bytes copied (0 at end of input). */
@@ -293,18 +304,18 @@ export function copyFileRange(
   const b = Buffer.alloc(8);
   a.writeBigInt64LE(offIn);
   b.writeBigInt64LE(offOut);
-  return check(c.copyFileRange(fdIn, a, fdOut, b, len, 0) as number, "copy_file_range");
+  return check(c().copyFileRange(fdIn, a, fdOut, b, len, 0) as number, "copy_file_range");
 }
 
 /** Reads directory entries of the directory open as `fd` into `buf` (getdents64); 0 at the end. */
 export function getdents64(fd: number, buf: Buffer): number {
-  return check(Number(c.getdents64(fd, buf, buf.length)), "getdents64");
+  return check(Number(c().getdents64(fd, buf, buf.length)), "getdents64");
 }
 
 /** statvfs(3)'s f_flag of the mount `fd` is on (ST_RDONLY, ST_NOATIME, ST_NODIRATIME, ST_RELATIME …). */
 export function fstatvfsFlags(fd: number): number {
   const buf = Buffer.alloc(112); // struct statvfs on 64-bit Linux: f_flag is the tenth unsigned long
-  check(c.fstatvfs(fd, buf) as number, "fstatvfs");
+  check(c().fstatvfs(fd, buf) as number, "fstatvfs");
   return Number(buf.readBigUInt64LE(72));
 }
 
@@ -322,7 +333,7 @@ const AT_RECURSIVE = 0x8000;
 export function cloneMountTree(dirFd: number): number {
   const flags = OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE;
   return check(
-    Number(c.syscall(SYS_OPEN_TREE, "int", dirFd, "const char *", "", "unsigned int", flags)),
+    Number(c().syscall(SYS_OPEN_TREE, "int", dirFd, "const char *", "", "unsigned int", flags)),
     "open_tree",
   );
 }
@@ -333,5 +344,5 @@ export function setMountAttrs(fd: number, set: number, clear: number): void {
   attr.writeBigUInt64LE(BigInt(set), 0);
   attr.writeBigUInt64LE(BigInt(clear), 8);
   const args = ["int", fd, "const char *", "", "unsigned int", AT_EMPTY_PATH | AT_RECURSIVE, "void *", attr];
-  check(Number(c.syscall(SYS_MOUNT_SETATTR, ...args, "size_t", attr.length)), "mount_setattr");
+  check(Number(c().syscall(SYS_MOUNT_SETATTR, ...args, "size_t", attr.length)), "mount_setattr");
 }

@@ -7,8 +7,8 @@
  * is reused, so the functions are not re-entrant (the union runs on one thread). ENOENT and ENOTDIR give
  * `undefined` from `statAt`; every other error throws a Node-shaped errno error.
  */
-import koffi from "koffi";
 import { constants } from "node:os";
+import { koffi, libc, once } from "./native";
 
 /** What the union reads of an lstat: a structural subset of Node's `BigIntStats`. */
 export interface Stat {
@@ -29,8 +29,9 @@ export interface Stat {
   birthtimeNs?: bigint;
 }
 
-const libc = koffi.load("libc.so.6");
-const statx = libc.func("int statx(int dirfd, const void *path, int flags, unsigned int mask, void *buf)");
+const statx = once(() =>
+  libc().func("int statx(int dirfd, const void *path, int flags, unsigned int mask, void *buf)"),
+);
 
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_EMPTY_PATH = 0x1000;
@@ -75,7 +76,7 @@ function parse(): Stat {
 
 /** `rel` is a NUL-terminated relative path ("" for the directory itself). */
 function call(dirfd: number, rel: Buffer, empty: boolean): number {
-  return statx(
+  return statx()(
     dirfd,
     rel,
     AT_SYMLINK_NOFOLLOW | (empty ? AT_EMPTY_PATH : 0),
@@ -87,7 +88,7 @@ function call(dirfd: number, rel: Buffer, empty: boolean): number {
 /** lstat of `rel` (NUL-terminated, relative) under `dirfd`, or undefined when it does not exist. */
 export function statAt(dirfd: number, rel: Buffer): Stat | undefined {
   if (call(dirfd, rel, rel.length <= 1) === 0) return parse();
-  const errno = koffi.errno();
+  const errno = koffi().errno();
   if (errno === ENOENT || errno === ENOTDIR) return undefined;
   throw statError(errno, rel);
 }

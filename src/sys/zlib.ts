@@ -12,7 +12,8 @@
  * - libz is loaded on first use, and this is the only module that loads it: a machine without it fails
  *   there, with one line, and only for gzip.
  */
-import koffi from "koffi";
+import type { LibraryHandle } from "koffi";
+import { koffi } from "./native";
 
 export const Z_NO_FLUSH = 0;
 export const Z_BLOCK = 5;
@@ -59,9 +60,9 @@ function load(): Libz {
   if (process.arch !== "x64" && process.arch !== "arm64") {
     throw new Error(`gzip random access needs a 64-bit machine (this is ${process.arch})`);
   }
-  let lib: ReturnType<typeof koffi.load>;
+  let lib: LibraryHandle;
   try {
-    lib = koffi.load("libz.so.1", { deep: true });
+    lib = koffi().load("libz.so.1", { deep: true });
   } catch {
     throw new Error("gzip needs the system's zlib (libz.so.1): apt-get install zlib1g");
   }
@@ -98,7 +99,7 @@ interface Native {
 
 function allocate(size: number): Native {
   const view = Buffer.allocUnsafeSlow(size);
-  return { view, address: koffi.address(view) };
+  return { view, address: koffi().address(view) };
 }
 
 /** One inflate stream with native input and output buffers (see the module's invariants). */
@@ -161,7 +162,7 @@ export class Inflater {
    * bytes it wrote there; `resetOutput` goes back to `output`.
    */
   inflateInto(flush: number, out: Buffer, at: number, len: number): { ret: number; wrote: number } {
-    this.strm.view.writeBigUInt64LE(koffi.address(out) + BigInt(at), NEXT_OUT);
+    this.strm.view.writeBigUInt64LE(koffi().address(out) + BigInt(at), NEXT_OUT);
     this.strm.view.writeUInt32LE(len, AVAIL_OUT);
     const ret = this.inflate(flush);
     return { ret, wrote: len - this.availOut };
@@ -224,7 +225,7 @@ export class Inflater {
 
   private message(ret: number): string {
     const msg =
-      this.strm.view.readBigUInt64LE(MSG) === 0n ? null : koffi.decode(this.strm.view, MSG, "const char *");
+      this.strm.view.readBigUInt64LE(MSG) === 0n ? null : koffi().decode(this.strm.view, MSG, "const char *");
     return typeof msg === "string" ? msg : `zlib error ${ret}`;
   }
 

@@ -1,21 +1,28 @@
 /**
- * Entry of a prestarted serving thread (prestart.ts): waits for its WorkerData, then loads worker.ts.
+ * Entry of a prestarted serving thread (prestart.ts): loads the serving code while the mounting thread
+ * is still parsing and checking, waits for its WorkerData in a "start" message, then runs worker.ts.
  *
  * Invariant: nothing native (koffi) is loaded before the "start" message, unless the thread was started
- * to preload (PRELOADING): then it loads the serving code first and says "preloaded". A process may exit
- * while an untaken thread is still booting, and Node aborts the whole process when it stops a thread in
- * the middle of a native module's initialisation; only a process that waits for "preloaded" before it
+ * to preload (PRELOADING): then it loads koffi too and says "preloaded". The serving code loaded ahead
+ * binds its system calls on first use (sys/native.ts), so loading it is safe. A process may exit while
+ * an untaken thread is still booting, and Node aborts the whole process when it stops a thread in the
+ * middle of a native module's initialisation; only a process that waits for "preloaded" before it
  * exits (prestartSettled) may preload.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { libc } from "../../sys/native";
 import type { WorkerData, WorkerMessage } from "./messages";
 import { PRELOADING, received } from "./prestart";
 
+// What worker.ts loads, ahead of the message (the mounting thread takes about as long to get there).
+/* eslint-disable @typescript-eslint/no-require-imports */
+require("./session");
+require("./loop");
+require("../../unionfs/index");
+/* eslint-enable @typescript-eslint/no-require-imports */
+
 if (workerData === PRELOADING) {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require("./loop");
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require("../../unionfs/index");
+  libc();
   parentPort?.postMessage({ type: "preloaded" } satisfies WorkerMessage);
 }
 
