@@ -329,7 +329,7 @@ describe("kernel transport: ending a mount", function () {
         { mode: 0o755 },
       );
       await assert.rejects(
-        start({ PATH: `${bin}:${process.env.PATH ?? ""}` }),
+        start({ PATH: `${bin}:${process.env.PATH ?? ""}`, UNIONFS_TS_MOUNT8: "1" }),
         /serve-fixture: mount: fake failure,; second line\.$/,
       );
       assert.equal(isMounted(mnt), false);
