@@ -9,7 +9,7 @@ import { prestartFor } from "../fuse/kernel/prestart";
 prestartFor(process.argv.slice(2)); // a foreground mount's serving thread boots while the rest loads
 import { Command, CommanderError } from "commander";
 import { errorReport } from "./report";
-import { sharedMountArgs } from "./shared/detect";
+import { plainMountArgs, sharedMountArgs } from "./shared/detect";
 import { unknownCommand } from "./typos";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -241,6 +241,10 @@ export async function main(argv: string[]): Promise<number> {
     const { sharedMount } = await import("./shared/client");
     const status = await sharedMount(shared);
     if (status !== "fallback") return status;
+  } else if (plainMountArgs(argv) !== undefined) {
+    // Its daemon starts at once and checks everything itself: none of the mount code is loaded here.
+    const { daemonize } = await import("./daemon");
+    return daemonize(true);
   }
   let code = 0;
   const program = buildProgram((c) => (code = c));

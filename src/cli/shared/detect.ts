@@ -64,18 +64,31 @@ function items(options: readonly string[]): string[] | undefined {
   }
 }
 
-/** The shared mount `argv` (the arguments after the script) asks for, if it asks for one. */
-export function sharedMountArgs(
+/**
+ * The mount `argv` (the arguments after the script) asks for when it is a plain one, that a daemon
+ * can check and serve by itself: none of the cases the invariants above leave to the full CLI.
+ */
+export function plainMountArgs(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
-): SharedMountArgs | undefined {
-  // The daemon of a mount the shared server sent back ("fallback") serves it itself.
+): (SharedMountArgs & { items: string[] }) | undefined {
+  // The daemon a mount command re-runs itself as serves it itself.
   if (env.UNIONFS_TS_DAEMON === "1") return undefined;
   const m = parse(argv);
   if (m === undefined || m.transport === "fuse-native") return undefined;
   const all = items(m.options);
   if (all === undefined) return undefined;
-  if (!all.includes("shared") && env[SHARED_ENV] !== "1") return undefined;
   if (all.includes("debug") && !all.some((o) => o.startsWith("log="))) return undefined;
-  return m;
+  return { ...m, items: all };
+}
+
+/** The shared mount `argv` (the arguments after the script) asks for, if it asks for one. */
+export function sharedMountArgs(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): SharedMountArgs | undefined {
+  const m = plainMountArgs(argv, env);
+  if (m === undefined || (!m.items.includes("shared") && env[SHARED_ENV] !== "1")) return undefined;
+  const { items: _items, ...args } = m;
+  return args;
 }
