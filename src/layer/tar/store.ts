@@ -14,6 +14,8 @@
  *   archive for an index to be used; anything else — another version, a key that differs, a file that
  *   is cut short or malformed — is "no index" (undefined), never an error: the archive is scanned again.
  * - An index is written to a temporary name and renamed into place: a reader never sees half of one.
+ * - Loading checks every offset of the index but makes the map of names (path → node) on first use only:
+ *   a mount answers before 20,000 names a layer are hashed, and a layer never read never hashes them.
  * - Windows stay in the file (read with pread through the fd `load` returns), so a mount does not hold
  *   32 KiB of memory per MiB of archive.
  */
@@ -255,7 +257,7 @@ function parse(fd: number, key: ArchiveKey): LoadedIndex | undefined {
   // Everything but the windows is read at once.
   const end = h.windows?.at ?? size;
   if (end > size) return undefined;
-  const buf = Buffer.alloc(end);
+  const buf = Buffer.allocUnsafe(end); // every byte is read into, or it is no index
   if (preadFully(fd, buf, end, 0) < end) return undefined;
   const strings = section(buf, h.strings, end);
   const tree = readTree(section(buf, h.nodes, end), section(buf, h.entries, end), strings);
@@ -288,17 +290,26 @@ function readTree(nodeBuf: Buffer, entryBuf: Buffer, strings: Buffer): TarTree {
     if (end > strings.length) throw new Malformed();
     readXattrs(strings.subarray(xattrs, end));
   }
-  // One decode of all the strings, then substrings: far cheaper than a decode per path.
-  const text = strings.toString("latin1");
-  const entries = new Map<string, number>();
+  // Checked now (a malformed index is no index), made into a map on first use: a mount with a saved
+  // index answers before its layers' names are hashed (~0.5 µs each), and a layer never read never is.
+  let root = false;
   for (let at = 0; at + ENTRY <= entryBuf.length; at += ENTRY) {
-    const off = u32(entryBuf, at);
-    const end = off + u32(entryBuf, at + 4);
+    const len = u32(entryBuf, at + 4);
     const node = u32(entryBuf, at + 8);
-    if (end > strings.length || node >= count) throw new Malformed();
-    entries.set(text.slice(off, end), node);
+    if (u32(entryBuf, at) + len > strings.length || node >= count) throw new Malformed();
+    if (len === 0) root = node === 0;
   }
-  if (entries.get("") !== 0) throw new Malformed();
+  if (!root) throw new Malformed();
+  const entries = (): Map<string, number> => {
+    // One decode of all the strings, then substrings: far cheaper than a decode per path.
+    const text = strings.toString("latin1");
+    const out = new Map<string, number>();
+    for (let at = 0; at + ENTRY <= entryBuf.length; at += ENTRY) {
+      const off = u32(entryBuf, at);
+      out.set(text.slice(off, off + u32(entryBuf, at + 4)), u32(entryBuf, at + 8));
+    }
+    return out;
+  };
   const nodes: (TarNode | undefined)[] = new Array<TarNode | undefined>(count);
   return treeOf(count, (i) => (nodes[i] ??= readNode(nodeBuf, i * NODE, strings)), entries);
 }

@@ -31,15 +31,26 @@ export interface TarTree {
   readonly children: ReadonlyMap<string, string[]>;
 }
 
-/** A tree over nodes `node(i)`, i < `count`, with its children listed on first use. */
-export function treeOf(count: number, node: (i: number) => TarNode, entries: Map<string, number>): TarTree {
+/**
+ * A tree over nodes `node(i)`, i < `count`, with its children listed on first use; `entries` may be
+ * given as the function that makes them, called on first use too (a saved index: see store.ts).
+ */
+export function treeOf(
+  count: number,
+  node: (i: number) => TarNode,
+  entries: Map<string, number> | (() => Map<string, number>),
+): TarTree {
+  let names = typeof entries === "function" ? undefined : entries;
+  const named = (): Map<string, number> => (names ??= (entries as () => Map<string, number>)());
   let children: Map<string, string[]> | undefined;
   return {
     count,
     node,
-    entries,
+    get entries() {
+      return named();
+    },
     get children() {
-      return (children ??= childrenOf(entries.keys()));
+      return (children ??= childrenOf(named().keys()));
     },
   };
 }
