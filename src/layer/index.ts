@@ -2,11 +2,10 @@
  * Layers: one tree of the union each, read through `Layer` and written through `WritableLayer`
  * (types.ts states the interface and its invariants); `openLayer` (open.ts) makes them.
  */
-export { openLayer, openReadOnly, openWritableDir, isWritable } from "./open";
+export { openLayer, openReadOnly, openWritableDir, isWritable, isTarArchive } from "./open";
 export type { LayerFactory, LayerSpec } from "./open";
 export { seekFile } from "./file";
 export { relOf, splitPath } from "./paths";
-export { isTarArchive, TarLayer } from "./tar";
 export type {
   Layer,
   LayerFile,

@@ -3,13 +3,13 @@
  *
  * Invariant: every layer of a union and of the image tools is made here (or by a factory a caller
  * passes instead), so a new kind of layer is added to `openLayer` alone. A read-only branch that is a
- * regular file is a tar archive (tar/layer.ts); anything else is a directory.
+ * regular file is a tar archive (tar/layer.ts); anything else is a directory. The tar layer's code is
+ * loaded only when a branch is a file: a directory stack never loads it.
  */
 import * as fs from "node:fs";
 import { bytesOf } from "../sys/bytes";
 import type { AtimePolicy } from "./atime";
 import { DirLayer, WritableDirLayer } from "./dir";
-import { TarLayer } from "./tar/layer";
 import type { Layer, WritableLayer } from "./types";
 
 /** What a union needs of one branch to open it as a layer. */
@@ -32,9 +32,23 @@ export const openLayer: LayerFactory = (spec) => {
   const opts = { index: spec.index, honoursWhiteouts: spec.honoursWhiteouts, atime: spec.atime };
   if (spec.writable) return new WritableDirLayer(spec.path, opts);
   if (isFile(spec.path))
-    return new TarLayer(spec.path, { ...opts, warn: (m) => console.error(`unionfs-ts: warning: ${m}`) });
+    return new (tar().TarLayer)(spec.path, {
+      ...opts,
+      warn: (m) => console.error(`unionfs-ts: warning: ${m}`),
+    });
   return new DirLayer(spec.path, opts);
 };
+
+/** The tar layer's modules (tar/index.ts), loaded on first use. */
+function tar(): typeof import("./tar") {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require("./tar") as typeof import("./tar");
+}
+
+/** Whether the file at `path` is a tar archive a layer can be made of (tar/archive.ts). */
+export function isTarArchive(path: string): boolean {
+  return tar().isTarArchive(path);
+}
 
 /** Whether byte-string `path` names a regular file (following symlinks, as opening it does). */
 function isFile(path: string): boolean {

@@ -19,6 +19,7 @@ import { PRELOADING, received } from "./prestart";
 require("./session");
 require("./loop");
 require("../../unionfs/index");
+require("../../layer/tar"); // loaded by the union only for a stack with archives
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 if (workerData === PRELOADING) {
