@@ -1,8 +1,8 @@
 /**
  * Starting the serving thread before the command line is even parsed: a new worker spends ~150 ms
  * booting Node and loading the transport, which otherwise only begins once the mounting thread has
- * loaded and validated everything. The thread (boot.ts) waits for its WorkerData in a "start" message
- * before it loads the transport.
+ * loaded and validated everything. The thread (boot.ts) loads the serving code (JavaScript only) at
+ * once, and waits for its WorkerData in a "start" message before it loads koffi and builds the union.
  *
  * Invariants:
  * - Imported first by the CLI, for its side effect: a thread is started only when the command can
@@ -28,7 +28,7 @@ export const WORKER_LIMITS = { maxYoungGenerationSizeMb: 6 };
 
 /** workerData of a thread that waits for a "start" message. */
 export const PRESTARTED = "prestarted";
-/** The same, for a thread that first loads the serving code (native modules included; see `prestart`). */
+/** The same, for a thread that loads koffi too before the message (see `prestart`). */
 export const PRELOADING = "prestarted, preloading";
 
 export function isPrestarted(data: unknown): boolean {
