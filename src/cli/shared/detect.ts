@@ -35,8 +35,7 @@ const VALUED: Record<string, "options" | "transport" | undefined> = {
 
 function parse(argv: readonly string[]): SharedMountArgs | undefined {
   const out: SharedMountArgs = { positionals: [], options: [], verbose: false };
-  const args = argv[0] === "mount" ? argv.slice(1) : argv;
-  if (args.length > 0 && NOT_MOUNTS.has(args[0] as string)) return undefined;
+  const args = argv;
   for (let i = 0; i < args.length; i++) {
     const a = args[i] as string;
     if (a === "-v" || a === "--verbose") out.verbose = true;
@@ -53,6 +52,10 @@ function parse(argv: readonly string[]): SharedMountArgs | undefined {
       else if (key === "transport") out.transport = value;
     }
   }
+  // The command word may follow global options (`--store DIR images`): the first positional is it.
+  const first = out.positionals[0];
+  if (first !== undefined && NOT_MOUNTS.has(first)) return undefined;
+  if (first === "mount") out.positionals.shift();
   return out.positionals.length === 0 || out.positionals.length > 2 ? undefined : out;
 }
 

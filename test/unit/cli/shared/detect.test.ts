@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { sharedMountArgs } from "../../../../src/cli/shared/detect";
+import { plainMountArgs, sharedMountArgs } from "../../../../src/cli/shared/detect";
 
 const NO_ENV = {};
 const SHARED_ENV = { UNIONFS_TS_SHARED: "1" };
@@ -52,6 +52,17 @@ describe("cli/shared/detect", () => {
     ]) {
       assert.equal(sharedMountArgs(argv, SHARED_ENV), undefined, argv.join(" "));
     }
+  });
+
+  it("regression: a store command after global options (--store DIR images) is not a mount", () => {
+    for (const argv of [
+      ["--store", "/s", "images"],
+      ["--store=/s", "rm", "c1"],
+      ["--store", "/s", "save", "-o", "x.tar", "img"],
+    ]) {
+      assert.equal(plainMountArgs(argv, {}), undefined, argv.join(" "));
+    }
+    assert.deepEqual(plainMountArgs(["--store", "/s", "mount", "a:b", "m"], {})?.positionals, ["a:b", "m"]);
   });
 
   it("keeps a debug log in the shared server when it goes to a file", () => {
