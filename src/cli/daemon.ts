@@ -7,7 +7,7 @@
  *   daemon before any mount code is loaded here: the daemon then checks everything itself, prints the
  *   warnings (CHECKS_ENV), and its error line and status are the command's.
  * - Exits 0 only once the daemon says "ready"; otherwise its status (1 if it had none), with its stderr
- *   passed on as it comes. Once ready, the daemon's stderr is let go: a caller reading ours to the end
+ *   passed on as it comes, and a line of its own where the daemon's death said nothing (a signal, exit 0). Once ready, the daemon's stderr is let go: a caller reading ours to the end
  *   is not held up.
  */
 import { spawn } from "node:child_process";
@@ -50,6 +50,7 @@ export function daemonize(checks = false): Promise<number> {
       if (ready) return;
       if (signal)
         process.stderr.write(`unionfs-ts: the daemon was killed by ${signal} before the mount was ready\n`);
+      else if (code === 0) process.stderr.write("unionfs-ts: the daemon exited before the mount was ready\n");
       resolve(code === 0 || code === null ? 1 : code);
     });
   });
