@@ -14,7 +14,7 @@
  */
 import * as fs from "node:fs";
 import type { Stat } from "../sys/stat";
-import { codeOf, reported } from "../errors";
+import { codeOf, fsError, reported } from "../errors";
 import type { Layer, LayerFile, Scratch, WritableFile, WritableLayer } from "../layer";
 import { toText } from "../sys/bytes";
 import { copyData } from "./copydata";
@@ -137,7 +137,9 @@ function copyXattrs(from: Source, to: Target, skip?: (name: string) => boolean):
   for (const name of from.layer.listxattr(from.rel)) {
     if (skip?.(name)) continue;
     try {
-      to.layer.setxattr(to.rel, name, from.layer.getxattr(from.rel, name), 0);
+      const value = from.layer.getxattr(from.rel, name);
+      if (value === undefined) throw fsError("ENODATA", `${from.rel}: ${name}`);
+      to.layer.setxattr(to.rel, name, value, 0);
     } catch (err) {
       // A namespace the upper filesystem does not support cannot be kept; everything else is an error.
       if (codeOf(err) !== "EOPNOTSUPP") throw err;

@@ -76,6 +76,12 @@ export function isAbsent(err: unknown): boolean {
   return code === "ENOENT" || code === "ENOTDIR";
 }
 
+/** True for "this filesystem has no extended attributes (of that namespace)". */
+export function isUnsupported(err: unknown): boolean {
+  const code = codeOf(err);
+  return code === "EOPNOTSUPP" || code === "ENOTSUP";
+}
+
 /**
  * Positive errno for a thrown value. Known errno errors map to their number; anything else is reported
  * through `onUnknown` (so it is logged, never swallowed) and becomes EIO.

@@ -12,7 +12,7 @@
  *   archived as version 2, as Docker does: that uid means nothing where the layer is unpacked.
  * - Only reads (`layerXattrs`); names and values are bytes (byte-string names, Buffer values).
  */
-import { codeOf } from "../errors";
+import { isUnsupported } from "../errors";
 import type { Layer } from "../layer";
 import { isPrivateXattr } from "../unionfs";
 
@@ -46,17 +46,12 @@ export function layerXattrs(layer: Layer, rel: string): Map<string, Buffer> {
   try {
     names = layer.listxattr(rel);
   } catch (err) {
-    if (codeOf(err) === "EOPNOTSUPP" || codeOf(err) === "ENOTSUP") return out;
+    if (isUnsupported(err)) return out;
     throw err;
   }
   for (const name of names.filter(isLayerXattr).sort()) {
-    let value: Buffer;
-    try {
-      value = layer.getxattr(rel, name);
-    } catch (err) {
-      if (codeOf(err) === "ENODATA") continue; // removed since the listing
-      throw err;
-    }
+    const value = layer.getxattr(rel, name);
+    if (value === undefined) continue; // removed since the listing
     out.set(name, name === "security.capability" ? portableCapability(value) : value);
   }
   return out;

@@ -5,8 +5,9 @@
  * - Relative paths have no length limit: where `root + rel` would be too long for a syscall, the object
  *   is reached through an fd of its parent directory (sys/longpath.ts); short paths pay nothing for it.
  *   `at(rel, fn)` is the only join of the root and a relative path.
- * - A layer holds an fd of its root directory from construction to `close()`. lstat always goes through
- *   it (statx on the fd); a read-only layer's other calls go through `/proc/self/fd/N/rel`, so it keeps
+ * - A layer holds an fd of its root directory from construction to `close()`. lstat and xattr reads below
+ *   the root always go through it (statx, getxattrat, listxattrat on the fd; sys/xattrat.ts); a
+ *   read-only layer's other calls go through `/proc/self/fd/N/rel`, so it keeps
  *   working when its path is unmounted lazily or renamed after the union was built (container engines
  *   detach id-mapped lower-layer mounts right after mounting). A writable layer uses its real path for
  *   the other calls: creating through a /proc magic link costs about three times as much, and engines
@@ -19,11 +20,12 @@
  *   policy (image tools, the work dir) opens everything O_NOATIME.
  */
 import * as fs from "node:fs";
-import { fsError, isAbsent } from "../errors";
+import { fsError, isAbsent, isUnsupported } from "../errors";
 import { bytesOf, bstr } from "../sys/bytes";
 import * as sys from "../sys/libc";
 import { inParent, LONG_PATH, withPath } from "../sys/longpath";
 import { statAt, statAtOrThrow } from "../sys/stat";
+import { getxattrAt, listxattrAt } from "../sys/xattrat";
 import { AccessRoots, listNoatime, openNoatime, type AtimePolicy } from "./atime";
 import { FdFile } from "./file";
 import type { Layer, LayerFile, LayerStatFs, RawEntry, Stat, WritableFile, WritableLayer } from "./types";
@@ -129,16 +131,33 @@ export class DirLayer implements Layer {
     return bstr(withPath(via.fd, via.root, rel, (p) => fs.readlinkSync(bytesOf(p), { encoding: "buffer" })));
   }
 
-  getxattr(rel: string, name: string): Buffer {
-    return this.at(rel, (p) => sys.lgetxattr(p, name));
+  getxattr(rel: string, name: string): Buffer | undefined {
+    if (rel === "") return this.at(rel, (p) => sys.lgetxattrIfAny(p, name));
+    return this.below(rel, (dirFd, r) => getxattrAt(dirFd, r, name));
   }
 
   tryGetxattr(rel: string, name: string): Buffer | undefined {
-    return this.at(rel, (p) => sys.tryLgetxattr(p, name));
+    if (rel === "") return this.at(rel, (p) => sys.tryLgetxattr(p, name));
+    try {
+      return this.getxattr(rel, name);
+    } catch (err) {
+      if (isUnsupported(err)) return undefined;
+      throw err;
+    }
   }
 
   listxattr(rel: string): string[] {
-    return this.at(rel, (p) => sys.llistxattr(p));
+    if (rel === "") return this.at(rel, (p) => sys.llistxattr(p));
+    return this.below(rel, listxattrAt);
+  }
+
+  /**
+   * Calls `fn` with a directory fd and a path relative to it (no leading "/") that reach `rel` (not ""):
+   * the root's fd, or for a long `rel` its parent's (longpath.ts `inParent`).
+   */
+  private below<T>(rel: string, fn: (dirFd: number, relPath: string) => T): T {
+    if (rel.length < LONG_PATH) return fn(this.fd, rel.slice(1));
+    return inParent(this.fd, rel, fn);
   }
 
   /** EROFS for an open that could change a read-only layer. */

@@ -82,8 +82,9 @@ export interface Layer {
   readdir(rel: string, access?: boolean): RawEntry[];
   /** A caller's readlink: it counts as reading the symlink (see `openAccess`). */
   readlink(rel: string): string;
-  getxattr(rel: string, name: string): Buffer;
-  /** `getxattr`, or undefined when the object has no such attribute or the layer no xattrs. */
+  /** The value of attribute `name`; undefined when the object has no such attribute (ENODATA). */
+  getxattr(rel: string, name: string): Buffer | undefined;
+  /** `getxattr`, also undefined when the layer has no xattrs (EOPNOTSUPP). */
   tryGetxattr(rel: string, name: string): Buffer | undefined;
   listxattr(rel: string): string[];
   /** Opens regular file `rel` for the union's own reading (copy-up): no access time ever changes. */

@@ -6,7 +6,8 @@
  *   (`code`, `errno`, `syscall`, `path`) on failure; none returns -1.
  * - Nothing follows a symlink unless its name says so: the xattr calls are the l* variants and
  *   `utimens` uses AT_SYMLINK_NOFOLLOW.
- * - This is the only module that binds libc's functions (stat.ts: statx); native.ts loads it, on first use.
+ * - This is the only module that binds libc's functions (stat.ts: statx; xattrat.ts: getxattrat and
+ *   listxattrat); native.ts loads it, on first use.
  */
 import { constants } from "node:os";
 import { bytesOf } from "./bytes";
@@ -68,8 +69,7 @@ const codeByErrno = new Map<number, string>(
  * A Node-shaped errno error for the errno koffi saw after a failed call. Without a stack trace: these
  * are outcomes (no such attribute, name exists), and some come on every write (security.capability).
  */
-function sysError(syscall: string, path?: string): Error {
-  const errno = koffi().errno();
+export function sysError(syscall: string, path?: string, errno = koffi().errno()): Error {
   const code = codeByErrno.get(errno) ?? "EIO";
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
@@ -94,6 +94,12 @@ function cstr(b: string): Buffer {
   return out;
 }
 
+/** undefined for the failed call's ENODATA, else its error. */
+function noData(syscall: string, path: string): undefined {
+  if (koffi().errno() !== ENODATA) throw sysError(syscall, path);
+  return undefined;
+}
+
 function check(ret: number, syscall: string, path?: string): number {
   if (ret < 0) throw sysError(syscall, path);
   return ret;
@@ -105,14 +111,23 @@ export function openat(dirfd: number, path: string, flags: number): number {
 }
 
 export function lgetxattr(path: string, name: string): Buffer {
+  const value = lgetxattrIfAny(path, name);
+  if (value === undefined) throw sysError("lgetxattr", path, ENODATA);
+  return value;
+}
+
+/** The value of `name`, or undefined when `path` has no such attribute (ENODATA). */
+export function lgetxattrIfAny(path: string, name: string): Buffer | undefined {
   const p = cstr(path);
   const n = cstr(name);
   for (;;) {
-    const size = check(c().lgetxattr(p, n, null, 0) as number, "lgetxattr", path);
+    const size = c().lgetxattr(p, n, null, 0) as number;
+    if (size < 0) return noData("lgetxattr", path);
     const buf = Buffer.alloc(size);
     const got = c().lgetxattr(p, n, buf, size) as number;
     if (got >= 0) return buf.subarray(0, got);
-    if (koffi().errno() !== (constants.errno.ERANGE as number)) throw sysError("lgetxattr", path);
+    // ERANGE: the value grew since its size was asked for; ask again.
+    if (koffi().errno() !== ERANGE) return noData("lgetxattr", path);
   }
 }
 
@@ -146,7 +161,8 @@ export function llistxattr(path: string): string[] {
   }
 }
 
-function splitNames(buf: Buffer): string[] {
+/** The names of a listxattr list (NUL-terminated byte strings). */
+export function splitNames(buf: Buffer): string[] {
   return buf
     .toString("latin1")
     .split("\0")

@@ -10,7 +10,6 @@
  * - "No ACL" is always ENODATA towards the kernel, never EOPNOTSUPP: with FUSE_POSIX_ACL the kernel turns
  *   any other error of an ACL read into a failed permission check.
  */
-import { codeOf } from "../errors";
 import type { Layer } from "../layer";
 
 export const ACL_ACCESS = "system.posix_acl_access";
@@ -20,20 +19,9 @@ export function isAclXattr(name: string): boolean {
   return name === ACL_ACCESS || name === ACL_DEFAULT;
 }
 
-/** Errors of an ACL read that mean "this object has no ACL" (none set, or none possible here). */
-export function isNoAcl(err: unknown): boolean {
-  const code = codeOf(err);
-  return code === "ENODATA" || code === "EOPNOTSUPP" || code === "ENOTSUP";
-}
-
 /** The default ACL (raw xattr value) of directory `rel` in `layer`, or undefined when it has none. */
 export function defaultAclOf(layer: Layer, rel: string): Buffer | undefined {
-  try {
-    return layer.getxattr(rel, ACL_DEFAULT);
-  } catch (err) {
-    if (isNoAcl(err)) return undefined;
-    throw err;
-  }
+  return layer.tryGetxattr(rel, ACL_DEFAULT);
 }
 
 /**

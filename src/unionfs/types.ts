@@ -195,8 +195,12 @@ export interface UnionOps {
    * set-gid bit is cleared too, as chmod would.
    */
   setxattr(path: string, name: string, value: Buffer, flags: number, opts?: { killSgid?: boolean }): void;
-  /** The value of `name`; ENODATA when absent. */
-  getxattr(path: string, name: string): Buffer;
+  /**
+   * The value of `name`; undefined when the object has no such attribute (ENODATA to the caller). Not
+   * an error: `ls -l` asks for attributes of every file that few have, and throwing costs more than the
+   * syscall that found the answer.
+   */
+  getxattr(path: string, name: string): Buffer | undefined;
   listxattr(path: string): string[];
   removexattr(path: string, name: string): void;
 

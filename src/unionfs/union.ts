@@ -177,7 +177,7 @@ export class Union implements UnionOps {
     this.xattrs.setxattr(path, name, value, flags, opts);
   }
 
-  getxattr(path: string, name: string): Buffer {
+  getxattr(path: string, name: string): Buffer | undefined {
     return this.xattrs.getxattr(path, name);
   }
 

@@ -7,7 +7,7 @@
  */
 import { fsError } from "../errors";
 import { relOf } from "../layer";
-import { isAclXattr, isNoAcl } from "./acl";
+import { isAclXattr } from "./acl";
 import { isPrivateXattr, type UnionState } from "./state";
 
 const S_ISGID = 0o2000;
@@ -26,23 +26,19 @@ export class Xattrs {
     if (mode & S_ISGID) upper.chmod(rel, mode & ~S_ISGID & 0o7777);
   }
 
-  getxattr(path: string, name: string): Buffer {
+  /** The value of `name`; undefined (ENODATA) when the object has no such attribute. */
+  getxattr(path: string, name: string): Buffer | undefined {
     if (isAclXattr(name)) return this.getAcl(path, name);
     this.allowed();
     const r = this.s.need(path);
-    if (isPrivateXattr(name)) throw fsError("ENODATA", name);
+    if (isPrivateXattr(name)) return undefined;
     return this.s.layer(r.layer).getxattr(relOf(path), name);
   }
 
-  /** An ACL, else ENODATA, also where there can be none (noxattrs, a layer without ACL support). */
-  private getAcl(path: string, name: string): Buffer {
+  /** An ACL, else undefined, also where there can be none (noxattrs, a layer without ACL support). */
+  private getAcl(path: string, name: string): Buffer | undefined {
     const r = this.s.need(path);
-    try {
-      if (!this.s.opts.noXattrs) return this.s.layer(r.layer).getxattr(relOf(path), name);
-    } catch (err) {
-      if (!isNoAcl(err)) throw err;
-    }
-    throw fsError("ENODATA", `${path}: no ${name}`);
+    return this.s.opts.noXattrs ? undefined : this.s.layer(r.layer).tryGetxattr(relOf(path), name);
   }
 
   listxattr(path: string): string[] {
@@ -59,7 +55,7 @@ export class Xattrs {
     if (isPrivateXattr(name)) throw fsError("ENODATA", name);
     const r = this.s.need(path);
     // Removing an attribute the object does not have must not copy it up.
-    this.s.layer(r.layer).getxattr(relOf(path), name);
+    if (this.s.layer(r.layer).getxattr(relOf(path), name) === undefined) throw fsError("ENODATA", name);
     const upper = this.s.writable();
     upper.removexattr(this.copyUp(path), name);
   }

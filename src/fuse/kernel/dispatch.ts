@@ -3,7 +3,8 @@
  *
  * Invariants:
  * - `dispatch` never throws for a well-formed request header: a handler's error becomes an errno reply
- *   via `toErrno` (unknown errors are logged with their stack, then EIO); unknown opcodes get ENOSYS.
+ *   via `toErrno` (unknown errors are logged with their stack, then EIO), as does a reply that carries
+ *   an errno (`errnoReply`); unknown opcodes get ENOSYS.
  * - FORGET, BATCH_FORGET and INTERRUPT never get a reply, not even an error.
  * - No I/O on the device here; loop.ts reads requests and writes what this returns.
  * - Every request that may add, remove or rename a name (any opcode not in KEEPS_NAMES) tells the
@@ -104,7 +105,8 @@ export function dispatch(
   if (!KEEPS_NAMES.has(h.opcode)) s.listings.changed();
   let out: Outcome;
   try {
-    out = { h, reply: handler(s, h, Reader.forRequest(request, h)), errno: 0 };
+    const reply = handler(s, h, Reader.forRequest(request, h));
+    out = { h, reply, errno: reply?.errno ?? 0 };
   } catch (err) {
     const errno = toErrno(err, (e) => logUnknown(e, h));
     if (isReported(err)) logReported(s, h, err);

@@ -9,6 +9,7 @@
  * to the core alias the read buffer only for the duration of a synchronous call (WRITE), anything the
  * core might keep (xattr values) is copied.
  */
+import { constants } from "node:os";
 import { fsError } from "../../errors";
 import { entryOut, lseekOut, openOut, sizeOut, statfsOut } from "./codec";
 import { withIno } from "./inodes";
@@ -23,7 +24,7 @@ import {
   SETXATTR_ACL_KILL_SGID,
   WRITE_KILL_SUIDGID,
 } from "./protocol";
-import { EMPTY, creatorOf } from "./session";
+import { EMPTY, creatorOf, errnoReply } from "./session";
 import type { Handler, Reply, Session } from "./session";
 
 /** The open reply's mode for a new handle: passthrough when both the kernel and the core allow it. */
@@ -184,11 +185,14 @@ export function sizedReply(value: Buffer, size: number): Reply {
   return { parts: [value] };
 }
 
+const NO_DATA = errnoReply(constants.errno.ENODATA);
+
 const getxattr: Handler = (s, h, r) => {
   const size = r.u32();
   r.skip(4);
   const name = r.name();
-  return sizedReply(s.ops.getxattr(s.table.path(h.nodeid), name), size);
+  const value = s.ops.getxattr(s.table.path(h.nodeid), name);
+  return value === undefined ? NO_DATA : sizedReply(value, size);
 };
 
 const listxattr: Handler = (s, h, r) => {

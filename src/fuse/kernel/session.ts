@@ -17,10 +17,24 @@ import { ATTR_TIMEOUT_S, ENTRY_TIMEOUT_S, Init, Init2 } from "./protocol";
 
 export interface Reply {
   parts: Buffer[];
+  /**
+   * An errno answered without a throw (no parts then): for outcomes that are not failures and come on
+   * hot paths (no such attribute), where V8 never optimizes a function it always leaves by a throw.
+   */
+  errno?: number;
   undo?: () => void;
 }
 
 export const EMPTY: Reply = { parts: [] };
+
+const errnoReplies = new Map<number, Reply>();
+
+/** The reply that answers `errno` (one shared object per errno). */
+export function errnoReply(errno: number): Reply {
+  let reply = errnoReplies.get(errno);
+  if (reply === undefined) errnoReplies.set(errno, (reply = Object.freeze({ parts: [], errno })));
+  return reply;
+}
 
 /** Builds the reply to one request, or null for requests that get none; throws errno errors. */
 export type Handler = (s: Session, h: InHeader, r: Reader) => Reply | null;

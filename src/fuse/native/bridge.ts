@@ -19,7 +19,7 @@
  * - Core calls are synchronous on the JS thread: one op at a time, whatever libfuse's thread count.
  */
 import { constants } from "node:fs";
-import { errnoOf, toErrno } from "../../errors";
+import { errnoOf, fsError, toErrno } from "../../errors";
 import { fromText, toText } from "../../sys/bytes";
 import type { Caller, SetAttrRequest, UnionOps } from "../../unionfs/types";
 import type { Signal } from "./binding";
@@ -296,7 +296,7 @@ export class NativeBridge {
           "getxattr",
           path,
           s,
-          () => this.sized(s, ops.getxattr(p(path), p(name)), buf as Buffer | undefined),
+          () => this.sized(s, ops.getxattr(p(path), p(name)) ?? noData(), buf as Buffer | undefined),
           lent(buf),
         ),
       listxattr: (s, [path, buf]) =>
@@ -335,4 +335,9 @@ export class NativeBridge {
     }
     return value.length;
   }
+}
+
+/** The answer to a getxattr of an attribute the object does not have. */
+function noData(): never {
+  throw fsError("ENODATA");
 }

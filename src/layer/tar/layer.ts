@@ -142,15 +142,13 @@ export class TarLayer implements Layer {
     return node.target!;
   }
 
-  getxattr(rel: string, name: string): Buffer {
-    const value = this.tryGetxattr(rel, name);
-    if (value === undefined) throw fsError("ENODATA", toText(rel));
-    return value;
+  getxattr(rel: string, name: string): Buffer | undefined {
+    const value = this.node(rel).node.xattrs?.get(name);
+    return value === undefined ? undefined : Buffer.from(value);
   }
 
   tryGetxattr(rel: string, name: string): Buffer | undefined {
-    const value = this.node(rel).node.xattrs?.get(name);
-    return value === undefined ? undefined : Buffer.from(value);
+    return this.getxattr(rel, name);
   }
 
   listxattr(rel: string): string[] {

@@ -17,7 +17,7 @@ import { attrFor } from "../../helpers/attr";
 class Fake {
   calls: unknown[][] = [];
   files = new Map<string, number>();
-  xattr = Buffer.from("0123456789");
+  xattr: Buffer | undefined = Buffer.from("0123456789");
   constructor() {
     this.files.set("/", 0o040755);
   }
@@ -240,6 +240,9 @@ describe("fuse dispatcher", () => {
     assert.equal(ok(probe(0)).readUInt32LE(0), 10);
     assert.equal(probe(4).errno, 34);
     assert.equal(ok(probe(10)).toString(), "0123456789");
+    fake.xattr = undefined;
+    assert.equal(probe(0).errno, 61, "no such attribute: ENODATA");
+    assert.equal(probe(100).errno, 61);
     const list = (size: number): Outcome => send(Op.LISTXATTR, new Body().u32(size).u32(0));
     assert.equal(ok(list(0)).readUInt32LE(0), 14);
     assert.equal(ok(list(100)).toString(), "user.a\0user.b\0");

@@ -187,13 +187,10 @@ describe("union core: paths longer than PATH_MAX below the layer roots (B4)", ()
 
       // xattrs
       f.fs.setxattr(Q("upper"), "user.long", Buffer.from("value"), 0);
-      assert.equal(f.fs.getxattr(Q("upper"), "user.long").toString(), "value");
+      assert.equal(f.fs.getxattr(Q("upper"), "user.long")?.toString(), "value");
       assert.ok(f.fs.listxattr(Q("upper")).includes("user.long"));
       f.fs.removexattr(Q("upper"), "user.long");
-      assert.equal(
-        code(() => f.fs.getxattr(Q("upper"), "user.long")),
-        "ENODATA",
-      );
+      assert.equal(f.fs.getxattr(Q("upper"), "user.long"), undefined);
 
       // copy-up of a lower file at that depth keeps its bytes; the lower file is unchanged
       const ino = f.fs.getattr(P("lower")).ino;
