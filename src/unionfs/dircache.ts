@@ -5,7 +5,9 @@
  *
  * Invariants: only layers that are not writable are cached, because they never change while mounted
  * (the union's documented assumption, as fuse-overlayfs makes it); the cache is bounded by the total
- * number of names held, not by directories; a directory that cannot be listed is not cached.
+ * number of names held, not by directories; a directory that cannot be listed is not cached. The
+ * listings of one directory path are kept together, one slot per layer (`DirNames`), so a lookup that
+ * visits every layer of a deep stack finds them with one cache probe, not one per layer.
  */
 import { LRUCache } from "lru-cache";
 import { codeOf } from "../errors";
@@ -16,30 +18,49 @@ export type Names = ReadonlyMap<string, number>;
 
 const MAX_NAMES = 2_000_000;
 
+/** The cached listings of one directory path: slot i is layer i's, undefined until it was listed. */
+export class DirNames {
+  readonly byLayer: Array<Map<string, number> | undefined> = [];
+  /** Names held, plus one: what the directory counts for against MAX_NAMES. */
+  size = 1;
+}
+
 export class LowerDirCache {
-  private readonly cache = new LRUCache<string, Map<string, number>>({
+  private readonly cache = new LRUCache<string, DirNames>({
     maxSize: MAX_NAMES,
-    sizeCalculation: (m) => m.size + 1,
+    sizeCalculation: (d) => d.size,
   });
+
+  /** The listings of directory `rel` known so far: take it once per lookup, then ask `namesIn`. */
+  dir(rel: string): DirNames {
+    return this.cache.get(rel) ?? new DirNames();
+  }
+
+  /** Entries of `rel` in `layer` (`d`: `dir(rel)`), cached for read-only layers; undefined for writable ones. */
+  namesIn(d: DirNames, layer: Layer, rel: string): Names | undefined {
+    if (layer.writable) return undefined;
+    const known = d.byLayer[layer.index];
+    if (known !== undefined) return known;
+    let entries: RawEntry[];
+    try {
+      entries = layer.readdir(rel);
+    } catch (err) {
+      const code = codeOf(err);
+      if (code === "ENOENT" || code === "ENOTDIR") return new Map();
+      throw err;
+    }
+    const m = new Map(entries.map((e) => [e.name, e.type]));
+    d.byLayer[layer.index] = m;
+    d.size += m.size;
+    // Set again (not in place): the cache counts a value's size when it is set.
+    this.cache.delete(rel);
+    this.cache.set(rel, d);
+    return m;
+  }
 
   /** Entries of `rel` in `layer`, cached for read-only layers; undefined for writable layers. */
   names(layer: Layer, rel: string): Names | undefined {
-    if (layer.writable) return undefined;
-    const key = `${layer.index}\0${rel}`;
-    let m = this.cache.get(key);
-    if (m === undefined) {
-      let entries: RawEntry[];
-      try {
-        entries = layer.readdir(rel);
-      } catch (err) {
-        const code = codeOf(err);
-        if (code === "ENOENT" || code === "ENOTDIR") return new Map();
-        throw err;
-      }
-      m = new Map(entries.map((e) => [e.name, e.type]));
-      this.cache.set(key, m);
-    }
-    return m;
+    return this.namesIn(this.dir(rel), layer, rel);
   }
 
   /** The raw listing of `rel` in `layer` (from the cache for read-only layers); `access`: Layer.readdir. */

@@ -13,8 +13,8 @@
 import type { Stat } from "../sys/stat";
 import { LRUCache } from "lru-cache";
 import { relOf, splitPath, type Layer } from "../layer";
-import { hidesName, isOpaque, isReservedName, isWhiteoutEntry } from "../whiteout";
-import { LowerDirCache } from "./dircache";
+import { hidesName, isOpaque, isReservedName, isWhiteoutEntry, markersOf } from "../whiteout";
+import { LowerDirCache, type DirNames } from "./dircache";
 
 export interface Resolved {
   /** Index of the layer that provides the object (the topmost one). */
@@ -26,6 +26,23 @@ export interface Resolved {
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
+
+/** One name looked up in one directory, across its layers: what every layer's probe shares. */
+class Probe {
+  private markerNames: string[] | undefined;
+
+  constructor(
+    readonly dirRel: string,
+    readonly name: string,
+    /** The read-only layers' cached listings of the directory. */
+    readonly listings: DirNames,
+  ) {}
+
+  /** The marker entries that would white the name out (made on first need). */
+  get markers(): string[] {
+    return (this.markerNames ??= markersOf(this.name));
+  }
+}
 
 export function isDirStat(st: Stat): boolean {
   return (Number(st.mode) & S_IFMT) === S_IFDIR;
@@ -82,29 +99,30 @@ export class Resolver {
   }
 
   /**
-   * What `layer` has at `name` in directory `dirRel`: the object, "whiteout" (it whites the name out),
-   * or undefined (nothing). A read-only layer's misses are answered from its cached listing.
+   * What `layer` has at the probe's name: the object, "whiteout" (it whites the name out), or undefined
+   * (nothing). A read-only layer's misses are answered from its cached listing.
    */
-  private find(layer: Layer, dirRel: string, name: string): Stat | "whiteout" | undefined {
-    const names = this.lowerDirs.names(layer, dirRel);
-    if (names !== undefined && !names.has(name)) {
-      return hidesName(layer, dirRel, name, names) ? "whiteout" : undefined;
+  private find(layer: Layer, p: Probe): Stat | "whiteout" | undefined {
+    const names = this.lowerDirs.namesIn(p.listings, layer, p.dirRel);
+    if (names !== undefined && !names.has(p.name)) {
+      return hidesName(layer, p.dirRel, p.markers, names) ? "whiteout" : undefined;
     }
-    const rel = `${dirRel}/${name}`;
+    const rel = `${p.dirRel}/${p.name}`;
     const st = layer.tryLstat(rel);
-    if (st === undefined) return hidesName(layer, dirRel, name) ? "whiteout" : undefined;
-    return isWhiteoutEntry(layer, dirRel, rel, st) ? "whiteout" : st;
+    if (st === undefined) return hidesName(layer, p.dirRel, p.markers) ? "whiteout" : undefined;
+    return isWhiteoutEntry(layer, p.dirRel, rel, st) ? "whiteout" : st;
   }
 
   private lookupIn(dir: string, parentLayers: number[], name: string, cache = true): Resolved | undefined {
     const dirRel = relOf(dir);
+    const p = new Probe(dirRel, name, this.lowerDirs.dir(dirRel));
     for (let k = 0; k < parentLayers.length; k++) {
       const layer = this.layers[parentLayers[k] as number] as Layer;
-      const st = this.find(layer, dirRel, name);
+      const st = this.find(layer, p);
       if (st === "whiteout") return undefined;
       if (st === undefined) continue;
       if (!isDirStat(st)) return { layer: layer.index, st, dirLayers: undefined };
-      return { layer: layer.index, st, dirLayers: this.dirLayersFound(parentLayers, k, dirRel, name, cache) };
+      return { layer: layer.index, st, dirLayers: this.dirLayersFound(parentLayers, k, p, cache) };
     }
     return undefined;
   }
@@ -114,30 +132,24 @@ export class Resolver {
    * when it starts with that layer (a lookup or getattr of a known directory then costs one lstat, not
    * the opaque checks of every layer it merges), else merged afresh (and cached when `cache`).
    */
-  private dirLayersFound(
-    parentLayers: number[],
-    k: number,
-    dirRel: string,
-    name: string,
-    cache: boolean,
-  ): number[] {
-    const key = `${dirRel}/${name}`;
+  private dirLayersFound(parentLayers: number[], k: number, p: Probe, cache: boolean): number[] {
+    const key = `${p.dirRel}/${p.name}`;
     const cached = cache ? this.dirCache.get(key) : undefined;
     if (cached !== undefined && cached[0] === parentLayers[k]) return cached;
-    const dirLayers = this.mergeBelow(parentLayers, k, dirRel, name);
+    const dirLayers = this.mergeBelow(parentLayers, k, p);
     if (cache) this.dirCache.set(key, dirLayers);
     return dirLayers;
   }
 
   /** The layers merged into the directory found at position `k` of `parentLayers`. */
-  private mergeBelow(parentLayers: number[], k: number, dirRel: string, name: string): number[] {
-    const rel = `${dirRel}/${name}`;
+  private mergeBelow(parentLayers: number[], k: number, p: Probe): number[] {
+    const rel = `${p.dirRel}/${p.name}`;
     const first = this.layers[parentLayers[k] as number] as Layer;
     const merged = [first.index];
     if (isOpaque(first, rel)) return merged;
     for (let j = k + 1; j < parentLayers.length; j++) {
       const layer = this.layers[parentLayers[j] as number] as Layer;
-      const st = this.find(layer, dirRel, name);
+      const st = this.find(layer, p);
       if (st === undefined) continue;
       if (st === "whiteout" || !isDirStat(st)) break;
       merged.push(layer.index);

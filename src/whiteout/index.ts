@@ -11,6 +11,7 @@ export {
   isReservedName,
   isWhiteoutEntry,
   isWhiteoutFormat,
+  markersOf,
   whiteoutsIn,
   whiteoutWriter,
   WHITEOUT_FORMATS,

@@ -57,22 +57,33 @@ export function isReservedName(name: string): boolean {
   return RESERVING.some((f) => f.reserves?.(name) === true);
 }
 
+/** The marker entries that would white `name` out (aufs: `.wh.NAME`), one per format that has one. */
+export function markersOf(name: string): string[] {
+  const out: string[] = [];
+  for (const f of MARKING) {
+    const marker = f.markerOf?.(name);
+    if (marker !== undefined) out.push(marker);
+  }
+  return out;
+}
+
 /**
- * Whether `layer`, which has no entry `name` in directory `dir`, whites it out with a marker entry.
- * `names`: the directory's listing, when known (then nothing is looked up).
+ * Whether `layer`, which has no entry of some name in directory `dir`, whites it out with one of
+ * `markers` (`markersOf(name)`: made once for every layer a lookup visits). `names`: the directory's
+ * listing, when known (then nothing is looked up).
  */
 export function hidesName(
   layer: Layer,
   dir: string,
-  name: string,
+  markers: readonly string[],
   names?: ReadonlyMap<string, number>,
 ): boolean {
   if (!layer.honoursWhiteouts) return false;
-  return MARKING.some((f) => {
-    const marker = f.markerOf?.(name);
-    if (marker === undefined) return false;
-    return names !== undefined ? names.has(marker) : layer.tryLstat(`${dir}/${marker}`) !== undefined;
-  });
+  for (const marker of markers) {
+    if (names !== undefined ? names.has(marker) : layer.tryLstat(`${dir}/${marker}`) !== undefined)
+      return true;
+  }
+  return false;
 }
 
 /** Whether the object `st` at `rel` (in directory `dir` of `layer`) is itself a whiteout. */
@@ -121,10 +132,8 @@ function hiddenBy(entry: RawEntry): string | undefined {
 
 /** Removes every marker entry that whites out `name` in directory `dir` of `upper` (after creating it). */
 export function clearWhiteouts(upper: WritableLayer, dir: string, name: string): void {
-  for (const f of MARKING) {
-    const marker = f.markerOf?.(name);
-    if (marker !== undefined && upper.tryLstat(`${dir}/${marker}`) !== undefined)
-      upper.unlink(`${dir}/${marker}`);
+  for (const marker of markersOf(name)) {
+    if (upper.tryLstat(`${dir}/${marker}`) !== undefined) upper.unlink(`${dir}/${marker}`);
   }
 }
 

@@ -12,6 +12,7 @@ import { lsetxattr, mknod } from "../../../src/sys/libc";
 import {
   clearWhiteouts,
   hidesName,
+  markersOf,
   isOpaque,
   isReservedName,
   isWhiteoutEntry,
@@ -54,9 +55,11 @@ describe("whiteout formats (registry)", () => {
 
     for (const d of ["/a", "/t", "/u", "/f"]) assert.ok(isOpaque(layer, d), `${d} is opaque`);
     assert.equal(isOpaque(layer, "/x"), false, "x is not y");
-    assert.ok(hidesName(layer, "/a", "gone"));
-    assert.ok(hidesName(layer, "/a", "gone", new Map([[".wh.gone", 0]])), "from a cached listing");
-    assert.equal(hidesName(layer, "/a", "other"), false);
+    assert.deepEqual(markersOf("gone"), [".wh.gone"]);
+    assert.deepEqual(markersOf("x".repeat(252)), [], "no room for an aufs marker");
+    assert.ok(hidesName(layer, "/a", markersOf("gone")));
+    assert.ok(hidesName(layer, "/a", markersOf("gone"), new Map([[".wh.gone", 0]])), "from a cached listing");
+    assert.equal(hidesName(layer, "/a", markersOf("other")), false);
     assert.ok(isWhiteoutEntry(layer, "/a", "/a/dev", layer.lstat("/a/dev")));
     assert.ok(isWhiteoutEntry(layer, "/x", "/x/w", layer.lstat("/x/w")));
     assert.equal(isWhiteoutEntry(layer, "/x", "/x/plain", layer.lstat("/x/plain")), false);
@@ -73,7 +76,7 @@ describe("whiteout formats (registry)", () => {
     try {
       fs.writeFileSync(at(".wh.gone"), "");
       fs.writeFileSync(at(".wh..wh..opq"), "");
-      assert.equal(hidesName(rr, "", "gone"), false);
+      assert.equal(hidesName(rr, "", markersOf("gone")), false);
       assert.equal(isOpaque(rr, ""), false);
       assert.equal(whiteoutsIn(rr, "", rr.readdir("")).size, 0);
     } finally {
