@@ -32,6 +32,11 @@ export class Objects {
     return this.s.attrs.attrOf(path, this.s.need(path));
   }
 
+  lookup(path: string): Attr | undefined {
+    const r = this.s.lookup.resolve(path);
+    return r === undefined ? undefined : this.s.attrs.attrOf(path, r);
+  }
+
   setattr(path: string, req: SetAttrRequest, fh?: number): Attr {
     const upper = this.s.writable();
     const f = this.s.handles.maybeFile(fh);

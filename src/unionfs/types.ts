@@ -122,6 +122,12 @@ export interface BackgroundCopies {
 /** The operations a transport maps its requests onto, one method per syscall. */
 export interface UnionOps {
   getattr(path: string, fh?: number): Attr;
+  /**
+   * `getattr` of a name being looked up; undefined (not ENOENT) where nothing has it, without a throw:
+   * a miss is an answer, and throwing one costs more than finding it (a stat of a missing name). Where
+   * absent, a transport uses `getattr` and takes its ENOENT.
+   */
+  lookup?(path: string): Attr | undefined;
   readlink(path: string): string;
   access(path: string, mask: number): void;
 

@@ -57,6 +57,10 @@ export class Union implements UnionOps {
     return this.objects.getattr(path, fh);
   }
 
+  lookup(path: string): Attr | undefined {
+    return this.objects.lookup(path);
+  }
+
   setattr(path: string, req: SetAttrRequest, fh?: number): Attr {
     return this.objects.setattr(path, req, fh);
   }

@@ -52,14 +52,15 @@ const lookup: Handler = (s, h, r) => {
   // Only the kernel's export operations send these (file handles): the VFS resolves "." and ".." itself.
   if (name === ".") return lookupDot(s, h.nodeid);
   if (name === "..") return lookupDotdot(s, h.nodeid);
-  let attr: Attr;
+  let attr: Attr | undefined;
   try {
-    attr = s.ops.getattr(s.table.childPath(h.nodeid, name));
+    const path = s.table.childPath(h.nodeid, name);
+    attr = s.ops.lookup ? s.ops.lookup(path) : s.ops.getattr(path);
   } catch (err) {
-    // A negative entry the kernel may cache: every later creation of the name goes through it.
-    if (codeOf(err) === "ENOENT") return { parts: [entryOut(0, NO_ATTR, s.entryTimeout, 0)] };
-    throw err;
+    if (codeOf(err) !== "ENOENT") throw err;
   }
+  // A negative entry the kernel may cache: every later creation of the name goes through it.
+  if (attr === undefined) return { parts: [entryOut(0, NO_ATTR, s.entryTimeout, 0)] };
   return entryReply(s, h.nodeid, name, attr);
 };
 

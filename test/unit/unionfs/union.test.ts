@@ -38,6 +38,13 @@ describe("union core", () => {
       code(() => f.fs.getattr("/d/hidden")),
       "ENOENT",
     );
+    const lookup = f.fs.lookup?.bind(f.fs);
+    assert.ok(lookup, "the union answers lookups");
+    for (const miss of ["/gone", "/d/hidden", "/nothing", "/d/mine/below"]) {
+      assert.equal(lookup(miss), undefined, `lookup ${miss} is a miss, not a throw`);
+    }
+    assert.deepEqual(lookup("/d/mine"), f.fs.getattr("/d/mine"));
+    assert.deepEqual(lookup("/d"), f.fs.getattr("/d"));
   });
 
   it("never shows or accepts .wh. names", () => {
