@@ -179,9 +179,10 @@ export interface UnionOps {
   /**
    * The directories (union paths) whose attributes changed without a request naming them, since the
    * last call: a copy-up placed something in them in the writable branch (their mtime changed), or
-   * materialized them. A transport that lets the kernel cache attributes drops theirs.
+   * materialized them. A transport that lets the kernel cache attributes drops theirs. Undefined when
+   * none did (the common case: asked after every request, it allocates nothing then).
    */
-  takeChanged?(): string[];
+  takeChanged?(): string[] | undefined;
 
   /** Background copy-up of big files (undefined: none, e.g. a read-only union). */
   readonly background?: BackgroundCopies;

@@ -195,8 +195,8 @@ export class Union implements UnionOps {
 
   // ---- copy-up, as the transport sees it -----------------------------------------------------------
 
-  takeChanged(): string[] {
-    return this.s.cow?.takeChanged() ?? [];
+  takeChanged(): string[] | undefined {
+    return this.s.cow?.takeChanged();
   }
 
   get background(): BackgroundCopies | undefined {

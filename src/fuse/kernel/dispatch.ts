@@ -112,7 +112,8 @@ export function dispatch(
     if (isReported(err)) logReported(s, h, err);
     out = { h, reply: NO_REPLY.has(h.opcode) ? null : EMPTY, errno };
   }
-  for (const path of s.ops.takeChanged?.() ?? []) s.dirChanged(path);
+  const changed = s.ops.takeChanged?.();
+  if (changed !== undefined) for (const path of changed) s.dirChanged(path);
   return out;
 }
 
