@@ -20,6 +20,10 @@ export class FdFile implements WritableFile {
     return buf.subarray(0, n);
   }
 
+  readInto(buf: Buffer, position: bigint): number {
+    return fs.readSync(this.fd, buf, 0, buf.length, position);
+  }
+
   fstat(): Stat {
     return fs.fstatSync(this.fd, { bigint: true });
   }

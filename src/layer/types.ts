@@ -44,6 +44,8 @@ export interface LayerFile {
   readonly fd?: number;
   /** Up to `length` bytes at `position`: a short (or empty) Buffer at end of file. */
   read(length: number, position: bigint): Buffer;
+  /** Reads up to `buf.length` bytes at `position` into `buf`; the count read (0 at end of file). */
+  readInto(buf: Buffer, position: bigint): number;
   /** The open file's attributes (as lstat gives them; it may have been renamed or unlinked since). */
   fstat(): Stat;
   close(): void;

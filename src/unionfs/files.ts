@@ -133,6 +133,12 @@ export class Files {
     return f.file.read(length, position);
   }
 
+  readInto(fh: number, buf: Buffer, position: bigint): number {
+    const f = this.s.handles.file(fh);
+    this.follow(f);
+    return f.file.readInto(buf, position);
+  }
+
   write(fh: number, data: Buffer, position: bigint): number {
     return this.writableFile(fh).write(data, position);
   }

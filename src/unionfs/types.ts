@@ -146,6 +146,12 @@ export interface UnionOps {
   create(path: string, flags: number, mode: number, caller: Caller): { fh: number; attr: Attr };
   /** Reads up to `length` bytes at `position`; a short (or empty) Buffer at end of file. */
   read(fh: number, length: number, position: bigint): Buffer;
+  /**
+   * `read` into the caller's `buf` (up to `buf.length` bytes); the count read. For a transport that
+   * replies before its next request and can reuse one buffer: a fresh 1 MiB Buffer per READ is freed
+   * only by a GC, and one allocated while V8 marks the heap lives until the next full GC.
+   */
+  readInto?(fh: number, buf: Buffer, position: bigint): number;
   /** Writes `data` at `position` (ignored for O_APPEND handles); returns bytes written. */
   write(fh: number, data: Buffer, position: bigint): number;
   flush(fh: number): void;

@@ -121,6 +121,10 @@ export class Union implements UnionOps {
     return this.files.read(fh, length, position);
   }
 
+  readInto(fh: number, buf: Buffer, position: bigint): number {
+    return this.files.readInto(fh, buf, position);
+  }
+
   write(fh: number, data: Buffer, position: bigint): number {
     return this.files.write(fh, data, position);
   }

@@ -109,7 +109,9 @@ const read: Handler = (s, _h, r) => {
   const fh = r.id();
   const offset = r.u64();
   const size = r.u32();
-  return { parts: [s.ops.read(fh, size, offset)] };
+  if (s.ops.readInto === undefined) return { parts: [s.ops.read(fh, size, offset)] };
+  const buf = s.readBuffer(size);
+  return { parts: [buf.subarray(0, s.ops.readInto(fh, buf, offset))] };
 };
 
 const write: Handler = (s, h, r) => {

@@ -2,6 +2,7 @@
  * Per-mount state shared by the request handlers, and the handler/reply types.
  *
  * Invariants: one Session per mount, used by one thread only; `ops.destroy()` runs at most once;
+ * the data of a READ reply lives in one buffer shared by all READs (valid until the next request);
  * a Reply's `undo` reverses every side effect of building it (lookup counts added, handles opened) and
  * runs only when the kernel refused the reply (the request had been interrupted).
  * The open file handles of each node are tracked (OPEN/CREATE to RELEASE) so that attribute requests on a
@@ -65,6 +66,8 @@ export class Session {
   private readonly openFiles = new Map<number, Set<number>>();
   /** Listings for READDIR without a handle (zero-message opendir). */
   readonly listings = new DirListings();
+  /** What READ replies are read into (`readBuffer`). */
+  private readScratch = Buffer.alloc(0);
 
   constructor(
     readonly ops: UnionOps,
@@ -72,6 +75,15 @@ export class Session {
   ) {
     this.entryTimeout = options.entryTimeout ?? ENTRY_TIMEOUT_S;
     this.attrTimeout = options.attrTimeout ?? ATTR_TIMEOUT_S;
+  }
+
+  /**
+   * A buffer of `size` bytes for a READ's data, the same one for every READ: its reply is written
+   * before the next request is read (loop.ts), and nothing keeps a reply's parts after that.
+   */
+  readBuffer(size: number): Buffer {
+    if (this.readScratch.length < size) this.readScratch = Buffer.allocUnsafe(size);
+    return this.readScratch.subarray(0, size);
   }
 
   /** The kernel can do without OPENDIR/RELEASEDIR (FUSE_NO_OPENDIR_SUPPORT): OPENDIR answers ENOSYS. */

@@ -188,11 +188,15 @@ class TarFile implements LayerFile {
   ) {}
 
   read(length: number, position: bigint): Buffer {
+    const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, this.node.size - Number(position))));
+    return buf.subarray(0, this.readInto(buf, position));
+  }
+
+  readInto(buf: Buffer, position: bigint): number {
     if (!this.open || this.layerClosed()) throw fsError("EBADF", "read of a closed file");
     const pos = Number(position);
-    const n = Math.max(0, Math.min(length, this.node.size - pos));
-    const buf = Buffer.allocUnsafe(n);
-    return buf.subarray(0, this.reader.read(this.node, buf, 0, n, pos));
+    const n = Math.max(0, Math.min(buf.length, this.node.size - pos));
+    return this.reader.read(this.node, buf, 0, n, pos);
   }
 
   fstat(): Stat {

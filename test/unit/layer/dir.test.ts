@@ -97,6 +97,7 @@ describe("layer: directory layers", () => {
   it("seekFile answers SEEK_DATA/SEEK_HOLE for a file without a descriptor as for one without holes", () => {
     const noFd: LayerFile = {
       read: () => Buffer.alloc(0),
+      readInto: () => 0,
       fstat: () => ({ ...fs.lstatSync(__filename, { bigint: true }), size: 100n }),
       close: () => undefined,
     };

@@ -340,6 +340,21 @@ describe("union core", () => {
     f.fs.release(ro);
   });
 
+  it("readInto reads what read does into the caller's buffer, following a copy-up, 0 at end of file", () => {
+    f = makeUnion([{}, { a: "old data" }]);
+    const ro = f.fs.open("/a", O_RDONLY);
+    const buf = Buffer.alloc(6);
+    assert.equal(f.fs.readInto?.(ro, buf, 4n), 4);
+    assert.equal(buf.subarray(0, 4).toString(), "data");
+    const rw = f.fs.open("/a", O_RDWR);
+    f.fs.write(rw, Buffer.from("NEW"), 0n);
+    f.fs.release(rw);
+    assert.equal(f.fs.readInto?.(ro, buf, 0n), 6);
+    assert.equal(buf.toString(), "NEW da");
+    assert.equal(f.fs.readInto?.(ro, buf, 8n), 0);
+    f.fs.release(ro);
+  });
+
   it("regression: a handle opened before a copy-up reports the copy's size (reads are not cut short)", () => {
     f = makeUnion([{}, { f: "old contents" }]);
     const ro = f.fs.open("/f", O_RDONLY);

@@ -96,6 +96,10 @@ describe("tar layer: the Layer", () => {
       assert.equal(f.fd, undefined);
       assert.equal(f.read(100, 4n).toString(), ":x:0:0\n");
       assert.equal(f.read(100, 11n).length, 0);
+      const buf = Buffer.alloc(4);
+      assert.equal(f.readInto(buf, 4n), 4);
+      assert.equal(buf.toString(), ":x:0");
+      assert.equal(f.readInto(buf, 11n), 0);
       assert.equal(f.fstat().ino, st.ino);
       f.close();
       assert.equal(
