@@ -32,18 +32,31 @@ function allPids(): number[] {
 
 /**
  * What process `pid` does on signal number `signum`: "caught" (a handler), "ignored" (SIG_IGN) or
- * "default"; undefined when it is gone. From the SigCgt and SigIgn masks of /proc/PID/status.
+ * "default"; undefined when it is gone or already ending. From /proc/PID/status.
  */
-export function signalDisposition(pid: number, signum: number): "caught" | "ignored" | "default" | undefined {
+export function signalDisposition(pid: number, signum: number): Disposition | undefined {
   let status: string;
   try {
     status = fs.readFileSync(`/proc/${pid}/status`, "latin1");
   } catch {
     return undefined;
   }
-  const has = (field: string): boolean => {
-    const m = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, "m").exec(status);
-    return m !== null && ((BigInt(`0x${m[1]}`) >> BigInt(signum - 1)) & 1n) === 1n;
+  return dispositionIn(status, signum);
+}
+
+type Disposition = "caught" | "ignored" | "default";
+
+/**
+ * The disposition of `signum` in the text of a /proc/PID/status. A zombie (Z), a process being reaped
+ * (X) and one whose signal handlers are already released (the kernel then prints "Threads: 0" and empty
+ * masks, which would read as "default") are ending by themselves: undefined.
+ */
+export function dispositionIn(status: string, signum: number): Disposition | undefined {
+  const field = (name: string): string | undefined => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1];
+  if (/^[ZX]/.test(field("State") ?? "X") || field("Threads") === "0") return undefined;
+  const has = (name: string): boolean => {
+    const mask = field(name);
+    return mask !== undefined && /^[0-9a-f]+$/.test(mask) && ((BigInt(`0x${mask}`) >> BigInt(signum - 1)) & 1n) === 1n;
   };
   if (has("SigCgt")) return "caught";
   return has("SigIgn") ? "ignored" : "default";
