@@ -56,7 +56,11 @@ export function dispositionIn(status: string, signum: number): Disposition | und
   if (/^[ZX]/.test(field("State") ?? "X") || field("Threads") === "0") return undefined;
   const has = (name: string): boolean => {
     const mask = field(name);
-    return mask !== undefined && /^[0-9a-f]+$/.test(mask) && ((BigInt(`0x${mask}`) >> BigInt(signum - 1)) & 1n) === 1n;
+    return (
+      mask !== undefined &&
+      /^[0-9a-f]+$/.test(mask) &&
+      ((BigInt(`0x${mask}`) >> BigInt(signum - 1)) & 1n) === 1n
+    );
   };
   if (has("SigCgt")) return "caught";
   return has("SigIgn") ? "ignored" : "default";

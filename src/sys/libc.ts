@@ -46,6 +46,9 @@ const c = once(() => ({
   pipe2: libc().func("int pipe2(void *fds, int flags)"),
   close: libc().func("int close(int fd)"),
   poll: libc().func("int poll(void *fds, uint64_t nfds, int timeout)"),
+  splice: libc().func(
+    "intptr_t splice(int fdIn, void *offIn, int fdOut, void *offOut, size_t len, unsigned int flags)",
+  ),
   copyFileRange: libc().func(
     "intptr_t copy_file_range(int fdIn, void *offIn, int fdOut, void *offOut, size_t len, unsigned int flags)",
   ),
@@ -274,6 +277,35 @@ export function pipe(): [number, number] {
   const [r, w] = [fds.readInt32LE(0), fds.readInt32LE(4)];
   check(c().fcntlInt(r, F_SETFL, O_NONBLOCK) as number, "fcntl");
   return [r, w];
+}
+
+const F_SETPIPE_SZ = 1031;
+
+/**
+ * A close-on-exec pipe (both ends blocking) that holds `bytes`, or as much as the caller may have (an
+ * unprivileged one is held to /proc/sys/fs/pipe-max-size): [read fd, write fd, capacity in bytes].
+ */
+export function sizedPipe(bytes: number): [number, number, number] {
+  const fds = Buffer.alloc(8);
+  check(c().pipe2(fds, O_CLOEXEC) as number, "pipe2");
+  const [r, w] = [fds.readInt32LE(0), fds.readInt32LE(4)];
+  for (let want = bytes; want >= 4096; want /= 2) {
+    const got = c().fcntlInt(w, F_SETPIPE_SZ, want) as number;
+    if (got > 0) return [r, w, got];
+  }
+  return [r, w, 65536];
+}
+
+const spliceOffset = Buffer.alloc(8);
+
+/**
+ * splice(2) of up to `len` bytes from `fdIn` (at `offIn`, a file; or from its current position: a pipe,
+ * when null) to the pipe or device `fdOut`; the count moved (0 at the end of a file).
+ */
+export function splice(fdIn: number, offIn: bigint | null, fdOut: number, len: number): number {
+  if (offIn !== null) spliceOffset.writeBigInt64LE(offIn);
+  const n = Number(c().splice(fdIn, offIn === null ? null : spliceOffset, fdOut, null, len, 0));
+  return check(n, "splice");
 }
 
 const POLLIN = 0x1;

@@ -139,6 +139,12 @@ export class Files {
     return f.file.readInto(buf, position);
   }
 
+  readFd(fh: number): number | undefined {
+    const f = this.s.handles.file(fh);
+    this.follow(f);
+    return f.file.fd;
+  }
+
   write(fh: number, data: Buffer, position: bigint): number {
     return this.writableFile(fh).write(data, position);
   }

@@ -152,6 +152,11 @@ export interface UnionOps {
    * only by a GC, and one allocated while V8 marks the heap lives until the next full GC.
    */
   readInto?(fh: number, buf: Buffer, position: bigint): number;
+  /**
+   * The descriptor `read` would read `fh`'s data from (after the same checks), for a transport that
+   * moves the bytes itself (splice); undefined where the layer has none (a tar layer's file).
+   */
+  readFd?(fh: number): number | undefined;
   /** Writes `data` at `position` (ignored for O_APPEND handles); returns bytes written. */
   write(fh: number, data: Buffer, position: bigint): number;
   flush(fh: number): void;

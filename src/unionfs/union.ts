@@ -125,6 +125,10 @@ export class Union implements UnionOps {
     return this.files.readInto(fh, buf, position);
   }
 
+  readFd(fh: number): number | undefined {
+    return this.files.readFd(fh);
+  }
+
   write(fh: number, data: Buffer, position: bigint): number {
     return this.files.write(fh, data, position);
   }

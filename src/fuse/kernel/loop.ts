@@ -1,5 +1,6 @@
 /**
- * The request loop: blocking read of one request from /dev/fuse, dispatch, one write of the reply.
+ * The request loop: blocking read of one request from /dev/fuse, dispatch, one write of the reply (or
+ * one splice, for a large READ: splice.ts).
  *
  * Invariants:
  * - Runs on one thread with synchronous fs calls only (nothing is parked in the libuv pool), so requests
@@ -60,7 +61,17 @@ function readRequest(fd: number, buf: Buffer): number {
 
 type WriteResult = "ok" | "refused" | "gone";
 
-function writeReply(fd: number, out: Outcome, parts: Buffer[]): WriteResult {
+function writeReply(fd: number, s: Session, out: Outcome): WriteResult {
+  const reply = out.reply;
+  if (reply === null) return "ok";
+  if (reply.spliced !== undefined) {
+    if (out.errno === 0) return s.splice?.send(fd, out.h.unique) ?? "refused";
+    s.splice?.discard();
+  }
+  return writeParts(fd, out, reply.parts);
+}
+
+function writeParts(fd: number, out: Outcome, parts: Buffer[]): WriteResult {
   const payload = out.errno === 0 ? parts : [];
   const len = payload.reduce((sum, p) => sum + p.length, 16);
   const iov = [outHeader(len, out.errno, out.h.unique), ...payload];
@@ -84,6 +95,12 @@ function errnoName(errno: number): string {
   return entry === undefined ? `errno ${errno}` : entry[0];
 }
 
+function outcomeText(out: Outcome): string {
+  if (out.reply === null) return "(no reply)";
+  const spliced = out.reply.spliced;
+  return spliced === undefined || out.errno !== 0 ? errnoName(out.errno) : `0 (${spliced} bytes spliced)`;
+}
+
 /** Serves requests on `fd` until the session ends. */
 export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
   const pages = new PageNotifier(fd);
@@ -91,6 +108,7 @@ export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
     serveUntilGone(fd, s, opts, pages);
   } finally {
     pages.close();
+    s.splice?.close();
   }
 }
 
@@ -128,10 +146,10 @@ function handle(
   for (const id of s.takeAliasesToInvalidate()) pages.send(notifyInvalInode(id, NOTIFY_INVAL_INODE));
   let result: WriteResult = "ok";
   if (out.reply !== null) {
-    result = writeReply(fd, out, out.reply.parts);
+    result = writeReply(fd, s, out);
     if (result !== "ok" && out.errno === 0) out.reply.undo?.();
   }
-  if (opts.debug) logLine(`${label} -> ${out.reply === null ? "(no reply)" : errnoName(out.errno)}`);
+  if (opts.debug) logLine(`${label} -> ${outcomeText(out)}`);
   if (result === "gone") return result;
   if (out.h.opcode === Op.INIT && result === "ok") {
     if (out.errno !== 0) opts.onInitFailed?.(out.errno);

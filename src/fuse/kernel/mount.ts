@@ -21,6 +21,7 @@ import { track, unmountAt, untrack } from "../lifecycle";
 import { GATE_GO, GATE_STOP } from "./messages";
 import type { WorkerData, WorkerMessage } from "./messages";
 import { logLine } from "./log";
+import { MAX_PAGES } from "./protocol";
 import { runMount } from "./mount-command";
 import { WORKER_FILE, WORKER_LIMITS, takePrestarted } from "./prestart";
 
@@ -58,11 +59,11 @@ function ourRow(mountpoint: string): MountRow | undefined {
 }
 
 /**
- * Lets the kernel read ahead (and so send READ requests of) up to 1 MiB instead of 128 KiB: a third of
+ * Lets the kernel read ahead (and so send READ requests of) up to MAX_PAGES (~1 MiB) instead of 128 KiB: a third of
  * the daemon CPU per byte read. The kernel sets the mount's readahead while it handles the INIT reply,
  * so this runs after it. Best effort: without sysfs the default stays.
  */
-const READAHEAD_KB = 1024;
+const READAHEAD_KB = (MAX_PAGES * 4096) / 1024;
 function raiseReadahead(dev: string): void {
   if (dev === "") return;
   try {

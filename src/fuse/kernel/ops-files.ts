@@ -25,6 +25,7 @@ import {
   WRITE_KILL_SUIDGID,
 } from "./protocol";
 import { EMPTY, creatorOf, errnoReply } from "./session";
+import { SPLICE_MIN_BYTES } from "./splice";
 import type { Handler, Reply, Session } from "./session";
 
 /** The open reply's mode for a new handle: passthrough when both the kernel and the core allow it. */
@@ -109,6 +110,11 @@ const read: Handler = (s, _h, r) => {
   const fh = r.id();
   const offset = r.u64();
   const size = r.u32();
+  if (s.splice !== null && size >= SPLICE_MIN_BYTES) {
+    const fd = s.ops.readFd?.(fh);
+    const spliced = fd === undefined ? undefined : s.splice.fill(fd, offset, size);
+    if (spliced !== undefined) return { parts: [], spliced };
+  }
   if (s.ops.readInto === undefined) return { parts: [s.ops.read(fh, size, offset)] };
   const buf = s.readBuffer(size);
   return { parts: [buf.subarray(0, s.ops.readInto(fh, buf, offset))] };

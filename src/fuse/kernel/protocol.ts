@@ -22,8 +22,12 @@ export const ROOT_ID = 1;
 export const ENTRY_TIMEOUT_S = 86_400;
 export const ATTR_TIMEOUT_S = 86_400;
 
-/** Largest WRITE payload (and READ size) asked for: 256 pages. */
-export const MAX_PAGES = 256;
+/**
+ * Largest WRITE payload (and READ size) asked for: 255 pages, not 256, so that a READ reply spliced from
+ * the file (splice.ts) fits a pipe of 1 MiB, the most an unprivileged process (or root without
+ * CAP_SYS_RESOURCE) may have: one pipe buffer per page of data, plus one for the reply's header.
+ */
+export const MAX_PAGES = 255;
 export const MAX_WRITE = MAX_PAGES * 4096;
 /** Read buffer: one request of max_write bytes plus its headers. */
 export const READ_BUFFER_SIZE = MAX_WRITE + 4096;

@@ -14,10 +14,13 @@ import type { Negotiated } from "./init";
 import { InodeTable } from "./inodes";
 import { DirListings } from "./listings";
 import { Passthrough, deviceIoctls } from "./passthrough";
+import { SpliceReplies } from "./splice";
 import { ATTR_TIMEOUT_S, ENTRY_TIMEOUT_S, Init, Init2 } from "./protocol";
 
 export interface Reply {
   parts: Buffer[];
+  /** The reply's data is this many bytes waiting in the session's splice pipe (splice.ts), not `parts`. */
+  spliced?: number;
   /**
    * An errno answered without a throw (no parts then): for outcomes that are not failures and come on
    * hot paths (no such attribute), where V8 never optimizes a function it always leaves by a throw.
@@ -47,6 +50,8 @@ export interface SessionOptions {
   devFd?: number;
   /** Ask the kernel for passthrough (default: yes, when `devFd` is given). */
   passthrough?: boolean;
+  /** Splice large READ replies from the file to `devFd` (default: yes, when `devFd` is given). */
+  splice?: boolean;
   log?: (line: string) => void;
 }
 
@@ -68,6 +73,8 @@ export class Session {
   readonly listings = new DirListings();
   /** What READ replies are read into (`readBuffer`). */
   private readScratch = Buffer.alloc(0);
+  /** Large READ replies spliced to the device, where there is one (the kernel transport). */
+  readonly splice: SpliceReplies | null;
 
   constructor(
     readonly ops: UnionOps,
@@ -75,6 +82,7 @@ export class Session {
   ) {
     this.entryTimeout = options.entryTimeout ?? ENTRY_TIMEOUT_S;
     this.attrTimeout = options.attrTimeout ?? ATTR_TIMEOUT_S;
+    this.splice = options.devFd !== undefined && options.splice !== false ? new SpliceReplies() : null;
   }
 
   /**

@@ -76,6 +76,7 @@ async function main(data: WorkerData): Promise<void> {
   const session = new Session(ops, {
     devFd: data.fd,
     passthrough: data.config.passthrough !== "off",
+    splice: process.env.UNIONFS_TS_SPLICE !== "0",
     entryTimeout: data.config.cacheTimeout,
     attrTimeout: data.config.cacheTimeout,
     log: logLine,

@@ -19,7 +19,7 @@ import {
   timeNs,
 } from "../../../src/fuse/kernel/codec";
 import { decodeInit, encodeInitOut, negotiate } from "../../../src/fuse/kernel/init";
-import { Fattr, Init, Init2, MAX_WRITE, PROTO_MINOR } from "../../../src/fuse/kernel/protocol";
+import { Fattr, Init, Init2, MAX_PAGES, MAX_WRITE, PROTO_MINOR } from "../../../src/fuse/kernel/protocol";
 import { Body, request } from "./requests";
 
 const attr: Attr = {
@@ -245,7 +245,7 @@ describe("fuse INIT negotiation", () => {
     assert.equal(b.readUInt32LE(12), out.neg.flags);
     assert.equal(b.readUInt32LE(20), MAX_WRITE);
     assert.equal(b.readUInt32LE(24), 1, "time_gran");
-    assert.equal(b.readUInt16LE(28), 256, "max_pages");
+    assert.equal(b.readUInt16LE(28), MAX_PAGES, "max_pages");
     assert.equal(b.readUInt32LE(32), Init2.DIRECT_IO_ALLOW_MMAP, "flags2");
   });
 
