@@ -6,8 +6,9 @@
  * so the calling thread may use the mount with async `fs` calls (its sync calls block only itself).
  * An abnormal end of serving is reported as an `error` event before `done` resolves. Unless told
  * otherwise, the process's exit signals (SIGINT, SIGTERM, SIGHUP) unmount every such mount before the
- * process dies of them, and a dead mount left at the mountpoint by a process that died is cleared first,
- * so Ctrl-C never leaves "transport endpoint is not connected" behind.
+ * process dies of them (also one still being set up: it is in the mount table before it answers), and a
+ * dead mount left at the mountpoint by a process that died is cleared first, so Ctrl-C never leaves
+ * "transport endpoint is not connected" behind. An abort while mounting unmounts once the mount is up.
  */
 import { EventEmitter } from "node:events";
 import * as nodePath from "node:path";
@@ -113,19 +114,26 @@ export async function mount(p: MountParams): Promise<UnionMount> {
   checkWorkdir(config, mountpoint);
   cleanDeadMount(mountpoint); // a mount left by a process that died (as the CLI does)
   checkMountpoint(mountpoint, config);
-  const m = await kernelTransport.mount({
+  const mounting = kernelTransport.mount({
     mountpoint,
     config,
     fsname: p.options?.fsname ?? "unionfs-ts",
     flags,
     debug: p.options?.debug === true,
   });
+  // Watched from the start: the mount is in the mount table before it answers, and a signal or an abort
+  // meanwhile must unmount it once it is up (dying at once would leave a dead mount behind).
+  const stop = (): Promise<void> => mounting.then((m) => m.unmount());
+  const unwatch = p.options?.unmountOnSignal === false ? (): void => undefined : watchSignals(stop);
+  const onAbort = (): void => void stop().catch(() => undefined);
+  p.signal?.addEventListener("abort", onAbort, { once: true });
+  const m = await mounting.catch((err: unknown) => {
+    unwatch();
+    p.signal?.removeEventListener("abort", onAbort);
+    throw err;
+  });
   const emitter = new EventEmitter();
   const unmount = (): Promise<void> => m.unmount().then(() => done);
-  const unwatch =
-    p.options?.unmountOnSignal === false ? (): void => undefined : watchSignals(() => m.unmount());
-  const onAbort = (): void => void m.unmount();
-  p.signal?.addEventListener("abort", onAbort, { once: true });
   const done = m.done.then(() => {
     unwatch();
     p.signal?.removeEventListener("abort", onAbort);

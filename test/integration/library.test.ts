@@ -22,14 +22,19 @@ describe("library lifecycle: signals, AbortSignal, dead mounts", function () {
   const t = useCleanup();
   const lib = path.resolve(__dirname, "..", "..", "src", "index.js");
 
-  /** A child that mounts `tree` through the library, prints "mounted", then waits for its stdin to end. */
-  function child(tree: string, extra = ""): ChildProcess {
+  /**
+   * A child that mounts `tree` through the library, prints "mounted", then waits for its stdin to end;
+   * `pending` runs right after mount() is called, before it resolves.
+   */
+  function child(tree: string, pending = ""): ChildProcess {
     const script = `
       const { mount } = require(${JSON.stringify(lib)});
       const ac = new AbortController();
       process.stdin.on("data", (d) => { if (String(d).includes("abort")) ac.abort(); });
-      mount({ layers: [${JSON.stringify(`${tree}/lower`)}], upper: ${JSON.stringify(`${tree}/upper`)},
-              mountpoint: ${JSON.stringify(`${tree}/mp`)}, signal: ac.signal ${extra} })
+      const mounting = mount({ layers: [${JSON.stringify(`${tree}/lower`)}],
+              upper: ${JSON.stringify(`${tree}/upper`)}, mountpoint: ${JSON.stringify(`${tree}/mp`)}, signal: ac.signal });
+      ${pending}
+      mounting
         .then((m) => { console.log("mounted"); return m.done; })
         .then(() => console.log("done"))
         .catch((e) => { console.error(e.message); process.exit(2); });`;
@@ -79,6 +84,24 @@ describe("library lifecycle: signals, AbortSignal, dead mounts", function () {
     assert.equal(fs.readFileSync(path.join(root, "mp", "f"), "utf8"), "from lower\n");
     second.kill("SIGTERM");
     await exited(second);
+  });
+
+  it("regression: SIGINT while mount() is pending (in the mount table, not yet answering) unmounts too", async function () {
+    const root = tree();
+    const mp = path.join(root, "mp");
+    // As soon as the mount shows in the child's mount table, before mount() resolves (INIT is answered
+    // on the serving thread and reaches the main thread later), the child sends itself SIGINT.
+    const interrupt = `
+      const seen = () => require("node:fs").readFileSync("/proc/self/mountinfo", "utf8").includes(${JSON.stringify(` ${mp} `)});
+      const poll = () => { if (!seen()) return setImmediate(poll); console.log("interrupting"); process.kill(process.pid, "SIGINT"); };
+      poll();`;
+    const c = child(root, interrupt);
+    const out: string[] = [];
+    c.stdout?.on("data", (b: Buffer) => out.push(b.toString()));
+    const end = await exited(c);
+    assert.match(out.join(""), /^interrupting\n/, "SIGINT came before mount() resolved");
+    assert.equal(end.signal, "SIGINT", "the program still dies of SIGINT");
+    assert.equal(isMounted(mp), false, "no dead mount is left");
   });
 
   it("clears a dead mount left by a program that was SIGKILLed", async function () {
