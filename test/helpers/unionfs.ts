@@ -186,6 +186,8 @@ export interface MountOptions {
   verbose?: boolean;
   /** Placed before BRANCHES, after the -o options. */
   extraArgs?: readonly string[];
+  /** What keeps a foreground mount in the foreground: `-f` by default (or `-d`, which implies it). */
+  foregroundArgs?: readonly string[];
   deadlineMs?: number;
 }
 
@@ -215,7 +217,7 @@ function mountArgs(branches: string, mnt: string, o: MountOptions, foreground: b
   const args = ["mount"];
   const transport = process.env[TRANSPORT_VAR];
   if (transport) args.push(`--transport=${transport}`);
-  if (foreground) args.push("-f");
+  if (foreground) args.push(...(o.foregroundArgs ?? ["-f"]));
   if (o.verbose) args.push("-v");
   for (const opt of o.options ?? []) args.push("-o", opt);
   args.push(...(o.extraArgs ?? []), branches, mnt);

@@ -338,6 +338,27 @@ describe("unionfs-ts CLI", function () {
       assert.equal(code, 0, `mount -f exited ${code}; stderr: ${m.stderr()}`);
     });
 
+    for (const debug of [["-d"], ["-o", "debug"]]) {
+      it(`regression: ${debug.join(" ")} without -f serves in the foreground, its debug lines still coming (they were thrown away after ready)`, async function () {
+        const s = seed(t);
+        const m = await t.foreground(`${s.A}:${s.B}`, s.C, { foregroundArgs: debug });
+        assert.equal(m.hasExited(), false, "mount returned while the mount is live");
+        assert.equal(
+          await within(fsp.readFile(path.join(s.C, "b"), "utf8"), 10_000, "read C/b"),
+          "b from B\n",
+        );
+        await waitFor(
+          () => /READ #\d+ node=\d+ "\/b" -> 0/.test(m.stderr()),
+          10_000,
+          "the READ of /b logged",
+        );
+        const u = run("umount", [s.C]);
+        assert.equal(u.status, 0, `umount: ${u.stderr}`);
+        const { code } = await within(m.exited, EXIT_DEADLINE_MS, "the mount process after umount");
+        assert.equal(code, 0, `exited ${code}; stderr: ${m.stderr().slice(-400)}`);
+      });
+    }
+
     it("SIGTERM to a mount -f daemon unmounts cleanly", async function () {
       const s = seed(t);
       const m = await t.foreground(`${s.A}:${s.B}`, s.C);
