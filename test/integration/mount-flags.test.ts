@@ -15,7 +15,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { MOUNT_HELPER } from "../helpers/mount8";
 import { branchTree, MOUNT_FORMS, type BranchTree as Tree } from "../helpers/forms";
-import { mountsAt } from "../helpers/mounts";
+import { isMounted, mountsAt } from "../helpers/mounts";
 import { PYTHON, runChild } from "../helpers/syscalls";
 import { Cleanup, cliBuilt, CLI_PATH, useCleanup, blockedForOthers } from "../helpers/unionfs";
 
@@ -131,6 +131,20 @@ describe("mount flags reach the kernel", function () {
     ]);
     assert.equal(r.status, 0, r.stderr);
     assert.ok(vfsOptions(tr.mnt).includes("nodev"));
+  });
+
+  it("regression: the mount(8) helper exits 32 on a mount failure, as util-linux's helpers do (it exited 2)", async function () {
+    const tr = makeTree(t);
+    t.guardMountpoint(tr.mnt);
+    for (const [src, opts] of [
+      [`${tr.upper}:${path.join(tr.lower, "missing")}`, "rw"],
+      [`${tr.upper}:${tr.lower}`, "rw,bogus"],
+    ] as const) {
+      const r = await runChild(process.execPath, [MOUNT_HELPER, src, tr.mnt, "-o", opts]);
+      assert.equal(r.status, 32, r.stderr);
+      assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
+      assert.equal(isMounted(tr.mnt), false);
+    }
   });
 
   for (const form of FORMS.slice(0, 2)) {
