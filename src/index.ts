@@ -2,8 +2,9 @@
  * unionfs-ts as a library: mount a union from a Node program (a container runtime, a build tool).
  *
  * Invariants: `mount` validates exactly as the CLI does and rejects (nothing mounted, nothing written)
- * on bad input; it resolves once the mount answers requests. The FUSE server runs on its own thread,
- * so the calling thread may use the mount with async `fs` calls (its sync calls block only itself).
+ * on bad input; it resolves once the mount answers requests. The FUSE server runs on its own thread
+ * (kernel transport, the default), so the calling thread may use the mount with async `fs` calls (its
+ * sync calls block only itself); the fuse-native transport serves on the calling thread.
  * An abnormal end of serving is reported as an `error` event before `done` resolves. Unless told
  * otherwise, the process's exit signals (SIGINT, SIGTERM, SIGHUP) unmount every such mount before the
  * process dies of them (also one still being set up: it is in the mount table before it answers), and a
@@ -12,7 +13,7 @@
  */
 import { EventEmitter } from "node:events";
 import * as nodePath from "node:path";
-import { cleanDeadMount, kernelTransport } from "./fuse";
+import { chooseTransport, cleanDeadMount, KernelMount, type MountedFs, type TransportName } from "./fuse";
 import { VFS_FLAGS } from "./fuse/transport";
 import { UsageError } from "./errors";
 import { checkBranches, checkMountpoint, checkWorkdir } from "./unionfs/branches";
@@ -43,6 +44,13 @@ export interface MountParams {
     timeout?: number;
     debug?: boolean;
     /**
+     * What serves the mount (as `--transport`): "kernel" (the default: /dev/fuse spoken directly, on a
+     * thread of its own; needs root), "fuse-native" (libfuse through the optional `fuse-native` package,
+     * which mounts with fusermount as any user; it serves on this thread, so sync fs calls into the mount
+     * from it hang) or "auto" (kernel when root and /dev/fuse opens, else fuse-native).
+     */
+    transport?: TransportName;
+    /**
      * Unmount when the process gets SIGINT, SIGTERM or SIGHUP, then die of that signal as it would
      * have (default true). With false the caller handles signals (and unmounts) itself.
      */
@@ -54,6 +62,8 @@ export interface MountParams {
 
 export interface UnionMount extends EventEmitter {
   readonly mountpoint: string;
+  /** The transport serving it: "kernel" or "fuse-native". */
+  readonly transport: string;
   /** Resolves when the mount is gone and serving has stopped. */
   readonly done: Promise<void>;
   /** Unmounts (lazily if files are open) and waits for `done`. */
@@ -105,6 +115,11 @@ function watchSignals(unmount: () => Promise<void>): () => void {
   };
 }
 
+/** Why serving ended abnormally, where the transport says (the kernel one does). */
+function errorOf(m: MountedFs): unknown {
+  return m instanceof KernelMount ? m.error : undefined;
+}
+
 export async function mount(p: MountParams): Promise<UnionMount> {
   p.signal?.throwIfAborted();
   const config = configOf(p);
@@ -112,9 +127,10 @@ export async function mount(p: MountParams): Promise<UnionMount> {
   const flags = checkedFlags([...(p.options?.readOnly === true ? ["ro"] : []), ...(p.options?.flags ?? [])]);
   checkBranches(config.branches);
   checkWorkdir(config, mountpoint);
+  const { transport } = chooseTransport(p.options?.transport ?? "kernel");
   cleanDeadMount(mountpoint); // a mount left by a process that died (as the CLI does)
   checkMountpoint(mountpoint, config);
-  const mounting = kernelTransport.mount({
+  const mounting = transport.mount({
     mountpoint,
     config,
     fsname: p.options?.fsname ?? "unionfs-ts",
@@ -137,12 +153,14 @@ export async function mount(p: MountParams): Promise<UnionMount> {
   const done = m.done.then(() => {
     unwatch();
     p.signal?.removeEventListener("abort", onAbort);
-    if (m.error !== undefined && emitter.listenerCount("error") > 0) emitter.emit("error", m.error);
+    const error = errorOf(m);
+    if (error !== undefined && emitter.listenerCount("error") > 0) emitter.emit("error", error);
   });
-  return Object.assign(emitter, { mountpoint, done, unmount });
+  return Object.assign(emitter, { mountpoint, transport: transport.name, done, unmount });
 }
 
 export { createUnion } from "./unionfs";
+export type { TransportName } from "./fuse";
 export type { UnionOps, Attr, Caller, DirEntry, UnionConfig, BranchSpec, WhiteoutFormat } from "./unionfs";
 export { UsageError } from "./errors";
 export { FsError } from "./errors";

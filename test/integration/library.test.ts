@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { isMounted, waitFor } from "../helpers/mounts";
 import { useCleanup } from "../helpers/unionfs";
+import { requireNative } from "./native/native";
 
 describe("library API (examples/library, run as a child process)", () => {
   it("mounts, writes through the mount, unmounts; the write lands in the upper layer only", function () {
@@ -24,18 +25,18 @@ describe("library lifecycle: signals, AbortSignal, dead mounts", function () {
 
   /**
    * A child that mounts `tree` through the library, prints "mounted", then waits for its stdin to end;
-   * `pending` runs right after mount() is called, before it resolves.
+   * `pending` runs right after mount() is called, before it resolves; `options` go into its options.
    */
-  function child(tree: string, pending = ""): ChildProcess {
+  function child(tree: string, pending = "", options = ""): ChildProcess {
     const script = `
       const { mount } = require(${JSON.stringify(lib)});
       const ac = new AbortController();
       process.stdin.on("data", (d) => { if (String(d).includes("abort")) ac.abort(); });
       const mounting = mount({ layers: [${JSON.stringify(`${tree}/lower`)}],
-              upper: ${JSON.stringify(`${tree}/upper`)}, mountpoint: ${JSON.stringify(`${tree}/mp`)}, signal: ac.signal });
+              upper: ${JSON.stringify(`${tree}/upper`)}, mountpoint: ${JSON.stringify(`${tree}/mp`)}, signal: ac.signal, options: { ${options} } });
       ${pending}
       mounting
-        .then((m) => { console.log("mounted"); return m.done; })
+        .then((m) => { console.log("mounted by " + m.transport); return m.done; })
         .then(() => console.log("done"))
         .catch((e) => { console.error(e.message); process.exit(2); });`;
     const c = spawn(process.execPath, ["-e", script], { stdio: ["pipe", "pipe", "pipe"] });
@@ -102,6 +103,17 @@ describe("library lifecycle: signals, AbortSignal, dead mounts", function () {
     assert.match(out.join(""), /^interrupting\n/, "SIGINT came before mount() resolved");
     assert.equal(end.signal, "SIGINT", "the program still dies of SIGINT");
     assert.equal(isMounted(mp), false, "no dead mount is left");
+  });
+
+  it("regression: MountParams lacked the transport: options.transport picks fuse-native, and SIGINT unmounts it", async function () {
+    requireNative(this);
+    const root = tree();
+    const c = child(root, "", `transport: "fuse-native"`);
+    await waitForLine(c, "mounted by fuse-native");
+    assert.equal(await fs.promises.readFile(path.join(root, "mp", "f"), "utf8"), "from lower\n");
+    c.kill("SIGINT");
+    assert.equal((await exited(c)).signal, "SIGINT");
+    assert.equal(isMounted(path.join(root, "mp")), false);
   });
 
   it("clears a dead mount left by a program that was SIGKILLed", async function () {

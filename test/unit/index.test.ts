@@ -1,6 +1,9 @@
 /** The library's MountParams as the union's config. */
 import { strict as assert } from "node:assert";
-import { configOf } from "../../src";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { configOf, mount, UsageError, type TransportName } from "../../src";
 
 describe("library: configOf", () => {
   it("regression: readOnly, passthrough and timeout reach the config (MountParams lacked them)", () => {
@@ -21,6 +24,23 @@ describe("library: configOf", () => {
     assert.equal(c.passthrough, "off");
     assert.equal(c.cacheTimeout, 0);
     assert.equal(configOf({ layers: ["/l"], upper: "/u", mountpoint: "/m" }).branches[0]?.mode, "rw");
+  });
+});
+
+describe("library: mount", () => {
+  it("regression: MountParams lacked the transport: an unknown one is one line and nothing is mounted", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "unionfs-ts-lib-"));
+    try {
+      for (const d of ["lower", "mp"]) fs.mkdirSync(path.join(dir, d));
+      const params = { layers: [path.join(dir, "lower")], mountpoint: path.join(dir, "mp") };
+      const transport = "bogus" as TransportName;
+      await assert.rejects(
+        mount({ ...params, options: { transport } }),
+        (e: unknown) => e instanceof UsageError && /^unknown transport 'bogus'/.test(e.message),
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
