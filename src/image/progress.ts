@@ -51,8 +51,11 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
-function entries(n: number): string {
-  return n === 1 ? "1 entry" : `${n} entries`;
+/** What a count counts: singular and plural. */
+export type CountUnit = readonly [one: string, many: string];
+
+function count(n: number, unit: CountUnit): string {
+  return n === 1 ? `1 ${unit[0]}` : `${n} ${unit[1]}`;
 }
 
 export class Progress {
@@ -61,6 +64,8 @@ export class Progress {
   total: number | undefined;
   bytes = 0;
   entries = 0;
+  /** What `entries` counts (archive entries unless the work says otherwise, e.g. layers). */
+  unit: CountUnit = ["entry", "entries"];
   private readonly stream: ProgressStream;
   private readonly now: () => number;
   private readonly interval: number;
@@ -110,7 +115,9 @@ export class Progress {
       return;
     }
     const rate = elapsed > 0 ? `, ${formatBytes(this.bytes / elapsed)}/s` : "";
-    this.draw(`${formatBytes(this.bytes)}, ${entries(this.entries)} in ${formatDuration(elapsed)}${rate}`);
+    this.draw(
+      `${formatBytes(this.bytes)}, ${count(this.entries, this.unit)} in ${formatDuration(elapsed)}${rate}`,
+    );
     this.stream.write("\n");
     this.drawn = false;
   }
@@ -124,7 +131,7 @@ export class Progress {
       const pct = Math.min(100, Math.floor((100 * this.bytes) / this.total));
       parts[0] += ` of ${formatBytes(this.total)} (${pct}%)`;
     }
-    parts.push(entries(this.entries));
+    parts.push(count(this.entries, this.unit));
     if (rate > 0) parts.push(`${formatBytes(rate)}/s`);
     if (this.total !== undefined && rate > 0 && this.bytes < this.total) {
       parts.push(`ETA ${formatDuration((this.total - this.bytes) / rate)}`);

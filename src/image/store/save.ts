@@ -95,7 +95,10 @@ async function layerBlobs(
   const layers: Blob[] = [];
   const diffIds: Digest[] = [];
   const all = image.chains.map((c) => requireLayer(paths, c));
-  if (opts.progress !== undefined) opts.progress.total = all.reduce((sum, l) => sum + l.size, 0);
+  if (opts.progress !== undefined) {
+    opts.progress.total = all.reduce((sum, l) => sum + l.size, 0);
+    opts.progress.unit = ["layer", "layers"]; // the blobs are streamed whole: their entries go uncounted
+  }
   for (const [i, layer] of all.entries()) {
     const chain = layer.chain;
     const diff = diffDir(paths, layer);
@@ -109,6 +112,7 @@ async function layerBlobs(
     if (rebuilt.blob !== undefined) {
       layers.push(rebuilt.blob);
       diffIds.push(layer.diffId);
+      opts.progress?.add(0, 1);
       continue;
     }
     opts.onWarning?.(
@@ -121,6 +125,7 @@ async function layerBlobs(
       const { blob, diffId } = await writeLayerBlob(fs.createReadStream(file), blobs, opts.progress);
       layers.push(blob);
       diffIds.push(diffId);
+      opts.progress?.add(0, 1);
     } finally {
       fs.rmSync(tar, { recursive: true, force: true });
     }

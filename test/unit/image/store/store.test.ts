@@ -9,6 +9,7 @@ import { extract, list } from "tar";
 import { ImageStore, normalizeName } from "../../../../src/image/store";
 import { lsetxattr, mknod } from "../../../../src/sys/libc";
 import { UsageError } from "../../../../src/errors";
+import { Progress } from "../../../../src/image/progress";
 import { makeTempDir, removeTree } from "../../../helpers/tmp";
 import { buildLayout, sha256hex, tarLayout, type ArchiveSpec } from "../../../helpers/image-archives";
 
@@ -164,6 +165,18 @@ describe("image store", function () {
     const other = new ImageStore({ dir: path.join(tmp, "store2") });
     const [loaded] = await other.load({ file: out });
     assert.deepEqual([loaded?.id, loaded?.names], [a.id, ["localhost/app:1"]]);
+  });
+
+  it("regression: save's progress said '0 entries' (it streams whole blobs): it counts the layers", async () => {
+    const a = layout({ format: "docker-archive", layers: [BASE, APP], name: "localhost/app:1" });
+    await store.load({ dir: a.dir });
+    let drawn = "";
+    const stream = { isTTY: true, columns: 200, write: (text: string) => ((drawn += text), true) };
+    const progress = new Progress("save app:1", { stream });
+    await store.save("app:1", { file: path.join(tmp, "saved.tar") }, { progress });
+    progress.done();
+    assert.match(drawn, /save app:1: [\d.]+ \w+, 2 layers in \d+s/);
+    assert.doesNotMatch(drawn, /entries/);
   });
 
   it("exports a layer anew (new diff ID, with a warning) when its files no longer give its tar", async () => {
