@@ -31,18 +31,22 @@ function buildProgram(setCode: (code: number) => void): Command {
     )
     .argument(
       "[branches]",
-      "branch list, top first: DIR[=rw|ro|ro+wh|rr][:DIR…] (only a name with lowerdir=)",
+      "branch list, top first: DIR[=rw|ro|ro+wh|rr][:DIR…] (a ':', '=' or '\\' in a name as '\\:', '\\=', '\\\\'; only a name with lowerdir=)",
     )
     .argument("[mountpoint]", "an existing directory")
     .option("-f, --foreground", "serve in the foreground until unmounted")
     .option(
       "-o, --options <list>",
-      "mount options (repeatable): workdir=DIR, ro, whiteout=aufs|overlay, passthrough=auto|lower|off, timeout=SECONDS, " +
-        "debug; or the fuse-overlayfs " +
+      "mount options (repeatable): workdir=DIR, whiteout=aufs|overlay, passthrough=auto|lower|off, timeout=SECONDS, " +
+        "debug, log=FILE (the daemon's log), pidfile=FILE, shared; generic mount flags (ro, nosuid, nodev, noexec, " +
+        "noatime, relatime, strictatime, sync, dirsync, …); or the fuse-overlayfs " +
         "set lowerdir=L1:L2,upperdir=U,workdir=W,uidmapping=…,gidmapping=…,squash_to_uid=…,noxattrs=1,fsync=0",
       collect,
     )
-    .option("-d, --debug", "log every request to stderr (same as -o debug; use with -f to see it)")
+    .option(
+      "-d, --debug",
+      "log every request (same as -o debug): to stderr, in the foreground (as -f), unless -o log=FILE",
+    )
     .option("--transport <name>", "how to serve FUSE: auto (default: kernel when root), kernel, fuse-native")
     .option("-v, --verbose", "say more")
     .action(async (first: string | undefined, second: string | undefined, flags) => {
