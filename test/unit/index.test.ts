@@ -1,5 +1,6 @@
 /** The library's MountParams as the union's config. */
 import { strict as assert } from "node:assert";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -61,5 +62,56 @@ describe("library: image exports", () => {
     assert.equal(store.dir, "/nonexistent/unionfs-ts-store");
     assert.deepEqual(await store.images(), [], "a store that does not exist yet is empty");
     assert.equal(lib.DEFAULT_STORE, "/var/lib/unionfs-ts");
+  });
+});
+
+describe("the package", function () {
+  this.timeout(30_000); // npm and node start as child processes
+  const root = path.resolve(__dirname, "..", "..", "..");
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
+  const node = (args: string[]): string =>
+    execFileSync(process.execPath, args, { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+
+  it("regression: npm pack shipped scripts, tests and source maps: only dist/src JavaScript, types, README", () => {
+    const out = execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], {
+      cwd: root,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const files = (JSON.parse(out) as [{ files: { path: string }[] }])[0].files.map((f) => f.path);
+    const stray = files.filter(
+      (f) => !/^dist\/src\/.+\.(js|d\.ts)$/.test(f) && f !== "README.md" && f !== "package.json",
+    );
+    assert.deepEqual(stray, []);
+    assert.ok(files.includes("dist/src/index.js") && files.includes("dist/src/index.d.ts"));
+    assert.ok(files.includes("dist/src/cli/mount-helper.js"));
+  });
+
+  it("regression: no exports, no os: importable by name from ESM and CommonJS, with types; Linux only", () => {
+    assert.deepEqual(pkg.os, ["linux"]);
+    assert.equal(pkg.exports["."].types, "./dist/src/index.d.ts");
+    assert.ok(fs.existsSync(path.join(root, pkg.exports["."].types)));
+    // A package may import itself by name through its exports (self-reference), as a user would.
+    const esm = `import { mount, ImageStore } from "unionfs-ts"; console.log(typeof mount, typeof ImageStore)`;
+    assert.equal(node(["--input-type=module", "-e", esm]), "function function\n");
+    const cjs = `const { mount, importLayer } = require("unionfs-ts"); console.log(typeof mount, typeof importLayer)`;
+    assert.equal(node(["-e", cjs]), "function function\n");
+  });
+
+  it("regression: the optional fuse-native pulled prebuilt packages into every install: an optional peer", () => {
+    assert.equal(pkg.dependencies?.["fuse-native"], undefined);
+    assert.equal(pkg.optionalDependencies?.["fuse-native"], undefined);
+    assert.equal(pkg.peerDependenciesMeta?.["fuse-native"]?.optional, true);
+  });
+
+  it("regression: help showed '(default: [])'; mount's names log=, pidfile= and the generic flags", () => {
+    const cli = path.join(root, "dist", "src", "cli", "main.js");
+    for (const command of ["mount", "run", "diff", "export", "commit", "mount-overlay2"]) {
+      assert.doesNotMatch(node([cli, command, "--help"]), /default: \[\]/, command);
+    }
+    const help = node([cli, "mount", "--help"]);
+    for (const word of ["log=FILE", "pidfile=FILE", "nosuid", "noexec", "in the foreground"]) {
+      assert.ok(help.includes(word), `mount --help lacks ${word}`);
+    }
   });
 });
