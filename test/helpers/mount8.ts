@@ -66,13 +66,35 @@ function shareDir(t: Cleanup, dir: string): void {
  * `mount -t fuse.unionfs-ts SRC MNT [-o OPTS]` as above; `root` is the directory holding `mnt` (it becomes
  * a shared mount). Resolves once the union is mounted at `mnt` in this namespace.
  */
-export async function mountThroughMount8(
+export function mountThroughMount8(
   t: Cleanup,
   root: string,
   src: string,
   mnt: string,
   options: readonly string[],
 ): Promise<Mount8> {
+  const opts = options.length > 0 ? ["-o", options.join(",")] : [];
+  return mount8(t, root, mnt, ["-t", "fuse.unionfs-ts", src, mnt, ...opts]);
+}
+
+/**
+ * `mount -T FSTAB MNT` as above, FSTAB holding `SRC MNT fuse.unionfs-ts OPTS 0 0` (the line mount(8)
+ * reads from /etc/fstab; `noauto` lines too, since MNT is named).
+ */
+export function mountFstabThroughMount8(
+  t: Cleanup,
+  root: string,
+  src: string,
+  mnt: string,
+  options: string,
+): Promise<Mount8> {
+  const fstab = path.join(t.tempDir("mount8-fstab"), "fstab");
+  fs.writeFileSync(fstab, `${src} ${mnt} fuse.unionfs-ts ${options} 0 0\n`);
+  return mount8(t, root, mnt, ["-T", fstab, mnt]);
+}
+
+/** Runs mount(8) with `mountArgs` in the private namespace; resolves once the union is at `mnt`. */
+async function mount8(t: Cleanup, root: string, mnt: string, mountArgs: readonly string[]): Promise<Mount8> {
   const sbin = helperDir(t);
   shareDir(t, root);
   const tag = newTag();
@@ -83,19 +105,7 @@ export async function mountThroughMount8(
       killAndWait(daemonPids()),
     );
   });
-  const opts = options.length > 0 ? ["-o", options.join(",")] : [];
-  const args = [
-    "-c",
-    NS_SCRIPT,
-    "sh",
-    sbin,
-    fs.realpathSync("/sbin"),
-    "-t",
-    "fuse.unionfs-ts",
-    src,
-    mnt,
-    ...opts,
-  ];
+  const args = ["-c", NS_SCRIPT, "sh", sbin, fs.realpathSync("/sbin"), ...mountArgs];
   const r = await boundedChild("unshare", ["--mount", "--propagation", "unchanged", "--", "sh", ...args], {
     timeoutMs: MOUNT_DEADLINE_MS,
     env: { ...process.env, [TAG_VAR]: tag },

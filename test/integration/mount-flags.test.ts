@@ -13,7 +13,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { MOUNT_HELPER } from "../helpers/mount8";
+import { MOUNT_HELPER, mountFstabThroughMount8 } from "../helpers/mount8";
 import { branchTree, MOUNT_FORMS, type BranchTree as Tree } from "../helpers/forms";
 import { isMounted, mountsAt } from "../helpers/mounts";
 import { PYTHON, runChild } from "../helpers/syscalls";
@@ -131,6 +131,16 @@ describe("mount flags reach the kernel", function () {
     ]);
     assert.equal(r.status, 0, r.stderr);
     assert.ok(vfsOptions(tr.mnt).includes("nodev"));
+  });
+
+  it("regression: an fstab line with nofail, _netdev, noauto, user, x-systemd.* mounts through mount(8) (mount -a said 32)", async function () {
+    const tr = makeTree(t);
+    const options =
+      "defaults,nofail,_netdev,noauto,user,x-systemd.automount,x-systemd.requires=/,comment=x,nodev";
+    await mountFstabThroughMount8(t, tr.root, `${tr.upper}:${tr.lower}`, tr.mnt, options);
+    const opts = vfsOptions(tr.mnt);
+    for (const f of ["nodev", "nosuid", "noexec"]) assert.ok(opts.includes(f), `${f} in ${opts.join(",")}`); // user implies the last two
+    assert.deepEqual(fs.readdirSync(tr.mnt), ["id"]);
   });
 
   it("regression: the mount(8) helper exits 32 on a mount failure, as util-linux's helpers do (it exited 2)", async function () {
