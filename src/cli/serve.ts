@@ -43,7 +43,7 @@ export async function serve(req: ServeRequest): Promise<number> {
       state.stopRequested = true;
       return;
     }
-    state.m.unmount().catch((err: unknown) => logLine(`unmount failed: ${String(err)}`));
+    state.m.unmount().catch((err: unknown) => logLine(`unmount failed: ${String(err)}`, "error"));
   };
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, stop);
   const m = await transport.mount({
@@ -60,12 +60,12 @@ export async function serve(req: ServeRequest): Promise<number> {
   // Once ready, the caller may close our stderr; writing to it must not kill the daemon.
   process.stderr.on("error", () => undefined);
   process.on("uncaughtException", (err) => {
-    logLine(`fatal: ${err.stack ?? String(err)}`);
+    logLine(`fatal: ${err.stack ?? String(err)}`, "error");
     abortMount(req.mountpoint);
     process.exitCode = 1;
   });
   const serving = `serving ${req.mountpoint} (transport: ${transport.name}, ${reason}) as pid ${process.pid}`;
-  if (req.verbose || req.logFile !== undefined) logLine(serving);
+  if (req.verbose || req.logFile !== undefined) logLine(serving, "info");
   if (req.pidFile !== undefined) writePidFile(req.pidFile);
   if (process.send) {
     process.send("ready");
@@ -76,6 +76,6 @@ export async function serve(req: ServeRequest): Promise<number> {
   } finally {
     if (req.pidFile !== undefined) fs.rmSync(req.pidFile, { force: true });
   }
-  if (req.logFile !== undefined) logLine(`${req.mountpoint} is unmounted; exiting`);
+  if (req.logFile !== undefined) logLine(`${req.mountpoint} is unmounted; exiting`, "info");
   return 0;
 }

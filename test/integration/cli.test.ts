@@ -270,7 +270,7 @@ describe("unionfs-ts CLI", function () {
       assert.equal(isMounted(s.C), false);
     });
 
-    it("regression: a background daemon logs a failed copy-up with its request to log=FILE, and keeps a pidfile", async function () {
+    it("regression: a background daemon logs a failed copy-up with its request to log=FILE (levelled lines), and keeps a pidfile", async function () {
       const s = seed(t);
       const log = path.join(s.root, "daemon.log");
       const pidFile = path.join(s.root, "daemon.pid");
@@ -288,11 +288,17 @@ describe("unionfs-ts CLI", function () {
       assert.equal(fs.existsSync(pidFile), false, "the pidfile is removed at exit");
       const lines = fs.readFileSync(log, "utf8").trimEnd().split("\n");
       assert.ok(
-        lines.every((l) => /^\d{4}-\d\d-\d\dT[\d:.]+Z unionfs-ts\[\d+\]: /.test(l)),
+        lines.every((l) =>
+          /^\d{4}-\d\d-\d\dT[\d:.]+Z unionfs-ts\[\d+\]: (error|warning|info|debug): /.test(l),
+        ),
         lines.join("\n"),
       );
       assert.ok(
-        lines.some((l) => /OPEN "\/b" \(uid 0, pid \d+\): ENOENT: copy-up of \/b failed/.test(l)),
+        lines.some((l) => /: error: OPEN "\/b" \(uid 0, pid \d+\): ENOENT: copy-up of \/b failed/.test(l)),
+        lines.join("\n"),
+      );
+      assert.ok(
+        lines.some((l) => /: info: .* is unmounted/.test(l)),
         lines.join("\n"),
       );
     });

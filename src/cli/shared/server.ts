@@ -40,7 +40,7 @@ export class SharedServer {
     this.listening.server.on("connection", (sock) => this.onConnection(sock));
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => this.unmountAll());
     process.on("uncaughtException", (err) => {
-      logLine(`shared server: fatal: ${err.stack ?? String(err)}`);
+      logLine(`shared server: fatal: ${err.stack ?? String(err)}`, "error");
       abortAllMounts();
       this.listening.release();
       process.exit(1);
@@ -79,7 +79,7 @@ export class SharedServer {
         ...(ask.factory === undefined ? {} : { factory: ask.factory }),
       });
       const serving = `serving ${km.mountpoint} (transport: kernel, ${reason}, shared) as pid ${process.pid}`;
-      if (m.logFile !== undefined) logLineTo(m.logFile, serving);
+      if (m.logFile !== undefined) logLineTo(m.logFile, serving, "info");
       else if (ask.verbose) stderr += `unionfs-ts: ${serving}\n`;
       if (m.pidFile !== undefined) writePidFile(m.pidFile);
       this.serve(km, m.logFile, m.pidFile);
@@ -100,7 +100,7 @@ export class SharedServer {
       if (pidFile !== undefined) fs.rmSync(pidFile, { force: true });
       if (logFile !== undefined) {
         const why = km.error === undefined ? "" : ` (${String(km.error)})`;
-        logLineTo(logFile, `${km.mountpoint} is unmounted${why}`);
+        logLineTo(logFile, `${km.mountpoint} is unmounted${why}`, "info");
       }
       this.exitIfIdle();
     });

@@ -127,6 +127,7 @@ function logReported(s: Session, h: InHeader, err: unknown): void {
   }
   logLine(
     `${opName(h.opcode)} ${JSON.stringify(where)} (uid ${h.uid}, pid ${h.pid}): ${(err as Error).message}`,
+    "error",
   );
 }
 

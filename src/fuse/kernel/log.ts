@@ -3,10 +3,13 @@
  * asynchronous streams). Its own module so that the mounting thread can log without loading the
  * request loop.
  *
- * Invariants: logging never throws and never depends on stderr being open. Lines go to stderr as
- * "unionfs-ts: …" until `logTo(FILE)` is called in a thread; from then on that thread appends them to
- * FILE, each with an ISO timestamp and the pid ("2026-12-05T02:20:00.123Z unionfs-ts[42]: …"). Every
- * thread of a daemon calls `logTo` with the same file (appends of one line are atomic).
+ * Invariants: logging never throws and never depends on stderr being open. Every line has a level:
+ * "error" (something failed that should not have: an unexpected error, a failed copy-up), "warning"
+ * (the daemon coped: a reply or notification the kernel refused), "info" (start, end, what serves) or
+ * "debug" (`-o debug`: every request). Lines go to stderr as "unionfs-ts: …" until `logTo(FILE)` is
+ * called in a thread; from then on that thread appends them to FILE, each with an ISO timestamp, the
+ * pid and the level ("2026-12-05T02:20:00.123Z unionfs-ts[42]: error: …"). Every thread of a daemon
+ * calls `logTo` with the same file (appends of one line are atomic).
  */
 import * as fs from "node:fs";
 
@@ -19,12 +22,14 @@ export function logTo(file: string): void {
   stamped = true;
 }
 
-function stamp(line: string): string {
-  return `${new Date().toISOString()} unionfs-ts[${process.pid}]: ${line}\n`;
+export type Level = "error" | "warning" | "info" | "debug";
+
+function stamp(line: string, level: Level): string {
+  return `${new Date().toISOString()} unionfs-ts[${process.pid}]: ${level}: ${line}\n`;
 }
 
-export function logLine(line: string): void {
-  const text = stamped ? stamp(line) : `unionfs-ts: ${line}\n`;
+export function logLine(line: string, level: Level): void {
+  const text = stamped ? stamp(line, level) : `unionfs-ts: ${line}\n`;
   try {
     fs.writeSync(sink, text);
   } catch {
@@ -32,10 +37,15 @@ export function logLine(line: string): void {
   }
 }
 
+/** A logger of `level` lines, for code that takes a `(line) => void`. */
+export function logAt(level: Level): (line: string) => void {
+  return (line) => logLine(line, level);
+}
+
 /** Appends one timestamped line to `file` whatever this thread's log is (a process serving several). */
-export function logLineTo(file: string, line: string): void {
+export function logLineTo(file: string, line: string, level: Level): void {
   try {
-    fs.appendFileSync(file, stamp(line), { mode: 0o640 });
+    fs.appendFileSync(file, stamp(line, level), { mode: 0o640 });
   } catch {
     // the log is gone; nothing better to do
   }

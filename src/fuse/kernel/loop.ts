@@ -23,7 +23,7 @@ import { describe, dispatch } from "./dispatch";
 import { HeldRequests } from "./held";
 import { PageNotifier } from "./notifier";
 import { writeNotification } from "./notify-ring";
-import { logLine } from "./log";
+import { logAt, logLine } from "./log";
 import type { Outcome } from "./dispatch";
 import { NOTIFY_INVAL_INODE, Op, READ_BUFFER_SIZE, opName } from "./protocol";
 import type { Session } from "./session";
@@ -37,11 +37,11 @@ export interface LoopOptions {
   onInitFailed?: (errno: number) => void;
 }
 
-export { logLine };
+export { logAt, logLine };
 
 function logUnknown(err: unknown, h: InHeader): void {
   const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  logLine(`${opName(h.opcode)} (node ${h.nodeid}): unexpected error, replying EIO: ${text}`);
+  logLine(`${opName(h.opcode)} (node ${h.nodeid}): unexpected error, replying EIO: ${text}`, "error");
 }
 
 /** Bytes of the next request, or -1 once the session has ended (ENODEV). */
@@ -83,7 +83,8 @@ function writeParts(fd: number, out: Outcome, parts: Buffer[]): WriteResult {
       const code = codeOf(err);
       if (code === "EINTR") continue;
       if (code === "ENODEV") return "gone";
-      if (code !== "ENOENT") logLine(`${opName(out.h.opcode)}: reply rejected by the kernel: ${String(err)}`);
+      if (code !== "ENOENT")
+        logLine(`${opName(out.h.opcode)}: reply rejected by the kernel: ${String(err)}`, "warning");
       return "refused";
     }
   }
@@ -114,7 +115,7 @@ export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
 
 function serveUntilGone(fd: number, s: Session, opts: LoopOptions, pages: PageNotifier): void {
   const buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
-  const held = new HeldRequests(s, opts.debug ? logLine : undefined);
+  const held = new HeldRequests(s, opts.debug ? logAt("debug") : undefined);
   for (;;) {
     if (held.waiting) {
       const ready = held.wait(fd);
@@ -149,7 +150,7 @@ function handle(
     result = writeReply(fd, s, out);
     if (result !== "ok" && out.errno === 0) out.reply.undo?.();
   }
-  if (opts.debug) logLine(`${label} -> ${outcomeText(out)}`);
+  if (opts.debug) logLine(`${label} -> ${outcomeText(out)}`, "debug");
   if (result === "gone") return result;
   if (out.h.opcode === Op.INIT && result === "ok") {
     if (out.errno !== 0) opts.onInitFailed?.(out.errno);

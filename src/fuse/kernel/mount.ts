@@ -20,7 +20,7 @@ import { abortConnection, detach, isMounted, mountsAt, type MountRow } from "../
 import { track, unmountAt, untrack } from "../lifecycle";
 import { GATE_GO, GATE_STOP } from "./messages";
 import type { WorkerData, WorkerMessage } from "./messages";
-import { logLine } from "./log";
+import { logAt, logLine } from "./log";
 import { MAX_PAGES } from "./protocol";
 import { runMount } from "./mount-command";
 import { WORKER_FILE, WORKER_LIMITS, takePrestarted } from "./prestart";
@@ -103,7 +103,10 @@ export class KernelMount implements MountedFs {
     this.worker.on("message", (msg: WorkerMessage) => this.onMessage(msg));
     this.worker.on("error", (err) => {
       this.error ??= err;
-      logLine(`serving thread failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      logLine(
+        `serving thread failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+        "error",
+      );
     });
     this.worker.on("exit", (code) => {
       this.onExit(code);
@@ -137,10 +140,10 @@ export class KernelMount implements MountedFs {
     try {
       fs.closeSync(this.fd); // the last fd of the connection: closing it aborts the connection
     } catch (err) {
-      logLine(`closing /dev/fuse: ${String(err)}`);
+      logLine(`closing /dev/fuse: ${String(err)}`, "warning");
     }
     if (this.dev !== "" && isMounted(this.mountpoint, this.dev) && !detach(this.mountpoint, this.dev)) {
-      logLine(`could not detach the dead mount at ${this.mountpoint}`);
+      logLine(`could not detach the dead mount at ${this.mountpoint}`, "error");
     }
   }
 
@@ -168,8 +171,8 @@ export class KernelMount implements MountedFs {
       throw buildError ?? mountError;
     }
     if (this.dev === "")
-      logLine(`mounted, but ${this.mountpoint} is not in the mount table: no crash cleanup`);
-    track(this, logLine);
+      logLine(`mounted, but ${this.mountpoint} is not in the mount table: no crash cleanup`, "warning");
+    track(this, logAt("error"));
     process.umask(0); // the kernel already applied the caller's umask to every mode it sends
     this.openGate(GATE_GO);
     try {

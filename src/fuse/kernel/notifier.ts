@@ -56,7 +56,7 @@ export class PageNotifier {
     if (Atomics.load(c, READY) === 0) Atomics.wait(c, READY, 0, START_MS);
     const head = Atomics.load(c, HEAD);
     if (head - Atomics.load(c, DONE) >= SLOTS) {
-      logLine("page invalidations are stuck in the kernel; one was dropped");
+      logLine("page invalidations are stuck in the kernel; one was dropped", "warning");
       return;
     }
     ringSlot(ring, head).set(msg);

@@ -47,6 +47,6 @@ export function writeNotification(fd: number, msg: Uint8Array): void {
   } catch (err) {
     const code = codeOf(err);
     if (code !== "ENOENT" && code !== "ENODEV")
-      logLine(`notification rejected by the kernel: ${String(err)}`);
+      logLine(`notification rejected by the kernel: ${String(err)}`, "warning");
   }
 }

@@ -18,7 +18,7 @@ import type { UnionConfig } from "../../unionfs/config";
 import type { UnionOps } from "../../unionfs/types";
 import { codeOf } from "../../errors";
 import { describeFlags } from "./init";
-import { logLine, serve } from "./loop";
+import { logAt, logLine, serve } from "./loop";
 import { logTo } from "./log";
 import { GATE_GO, GATE_WAIT } from "./messages";
 import { isPrestarted, receivedData } from "./prestart";
@@ -79,7 +79,7 @@ async function main(data: WorkerData): Promise<void> {
     splice: process.env.UNIONFS_TS_SPLICE !== "0",
     entryTimeout: data.config.cacheTimeout,
     attrTimeout: data.config.cacheTimeout,
-    log: logLine,
+    log: logAt("warning"),
   });
   try {
     if (Atomics.load(gate, 0) === GATE_GO) {
@@ -88,12 +88,14 @@ async function main(data: WorkerData): Promise<void> {
         onReady: () => {
           const neg = session.neg;
           const ready = { minor: neg?.minor ?? 0, flags: describeFlags(neg?.flags ?? 0, neg?.flags2 ?? 0) };
-          if (data.debug) logLine(`INIT: protocol 7.${ready.minor}, flags ${ready.flags}`);
+          if (data.debug) logLine(`INIT: protocol 7.${ready.minor}, flags ${ready.flags}`, "debug");
           post({ type: "ready", ...ready });
         },
         onInitFailed: (errno) => post({ type: "failed", message: `INIT refused (errno ${errno})` }),
       });
-      if (data.debug) logLine(`session ended; ${session.table.size} node(s) still known (root included)`);
+      if (data.debug) {
+        logLine(`session ended; ${session.table.size} node(s) still known (root included)`, "debug");
+      }
     }
   } catch (err) {
     post(failed(err));
@@ -102,7 +104,7 @@ async function main(data: WorkerData): Promise<void> {
     try {
       session.destroy();
     } catch (err) {
-      logLine(`destroy failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      logLine(`destroy failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, "error");
     }
   }
 }
@@ -119,6 +121,7 @@ data()
   .catch((err: unknown) => {
     logLine(
       `serving stopped by an error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+      "error",
     );
     process.exit(1); // ends this thread only, with a non-zero code the main thread acts on
   });
