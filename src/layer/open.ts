@@ -10,7 +10,10 @@ import * as fs from "node:fs";
 import { bytesOf } from "../sys/bytes";
 import type { AtimePolicy } from "./atime";
 import { DirLayer, WritableDirLayer } from "./dir";
+import { tarModules } from "./tar/load";
 import type { Layer, WritableLayer } from "./types";
+
+export { isTarArchive } from "./tar/load";
 
 /** What a union needs of one branch to open it as a layer. */
 export interface LayerSpec {
@@ -32,23 +35,12 @@ export const openLayer: LayerFactory = (spec) => {
   const opts = { index: spec.index, honoursWhiteouts: spec.honoursWhiteouts, atime: spec.atime };
   if (spec.writable) return new WritableDirLayer(spec.path, opts);
   if (isFile(spec.path))
-    return new (tar().TarLayer)(spec.path, {
+    return new (tarModules().TarLayer)(spec.path, {
       ...opts,
       warn: (m) => console.error(`unionfs-ts: warning: ${m}`),
     });
   return new DirLayer(spec.path, opts);
 };
-
-/** The tar layer's modules (tar/index.ts), loaded on first use. */
-function tar(): typeof import("./tar") {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require("./tar") as typeof import("./tar");
-}
-
-/** Whether the file at `path` is a tar archive a layer can be made of (tar/archive.ts). */
-export function isTarArchive(path: string): boolean {
-  return tar().isTarArchive(path);
-}
 
 /** Whether byte-string `path` names a regular file (following symlinks, as opening it does). */
 function isFile(path: string): boolean {

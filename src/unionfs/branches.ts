@@ -15,8 +15,10 @@ import {
   type BranchSpec,
   type UnionConfig,
 } from "./config";
-import { WORKDIR_NAME } from "../whiteout";
-import { isTarArchive } from "../layer";
+// Narrow imports: the CLI checks branches before a mount, and the whiteout registry and the layer
+// classes (with their native bindings) would load in its thread for these two names alone.
+import { WORKDIR_NAME } from "../whiteout/aufs";
+import { isTarArchive } from "../layer/tar/load";
 
 const MODES: readonly BranchMode[] = ["rw", "ro", "ro+wh", "rr"];
 
