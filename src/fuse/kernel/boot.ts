@@ -3,13 +3,16 @@
  * is still parsing and checking, waits for its WorkerData in a "start" message, then runs worker.ts.
  *
  * Invariant: nothing native (koffi) is loaded before the "start" message, unless the thread was started
- * to preload (PRELOADING): then it loads koffi too and says "preloaded". The serving code loaded ahead
- * binds its system calls on first use (sys/native.ts), so loading it is safe. A process may exit while
- * an untaken thread is still booting, and Node aborts the whole process when it stops a thread in the
- * middle of a native module's initialisation; only a process that waits for "preloaded" before it
- * exits (prestartSettled) may preload.
+ * to preload (PRELOADING): then it loads koffi and the tar layer's code too and says "preloaded". (A
+ * command's own thread leaves the tar code to the union, which loads it for archives only: that thread
+ * is still loading when the start message comes, and the mount would wait for it.) The serving code
+ * loaded ahead binds its system calls on first use (sys/native.ts), so loading it is safe. A process
+ * may exit while an untaken thread is still booting, and Node aborts the whole process when it stops a
+ * thread in the middle of a native module's initialisation; only a process that waits for "preloaded"
+ * before it exits (prestartSettled) may preload.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { tarModules } from "../../layer/tar/load";
 import { libc } from "../../sys/native";
 import type { WorkerData, WorkerMessage } from "./messages";
 import { PRELOADING, received } from "./prestart";
@@ -19,10 +22,12 @@ import { PRELOADING, received } from "./prestart";
 require("./session");
 require("./loop");
 require("../../unionfs/index");
-require("../../layer/tar"); // loaded by the union only for a stack with archives
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 if (workerData === PRELOADING) {
+  // A thread that waits for a later mount has the time; a command's own thread is still loading when its
+  // start message comes, and the union loads this only for a stack with archives (~10 ms of CPU).
+  tarModules();
   libc();
   parentPort?.postMessage({ type: "preloaded" } satisfies WorkerMessage);
 }

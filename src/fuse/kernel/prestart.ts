@@ -28,7 +28,7 @@ export const WORKER_LIMITS = { maxYoungGenerationSizeMb: 6 };
 
 /** workerData of a thread that waits for a "start" message. */
 export const PRESTARTED = "prestarted";
-/** The same, for a thread that loads koffi too before the message (see `prestart`). */
+/** The same, for a thread that loads koffi and the tar code too before the message (see `prestart`). */
 export const PRELOADING = "prestarted, preloading";
 
 export function isPrestarted(data: unknown): boolean {
