@@ -26,7 +26,7 @@ import { writeNotification } from "./notify-ring";
 import { logAt, logLine } from "./log";
 import type { Outcome } from "./dispatch";
 import { NOTIFY_INVAL_INODE, Op, READ_BUFFER_SIZE, opName } from "./protocol";
-import type { Session } from "./session";
+import type { Reply, Session } from "./session";
 import { constants } from "node:os";
 
 export interface LoopOptions {
@@ -61,9 +61,7 @@ function readRequest(fd: number, buf: Buffer): number {
 
 type WriteResult = "ok" | "refused" | "gone";
 
-function writeReply(fd: number, s: Session, out: Outcome): WriteResult {
-  const reply = out.reply;
-  if (reply === null) return "ok";
+function writeReply(fd: number, s: Session, out: Outcome, reply: Reply): WriteResult {
   if (reply.spliced !== undefined) {
     if (out.errno === 0) return s.splice?.send(fd, out.h.unique) ?? "refused";
     s.splice?.discard();
@@ -147,7 +145,7 @@ function handle(
   for (const id of s.takeAliasesToInvalidate()) pages.send(notifyInvalInode(id, NOTIFY_INVAL_INODE));
   let result: WriteResult = "ok";
   if (out.reply !== null) {
-    result = writeReply(fd, s, out);
+    result = writeReply(fd, s, out, out.reply);
     if (result !== "ok" && out.errno === 0) out.reply.undo?.();
   }
   if (opts.debug) logLine(`${label} -> ${outcomeText(out)}`, "debug");
