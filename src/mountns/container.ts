@@ -60,6 +60,8 @@ const NOTICE_MS = 1_000;
 const GRACE_MS = 2_000;
 /** From a SIGTERM passed on to the container to SIGKILL. */
 const STOP_GRACE_MS = 5_000;
+/** From a first reading of "PID 1 has no handler for the signal run got" to the second (SignalRelay). */
+const STAND_IN_CONFIRM_MS = 100;
 const DAEMON_POLL_MS = 200;
 const DAEMON_EXIT_MS = 5_000;
 const LEFTOVER_EXIT_MS = 5_000;
@@ -92,8 +94,14 @@ function waitExit(
  * spares every signal it has no handler for, where any other process would die of it: run then stands
  * in for the default action (SIGKILL, reported as death by the signal), so ^C and SIGTERM end
  * `run -- sleep 100` as they end `sleep 100`.
+ *
+ * Run reads PID 1's handlers from /proc only when its event loop gets to the signal, which can be after a
+ * PID 1 that did catch it has run its handler and is already ending. So a first reading of "no handler"
+ * is taken again STAND_IN_CONFIRM_MS later, and run stands in only if the same PID 1 is still there
+ * without a handler: a PID 1 the kernel spared does not end by itself, and one that is ending is left to
+ * report its own status.
  */
-class SignalRelay {
+export class SignalRelay {
   received: NodeJS.Signals | undefined;
   target: (() => number[]) | undefined;
   /** With its own PID namespace: the container's PID 1 (host PID), and how to kill the container. */
@@ -101,9 +109,10 @@ class SignalRelay {
   /** The signal whose default action run carried out on PID 1. */
   emulated: NodeJS.Signals | undefined;
   private killTimer: NodeJS.Timeout | undefined;
+  private readonly confirmTimers: NodeJS.Timeout[] = [];
   private readonly handlers = new Map<NodeJS.Signals, () => void>();
 
-  constructor() {
+  constructor(private readonly verbose: boolean) {
     for (const sig of ["SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP"] as const) {
       const h = (): void => this.on(sig);
       this.handlers.set(sig, h);
@@ -113,19 +122,37 @@ class SignalRelay {
 
   private on(sig: NodeJS.Signals): void {
     this.received ??= sig;
-    if (this.standIn(sig)) return;
-    // A terminal's ^C or ^\ already reached COMMAND (same process group): do not deliver it twice.
+    const pid = this.pidOneWithout(sig);
+    if (pid === undefined) {
+      this.pass(sig);
+      return;
+    }
+    this.confirmTimers.push(
+      setTimeout(() => {
+        if (this.pidOneWithout(sig) === pid) this.standIn(sig, pid);
+        else this.pass(sig);
+      }, STAND_IN_CONFIRM_MS),
+    );
+  }
+
+  /** Passes `sig` on, but the terminal's ^C and ^\: those already reached COMMAND (same process group). */
+  private pass(sig: NodeJS.Signals): void {
     if (sig === "SIGINT" || sig === "SIGQUIT" || !this.target) return;
     this.forward(sig);
   }
 
-  /** Kills the container when `sig` (fatal by default) finds its PID 1 without a handler; true if so. */
-  private standIn(sig: NodeJS.Signals): boolean {
+  /** The container's PID 1 (host PID) when it has no handler for `sig` (fatal by default), else undefined. */
+  private pidOneWithout(sig: NodeJS.Signals): number | undefined {
     const pid = this.pidNs?.pidOne();
-    if (pid === undefined || signalDisposition(pid, SIGNUMS[sig] ?? 0) !== "default") return false;
+    if (pid === undefined || signalDisposition(pid, SIGNUMS[sig] ?? 0) !== "default") return undefined;
+    return pid;
+  }
+
+  /** Kills the container as `sig` would have killed PID 1 (host PID `pid`) anywhere but as a PID 1. */
+  private standIn(sig: NodeJS.Signals, pid: number): void {
+    if (this.verbose) say(`the container's PID 1 (PID ${pid} here) has no handler for ${sig}: stopping it`);
     this.emulated ??= sig;
     this.pidNs?.kill();
-    return true;
   }
 
   /**
@@ -145,6 +172,7 @@ class SignalRelay {
 
   dispose(): void {
     clearTimeout(this.killTimer);
+    this.confirmTimers.forEach(clearTimeout);
     for (const [sig, h] of this.handlers) process.off(sig, h);
   }
 }
@@ -345,7 +373,7 @@ async function runInNamespaces(
 /** The whole `run`: mount (unless --mounted), container, unmount (unless --keep). */
 export async function runContainer(req: ContainerRequest): Promise<number> {
   const { opts } = req;
-  const relay = new SignalRelay();
+  const relay = new SignalRelay(opts.verbose);
   let mnt = req.mountpoint;
   let mountedHere = false;
   let runDir: RunDir | undefined;
