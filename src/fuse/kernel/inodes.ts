@@ -42,6 +42,8 @@ export interface Inode {
   /** Generation sent with the node's entries (fixed while live). */
   gen: number;
   children: Map<string, Inode> | undefined;
+  /** When (Date.now()) the last entry reply naming the node was made; 0: never while live. */
+  replied: number;
 }
 
 /** `attr` with inode number `ino` (the node's pinned one: see `InodeTable.pin`). */
@@ -92,6 +94,7 @@ export class InodeTable {
       ino: 0n,
       gen: 0,
       children: undefined,
+      replied: 0,
     };
     this.byId.set(ROOT_ID, this.root);
   }
@@ -171,7 +174,19 @@ export class InodeTable {
 
   private newNode(parent: Inode, name: string, attr: EntryAttr, id: number): Inode {
     const type = attr.mode & S_IFMT;
-    return { id, parent, name, lookups: 0, attached: true, type, ino: attr.ino, gen: 0, children: undefined };
+    const children = undefined;
+    return {
+      id,
+      parent,
+      name,
+      lookups: 0,
+      attached: true,
+      type,
+      ino: attr.ino,
+      gen: 0,
+      children,
+      replied: 0,
+    };
   }
 
   /** One more lookup of a node of the tree; one that was not live gets a free id and `attr`'s generation. */
@@ -186,6 +201,7 @@ export class InodeTable {
       this.pin(node.id, attr.ino);
     }
     node.lookups += 1;
+    node.replied = Date.now();
     attr.gen = node.gen;
   }
 
@@ -320,6 +336,12 @@ export class InodeTable {
     const ids = node === undefined ? undefined : this.byIno.get(node.ino);
     if (ids === undefined || typeof ids === "number") return [];
     return [...ids].filter((other) => other !== id);
+  }
+
+  /** The live node of `name` in `parentId` (the kernel holds lookups on it under that name), if any. */
+  liveChild(parentId: number, name: string): Inode | undefined {
+    const node = this.byId.get(parentId)?.children?.get(name);
+    return node !== undefined && node.lookups > 0 && node.attached ? node : undefined;
   }
 
   /** The node id of `name` in `parentId`, if it is known. */

@@ -169,6 +169,11 @@ function readdirplusBody(s: Session, h: InHeader, req: ReaddirIn, counted: numbe
       }
       break;
     }
+    const known = i < DOTS || dirPath === null ? undefined : s.freshChild(h.nodeid, slot.name);
+    if (known !== undefined) {
+      w.add({ name: slot.name, ino: known.ino, type: direntType(known.type) }, win.offsetOf(i), null);
+      continue;
+    }
     const attr = i < DOTS || dirPath === null ? null : plusLookup(s, joinPath(dirPath, slot.name));
     if (attr === "gone") continue;
     if (attr === null) {

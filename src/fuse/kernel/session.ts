@@ -11,7 +11,7 @@
 import type { Caller, UnionOps } from "../../unionfs/types";
 import type { InHeader, Reader } from "./codec";
 import type { Negotiated } from "./init";
-import { InodeTable } from "./inodes";
+import { InodeTable, type Inode } from "./inodes";
 import { DirListings } from "./listings";
 import { Passthrough, deviceIoctls } from "./passthrough";
 import { SpliceReplies } from "./splice";
@@ -30,6 +30,9 @@ export interface Reply {
 }
 
 export const EMPTY: Reply = { parts: [] };
+
+/** Shorter cache timeouts than this (`timeout=`) make READDIRPLUS always send attributes. */
+const FRESH_MIN_S = 1;
 
 const errnoReplies = new Map<number, Reply>();
 
@@ -196,6 +199,20 @@ export class Session {
    */
   attrTimeoutFor(nodeid: number): number {
     return this.passthrough?.passing(nodeid) === true ? 0 : this.attrTimeout;
+  }
+
+  /**
+   * The live node of `name` in `parentId` when the kernel still holds a fresh entry and fresh attributes
+   * for it from an entry reply (at least half of both timeouts left, and not passed through), else
+   * undefined. READDIRPLUS sends such a name without attributes (node id 0): the kernel keeps what it
+   * has, including the ACLs it cached, which a refresh would drop (fuse_direntplus_link).
+   */
+  freshChild(parentId: number, name: string): Inode | undefined {
+    const node = this.table.liveChild(parentId, name);
+    if (node === undefined) return undefined;
+    const validS = Math.min(this.entryTimeout, this.attrTimeoutFor(node.id));
+    if (validS < FRESH_MIN_S || Date.now() - node.replied > (validS * 1000) / 2) return undefined;
+    return node;
   }
 
   /** Drops node `nodeid`'s cached attributes before the reply (nothing else: no aliases). */

@@ -438,5 +438,40 @@ describe("fuse dispatcher", () => {
       );
       assert.equal(got[1]?.nodeid, 0, "a failing lookup goes out without attributes");
     });
+
+    it("sends names the kernel holds fresh without attributes, so its cached ACLs survive (ls -lR GETXATTRs)", () => {
+      fake.files.set("/a", 0o100644);
+      fake.files.set("/b", 0o040755);
+      const first = entries(ok(plus(2, 4096)));
+      const a = first[0]?.nodeid ?? 0;
+      assert.notEqual(a, 0);
+      fake.calls = [];
+      const again = entries(ok(plus(2, 4096)));
+      assert.deepEqual(
+        again.map((e) => [e.name, e.nodeid, e.off]),
+        [
+          ["a", 0, 3],
+          ["b", 0, 4],
+        ],
+      );
+      assert.equal(fake.calls.filter((c) => c[0] === "getattr").length, 0, "no getattr for them");
+      assert.equal(s.table.get(a).lookups, 1, "no lookup counted for a name sent without attributes");
+      s.table.forget(a, 1);
+      assert.deepEqual(
+        entries(ok(plus(2, 4096))).map((e) => [e.name, e.nodeid === 0]),
+        [
+          ["a", false],
+          ["b", true],
+        ],
+        "a forgotten name gets its attributes again",
+      );
+    });
+
+    it("always sends attributes with short cache timeouts (timeout=0)", () => {
+      s = new Session(fake.ops(), { entryTimeout: 0, attrTimeout: 0 });
+      fake.files.set("/a", 0o100644);
+      entries(ok(plus(2, 4096)));
+      assert.notEqual(entries(ok(plus(2, 4096)))[0]?.nodeid, 0);
+    });
   });
 });
