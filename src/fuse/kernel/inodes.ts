@@ -44,6 +44,15 @@ export interface Inode {
   children: Map<string, Inode> | undefined;
   /** When (Date.now()) the last entry reply naming the node was made; 0: never while live. */
   replied: number;
+  /** What GETXATTR knows of the object's extended attributes (see `Xattrs`). */
+  xattrs: Xattrs;
+}
+
+/** An object's extended attributes, as far as GETXATTR knows: not asked yet, none at all, or some. */
+export const enum Xattrs {
+  Unknown = 0,
+  None = 1,
+  Some = 2,
 }
 
 /** `attr` with inode number `ino` (the node's pinned one: see `InodeTable.pin`). */
@@ -95,6 +104,7 @@ export class InodeTable {
       gen: 0,
       children: undefined,
       replied: 0,
+      xattrs: Xattrs.Unknown,
     };
     this.byId.set(ROOT_ID, this.root);
   }
@@ -174,7 +184,6 @@ export class InodeTable {
 
   private newNode(parent: Inode, name: string, attr: EntryAttr, id: number): Inode {
     const type = attr.mode & S_IFMT;
-    const children = undefined;
     return {
       id,
       parent,
@@ -184,8 +193,9 @@ export class InodeTable {
       type,
       ino: attr.ino,
       gen: 0,
-      children,
+      children: undefined,
       replied: 0,
+      xattrs: Xattrs.Unknown,
     };
   }
 

@@ -181,6 +181,7 @@ const setxattr: Handler = (s, h, r) => {
     r.skip(4); // padding
   }
   const name = r.name();
+  s.xattrsChanged(h.nodeid);
   s.ops.setxattr(s.table.path(h.nodeid), name, Buffer.from(r.bytes(size)), flags, { killSgid });
   if (killSgid) s.touchSelf(h.nodeid);
   return EMPTY;
@@ -199,6 +200,7 @@ const getxattr: Handler = (s, h, r) => {
   const size = r.u32();
   r.skip(4);
   const name = r.name();
+  if (s.hasNoXattrs(h.nodeid)) return NO_DATA;
   const value = s.ops.getxattr(s.table.path(h.nodeid), name);
   return value === undefined ? NO_DATA : sizedReply(value, size);
 };
@@ -210,6 +212,7 @@ const listxattr: Handler = (s, h, r) => {
 };
 
 const removexattr: Handler = (s, h, r) => {
+  s.xattrsChanged(h.nodeid);
   s.ops.removexattr(s.table.path(h.nodeid), r.name());
   return EMPTY;
 };

@@ -11,7 +11,7 @@
 import type { Caller, UnionOps } from "../../unionfs/types";
 import type { InHeader, Reader } from "./codec";
 import type { Negotiated } from "./init";
-import { InodeTable, type Inode } from "./inodes";
+import { InodeTable, Xattrs, type Inode } from "./inodes";
 import { DirListings } from "./listings";
 import { Passthrough, deviceIoctls } from "./passthrough";
 import { SpliceReplies } from "./splice";
@@ -213,6 +213,33 @@ export class Session {
     const validS = Math.min(this.entryTimeout, this.attrTimeoutFor(node.id));
     if (validS < FRESH_MIN_S || Date.now() - node.replied > (validS * 1000) / 2) return undefined;
     return node;
+  }
+
+  /**
+   * True when node `nodeid`'s object is known to have no extended attributes at all, so that any GETXATTR
+   * is ENODATA: learnt by one listxattr at its first GETXATTR (`ls -l` asks for security.selinux of every
+   * name, and the kernel caches no answer), forgotten at any SETXATTR or REMOVEXATTR on it or on another
+   * name of it. Copy-up keeps an object's attributes; nothing else the union does adds one it shows.
+   */
+  hasNoXattrs(nodeid: number): boolean {
+    const node = this.table.get(nodeid);
+    if (node.xattrs === Xattrs.Unknown && node.attached) {
+      let names: string[] | undefined;
+      try {
+        names = this.ops.listxattr(this.table.path(nodeid));
+      } catch {
+        names = undefined; // not listable (noxattrs, an unsupported layer): GETXATTR answers each time
+      }
+      node.xattrs = names?.length === 0 ? Xattrs.None : Xattrs.Some;
+    }
+    return node.xattrs === Xattrs.None && node.attached;
+  }
+
+  /** Node `nodeid`'s extended attributes were changed (SETXATTR, REMOVEXATTR): under each of its names. */
+  xattrsChanged(nodeid: number): void {
+    for (const id of [nodeid, ...this.table.aliases(nodeid)]) {
+      if (this.table.has(id)) this.table.get(id).xattrs = Xattrs.Unknown;
+    }
   }
 
   /** Drops node `nodeid`'s cached attributes before the reply (nothing else: no aliases). */

@@ -18,6 +18,8 @@ class Fake {
   calls: unknown[][] = [];
   files = new Map<string, number>();
   xattr: Buffer | undefined = Buffer.from("0123456789");
+  /** What listxattr answers (an Error: thrown). */
+  names: string[] | Error = ["user.a", "user.b"];
   constructor() {
     this.files.set("/", 0o040755);
   }
@@ -74,7 +76,10 @@ class Fake {
       statfs: unsupported,
       setxattr: rec("setxattr", () => undefined),
       getxattr: rec("getxattr", () => this.xattr),
-      listxattr: rec("listxattr", () => ["user.a", "user.b"]),
+      listxattr: rec("listxattr", () => {
+        if (this.names instanceof Error) throw this.names;
+        return this.names;
+      }),
       removexattr: rec("removexattr", () => undefined),
       destroy: rec("destroy", () => undefined),
     };
@@ -246,6 +251,66 @@ describe("fuse dispatcher", () => {
     const list = (size: number): Outcome => send(Op.LISTXATTR, new Body().u32(size).u32(0));
     assert.equal(ok(list(0)).readUInt32LE(0), 14);
     assert.equal(ok(list(100)).toString(), "user.a\0user.b\0");
+  });
+
+  it("GETXATTR of an object without attributes lists it once, then is ENODATA without the core until SETXATTR/REMOVEXATTR (ls -l)", () => {
+    fake.files.set("/a", 0o100644);
+    const a = Number(ok(send(Op.LOOKUP, new Body().name("a"))).readBigUInt64LE(0));
+    const get = (): Outcome =>
+      send(Op.GETXATTR, new Body().u32(100).u32(0).name("security.selinux"), { nodeid: a });
+    const asked = (): unknown[] => fake.calls.map((c) => c[0]).filter((n) => n !== "getattr");
+    fake.names = [];
+    fake.xattr = undefined;
+    fake.calls = [];
+    for (let i = 0; i < 3; i++) assert.equal(get().errno, 61);
+    assert.deepEqual(asked(), ["listxattr"]);
+    fake.calls = [];
+    ok(send(Op.SETXATTR, new Body().u32(2).u32(0).name("user.x").raw(Buffer.from("v1")), { nodeid: a }));
+    fake.names = ["user.x"];
+    fake.xattr = Buffer.from("v1");
+    assert.equal(ok(get()).toString(), "v1", "after SETXATTR the core answers");
+    assert.equal(ok(get()).toString(), "v1");
+    assert.deepEqual(asked(), ["setxattr", "listxattr", "getxattr", "getxattr"]);
+    fake.calls = [];
+    ok(send(Op.REMOVEXATTR, new Body().name("user.x"), { nodeid: a }));
+    fake.names = [];
+    fake.xattr = undefined;
+    assert.equal(get().errno, 61);
+    assert.equal(get().errno, 61);
+    assert.deepEqual(asked(), ["removexattr", "listxattr"]);
+  });
+
+  it("GETXATTR goes to the core each time when listxattr fails (noxattrs: EOPNOTSUPP stays EOPNOTSUPP)", () => {
+    fake.files.set("/a", 0o100644);
+    const a = Number(ok(send(Op.LOOKUP, new Body().name("a"))).readBigUInt64LE(0));
+    fake.names = fsError("EOPNOTSUPP");
+    const ops = s.ops as { getxattr: (p: string, n: string) => Buffer | undefined };
+    ops.getxattr = () => {
+      throw fsError("EOPNOTSUPP");
+    };
+    const get = (): Outcome => send(Op.GETXATTR, new Body().u32(100).u32(0).name("user.y"), { nodeid: a });
+    assert.equal(get().errno, 95);
+    assert.equal(get().errno, 95);
+  });
+
+  it("regression: SETXATTR through one name of a hard-linked file is seen through the other", () => {
+    fake.files.set("/a", 0o100644);
+    fake.files.set("/b", 0o100644);
+    const ops = s.ops as { getattr: (p: string) => Attr };
+    const real = ops.getattr;
+    ops.getattr = (p) => ({ ...real(p), ino: 555n, nlink: 2 });
+    const id = (n: string): number => Number(ok(send(Op.LOOKUP, new Body().name(n))).readBigUInt64LE(0));
+    const [a, b] = [id("a"), id("b")];
+    assert.notEqual(a, b);
+    const get = (node: number): Outcome =>
+      send(Op.GETXATTR, new Body().u32(100).u32(0).name("user.x"), { nodeid: node });
+    fake.names = [];
+    fake.xattr = undefined;
+    assert.equal(get(b).errno, 61);
+    ok(send(Op.SETXATTR, new Body().u32(2).u32(0).name("user.x").raw(Buffer.from("v1")), { nodeid: a }));
+    fake.names = ["user.x"];
+    fake.xattr = Buffer.from("v1");
+    assert.equal(ok(get(b)).toString(), "v1");
   });
 
   it("zero-message opendir: OPENDIR is ENOSYS once offered, and READDIR without a handle lists the node", () => {
