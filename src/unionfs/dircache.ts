@@ -18,11 +18,41 @@ export type Names = ReadonlyMap<string, number>;
 
 const MAX_NAMES = 2_000_000;
 
+/** Listings of one directory path from this many layers make it worth keeping their names merged. */
+const MERGE_FROM = 8;
+
 /** The cached listings of one directory path: slot i is layer i's, undefined until it was listed. */
 export class DirNames {
   readonly byLayer: Array<Map<string, number> | undefined> = [];
   /** Names held, plus one: what the directory counts for against MAX_NAMES. */
   size = 1;
+  private loaded = 0;
+  /**
+   * Every name of the listings held, once MERGE_FROM of them are: a name absent from it (and whose
+   * whiteout markers are) is in none of them, so a lookup in a deep stack skips those layers at once.
+   */
+  anywhere: Set<string> | undefined;
+
+  add(index: number, names: Map<string, number>): void {
+    this.byLayer[index] = names;
+    this.loaded += 1;
+    const before = this.anywhere?.size ?? 0;
+    if (this.anywhere !== undefined) for (const n of names.keys()) this.anywhere.add(n);
+    else if (this.loaded >= MERGE_FROM) this.anywhere = this.merged();
+    this.size += names.size + (this.anywhere?.size ?? 0) - before;
+  }
+
+  /** Whether none of the listings held has `name` or one of `markers`; false until they are merged. */
+  lacks(name: string, markers: readonly string[]): boolean {
+    const all = this.anywhere;
+    return all !== undefined && !all.has(name) && markers.every((m) => !all.has(m));
+  }
+
+  private merged(): Set<string> {
+    const all = new Set<string>();
+    for (const m of this.byLayer) if (m !== undefined) for (const n of m.keys()) all.add(n);
+    return all;
+  }
 }
 
 export class LowerDirCache {
@@ -50,8 +80,7 @@ export class LowerDirCache {
       throw err;
     }
     const m = new Map(entries.map((e) => [e.name, e.type]));
-    d.byLayer[layer.index] = m;
-    d.size += m.size;
+    d.add(layer.index, m);
     // Set again (not in place): the cache counts a value's size when it is set.
     this.cache.delete(rel);
     this.cache.set(rel, d);

@@ -116,8 +116,13 @@ export class Resolver {
   private lookupIn(dir: string, parentLayers: number[], name: string, cache = true): Resolved | undefined {
     const dirRel = relOf(dir);
     const p = new Probe(dirRel, name, this.lowerDirs.dir(dirRel));
+    // Layers whose listing (held before this lookup) has neither the name nor a marker of it: skipped.
+    const merged = p.listings.anywhere !== undefined;
+    const lacking = merged && p.listings.lacks(name, p.markers) ? p.listings.byLayer : undefined;
     for (let k = 0; k < parentLayers.length; k++) {
-      const layer = this.layers[parentLayers[k] as number] as Layer;
+      const index = parentLayers[k] as number;
+      if (lacking?.[index] !== undefined) continue;
+      const layer = this.layers[index] as Layer;
       const st = this.find(layer, p);
       if (st === "whiteout") return undefined;
       if (st === undefined) continue;
