@@ -42,7 +42,7 @@ export interface Inode {
   /** Generation sent with the node's entries (fixed while live). */
   gen: number;
   children: Map<string, Inode> | undefined;
-  /** When (Date.now()) the last entry reply naming the node was made; 0: never while live. */
+  /** When the last entry reply naming the node was made (`clockS()`); 0: never while live. */
   replied: number;
   /** What GETXATTR knows of the object's extended attributes (see `Xattrs`). */
   xattrs: Xattrs;
@@ -53,6 +53,16 @@ export const enum Xattrs {
   Unknown = 0,
   None = 1,
   Some = 2,
+}
+
+const STARTED_MS = Date.now() - 1000;
+
+/**
+ * Whole seconds since shortly before this module loaded (at least 1): a small integer, which V8 keeps in
+ * the node itself, where a Date.now() would be a boxed number per node.
+ */
+export function clockS(): number {
+  return Math.floor((Date.now() - STARTED_MS) / 1000);
 }
 
 /** `attr` with inode number `ino` (the node's pinned one: see `InodeTable.pin`). */
@@ -211,7 +221,7 @@ export class InodeTable {
       this.pin(node.id, attr.ino);
     }
     node.lookups += 1;
-    node.replied = Date.now();
+    node.replied = clockS();
     attr.gen = node.gen;
   }
 

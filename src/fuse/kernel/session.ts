@@ -11,7 +11,7 @@
 import type { Caller, UnionOps } from "../../unionfs/types";
 import type { InHeader, Reader } from "./codec";
 import type { Negotiated } from "./init";
-import { InodeTable, Xattrs, type Inode } from "./inodes";
+import { clockS, InodeTable, Xattrs, type Inode } from "./inodes";
 import { DirListings } from "./listings";
 import { Passthrough, deviceIoctls } from "./passthrough";
 import { SpliceReplies } from "./splice";
@@ -211,7 +211,7 @@ export class Session {
     const node = this.table.liveChild(parentId, name);
     if (node === undefined) return undefined;
     const validS = Math.min(this.entryTimeout, this.attrTimeoutFor(node.id));
-    if (validS < FRESH_MIN_S || Date.now() - node.replied > (validS * 1000) / 2) return undefined;
+    if (validS < FRESH_MIN_S || clockS() - node.replied > validS / 2) return undefined;
     return node;
   }
 
