@@ -313,6 +313,12 @@ const POLLERR = 0x8;
 const POLLHUP = 0x10;
 
 /** close(2) for descriptors made here (Node warns when its own close sees an fd it did not open). */
+/** A close-on-exec duplicate of `fd` (fcntl F_DUPFD_CLOEXEC). */
+export function dupFd(fd: number): number {
+  const F_DUPFD_CLOEXEC = 1030;
+  return check(c().fcntlInt(fd, F_DUPFD_CLOEXEC, 0) as number, "fcntl");
+}
+
 export function closeFd(fd: number): void {
   check(c().close(fd) as number, "close");
 }

@@ -159,6 +159,11 @@ export class Files {
     f.upper?.sync(datasync); // a lower file is never written: nothing to sync
   }
 
+  syncFd(fh: number): number | undefined {
+    const f = this.s.handles.file(fh);
+    return this.s.opts.noFsync ? undefined : f.upper?.fd;
+  }
+
   release(fh: number): void {
     this.s.handles.releaseFile(fh);
   }

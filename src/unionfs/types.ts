@@ -161,6 +161,11 @@ export interface UnionOps {
   write(fh: number, data: Buffer, position: bigint): number;
   flush(fh: number): void;
   fsync(fh: number, datasync: boolean): void;
+  /**
+   * The descriptor `fsync` would flush for `fh` (after the same checks), for a transport that flushes it
+   * on a thread of its own; undefined when there is nothing to flush (a lower file, `nofsync`).
+   */
+  syncFd?(fh: number): number | undefined;
   release(fh: number): void;
   fallocate(fh: number, mode: number, offset: bigint, length: bigint): void;
   lseek(fh: number, offset: bigint, whence: number): bigint;

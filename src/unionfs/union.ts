@@ -141,6 +141,10 @@ export class Union implements UnionOps {
     this.files.fsync(fh, datasync);
   }
 
+  syncFd(fh: number): number | undefined {
+    return this.files.syncFd(fh);
+  }
+
   release(fh: number): void {
     this.files.release(fh);
   }

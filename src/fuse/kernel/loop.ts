@@ -5,7 +5,8 @@
  * Invariants:
  * - Runs on one thread with synchronous fs calls only (nothing is parked in the libuv pool), so requests
  *   are served strictly one at a time, in the order the kernel hands them out — except requests held
- *   while a big copy-up's data is copied in the background (held.ts), served once it is done.
+ *   while a big copy-up's data is copied in the background (held.ts), served once it is done, and
+ *   FSYNCs handed to the sync thread, which answers them itself (sync-thread.ts).
  * - Returns (never throws for device errors the kernel uses to end a session) once the device reports
  *   ENODEV, i.e. the mount is gone or the connection was aborted. ENOENT/EINTR/EAGAIN on read are retried.
  * - A reply the kernel refuses (ENOENT: its request was interrupted) has its side effects undone.
@@ -95,7 +96,7 @@ function errnoName(errno: number): string {
 }
 
 function outcomeText(out: Outcome): string {
-  if (out.reply === null) return "(no reply)";
+  if (out.reply === null) return out.h.opcode === Op.FSYNC ? "(answered by the sync thread)" : "(no reply)";
   const spliced = out.reply.spliced;
   return spliced === undefined || out.errno !== 0 ? errnoName(out.errno) : `0 (${spliced} bytes spliced)`;
 }
@@ -108,6 +109,7 @@ export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
   } finally {
     pages.close();
     s.splice?.close();
+    s.syncs?.close();
   }
 }
 

@@ -11,6 +11,7 @@
  */
 import { constants } from "node:os";
 import { fsError } from "../../errors";
+import { dupFd } from "../../sys/libc";
 import { entryOut, lseekOut, openOut, sizeOut, statfsOut } from "./codec";
 import { withIno } from "./inodes";
 import { CACHED, CONFLICT, type OpenMode } from "./passthrough";
@@ -142,9 +143,17 @@ const release: Handler = (s, h, r) => {
   return EMPTY;
 };
 
-const fsync: Handler = (s, _h, r) => {
+/** FSYNC: on the sync thread once it runs (it answers; sync-thread.ts), else here. */
+const fsync: Handler = (s, h, r) => {
   const fh = r.id();
-  s.ops.fsync(fh, (r.u32() & FSYNC_FDATASYNC) !== 0);
+  const datasync = (r.u32() & FSYNC_FDATASYNC) !== 0;
+  if (s.syncs?.ready() === true && s.ops.syncFd !== undefined) {
+    const fd = s.ops.syncFd(fh);
+    if (fd === undefined) return EMPTY;
+    s.syncs.sync({ fd: dupFd(fd), datasync, unique: h.unique });
+    return null;
+  }
+  s.ops.fsync(fh, datasync);
   return EMPTY;
 };
 

@@ -4,7 +4,10 @@
  * Invariants: one Session per mount, used by one thread only; `ops.destroy()` runs at most once;
  * the data of a READ reply lives in one buffer shared by all READs (valid until the next request);
  * a Reply's `undo` reverses every side effect of building it (lookup counts added, handles opened) and
- * runs only when the kernel refused the reply (the request had been interrupted).
+ * runs only when the kernel refused the reply (the request had been interrupted). A handler that returns
+ * null sends nothing: the request needs no reply (FORGET) or another thread answers it (FSYNC).
+ * What GETXATTR and READDIRPLUS take as known about a node (`hasNoXattrs`, `freshChild`) holds only
+ * while every change goes through the mount.
  * The open file handles of each node are tracked (OPEN/CREATE to RELEASE) so that attribute requests on a
  * removed-but-open file, which the kernel sends without a handle (fstat, fchmod), can use one.
  */
@@ -15,6 +18,7 @@ import { clockS, InodeTable, Xattrs, type Inode } from "./inodes";
 import { DirListings } from "./listings";
 import { Passthrough, deviceIoctls } from "./passthrough";
 import { SpliceReplies } from "./splice";
+import { SyncThread } from "./sync-thread";
 import { ATTR_TIMEOUT_S, ENTRY_TIMEOUT_S, Init, Init2 } from "./protocol";
 
 export interface Reply {
@@ -55,6 +59,8 @@ export interface SessionOptions {
   passthrough?: boolean;
   /** Splice large READ replies from the file to `devFd` (default: yes, when `devFd` is given). */
   splice?: boolean;
+  /** FSYNC on a thread of its own that answers on `devFd` (default: yes, when `devFd` is given). */
+  syncThread?: boolean;
   log?: (line: string) => void;
 }
 
@@ -78,6 +84,8 @@ export class Session {
   private readScratch = Buffer.alloc(0);
   /** Large READ replies spliced to the device, where there is one (the kernel transport). */
   readonly splice: SpliceReplies | null;
+  /** FSYNC on a thread of its own, where there is a device to answer on (the kernel transport). */
+  readonly syncs: SyncThread | null;
 
   constructor(
     readonly ops: UnionOps,
@@ -86,6 +94,8 @@ export class Session {
     this.entryTimeout = options.entryTimeout ?? ENTRY_TIMEOUT_S;
     this.attrTimeout = options.attrTimeout ?? ATTR_TIMEOUT_S;
     this.splice = options.devFd !== undefined && options.splice !== false ? new SpliceReplies() : null;
+    this.syncs =
+      options.devFd !== undefined && options.syncThread !== false ? new SyncThread(options.devFd) : null;
   }
 
   /**

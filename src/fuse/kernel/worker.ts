@@ -77,6 +77,7 @@ async function main(data: WorkerData): Promise<void> {
     devFd: data.fd,
     passthrough: data.config.passthrough !== "off",
     splice: process.env.UNIONFS_TS_SPLICE !== "0",
+    syncThread: process.env.UNIONFS_TS_SYNC_THREAD !== "0",
     entryTimeout: data.config.cacheTimeout,
     attrTimeout: data.config.cacheTimeout,
     log: logAt("warning"),
