@@ -11,7 +11,6 @@
  */
 import { constants } from "node:os";
 import { fsError } from "../../errors";
-import { dupFd } from "../../sys/libc";
 import { entryOut, lseekOut, openOut, sizeOut, statfsOut } from "./codec";
 import { withIno } from "./inodes";
 import { CACHED, CONFLICT, type OpenMode } from "./passthrough";
@@ -147,11 +146,10 @@ const release: Handler = (s, h, r) => {
 const fsync: Handler = (s, h, r) => {
   const fh = r.id();
   const datasync = (r.u32() & FSYNC_FDATASYNC) !== 0;
-  if (s.syncs?.ready() === true && s.ops.syncFd !== undefined) {
+  if (s.syncs !== null && s.ops.syncFd !== undefined) {
     const fd = s.ops.syncFd(fh);
     if (fd === undefined) return EMPTY;
-    s.syncs.sync({ fd: dupFd(fd), datasync, unique: h.unique });
-    return null;
+    if (s.syncs.take(fd, datasync, h.unique)) return null;
   }
   s.ops.fsync(fh, datasync);
   return EMPTY;

@@ -4,16 +4,21 @@
  * request of the mount.
  *
  * Invariants:
- * - Owned by the serving thread. The thread starts at the first fsync handed over and answers only once
- *   it said it runs (`ready`); until then, and wherever it cannot start, fsyncs are done inline, as before.
+ * - Owned by the serving thread. The thread starts at the first fsync and takes jobs only once it said it
+ *   runs; until then, and wherever it cannot start, fsyncs are done inline, as before. After IDLE_MS
+ *   without a job it ends (its V8 isolate is ~9 MiB), and the next fsync starts one again.
+ * - `take` and the thread's decision to end agree through two shared words: the serving thread counts a
+ *   job in flight before it looks whether the thread runs; the thread marks itself ended before it looks
+ *   whether a job is in flight, and takes the mark back if one is. So no job is posted to an ended thread.
  * - The thread gets a duplicate of the file's descriptor, which it closes when done, so a RELEASE or a
  *   handle that follows a copy-up never closes the descriptor under it.
  * - The kernel sends no RELEASE for the file while its FSYNC is unanswered (the caller holds the file),
  *   and every WRITE answered before the FSYNC was sent is in the file already: its data is what is synced.
- * - Each handed-over request gets exactly one reply, written by the thread (an error as its errno).
+ * - Each job gets exactly one reply, written by the thread (an error as its errno).
  */
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
+import { dupFd } from "../../sys/libc";
 
 /** What the serving thread sends the sync thread for one FSYNC. */
 export interface SyncJob {
@@ -24,26 +29,51 @@ export interface SyncJob {
 
 export interface SyncWorkerData {
   devFd: number;
-  /** Int32 0: 1 once the thread takes jobs. */
-  state: SharedArrayBuffer;
+  /** Int32 words: STATE and INFLIGHT. */
+  shared: SharedArrayBuffer;
+  idleMs: number;
 }
+
+/** Index of the thread's state (STARTING, RUNNING, ENDED) and of the count of jobs in flight. */
+export const STATE = 0;
+export const INFLIGHT = 1;
+export const STARTING = 0;
+export const RUNNING = 1;
+export const ENDED = 2;
+
+const IDLE_MS = 10_000;
 
 export class SyncThread {
   private worker: Worker | undefined;
   private failed = false;
-  private readonly state = new SharedArrayBuffer(4);
+  private readonly words = new Int32Array(new SharedArrayBuffer(8));
 
-  constructor(private readonly devFd: number) {}
+  constructor(
+    private readonly devFd: number,
+    private readonly idleMs = IDLE_MS,
+  ) {}
 
-  /** Whether fsyncs can be handed over now; the first call starts the thread. */
-  ready(): boolean {
-    if (this.worker === undefined && !this.failed) this.start();
-    return Atomics.load(new Int32Array(this.state), 0) === 1;
+  /**
+   * Hands an fsync of `fd` over when the thread runs (it answers request `unique`): true. False when it
+   * does not (yet): the caller does it inline. The first call, and the first after the thread ended,
+   * starts one.
+   */
+  take(fd: number, datasync: boolean, unique: bigint): boolean {
+    if (!this.failed && (this.worker === undefined || Atomics.load(this.words, STATE) === ENDED))
+      this.start();
+    Atomics.add(this.words, INFLIGHT, 1);
+    if (this.worker === undefined || Atomics.load(this.words, STATE) !== RUNNING) {
+      Atomics.sub(this.words, INFLIGHT, 1);
+      return false;
+    }
+    const job: SyncJob = { fd: dupFd(fd), datasync, unique };
+    this.worker.postMessage(job);
+    return true;
   }
 
-  /** Hands duplicate descriptor `fd` over, to be flushed and closed; the thread answers request `unique`. */
-  sync(job: SyncJob): void {
-    this.worker?.postMessage(job);
+  /** Whether a thread runs now (it may end by itself after IDLE_MS). */
+  get running(): boolean {
+    return this.worker !== undefined && Atomics.load(this.words, STATE) === RUNNING;
   }
 
   close(): void {
@@ -53,11 +83,18 @@ export class SyncThread {
 
   private start(): void {
     try {
-      const workerData: SyncWorkerData = { devFd: this.devFd, state: this.state };
-      this.worker = new Worker(path.join(__dirname, "sync-worker.js"), { workerData });
+      Atomics.store(this.words, STATE, STARTING);
+      const workerData: SyncWorkerData = {
+        devFd: this.devFd,
+        shared: this.words.buffer as SharedArrayBuffer,
+        idleMs: this.idleMs,
+      };
+      const resourceLimits = { maxYoungGenerationSizeMb: 1 };
+      this.worker = new Worker(path.join(__dirname, "sync-worker.js"), { workerData, resourceLimits });
       this.worker.unref();
     } catch {
       this.failed = true; // fsyncs stay inline
+      this.worker = undefined;
     }
   }
 }

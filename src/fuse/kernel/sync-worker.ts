@@ -1,6 +1,7 @@
 /**
  * Entry of the sync thread (sync-thread.ts): for each job, fsync or fdatasync of the descriptor it was
- * given, close it, and write the request's reply (an error as its errno) to /dev/fuse.
+ * given, close it, and write the request's reply (an error as its errno) to /dev/fuse; after `idleMs`
+ * without a job, end (see sync-thread.ts for how that agrees with the serving thread).
  *
  * Invariants: every job gets its reply written, whatever fsync did; a reply the kernel refuses (ENOENT:
  * the request was interrupted; ENODEV: the session ended) is fine, and nothing is written to stderr.
@@ -12,10 +13,12 @@ import { parentPort, workerData } from "node:worker_threads";
 import { errnoOf } from "../../errors";
 import { closeFd } from "../../sys/libc";
 import { outHeader } from "./codec";
-import type { SyncJob, SyncWorkerData } from "./sync-thread";
+import { ENDED, INFLIGHT, RUNNING, STATE, type SyncJob, type SyncWorkerData } from "./sync-thread";
 
-const { devFd, state } = workerData as SyncWorkerData;
+const { devFd, shared, idleMs } = workerData as SyncWorkerData;
+const words = new Int32Array(shared);
 const delayMs = Number(process.env.UNIONFS_TS_SYNC_DELAY_MS ?? 0);
+let idle: NodeJS.Timeout | undefined;
 
 function flush(job: SyncJob): number {
   try {
@@ -35,6 +38,22 @@ function flush(job: SyncJob): number {
   }
 }
 
+/** Ends the thread unless a job is on its way (then it goes on running). */
+function endIfIdle(): void {
+  if (Atomics.compareExchange(words, STATE, RUNNING, ENDED) !== RUNNING) return;
+  if (Atomics.load(words, INFLIGHT) > 0) {
+    Atomics.store(words, STATE, RUNNING);
+    idleAgain();
+    return;
+  }
+  parentPort?.close();
+}
+
+function idleAgain(): void {
+  clearTimeout(idle);
+  idle = setTimeout(endIfIdle, idleMs);
+}
+
 parentPort?.on("message", (job: SyncJob) => {
   const errno = flush(job);
   try {
@@ -42,5 +61,8 @@ parentPort?.on("message", (job: SyncJob) => {
   } catch {
     // interrupted (ENOENT) or the session is gone (ENODEV): nobody waits for this reply
   }
+  Atomics.sub(words, INFLIGHT, 1);
+  idleAgain();
 });
-Atomics.store(new Int32Array(state), 0, 1);
+Atomics.store(words, STATE, RUNNING);
+idleAgain();

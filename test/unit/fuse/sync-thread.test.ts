@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { SyncThread } from "../../../src/fuse/kernel/sync-thread";
-import { dupFd, pipe } from "../../../src/sys/libc";
+import { pipe } from "../../../src/sys/libc";
 import { waitFor } from "../../helpers/mounts";
 
 /** The 16-byte reply headers read from `fd` until `count` came. */
@@ -41,7 +41,7 @@ describe("fuse/kernel/sync-thread", () => {
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "unionfs-sync-"));
     ends = pipe();
-    thread = new SyncThread(ends[1]);
+    thread = new SyncThread(ends[1], 300);
   });
   afterEach(() => {
     thread.close();
@@ -49,21 +49,38 @@ describe("fuse/kernel/sync-thread", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it("answers each job once, with its errno, and closes the descriptor it was given", async () => {
-    await waitFor(() => thread.ready(), 10_000, "the sync thread");
+  /** take() until the thread runs and takes the job (the first calls start it and answer false). */
+  async function handOver(fd: number, datasync: boolean, unique: bigint): Promise<void> {
+    await waitFor(() => thread.take(fd, datasync, unique), 10_000, "the sync thread to take a job");
+  }
+
+  it("answers each job once, with its errno, on a duplicate of the descriptor (the caller's stays open)", async () => {
     const fd = fs.openSync(path.join(dir, "f"), "w");
     fs.writeSync(fd, "data");
-    const dup = dupFd(fd);
-    thread.sync({ fd: dup, datasync: false, unique: 7n });
-    thread.sync({ fd: dupFd(fd), datasync: true, unique: 8n });
-    thread.sync({ fd: dupFd(ends[0]), datasync: false, unique: 9n }); // fsync of a pipe: EINVAL
+    await handOver(fd, false, 7n);
+    assert.ok(thread.take(fd, true, 8n));
+    assert.ok(thread.take(ends[0], false, 9n)); // fsync of a pipe: EINVAL
     const got = await replies(ends[0], 3);
     assert.deepEqual(got, [
       { len: 16, error: 0, unique: 7n },
       { len: 16, error: 0, unique: 8n },
       { len: 16, error: -os.constants.errno.EINVAL, unique: 9n },
     ]);
-    assert.throws(() => fs.fstatSync(dup), { code: "EBADF" }, "the duplicate is closed");
+    assert.equal(fs.fstatSync(fd).size, 4, "the caller's descriptor is still open");
+    fs.closeSync(fd);
+  });
+
+  it("ends after being idle, and the next fsync starts it again", async () => {
+    const fd = fs.openSync(path.join(dir, "f"), "w");
+    await handOver(fd, false, 1n);
+    await replies(ends[0], 1);
+    await waitFor(() => !thread.running, 10_000, "the idle thread to end");
+    assert.equal(thread.take(fd, false, 2n), false, "done inline while a new thread starts");
+    await handOver(fd, false, 3n);
+    assert.deepEqual(
+      (await replies(ends[0], 1)).map((r) => r.unique),
+      [3n],
+    );
     fs.closeSync(fd);
   });
 });
