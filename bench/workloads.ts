@@ -3,7 +3,7 @@
  *
  * Groups (--workloads), in the order they run:
  *   main stack: seqread (cold, warm) · randread · find (cold, warm) · lsr · tar · smallfiles (create,
- *               delete) · copyup · seqwrite
+ *               delete) · copyup · seqwrite · mixed (ls -lR runs while another process writes and fsyncs)
  *   deep stack: deep (stat of hit and miss paths, then both again)
  *   no stack:   mounts (mount time and the memory of 20 mounts: bench/mounts.ts)
  * Mount and unmount latency and the daemon's peak RSS are recorded for every stack that is mounted.
@@ -45,6 +45,7 @@ export const MAIN_GROUPS = [
   "smallfiles",
   "copyup",
   "seqwrite",
+  "mixed",
 ] as const;
 export const ALL_GROUPS = [...MAIN_GROUPS, "deep", "mounts"] as const;
 export type Group = (typeof ALL_GROUPS)[number];
@@ -170,6 +171,7 @@ export const ROWS: Record<Group, string[]> = {
   smallfiles: ["create_4k", "delete_4k"],
   copyup: ["copyup_256m"],
   seqwrite: ["seqwrite_1g"],
+  mixed: ["mixed_lsr", "mixed_fsync"],
   deep: ["deep_stat_hit", "deep_stat_miss", "deep_stat_hit_repeat", "deep_stat_miss_repeat"],
   mounts: [], // on no stack: bench/mounts.ts
 };
@@ -513,6 +515,52 @@ async function seqWrite(ctx: Ctx, m: Mounted, limitMs: number): Promise<void> {
   await run("sync", [], { timeoutMs: 120_000 });
 }
 
+/**
+ * Two processes at once for MIXED_S seconds: one writes 32 MiB and fsyncs it, again and again (a
+ * database's commits), the other lists usr/include with `ls -lR`, again and again. Rows: the listings
+ * and the fsyncs done per second. A daemon that serves one request at a time makes the listing wait
+ * for every fsync.
+ */
+async function mixed(ctx: Ctx, m: Mounted, limitMs: number): Promise<void> {
+  const seconds = Math.min(ctx.quick ? 3 : 10, Math.max(1, Math.floor(limitMs / 2000)));
+  const dir = path.join(m.mnt, "usr", "include");
+  const file = path.join(m.mnt, "bench-mixed.bin");
+  const script = [
+    `end=$(( $(date +%s) + ${seconds} ))`,
+    `( n=0; while [ "$(date +%s)" -lt "$end" ]; do dd if=/dev/zero of="$2" bs=1M count=32 conv=fsync status=none || exit 1; n=$((n+1)); done; echo "fsyncs $n" ) &`,
+    `n=0; while [ "$(date +%s)" -lt "$end" ]; do ls -lR "$1" > /dev/null || exit 1; n=$((n+1)); done`,
+    `wait $! || exit 1; echo "lists $n"`,
+  ].join("\n");
+  const { r, s } = await sampled(m, () =>
+    run("bash", ["-c", script, "mixed", dir, file], { timeoutMs: limitMs }),
+  );
+  const count = (what: string): number | null => {
+    const v = new RegExp(`^${what} (\\d+)$`, "m").exec(r.stdout)?.[1];
+    return v === undefined ? null : Number(v);
+  };
+  for (const [workload, what, per] of [
+    ["mixed_lsr", "lists", "listing"],
+    ["mixed_fsync", "fsyncs", "fsync"],
+  ] as const) {
+    const n = count(what);
+    emit(
+      ctx,
+      {
+        workload,
+        unit: `${per}s/s`,
+        per,
+        value: n === null ? null : n / seconds,
+        amount: n,
+        status: statusOf(r, n !== null),
+        elapsed: seconds,
+        note: ok(r) ? "" : failure(r),
+      },
+      s,
+    );
+  }
+  await run("rm", ["-f", file], { timeoutMs: 60_000 });
+}
+
 /** All selected main-stack groups, in order. */
 export async function runMain(ctx: Ctx, m: Mounted, groups: ReadonlySet<Group>, fio: boolean): Promise<void> {
   const want = (g: Group): boolean => groups.has(g);
@@ -530,6 +578,7 @@ export async function runMain(ctx: Ctx, m: Mounted, groups: ReadonlySet<Group>, 
   if (want("smallfiles")) await step(ctx, ROWS.smallfiles, (l) => smallFiles(ctx, m, l));
   if (want("copyup")) await step(ctx, ROWS.copyup, (l) => copyUp(ctx, m, l));
   if (want("seqwrite")) await step(ctx, ROWS.seqwrite, (l) => seqWrite(ctx, m, l));
+  if (want("mixed")) await step(ctx, ROWS.mixed, (l) => mixed(ctx, m, l));
 }
 
 /** stat() of the hit and miss lists on the deep stack, twice. */

@@ -71,7 +71,7 @@ describe("bench smoke: npm run bench -- --quick (kernel, unionfs-ts)", function 
       "--systems",
       "kernel,unionfs-ts",
       "--workloads",
-      "lsr,smallfiles",
+      "lsr,smallfiles,mixed",
       "--no-prime",
       "--data",
       path.join(root, "data"),
@@ -98,7 +98,15 @@ describe("bench smoke: npm run bench -- --quick (kernel, unionfs-ts)", function 
     };
     assert.deepEqual(res.meta.left_mounted, []);
     for (const system of ["kernel", "unionfs-ts"]) {
-      const want = ["mount_main", "ls_lR", "create_4k", "delete_4k", "umount_main"];
+      const want = [
+        "mount_main",
+        "ls_lR",
+        "create_4k",
+        "delete_4k",
+        "mixed_lsr",
+        "mixed_fsync",
+        "umount_main",
+      ];
       if (system === "unionfs-ts") want.push("rss_main");
       for (const workload of want) {
         const row = res.rows.find((x) => x.system === system && x.workload === workload);
