@@ -7,9 +7,10 @@
  * - Owned by the serving thread. The thread starts at the first fsync and takes jobs only once it said it
  *   runs; until then, and wherever it cannot start, fsyncs are done inline, as before. After IDLE_MS
  *   without a job it ends (its V8 isolate is ~9 MiB), and the next fsync starts one again.
- * - `take` and the thread's decision to end agree through two shared words: the serving thread counts a
- *   job in flight before it looks whether the thread runs; the thread marks itself ended before it looks
- *   whether a job is in flight, and takes the mark back if one is. So no job is posted to an ended thread.
+ * - `take` and the thread's decision to end agree through two words shared with that thread only: the
+ *   serving thread counts a job in flight before it looks whether the thread runs; the thread marks
+ *   itself ended before it looks whether a job is in flight, and takes the mark back if one is. So no job
+ *   is posted to an ended thread, and a new thread gets new words.
  * - The thread gets a duplicate of the file's descriptor, which it closes when done, so a RELEASE or a
  *   handle that follows a copy-up never closes the descriptor under it.
  * - The kernel sends no RELEASE for the file while its FSYNC is unanswered (the caller holds the file),
@@ -46,7 +47,8 @@ const IDLE_MS = 10_000;
 export class SyncThread {
   private worker: Worker | undefined;
   private failed = false;
-  private readonly words = new Int32Array(new SharedArrayBuffer(8));
+  /** The current thread's words; each thread gets its own, so one that ends late touches no other's. */
+  private words = new Int32Array(new SharedArrayBuffer(8));
 
   constructor(
     private readonly devFd: number,
@@ -66,7 +68,14 @@ export class SyncThread {
       Atomics.sub(this.words, INFLIGHT, 1);
       return false;
     }
-    const job: SyncJob = { fd: dupFd(fd), datasync, unique };
+    let dup: number;
+    try {
+      dup = dupFd(fd);
+    } catch {
+      Atomics.sub(this.words, INFLIGHT, 1); // no descriptor left (EMFILE): inline
+      return false;
+    }
+    const job: SyncJob = { fd: dup, datasync, unique };
     this.worker.postMessage(job);
     return true;
   }
@@ -83,7 +92,7 @@ export class SyncThread {
 
   private start(): void {
     try {
-      Atomics.store(this.words, STATE, STARTING);
+      this.words = new Int32Array(new SharedArrayBuffer(8)); // STARTING, nothing in flight
       const workerData: SyncWorkerData = {
         devFd: this.devFd,
         shared: this.words.buffer as SharedArrayBuffer,
