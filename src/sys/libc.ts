@@ -270,11 +270,16 @@ export function ficlone(dstFd: number, srcFd: number): void {
 const O_CLOEXEC = 0o2000000;
 const O_NONBLOCK = 0o4000;
 
-/** A close-on-exec pipe whose read end does not block: [read fd, write fd]. */
-export function pipe(): [number, number] {
+/** A close-on-exec pipe, both ends blocking: [read fd, write fd]. */
+function closeOnExecPipe(): [number, number] {
   const fds = Buffer.alloc(8);
   check(c().pipe2(fds, O_CLOEXEC) as number, "pipe2");
-  const [r, w] = [fds.readInt32LE(0), fds.readInt32LE(4)];
+  return [fds.readInt32LE(0), fds.readInt32LE(4)];
+}
+
+/** A close-on-exec pipe whose read end does not block: [read fd, write fd]. */
+export function pipe(): [number, number] {
+  const [r, w] = closeOnExecPipe();
   check(c().fcntlInt(r, F_SETFL, O_NONBLOCK) as number, "fcntl");
   return [r, w];
 }
@@ -286,9 +291,7 @@ const F_SETPIPE_SZ = 1031;
  * unprivileged one is held to /proc/sys/fs/pipe-max-size): [read fd, write fd, capacity in bytes].
  */
 export function sizedPipe(bytes: number): [number, number, number] {
-  const fds = Buffer.alloc(8);
-  check(c().pipe2(fds, O_CLOEXEC) as number, "pipe2");
-  const [r, w] = [fds.readInt32LE(0), fds.readInt32LE(4)];
+  const [r, w] = closeOnExecPipe();
   for (let want = bytes; want >= 4096; want /= 2) {
     const got = c().fcntlInt(w, F_SETPIPE_SZ, want) as number;
     if (got > 0) return [r, w, got];
@@ -312,13 +315,13 @@ const POLLIN = 0x1;
 const POLLERR = 0x8;
 const POLLHUP = 0x10;
 
-/** close(2) for descriptors made here (Node warns when its own close sees an fd it did not open). */
 /** A close-on-exec duplicate of `fd` (fcntl F_DUPFD_CLOEXEC). */
 export function dupFd(fd: number): number {
   const F_DUPFD_CLOEXEC = 1030;
   return check(c().fcntlInt(fd, F_DUPFD_CLOEXEC, 0) as number, "fcntl");
 }
 
+/** close(2) for descriptors made here (Node warns when its own close sees an fd it did not open). */
 export function closeFd(fd: number): void {
   check(c().close(fd) as number, "close");
 }

@@ -10,7 +10,7 @@
  */
 import * as fs from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
-import { errnoOf } from "../../errors";
+import { toErrno } from "../../errors";
 import { closeFd } from "../../sys/libc";
 import { outHeader } from "./codec";
 import { ENDED, INFLIGHT, RUNNING, STATE, type SyncJob, type SyncWorkerData } from "./sync-thread";
@@ -27,7 +27,7 @@ function flush(job: SyncJob): number {
     else fs.fsyncSync(job.fd);
     return 0;
   } catch (err) {
-    return errnoOf((err as NodeJS.ErrnoException).code ?? "EIO");
+    return toErrno(err);
   } finally {
     // Not fs.closeSync: Node warns on stderr when a thread closes a descriptor it did not open.
     try {
