@@ -162,7 +162,9 @@ function startRun(sb: Sandbox, args: readonly string[], opts: RunOpts = {}): Sta
   const started = Date.now();
   const argv = [process.execPath, CLI_PATH, "run", ...args];
   const [file, fileArgs] = opts.terminal
-    ? ["script", ["-qec", argv.map(shellQuote).join(" "), "/dev/null"]]
+    ? // `exec`: script(1) hands the command to $SHELL -c, and a dash (SHELL unset, as in CI) would stay
+      // in between, in the terminal's process group, and die of the ^C itself: script then reports 130.
+      ["script", ["-qec", `exec ${argv.map(shellQuote).join(" ")}`, "/dev/null"]]
     : [argv[0] as string, argv.slice(1)];
   const child = spawn(file, fileArgs, {
     stdio: [opts.terminal ? "pipe" : "ignore", "pipe", "pipe"],
