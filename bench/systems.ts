@@ -5,6 +5,8 @@
  *   kernel          mount -t overlay (kernel defaults; lowerdirs relative, so 128 fit in one page)
  *   unionfs-ts      node dist/src/cli/main.js mount -f UPPER:L1:…:Ln MNT   (this repository)
  *   unionfs-ts-ptlower  the same with -o passthrough=lower
+ *   unionfs-ts-uring    the same with -o io_uring: served through FUSE over io_uring (the bench turns the
+ *                   fuse module's enable_uring switch on while it mounts, and puts it back)
  *   unionfs-ts-baseline the same with another checkout's build (--baseline DIR), to compare two versions
  *                   in one run; only with --baseline
  *   unionfs-ts-tar, unionfs-ts-targz  the same over the main stack packed as tar / tar.gz archives (not
@@ -32,6 +34,7 @@ export const ALL_SYSTEMS = [
   "kernel",
   "unionfs-ts",
   "unionfs-ts-ptlower",
+  "unionfs-ts-uring",
   "fuse-overlayfs",
   "unionfs-fuse",
   "unionfs-ts-tar",
@@ -58,6 +61,22 @@ export function isTarSystem(sys: SystemName): boolean {
 }
 
 export const CLI = path.join(REPO, "dist", "src", "cli", "main.js");
+const ENABLE_URING = "/sys/module/fuse/parameters/enable_uring";
+
+/**
+ * Runs `mount` with the fuse module's io_uring switch on when `on`, then puts the switch back: the kernel
+ * offers io_uring at INIT only while it is on, and a mount that got it keeps it.
+ */
+async function withUring<T>(on: boolean, mount: () => Promise<T>): Promise<T> {
+  if (!on) return mount();
+  const before = fs.readFileSync(ENABLE_URING, "utf8").trim();
+  fs.writeFileSync(ENABLE_URING, "1");
+  try {
+    return await mount();
+  } finally {
+    fs.writeFileSync(ENABLE_URING, before === "Y" ? "1" : "0");
+  }
+}
 
 /** The CLI of the checkout given with --baseline (set once, before anything is mounted). */
 let baselineCli: string | undefined;
@@ -98,10 +117,13 @@ export function unavailable(sys: SystemName): string | undefined {
         : "no overlay in /proc/filesystems";
     case "unionfs-ts":
     case "unionfs-ts-ptlower":
+    case "unionfs-ts-uring":
     case "unionfs-ts-tar":
     case "unionfs-ts-targz":
     case "unionfs-ts-baseline":
       if (sys === "unionfs-ts-baseline" && baselineCli === undefined) return "no --baseline DIR given";
+      if (sys === "unionfs-ts-uring" && !fs.existsSync(ENABLE_URING))
+        return `no ${ENABLE_URING} (a kernel without FUSE over io_uring)`;
       return fs.existsSync(cliOf(sys)) ? undefined : `${cliOf(sys)} not built (npx tsc -p .)`;
     case "fuse-overlayfs":
       return which("fuse-overlayfs") ? undefined : "fuse-overlayfs not installed (bash bench/setup.sh)";
@@ -174,6 +196,7 @@ export async function mountStack(
   base: string,
   env: NodeJS.ProcessEnv,
   deadlineMs = 30_000,
+  uncached = false,
 ): Promise<Mounted> {
   if (mountsUnder(base).length > 0) throw new Error(`something is mounted under ${base}`);
   fs.rmSync(base, { recursive: true, force: true });
@@ -192,56 +215,7 @@ export async function mountStack(
   const t0 = process.hrtime.bigint();
   active.set(m.mnt, m);
   try {
-    if (sys === "kernel") {
-      // Relative lowerdirs: 128 absolute paths would not fit in the one page of mount options.
-      const cwd = path.dirname(lowers[0] as string);
-      const opts = `lowerdir=${lowers.map((l) => path.basename(l)).join(":")},upperdir=${m.upper},workdir=${m.work}`;
-      const r = await run("mount", ["-t", "overlay", "overlay", "-o", opts, m.mnt], {
-        timeoutMs: 30_000,
-        cwd,
-      });
-      if (!ok(r)) throw new Error(`mount -t overlay failed: ${failure(r)}`);
-    } else {
-      let cmd: string;
-      let args: string[];
-      if (isUnionfsTs(sys)) {
-        cmd = process.execPath;
-        args = [cliOf(sys), "mount", "-f", [m.upper, ...lowers].join(":"), m.mnt];
-        // The opt-in mode that passes read-only opens of lower files through too.
-        if (sys === "unionfs-ts-ptlower") args.splice(3, 0, "-o", "passthrough=lower");
-      } else if (sys === "fuse-overlayfs") {
-        cmd = "fuse-overlayfs";
-        args = ["-f", "-o", `lowerdir=${lowers.join(":")},upperdir=${m.upper},workdir=${m.work}`, m.mnt];
-      } else {
-        cmd = "unionfs";
-        args = [
-          "-f",
-          "-o",
-          "cow,allow_other",
-          [`${m.upper}=RW`, ...lowers.map((l) => `${l}=RO`)].join(":"),
-          m.mnt,
-        ];
-      }
-      const logFd = fs.openSync(m.log, "w");
-      try {
-        // Own process group: a ^C reaches the bench, which then unmounts in order.
-        m.child = spawn(cmd, args, { stdio: ["ignore", logFd, logFd], detached: true, env });
-      } finally {
-        fs.closeSync(logFd);
-      }
-      m.pid = m.child.pid;
-      let exited = false;
-      m.child.on("exit", () => (exited = true));
-      m.child.on("error", () => (exited = true));
-      for (let pause = 2; !mountAt(m.mnt); pause = Math.min(pause * 2, 50)) {
-        if (exited) throw new Error(`${sys} exited before mounting: ${tail(m.log)}`);
-        if (Number(process.hrtime.bigint() - t0) / 1e6 > deadlineMs) {
-          throw new Error(`${sys} did not mount within ${deadlineMs / 1000} s: ${tail(m.log)}`);
-        }
-        await sleep(pause);
-      }
-    }
-    if (!(await statWithin(m.mnt, deadlineMs))) throw new Error(`${sys}: the mount's root does not answer`);
+    await withUring(sys === "unionfs-ts-uring", () => start(sys, m, lowers, env, t0, deadlineMs, uncached));
     m.mountSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const row = mountAt(m.mnt);
     // 128 lowerdirs would swamp the notes: name how many there are instead.
@@ -255,6 +229,80 @@ export async function mountStack(
     await unmountStack(m);
     throw err;
   }
+}
+
+/**
+ * Mounts `sys` at `m.mnt` and waits until its root answers. `uncached`: the kernel keeps no names or
+ * attributes (timeouts 0), so every stat is a round trip to the daemon; kernel overlayfs has no such
+ * option and caches as always.
+ */
+async function start(
+  sys: SystemName,
+  m: Mounted,
+  lowers: readonly string[],
+  env: NodeJS.ProcessEnv,
+  t0: bigint,
+  deadlineMs: number,
+  uncached: boolean,
+): Promise<void> {
+  if (sys === "kernel") {
+    // Relative lowerdirs: 128 absolute paths would not fit in the one page of mount options.
+    const cwd = path.dirname(lowers[0] as string);
+    const opts = `lowerdir=${lowers.map((l) => path.basename(l)).join(":")},upperdir=${m.upper},workdir=${m.work}`;
+    const r = await run("mount", ["-t", "overlay", "overlay", "-o", opts, m.mnt], {
+      timeoutMs: 30_000,
+      cwd,
+    });
+    if (!ok(r)) throw new Error(`mount -t overlay failed: ${failure(r)}`);
+  } else {
+    let cmd: string;
+    let args: string[];
+    if (isUnionfsTs(sys)) {
+      cmd = process.execPath;
+      args = [cliOf(sys), "mount", "-f", [m.upper, ...lowers].join(":"), m.mnt];
+      // The opt-in mode that passes read-only opens of lower files through too.
+      if (sys === "unionfs-ts-ptlower") args.splice(3, 0, "-o", "passthrough=lower");
+      if (sys === "unionfs-ts-uring") args.splice(3, 0, "-o", "io_uring");
+      if (uncached) args.splice(3, 0, "-o", "timeout=0");
+    } else if (sys === "fuse-overlayfs") {
+      cmd = "fuse-overlayfs";
+      const timeouts = uncached ? ",timeout=0" : "";
+      args = [
+        "-f",
+        "-o",
+        `lowerdir=${lowers.join(":")},upperdir=${m.upper},workdir=${m.work}${timeouts}`,
+        m.mnt,
+      ];
+    } else {
+      cmd = "unionfs";
+      args = [
+        "-f",
+        "-o",
+        `cow,allow_other${uncached ? ",entry_timeout=0,attr_timeout=0,negative_timeout=0" : ""}`,
+        [`${m.upper}=RW`, ...lowers.map((l) => `${l}=RO`)].join(":"),
+        m.mnt,
+      ];
+    }
+    const logFd = fs.openSync(m.log, "w");
+    try {
+      // Own process group: a ^C reaches the bench, which then unmounts in order.
+      m.child = spawn(cmd, args, { stdio: ["ignore", logFd, logFd], detached: true, env });
+    } finally {
+      fs.closeSync(logFd);
+    }
+    m.pid = m.child.pid;
+    let exited = false;
+    m.child.on("exit", () => (exited = true));
+    m.child.on("error", () => (exited = true));
+    for (let pause = 2; !mountAt(m.mnt); pause = Math.min(pause * 2, 50)) {
+      if (exited) throw new Error(`${sys} exited before mounting: ${tail(m.log)}`);
+      if (Number(process.hrtime.bigint() - t0) / 1e6 > deadlineMs) {
+        throw new Error(`${sys} did not mount within ${deadlineMs / 1000} s: ${tail(m.log)}`);
+      }
+      await sleep(pause);
+    }
+  }
+  if (!(await statWithin(m.mnt, deadlineMs))) throw new Error(`${sys}: the mount's root does not answer`);
 }
 
 function exitOf(m: Mounted, ms: number): Promise<boolean> {

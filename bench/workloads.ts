@@ -35,6 +35,7 @@ import {
   selfAndChildrenTicks,
 } from "./proc";
 import type { Mounted, SystemName } from "./systems";
+import { isTarSystem, mountStack, unmountStack } from "./systems";
 
 export const MAIN_GROUPS = [
   "seqread",
@@ -46,6 +47,7 @@ export const MAIN_GROUPS = [
   "copyup",
   "seqwrite",
   "mixed",
+  "roundtrip",
 ] as const;
 export const ALL_GROUPS = [...MAIN_GROUPS, "deep", "mounts"] as const;
 export type Group = (typeof ALL_GROUPS)[number];
@@ -172,6 +174,7 @@ export const ROWS: Record<Group, string[]> = {
   copyup: ["copyup_256m"],
   seqwrite: ["seqwrite_1g"],
   mixed: ["mixed_lsr", "mixed_fsync"],
+  roundtrip: ["rt_stat_1", "rt_stat_2"],
   deep: ["deep_stat_hit", "deep_stat_miss", "deep_stat_hit_repeat", "deep_stat_miss_repeat"],
   mounts: [], // on no stack: bench/mounts.ts
 };
@@ -561,6 +564,72 @@ async function mixed(ctx: Ctx, m: Mounted, limitMs: number): Promise<void> {
   await run("rm", ["-f", file], { timeoutMs: 60_000 });
 }
 
+/** Paths of up to `n` files of the mount, relative to it, one a line, in `file`. */
+async function fileList(m: Mounted, file: string, n: number): Promise<number> {
+  const r = await run("find", [".", "-type", "f"], { timeoutMs: 120_000, cwd: m.mnt });
+  const names = r.stdout
+    .split("\n")
+    .filter((l) => l !== "")
+    .slice(0, n);
+  fs.writeFileSync(file, `${names.join("\n")}\n`);
+  return names.length;
+}
+
+/**
+ * Round trips: stat() of up to 10,000 files on a second mount of the same layers that caches nothing
+ * (timeouts 0: a LOOKUP and a GETATTR per stat), by one process and by two at once. This is what
+ * the transport costs per request (wake-ups included), not the union's work. Kernel overlayfs has no
+ * timeout option: its rows are the dentry cache's.
+ */
+async function roundTrips(ctx: Ctx, m: Mounted, limitMs: number): Promise<void> {
+  if (isTarSystem(ctx.sys)) {
+    skip(ctx, ROWS.roundtrip, "measured on directory layers only");
+    return;
+  }
+  const list = path.join(`${m.base}-rt.list`);
+  const n = await fileList(m, list, ctx.quick ? 1000 : 10_000);
+  let rt: Mounted;
+  try {
+    rt = await mountStack(ctx.sys, "main", ctx.data.mainLayers, `${m.base}-rt`, process.env, 30_000, true);
+  } catch (err) {
+    skip(ctx, ROWS.roundtrip, `mount failed: ${err instanceof Error ? err.message : String(err)}`);
+    return;
+  }
+  try {
+    for (const clients of [1, 2]) {
+      const { r, s } = await sampled(rt, () =>
+        Promise.all(
+          Array.from({ length: clients }, () =>
+            fsops(ctx, ["stat", rt.mnt, list, loopSeconds(limitMs)], limitMs),
+          ),
+        ),
+      );
+      const outs = r.map(parseFsOps);
+      const done = outs.every((o) => o !== undefined && o.ok === n && !o.stopped);
+      const stats = outs.reduce((sum, o) => sum + (o?.n ?? 0), 0);
+      const seconds = Math.max(...outs.map((o) => o?.seconds ?? 0));
+      const failed = r.find((x) => !ok(x));
+      emit(
+        ctx,
+        {
+          workload: `rt_stat_${clients}`,
+          unit: "stats/s",
+          per: "stat",
+          value: seconds > 0 ? stats / seconds : null,
+          amount: stats,
+          status: done && failed === undefined ? "ok" : "partial",
+          elapsed: seconds,
+          note: failed === undefined ? `${clients} process(es), ${n} files each` : failure(failed),
+        },
+        s,
+      );
+    }
+  } finally {
+    await unmountStack(rt);
+    fs.rmSync(list, { force: true });
+  }
+}
+
 /** All selected main-stack groups, in order. */
 export async function runMain(ctx: Ctx, m: Mounted, groups: ReadonlySet<Group>, fio: boolean): Promise<void> {
   const want = (g: Group): boolean => groups.has(g);
@@ -579,6 +648,7 @@ export async function runMain(ctx: Ctx, m: Mounted, groups: ReadonlySet<Group>, 
   if (want("copyup")) await step(ctx, ROWS.copyup, (l) => copyUp(ctx, m, l));
   if (want("seqwrite")) await step(ctx, ROWS.seqwrite, (l) => seqWrite(ctx, m, l));
   if (want("mixed")) await step(ctx, ROWS.mixed, (l) => mixed(ctx, m, l));
+  if (want("roundtrip")) await step(ctx, ROWS.roundtrip, (l) => roundTrips(ctx, m, l));
 }
 
 /** stat() of the hit and miss lists on the deep stack, twice. */

@@ -181,6 +181,9 @@ function applyOption(out: MountOptions, o: Option, cwd: string, overlayStyle: bo
       c.passthrough = v;
       return;
     }
+    case "io_uring":
+      c.ioUring = o.value !== "0";
+      return;
     case "timeout": {
       const n = Number(need(o));
       if (!Number.isFinite(n) || n < 0)

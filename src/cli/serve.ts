@@ -64,7 +64,8 @@ export async function serve(req: ServeRequest): Promise<number> {
     abortMount(req.mountpoint);
     process.exitCode = 1;
   });
-  const serving = `serving ${req.mountpoint} (transport: ${transport.name}, ${reason}) as pid ${process.pid}`;
+  const over = m.channel === undefined ? "" : ` over ${m.channel}`;
+  const serving = `serving ${req.mountpoint} (transport: ${transport.name}${over}, ${reason}) as pid ${process.pid}`;
   if (req.verbose || req.logFile !== undefined) logLine(serving, "info");
   if (req.pidFile !== undefined) writePidFile(req.pidFile);
   if (process.send) {

@@ -67,6 +67,8 @@ export function configOf(req: MountRequest): UnionConfig {
 
 export interface MountedFs {
   readonly mountpoint: string;
+  /** How requests reach the daemon ("/dev/fuse", "io_uring (…)"), where the transport knows. */
+  readonly channel?: string | undefined;
   /** Resolves when the mount is gone and the transport has stopped. */
   readonly done: Promise<void>;
   /** Unmounts (lazily if busy) and waits for `done`. */

@@ -56,6 +56,11 @@ export interface UnionConfig {
   noFsync?: boolean;
   /** Default `auto`. */
   passthrough?: PassthroughMode;
+  /**
+   * Take requests through FUSE over io_uring when the kernel offers it (`io_uring`; the fuse module's
+   * enable_uring switch must be on); default off: /dev/fuse. The core ignores it (a transport matter).
+   */
+  ioUring?: boolean;
   /** How long the kernel may cache entries and attributes, in seconds (`timeout=`); default a day. */
   cacheTimeout?: number;
   /**

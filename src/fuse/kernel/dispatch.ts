@@ -31,6 +31,7 @@ const ENOSYS = constants.errno.ENOSYS;
 const init: Handler = (s, _h, r) => {
   const outcome = negotiate(decodeInit(r), {
     passthrough: s.wantsPassthrough,
+    uring: s.wantsUring,
     // Zero-message opendir lets the kernel answer every listing from its cache.
     cachedListings: s.ops.listingsTouchEveryTime?.() !== true,
   });

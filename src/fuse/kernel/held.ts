@@ -44,8 +44,14 @@ function copiesUp(request: Buffer, opcode: number): boolean {
   return (flags & O_ACCMODE) !== O_RDONLY && (flags & O_TRUNC) === 0;
 }
 
+/** A held request and where its reply goes (the transport's ticket: -1 the device, else a ring entry). */
+export interface Held {
+  request: Buffer;
+  ticket: number;
+}
+
 export class HeldRequests {
-  private readonly byKey = new Map<string, Buffer[]>();
+  private readonly byKey = new Map<string, Held[]>();
   /** Paths of the copies held requests wait for, for the debug log. */
   private readonly paths = new Map<string, string>();
 
@@ -59,7 +65,7 @@ export class HeldRequests {
   }
 
   /** Holds `request` (copying its bytes) when it waits for a background copy; false: serve it now. */
-  hold(request: Buffer): boolean {
+  hold(request: Buffer, ticket = -1): boolean {
     const background = this.s.ops.background;
     if (background === undefined || !copiesUp(request, request.readUInt32LE(4))) return false; // 4: opcode
     const h = decodeInHeader(request);
@@ -80,7 +86,7 @@ export class HeldRequests {
           `copy-up ${JSON.stringify(toText(path))}: ${progressText(p.copied, p.size, p.since)} (in the background)`,
         );
     }
-    queue.push(Buffer.from(request));
+    queue.push({ request: Buffer.from(request), ticket });
     this.byKey.set(key, queue);
     return true;
   }
@@ -89,7 +95,7 @@ export class HeldRequests {
    * Blocks until the device has a request or a copy finished; returns the held requests whose copies
    * finished (possibly none), oldest first.
    */
-  wait(devFd: number): Buffer[] {
+  wait(devFd: number): Held[] {
     const background = this.s.ops.background;
     if (background === undefined) return [];
     for (;;) {
@@ -98,8 +104,20 @@ export class HeldRequests {
       if (request) return [];
       this.logProgress(background.progress?.() ?? []); // a second passed with nothing to do
     }
+    return this.ready();
+  }
+
+  /** The descriptor that becomes readable when a background copy finished (for a transport's own poll). */
+  get wakeFd(): number | undefined {
+    return this.s.ops.background?.wakeFd;
+  }
+
+  /** The held requests whose copies finished (possibly none), oldest first. */
+  ready(): Held[] {
+    const background = this.s.ops.background;
+    if (background === undefined) return [];
     const running = new Map(this.log ? (background.progress?.() ?? []).map((p) => [p.key, p]) : []);
-    const out: Buffer[] = [];
+    const out: Held[] = [];
     for (const key of background.finished()) {
       out.push(...(this.byKey.get(key) ?? []));
       this.byKey.delete(key);

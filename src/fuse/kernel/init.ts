@@ -58,6 +58,8 @@ export type InitOutcome =
 /** What this mount wants beyond the fixed WANTED_INIT_FLAGS. */
 export interface InitWants {
   passthrough: boolean;
+  /** Serve through io_uring when the kernel offers it (uring.ts). */
+  uring?: boolean;
   /** false: never NO_OPENDIR_SUPPORT (every listing must reach the daemon: strictatime). */
   cachedListings?: boolean;
 }
@@ -75,7 +77,12 @@ export function negotiate(k: InitIn, wants: InitWants = { passthrough: false }):
     minor: Math.min(k.minor, PROTO_MINOR),
     maxReadahead: k.maxReadahead,
     flags,
-    flags2: ext ? k.flags2 & WANTED_INIT_FLAGS2 & (wants.passthrough ? ~0 : ~Init2.PASSTHROUGH) : 0,
+    flags2: ext
+      ? k.flags2 &
+        WANTED_INIT_FLAGS2 &
+        (wants.passthrough ? ~0 : ~Init2.PASSTHROUGH) &
+        (wants.uring === true ? ~0 : ~Init2.OVER_IO_URING)
+      : 0,
     maxWrite: MAX_WRITE,
     maxPages: flags & Init.MAX_PAGES ? MAX_PAGES : 0,
   };

@@ -1,6 +1,9 @@
 /**
  * The request loop: blocking read of one request from /dev/fuse, dispatch, one write of the reply (or
- * one splice, for a large READ: splice.ts).
+ * one splice, for a large READ: splice.ts). When INIT granted FUSE_OVER_IO_URING, the same loop takes
+ * requests from io_uring entries instead (ring.ts) and commits each reply on its entry; what still comes
+ * on /dev/fuse (FORGET, INTERRUPT, requests queued before the ring was complete) is read when a poll in
+ * the ring says so. A ring the kernel refuses at setup leaves the device serving, with a warning.
  *
  * Invariants:
  * - Runs on one thread with synchronous fs calls only (nothing is parked in the libuv pool), so requests
@@ -26,9 +29,13 @@ import { PageNotifier } from "./notifier";
 import { writeNotification } from "./notify-ring";
 import { logAt, logLine } from "./log";
 import type { Outcome } from "./dispatch";
-import { NOTIFY_INVAL_INODE, Op, READ_BUFFER_SIZE, opName } from "./protocol";
+import { Init2, NOTIFY_INVAL_INODE, Op, READ_BUFFER_SIZE, opName } from "./protocol";
+import { FuseRing, QUEUE_DEPTH } from "./ring";
+import { pollReadable } from "../../sys/libc";
 import type { Reply, Session } from "./session";
 import { constants } from "node:os";
+
+const ENOSYS = constants.errno.ENOSYS as number;
 
 export interface LoopOptions {
   debug?: boolean;
@@ -36,6 +43,8 @@ export interface LoopOptions {
   onReady?: () => void;
   /** INIT was answered with an error: the kernel will refuse the connection. */
   onInitFailed?: (errno: number) => void;
+  /** Which transport serves the mount ("/dev/fuse", "io_uring (…)"), once that is known. */
+  onTransport?: (name: string) => void;
 }
 
 export { logAt, logLine };
@@ -101,11 +110,22 @@ function outcomeText(out: Outcome): string {
   return spliced === undefined || out.errno !== 0 ? errnoName(out.errno) : `0 (${spliced} bytes spliced)`;
 }
 
-/** Serves requests on `fd` until the session ends. */
+/** Where a reply goes: written to the device, or committed on the ring entry the request came in. */
+type Send = (out: Outcome, reply: Reply) => WriteResult;
+
+/** Serves requests on `fd` until the session ends: on the device, or through io_uring once INIT granted it. */
 export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
   const pages = new PageNotifier(fd);
+  const held = new HeldRequests(s, opts.debug ? logAt("debug") : undefined);
+  const buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
   try {
-    serveUntilGone(fd, s, opts, pages);
+    if (serveDevice(fd, s, opts, pages, held, buf) === "ring") {
+      // INIT granted io_uring: the mount is ready once the ring is (or once it is known it will not be).
+      const ring = openRing(fd, s, opts);
+      opts.onReady?.();
+      if (ring === null) serveDevice(fd, s, opts, pages, held, buf);
+      else serveRing(fd, s, opts, pages, held, ring, buf);
+    }
   } finally {
     pages.close();
     s.splice?.close();
@@ -113,30 +133,128 @@ export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
   }
 }
 
-function serveUntilGone(fd: number, s: Session, opts: LoopOptions, pages: PageNotifier): void {
-  const buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
-  const held = new HeldRequests(s, opts.debug ? logAt("debug") : undefined);
+/** Reads requests from the device; returns once the session is gone, or INIT granted io_uring. */
+function serveDevice(
+  fd: number,
+  s: Session,
+  opts: LoopOptions,
+  pages: PageNotifier,
+  held: HeldRequests,
+  buf: Buffer,
+): "gone" | "ring" {
+  const send: Send = (out, reply) => writeReply(fd, s, out, reply);
   for (;;) {
     if (held.waiting) {
       const ready = held.wait(fd);
-      for (const request of ready) if (handle(fd, s, request, opts, pages) === "gone") return;
+      for (const h of ready) if (handle(s, h.request, opts, pages, fd, send) === "gone") return "gone";
       if (ready.length > 0) continue;
     }
     const n = readRequest(fd, buf);
-    if (n < 0) return;
+    if (n < 0) return "gone";
     const request = buf.subarray(0, n);
     if (held.hold(request)) continue;
-    if (handle(fd, s, request, opts, pages) === "gone") return;
+    if (handle(s, request, opts, pages, fd, send) === "gone") return "gone";
+    if (request.readUInt32LE(4) === Op.INIT && ringGranted(s) && s.ring === undefined) return "ring";
   }
 }
 
-/** Dispatches one request, writes its reply and the notifications it caused. */
-function handle(
+function ringGranted(s: Session): boolean {
+  return s.neg !== null && (s.neg.flags2 & Init2.OVER_IO_URING) !== 0;
+}
+
+/** The ring, set up; null (and a warning) when the kernel refuses it: the device keeps serving. */
+function openRing(fd: number, s: Session, opts: LoopOptions): FuseRing | null {
+  const neg = s.neg;
+  if (neg === null) return null;
+  try {
+    const ring = new FuseRing(fd, neg, (line) => logLine(line, "warning"));
+    s.repliesThroughRing();
+    s.ring = true;
+    opts.onTransport?.(`io_uring (${ring.entries.length / QUEUE_DEPTH} queues of ${QUEUE_DEPTH})`);
+    return ring;
+  } catch (err) {
+    s.ring = false;
+    logLine(`io_uring granted but refused at setup (${String(err)}); serving /dev/fuse`, "warning");
+    opts.onTransport?.("/dev/fuse");
+    return null;
+  }
+}
+
+function serveRing(
   fd: number,
+  s: Session,
+  opts: LoopOptions,
+  pages: PageNotifier,
+  held: HeldRequests,
+  ring: FuseRing,
+  buf: Buffer,
+): void {
+  const devSend: Send = (out, reply) => writeReply(fd, s, out, reply);
+  const fromEntry = (ticket: number): Send => {
+    const e = ring.entries[ticket];
+    if (e === undefined) return devSend;
+    return (out, reply) => {
+      ring.reply(e, out.errno, reply.parts, out.errno === 0 ? reply.undo : undefined);
+      return "ok";
+    };
+  };
+  const serveEntry = (request: Buffer, ticket: number): WriteResult => {
+    const e = ring.entries[ticket];
+    s.replyArea = e?.payload ?? null;
+    try {
+      const result = handle(s, request, opts, pages, fd, fromEntry(ticket));
+      // A request the loop sent no reply to still has to give its entry back.
+      if (e !== undefined && e.request !== null) ring.reply(e, ENOSYS, []);
+      return result;
+    } finally {
+      s.replyArea = null;
+    }
+  };
+  try {
+    for (;;) {
+      const wakeFd = held.wakeFd;
+      if (held.waiting && wakeFd !== undefined) ring.armWake(wakeFd);
+      for (const ev of ring.wait()) {
+        if (ev.kind === "gone") return;
+        if (ev.kind === "device" && drainDevice(fd, s, opts, pages, held, devSend, buf) === "gone") return;
+        if (ev.kind === "woken") for (const h of held.ready()) serveEntry(h.request, h.ticket);
+        if (ev.kind === "request" && !held.hold(ev.request, ev.entry.tag))
+          serveEntry(ev.request, ev.entry.tag);
+      }
+    }
+  } finally {
+    ring.close();
+  }
+}
+
+/** Serves what waits on the device (FORGET, INTERRUPT, requests queued before the ring was complete). */
+function drainDevice(
+  fd: number,
+  s: Session,
+  opts: LoopOptions,
+  pages: PageNotifier,
+  held: HeldRequests,
+  send: Send,
+  buf: Buffer,
+): "gone" | "ok" {
+  while (pollReadable([fd], 0)[0] === true) {
+    const n = readRequest(fd, buf);
+    if (n < 0) return "gone";
+    const request = buf.subarray(0, n);
+    if (held.hold(request)) continue;
+    if (handle(s, request, opts, pages, fd, send) === "gone") return "gone";
+  }
+  return "ok";
+}
+
+/** Dispatches one request, sends its reply and the notifications it caused. */
+function handle(
   s: Session,
   request: Buffer,
   opts: LoopOptions,
   pages: PageNotifier,
+  fd: number,
+  send: Send,
 ): WriteResult {
   const label = opts.debug ? describe(s, request) : "";
   const out = dispatch(s, request, logUnknown);
@@ -147,14 +265,22 @@ function handle(
   for (const id of s.takeAliasesToInvalidate()) pages.send(notifyInvalInode(id, NOTIFY_INVAL_INODE));
   let result: WriteResult = "ok";
   if (out.reply !== null) {
-    result = writeReply(fd, s, out, out.reply);
+    result = send(out, out.reply);
     if (result !== "ok" && out.errno === 0) out.reply.undo?.();
   }
   if (opts.debug) logLine(`${label} -> ${outcomeText(out)}`, "debug");
   if (result === "gone") return result;
   if (out.h.opcode === Op.INIT && result === "ok") {
     if (out.errno !== 0) opts.onInitFailed?.(out.errno);
-    else if (s.neg !== null) opts.onReady?.();
+    else if (s.neg !== null && !ringGranted(s)) {
+      if (s.wantsUring)
+        logLine(
+          "io_uring asked for, but the kernel does not offer it (as root: echo 1 > /sys/module/fuse/parameters/enable_uring); serving /dev/fuse",
+          "warning",
+        );
+      opts.onTransport?.("/dev/fuse");
+      opts.onReady?.();
+    }
   }
   return result;
 }

@@ -27,7 +27,7 @@ export const GATE_STOP = 2;
 /** "failed" carries the error's errno `code` when it had one. */
 export type WorkerMessage =
   | { type: "built" }
-  | { type: "ready"; minor: number; flags: string }
+  | { type: "ready"; minor: number; flags: string; channel: string }
   | { type: "failed"; message: string; code?: string }
   /** A prestarted thread has loaded the serving code (prestart.ts); nothing to act on. */
   | { type: "preloaded" };

@@ -81,6 +81,8 @@ export class KernelMount implements MountedFs {
   dev = "";
   /** What INIT settled: protocol minor version and granted flags ("ASYNC_READ|…"). */
   negotiated: { minor: number; flags: string } | undefined = undefined;
+  /** How requests reach the daemon: "/dev/fuse" or "io_uring (…)", known once ready. */
+  channel: string | undefined = undefined;
   private stopped = false;
   private readonly built = deferred<void>();
   private readonly ready = deferred<void>();
@@ -119,6 +121,7 @@ export class KernelMount implements MountedFs {
     if (msg.type === "built") this.built.resolve();
     else if (msg.type === "ready") {
       this.negotiated = { minor: msg.minor, flags: msg.flags };
+      this.channel = msg.channel;
       this.ready.resolve();
     } else {
       const err = new FsError(msg.code ?? "EIO");

@@ -146,10 +146,12 @@ export const Init2 = {
   DIRECT_IO_ALLOW_MMAP: 1 << (36 - 32),
   /** 7.40: open replies may name a backing file the kernel reads and writes directly. */
   PASSTHROUGH: 1 << (37 - 32),
+  /** 7.42: requests may come through io_uring (fuse-io_uring.rst; root's enable_uring switch). */
+  OVER_IO_URING: 1 << (41 - 32),
 } as const;
 
 /** flags2 bits asked for (security contexts, DAX and expire-only are not wanted). */
-export const WANTED_INIT_FLAGS2 = Init2.PASSTHROUGH | Init2.DIRECT_IO_ALLOW_MMAP;
+export const WANTED_INIT_FLAGS2 = Init2.PASSTHROUGH | Init2.DIRECT_IO_ALLOW_MMAP | Init2.OVER_IO_URING;
 
 /**
  * init_out.max_stack_depth with passthrough: backing files must live on a filesystem of stack depth 0

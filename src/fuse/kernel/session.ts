@@ -61,6 +61,8 @@ export interface SessionOptions {
   splice?: boolean;
   /** FSYNC on a thread of its own that answers on `devFd` (default: yes, when `devFd` is given). */
   syncThread?: boolean;
+  /** Serve through io_uring when the kernel offers it (default: no; needs `devFd`). */
+  uring?: boolean;
   log?: (line: string) => void;
 }
 
@@ -83,9 +85,16 @@ export class Session {
   /** What READ replies are read into (`readBuffer`). */
   private readScratch = Buffer.alloc(0);
   /** Large READ replies spliced to the device, where there is one (the kernel transport). */
-  readonly splice: SpliceReplies | null;
+  splice: SpliceReplies | null;
   /** FSYNC on a thread of its own, where there is a device to answer on (the kernel transport). */
-  readonly syncs: SyncThread | null;
+  syncs: SyncThread | null;
+  /**
+   * Where the current request's reply will be sent from, when the transport has such a place (an
+   * io_uring entry's payload): READ reads its data straight into it.
+   */
+  replyArea: Buffer | null = null;
+  /** Whether replies go through io_uring: undefined until INIT's outcome is known (loop.ts). */
+  ring: boolean | undefined = undefined;
 
   constructor(
     readonly ops: UnionOps,
@@ -103,6 +112,7 @@ export class Session {
    * before the next request is read (loop.ts), and nothing keeps a reply's parts after that.
    */
   readBuffer(size: number): Buffer {
+    if (this.replyArea !== null && this.replyArea.length >= size) return this.replyArea.subarray(0, size);
     if (this.readScratch.length < size) this.readScratch = Buffer.allocUnsafe(size);
     return this.readScratch.subarray(0, size);
   }
@@ -110,6 +120,22 @@ export class Session {
   /** The kernel can do without OPENDIR/RELEASEDIR (FUSE_NO_OPENDIR_SUPPORT): OPENDIR answers ENOSYS. */
   get zeroMessageOpendir(): boolean {
     return this.neg !== null && (this.neg.flags & Init.NO_OPENDIR_SUPPORT) !== 0;
+  }
+
+  /** Whether INIT should offer io_uring. */
+  get wantsUring(): boolean {
+    return this.options.devFd !== undefined && this.options.uring === true;
+  }
+
+  /**
+   * Replies now go out through io_uring entries only: nothing may write a reply to the device behind
+   * the ring's back, so READs are no longer spliced and FSYNC is answered inline.
+   */
+  repliesThroughRing(): void {
+    this.splice?.close();
+    this.splice = null;
+    this.syncs?.close();
+    this.syncs = null;
   }
 
   /** Whether INIT should ask for passthrough. */

@@ -78,18 +78,26 @@ async function main(data: WorkerData): Promise<void> {
     passthrough: data.config.passthrough !== "off",
     splice: process.env.UNIONFS_TS_SPLICE !== "0",
     syncThread: process.env.UNIONFS_TS_SYNC_THREAD !== "0",
+    uring: data.config.ioUring === true,
     entryTimeout: data.config.cacheTimeout,
     attrTimeout: data.config.cacheTimeout,
     log: logAt("warning"),
   });
   try {
     if (Atomics.load(gate, 0) === GATE_GO) {
+      let channel = "/dev/fuse";
       serve(data.fd, session, {
         debug: data.debug,
+        onTransport: (name) => (channel = name),
         onReady: () => {
           const neg = session.neg;
-          const ready = { minor: neg?.minor ?? 0, flags: describeFlags(neg?.flags ?? 0, neg?.flags2 ?? 0) };
-          if (data.debug) logLine(`INIT: protocol 7.${ready.minor}, flags ${ready.flags}`, "debug");
+          const flags = describeFlags(neg?.flags ?? 0, neg?.flags2 ?? 0);
+          const ready = { minor: neg?.minor ?? 0, flags, channel };
+          if (data.debug)
+            logLine(
+              `INIT: protocol 7.${ready.minor}, flags ${ready.flags}; requests over ${channel}`,
+              "debug",
+            );
           post({ type: "ready", ...ready });
         },
         onInitFailed: (errno) => post({ type: "failed", message: `INIT refused (errno ${errno})` }),

@@ -1,0 +1,312 @@
+/**
+ * FUSE over io_uring (kernel 6.14+, `Documentation/filesystems/fuse-io-uring.rst`): the transport that
+ * takes requests from ring entries and answers them with one COMMIT_AND_FETCH each, which also re-arms
+ * the entry. It only moves bytes; loop.ts dispatches.
+ *
+ * Invariants:
+ * - Used by the serving thread only, after INIT was answered with FUSE_OVER_IO_URING granted. Every
+ *   queue the kernel has (one per possible CPU) gets QUEUE_DEPTH entries: the kernel sends nothing
+ *   through the ring until each queue has one, and a queue without entries would hold its CPU's callers.
+ * - An entry is either with the kernel (registered or committed: waiting for a request) or holds exactly
+ *   one request until `reply()`. Its request is handed out as one contiguous buffer (in-header, the
+ *   op's own struct, the payload) inside the entry's memory, rebuilt in front of the payload so a
+ *   WRITE's data is never copied; it is valid until the reply.
+ * - A reply is written into the entry (out-header, payload) and committed by the next `wait()`. If
+ *   the kernel refuses the commit (the request is gone), the reply's `undo` runs and the entry is
+ *   registered again.
+ * - FORGET, INTERRUPT and anything queued before the ring was complete still come on /dev/fuse: a
+ *   multishot poll on it reports "device" and the loop reads it.
+ * - The ring ends ("gone") when the kernel ends the entries (ENOTCONN: unmounted or aborted).
+ */
+import * as fs from "node:fs";
+import { constants } from "node:os";
+import {
+  CQE_F_MORE,
+  OP_POLL_ADD,
+  OP_URING_CMD,
+  POLL_ADD_MULTI,
+  SETUP_SQE128,
+  Uring,
+  addressOf,
+} from "../../sys/uring";
+import { fsError } from "../../errors";
+import type { Negotiated } from "./init";
+import { Size } from "./protocol";
+
+/** Entries per queue (libfuse uses 8; requests are served one at a time here, so 4 is plenty). */
+export const QUEUE_DEPTH = 4;
+const CMD_REGISTER = 1;
+const CMD_COMMIT_AND_FETCH = 2;
+/** struct fuse_uring_req_header: in_out[128], op_in[128], then fuse_uring_ent_in_out. */
+const HEADER_SIZE = 288;
+const OP_IN = 128;
+const OP_IN_MAX = 128;
+const ENT_COMMIT_ID = 264;
+const ENT_PAYLOAD_SZ = 272;
+/** Where an entry's payload starts in its buffer: after the header, room to rebuild the request before it. */
+const LEAD = 4096;
+const POLLIN = 1;
+const TAG_DEVICE = 0xffff0001;
+const TAG_WAKE = 0xffff0002;
+const ENOTCONN = constants.errno.ENOTCONN as number;
+const ENODEV = constants.errno.ENODEV as number;
+const EAGAIN = constants.errno.EAGAIN as number;
+const EINTR = constants.errno.EINTR as number;
+/** The kernel's fuse_conn default max_pages when MAX_PAGES was not negotiated. */
+const DEFAULT_MAX_PAGES = 32;
+const MIN_PAYLOAD = 8192;
+
+export interface RingEntry {
+  readonly tag: number;
+  readonly qid: number;
+  /** Header at 0, the payload at LEAD. */
+  readonly buf: Buffer;
+  readonly payload: Buffer;
+  readonly iov: Buffer;
+  /** The request it holds (valid until the reply), and its commit id. */
+  request: Buffer | null;
+  commitId: bigint;
+  /** The last reply's undo, until the kernel took or refused that reply. */
+  undo: (() => void) | undefined;
+}
+
+export type RingEvent =
+  | { kind: "request"; entry: RingEntry; request: Buffer }
+  | { kind: "device" }
+  | { kind: "woken" }
+  | { kind: "gone" };
+
+/** Number of queues the kernel keeps: one per possible CPU (/sys/devices/system/cpu/possible, "0-3,6"). */
+export function possibleCpus(text = fs.readFileSync("/sys/devices/system/cpu/possible", "latin1")): number {
+  let max = 0;
+  for (const part of text.trim().split(",")) {
+    const last = Number(part.split("-").pop());
+    if (Number.isInteger(last)) max = Math.max(max, last);
+  }
+  return max + 1;
+}
+
+/** The payload size the kernel requires of every entry (fuse_uring_create). */
+export function payloadSize(neg: Negotiated): number {
+  return Math.max(MIN_PAYLOAD, neg.maxWrite, (neg.maxPages || DEFAULT_MAX_PAGES) * 4096);
+}
+
+function nextPowerOfTwo(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+export class FuseRing {
+  readonly entries: RingEntry[] = [];
+  private readonly uring: Uring;
+  private wakeArmed = false;
+  /** Events seen while setting up, handed out by the first `wait()`. */
+  private readonly pending: RingEvent[] = [];
+  private readonly log: (line: string) => void;
+
+  /** Sets the ring up and registers every entry; throws (an errno error) when the kernel refuses. */
+  constructor(
+    private readonly devFd: number,
+    neg: Negotiated,
+    log: (line: string) => void,
+    queues = possibleCpus(),
+  ) {
+    this.log = log;
+    const total = queues * QUEUE_DEPTH;
+    const size = nextPowerOfTwo(total + 4);
+    this.uring = new Uring(size, size * 2, SETUP_SQE128);
+    try {
+      const payload = payloadSize(neg);
+      for (let qid = 0; qid < queues; qid++)
+        for (let i = 0; i < QUEUE_DEPTH; i++) this.entries.push(makeEntry(this.entries.length, qid, payload));
+      for (const e of this.entries) this.register(e);
+      this.pollDevice();
+      this.uring.enter(0);
+      this.checkRegistered();
+    } catch (err) {
+      this.uring.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Registration errors come at once (the kernel checks before queueing the entry). Anything else seen
+   * now is kept for the first `wait()`: a request that waited for the ring to be complete may already sit
+   * in an entry.
+   */
+  private checkRegistered(): void {
+    const seen = this.uring.completions();
+    const refused = seen.find((c) => c.res < 0 && c.tag < this.entries.length);
+    if (refused !== undefined) throw fsError(codeName(-refused.res), "io_uring entry refused");
+    for (const c of seen) {
+      const ev = this.completed(c.tag, c.res, c.flags);
+      if (ev !== undefined) this.pending.push(ev);
+    }
+  }
+
+  private register(e: RingEntry): void {
+    const sqe = this.uring.sqe();
+    sqe.writeUInt8(OP_URING_CMD, 0);
+    sqe.writeInt32LE(this.devFd, 4);
+    sqe.writeUInt32LE(CMD_REGISTER, 8);
+    sqe.writeBigUInt64LE(addressOf(e.iov), 16);
+    sqe.writeUInt32LE(2, 24);
+    sqe.writeUInt32LE(e.tag, 32);
+    sqe.writeUInt16LE(e.qid, 64);
+  }
+
+  private commit(e: RingEntry): void {
+    const sqe = this.uring.sqe();
+    sqe.writeUInt8(OP_URING_CMD, 0);
+    sqe.writeInt32LE(this.devFd, 4);
+    sqe.writeUInt32LE(CMD_COMMIT_AND_FETCH, 8);
+    sqe.writeUInt32LE(e.tag, 32);
+    sqe.writeBigUInt64LE(e.commitId, 56);
+    sqe.writeUInt16LE(e.qid, 64);
+  }
+
+  private pollDevice(): void {
+    this.poll(this.devFd, TAG_DEVICE, POLL_ADD_MULTI);
+  }
+
+  private poll(fd: number, tag: number, mode: number): void {
+    const sqe = this.uring.sqe();
+    sqe.writeUInt8(OP_POLL_ADD, 0);
+    sqe.writeInt32LE(fd, 4);
+    sqe.writeUInt32LE(mode, 24);
+    sqe.writeUInt32LE(POLLIN, 28);
+    sqe.writeUInt32LE(tag, 32);
+  }
+
+  /** Reports "woken" once `fd` is readable (a background copy finished); one report per call. */
+  armWake(fd: number): void {
+    if (this.wakeArmed) return;
+    this.wakeArmed = true;
+    this.poll(fd, TAG_WAKE, 0);
+  }
+
+  /** Submits the replies written so far and blocks until something happens. */
+  wait(): RingEvent[] {
+    if (this.pending.length > 0) return this.pending.splice(0);
+    while (this.uring.enter(1) < 0); // EINTR: again
+    const out: RingEvent[] = [];
+    for (const c of this.uring.completions()) {
+      const ev = this.completed(c.tag, c.res, c.flags);
+      if (ev !== undefined) out.push(ev);
+    }
+    return out;
+  }
+
+  private completed(tag: number, res: number, flags: number): RingEvent | undefined {
+    if (tag === TAG_DEVICE) {
+      if ((flags & CQE_F_MORE) === 0) this.pollDevice();
+      return { kind: "device" };
+    }
+    if (tag === TAG_WAKE) {
+      this.wakeArmed = false;
+      return { kind: "woken" };
+    }
+    const e = this.entries[tag];
+    if (e === undefined) return undefined;
+    const undo = e.undo;
+    e.undo = undefined;
+    if (res < 0) return this.failed(e, -res, undo);
+    const request = receive(e);
+    if (request === null) {
+      this.log(`io_uring entry ${tag}: malformed request (length fields disagree); answered EIO`);
+      this.replyRaw(e, e.buf.readBigUInt64LE(8), EIO, []);
+      return undefined;
+    }
+    e.request = request;
+    return { kind: "request", entry: e, request };
+  }
+
+  private failed(e: RingEntry, errno: number, undo: (() => void) | undefined): RingEvent | undefined {
+    if (errno === ENOTCONN || errno === ENODEV) return { kind: "gone" };
+    // The kernel refused the last reply (its request was interrupted or aborted) or the entry: undo the
+    // reply's side effects and hand the entry back.
+    undo?.();
+    if (errno !== EAGAIN && errno !== EINTR)
+      this.log(`io_uring entry ${e.tag}: ${codeName(errno)}; registered again`);
+    this.register(e);
+    return undefined;
+  }
+
+  /**
+   * Answers the request `e` holds: `errno` (positive) with no data, or 0 with `parts`. `undo` runs if
+   * the kernel refuses the reply.
+   */
+  reply(e: RingEntry, errno: number, parts: readonly Buffer[], undo?: () => void): void {
+    const unique = e.request?.readBigUInt64LE(8) ?? 0n;
+    e.undo = undo;
+    this.replyRaw(e, unique, errno, errno === 0 ? parts : []);
+  }
+
+  private replyRaw(e: RingEntry, unique: bigint, errno: number, parts: readonly Buffer[]): void {
+    let n = 0;
+    for (const p of parts) {
+      if (n + p.length > e.payload.length) {
+        this.log(`io_uring reply of ${n + p.length} bytes does not fit the entry; answered EIO`);
+        return this.replyRaw(e, unique, EIO, []);
+      }
+      // READ reads straight into the payload (Session.replyArea): nothing to copy then.
+      if (p.buffer !== e.payload.buffer || p.byteOffset !== e.payload.byteOffset + n) p.copy(e.payload, n);
+      n += p.length;
+    }
+    e.buf.writeUInt32LE(Size.OUT_HEADER + n, 0);
+    e.buf.writeInt32LE(-errno, 4);
+    e.buf.writeBigUInt64LE(unique, 8);
+    e.buf.writeUInt32LE(n, ENT_PAYLOAD_SZ);
+    e.request = null;
+    this.commit(e);
+  }
+
+  close(): void {
+    this.uring.close();
+  }
+}
+
+const EIO = constants.errno.EIO as number;
+
+function codeName(errno: number): string {
+  return Object.entries(constants.errno).find(([, n]) => n === errno)?.[0] ?? `errno ${errno}`;
+}
+
+export function makeEntry(tag: number, qid: number, payloadBytes: number): RingEntry {
+  const buf = Buffer.allocUnsafeSlow(LEAD + payloadBytes);
+  buf.fill(0, 0, HEADER_SIZE);
+  const iov = Buffer.allocUnsafeSlow(32); // struct iovec[2]: the header, the payload
+  const base = addressOf(buf);
+  iov.writeBigUInt64LE(base, 0);
+  iov.writeBigUInt64LE(BigInt(HEADER_SIZE), 8);
+  iov.writeBigUInt64LE(base + BigInt(LEAD), 16);
+  iov.writeBigUInt64LE(BigInt(payloadBytes), 24);
+  return {
+    tag,
+    qid,
+    buf,
+    payload: buf.subarray(LEAD),
+    iov,
+    request: null,
+    commitId: 0n,
+    undo: undefined,
+  };
+}
+
+/**
+ * The request in `e` as one buffer: the in-header (in_out) and the op's struct (op_in) are copied in
+ * front of the payload. The op struct's size is what the header's length leaves after the payload.
+ * null when the sizes do not add up.
+ */
+export function receive(e: RingEntry): Buffer | null {
+  e.commitId = e.buf.readBigUInt64LE(ENT_COMMIT_ID);
+  const len = e.buf.readUInt32LE(0);
+  const payloadSz = e.buf.readUInt32LE(ENT_PAYLOAD_SZ);
+  const opSize = len - Size.IN_HEADER - payloadSz;
+  if (opSize < 0 || opSize > OP_IN_MAX || payloadSz > e.payload.length) return null;
+  const start = LEAD - Size.IN_HEADER - opSize;
+  e.buf.copy(e.buf, start, 0, Size.IN_HEADER);
+  e.buf.copy(e.buf, start + Size.IN_HEADER, OP_IN, OP_IN + opSize);
+  return e.buf.subarray(start, LEAD + payloadSz);
+}
