@@ -66,12 +66,15 @@ describe("bench smoke: npm run bench -- --quick (kernel, unionfs-ts)", function 
 
   it("measures both systems, writes JSON with numbers and leaves nothing mounted", async function () {
     const out = path.join(root, "out");
+    // FUSE over io_uring too where the kernel has it (the bench turns its switch on and back off).
+    const uring = fs.existsSync("/sys/module/fuse/parameters/enable_uring");
+    const systems = ["kernel", "unionfs-ts", ...(uring ? ["unionfs-ts-uring"] : [])];
     const args = [
       "--quick",
       "--systems",
-      "kernel,unionfs-ts",
+      systems.join(","),
       "--workloads",
-      "lsr,smallfiles,mixed",
+      "lsr,smallfiles,mixed,roundtrip",
       "--no-prime",
       "--data",
       path.join(root, "data"),
@@ -97,7 +100,7 @@ describe("bench smoke: npm run bench -- --quick (kernel, unionfs-ts)", function 
       meta: { left_mounted: string[] };
     };
     assert.deepEqual(res.meta.left_mounted, []);
-    for (const system of ["kernel", "unionfs-ts"]) {
+    for (const system of systems) {
       const want = [
         "mount_main",
         "ls_lR",
@@ -105,9 +108,11 @@ describe("bench smoke: npm run bench -- --quick (kernel, unionfs-ts)", function 
         "delete_4k",
         "mixed_lsr",
         "mixed_fsync",
+        "rt_stat_1",
+        "rt_stat_2",
         "umount_main",
       ];
-      if (system === "unionfs-ts") want.push("rss_main");
+      if (system !== "kernel") want.push("rss_main");
       for (const workload of want) {
         const row = res.rows.find((x) => x.system === system && x.workload === workload);
         assert.ok(row, `no ${workload} row for ${system}`);

@@ -168,7 +168,7 @@ function openRing(fd: number, s: Session, opts: LoopOptions): FuseRing | null {
   if (neg === null) return null;
   try {
     const ring = new FuseRing(fd, neg, (line) => logLine(line, "warning"));
-    s.repliesThroughRing();
+    s.repliesThroughRing(ring.syncReplyFd);
     s.ring = true;
     opts.onTransport?.(`io_uring (${ring.entries.length / QUEUE_DEPTH} queues of ${QUEUE_DEPTH})`);
     return ring;
@@ -198,13 +198,15 @@ function serveRing(
       return "ok";
     };
   };
-  const serveEntry = (request: Buffer, ticket: number): WriteResult => {
+  const serveEntry = (request: Buffer, ticket: number): WriteResult | "none" => {
     const e = ring.entries[ticket];
     s.replyArea = e?.payload ?? null;
     try {
       const result = handle(s, request, opts, pages, fd, fromEntry(ticket));
-      // A request the loop sent no reply to still has to give its entry back.
-      if (e !== undefined && e.request !== null) ring.reply(e, ENOSYS, []);
+      // A request the loop sent no reply to still has to give its entry back, but an FSYNC the sync
+      // thread took: the ring commits the thread's reply.
+      const synced = result === "none" && request.readUInt32LE(4) === Op.FSYNC;
+      if (e !== undefined && e.request !== null && !synced) ring.reply(e, ENOSYS, []);
       return result;
     } finally {
       s.replyArea = null;
@@ -255,7 +257,7 @@ function handle(
   pages: PageNotifier,
   fd: number,
   send: Send,
-): WriteResult {
+): WriteResult | "none" {
   const label = opts.debug ? describe(s, request) : "";
   const out = dispatch(s, request, logUnknown);
   // Before the reply: once the caller's call returns, nothing it changed may be served from the cache.
@@ -263,7 +265,7 @@ function handle(
   // a task may hold while it waits for a reply from this thread (notifier.ts).
   for (const id of s.takeStale()) writeNotification(fd, notifyInvalInode(id, NOTIFY_INVAL_INODE, true));
   for (const id of s.takeAliasesToInvalidate()) pages.send(notifyInvalInode(id, NOTIFY_INVAL_INODE));
-  let result: WriteResult = "ok";
+  let result: WriteResult | "none" = "none";
   if (out.reply !== null) {
     result = send(out, out.reply);
     if (result !== "ok" && out.errno === 0) out.reply.undo?.();

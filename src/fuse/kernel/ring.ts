@@ -16,6 +16,8 @@
  *   registered again.
  * - FORGET, INTERRUPT and anything queued before the ring was complete still come on /dev/fuse: a
  *   multishot poll on it reports "device" and the loop reads it.
+ * - The sync thread cannot answer a ring request on /dev/fuse: it writes its 16-byte out-headers to
+ *   `syncReplyFd`, a pipe polled in the ring, and each is committed on the entry holding that request.
  * - The ring ends ("gone") when the kernel ends the entries (ENOTCONN: unmounted or aborted).
  */
 import * as fs from "node:fs";
@@ -30,6 +32,7 @@ import {
   addressOf,
 } from "../../sys/uring";
 import { fsError } from "../../errors";
+import { closeFd, pipe } from "../../sys/libc";
 import type { Negotiated } from "./init";
 import { Size } from "./protocol";
 
@@ -48,6 +51,7 @@ const LEAD = 4096;
 const POLLIN = 1;
 const TAG_DEVICE = 0xffff0001;
 const TAG_WAKE = 0xffff0002;
+const TAG_SYNC = 0xffff0003;
 const ENOTCONN = constants.errno.ENOTCONN as number;
 const ENODEV = constants.errno.ENODEV as number;
 const EAGAIN = constants.errno.EAGAIN as number;
@@ -103,6 +107,8 @@ export class FuseRing {
   private wakeArmed = false;
   /** Events seen while setting up, handed out by the first `wait()`. */
   private readonly pending: RingEvent[] = [];
+  /** The sync thread's replies: it writes the write end, the ring polls the read end. */
+  private readonly syncPipe: [number, number];
   private readonly log: (line: string) => void;
 
   /** Sets the ring up and registers every entry; throws (an errno error) when the kernel refuses. */
@@ -115,19 +121,31 @@ export class FuseRing {
     this.log = log;
     const total = queues * QUEUE_DEPTH;
     const size = nextPowerOfTwo(total + 4);
-    this.uring = new Uring(size, size * 2, SETUP_SQE128);
+    this.syncPipe = pipe();
+    try {
+      this.uring = new Uring(size, size * 2, SETUP_SQE128);
+    } catch (err) {
+      this.syncPipe.forEach(closeFd);
+      throw err;
+    }
     try {
       const payload = payloadSize(neg);
       for (let qid = 0; qid < queues; qid++)
         for (let i = 0; i < QUEUE_DEPTH; i++) this.entries.push(makeEntry(this.entries.length, qid, payload));
       for (const e of this.entries) this.register(e);
       this.pollDevice();
+      this.poll(this.syncPipe[0], TAG_SYNC, POLL_ADD_MULTI);
       this.uring.enter(0);
       this.checkRegistered();
     } catch (err) {
-      this.uring.close();
+      this.close();
       throw err;
     }
+  }
+
+  /** Where the sync thread writes its replies (out-headers) to requests of this ring. */
+  get syncReplyFd(): number {
+    return this.syncPipe[1];
   }
 
   /**
@@ -207,6 +225,11 @@ export class FuseRing {
       this.wakeArmed = false;
       return { kind: "woken" };
     }
+    if (tag === TAG_SYNC) {
+      if ((flags & CQE_F_MORE) === 0) this.poll(this.syncPipe[0], TAG_SYNC, POLL_ADD_MULTI);
+      this.commitSynced();
+      return undefined;
+    }
     const e = this.entries[tag];
     if (e === undefined) return undefined;
     const undo = e.undo;
@@ -262,8 +285,30 @@ export class FuseRing {
     this.commit(e);
   }
 
+  /** Commits the replies the sync thread wrote, each on the entry that holds its request. */
+  private commitSynced(): void {
+    const buf = Buffer.alloc(Size.OUT_HEADER * 64);
+    for (;;) {
+      let n: number;
+      try {
+        n = fs.readSync(this.syncPipe[0], buf, 0, buf.length, null);
+      } catch {
+        return; // EAGAIN: all read
+      }
+      for (let at = 0; at + Size.OUT_HEADER <= n; at += Size.OUT_HEADER) {
+        const unique = buf.readBigUInt64LE(at + 8);
+        const e = this.entries.find((x) => x.request !== null && x.request.readBigUInt64LE(8) === unique);
+        if (e === undefined) this.log(`sync thread answered request ${unique}, which no entry holds`);
+        else this.replyRaw(e, unique, -buf.readInt32LE(at + 4), []);
+      }
+      if (n < buf.length) return;
+    }
+  }
+
   close(): void {
     this.uring.close();
+    closeFd(this.syncPipe[0]);
+    closeFd(this.syncPipe[1]);
   }
 }
 

@@ -129,13 +129,15 @@ export class Session {
 
   /**
    * Replies now go out through io_uring entries only: nothing may write a reply to the device behind
-   * the ring's back, so READs are no longer spliced and FSYNC is answered inline.
+   * the ring's back. READs are no longer spliced; the sync thread, if any, writes its replies (the same
+   * 16-byte out-headers) to `syncReplies` instead, for the ring to commit.
    */
-  repliesThroughRing(): void {
+  repliesThroughRing(syncReplies: number): void {
     this.splice?.close();
     this.splice = null;
-    this.syncs?.close();
-    this.syncs = null;
+    if (this.syncs === null) return;
+    this.syncs.close();
+    this.syncs = new SyncThread(syncReplies);
   }
 
   /** Whether INIT should ask for passthrough. */

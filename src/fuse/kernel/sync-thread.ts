@@ -29,6 +29,7 @@ export interface SyncJob {
 }
 
 export interface SyncWorkerData {
+  /** Where replies go: /dev/fuse, or a pipe the io_uring transport reads them from (ring.ts). */
   devFd: number;
   /** Int32 words: STATE and INFLIGHT. */
   shared: SharedArrayBuffer;
