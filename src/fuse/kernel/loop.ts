@@ -3,7 +3,7 @@
  * one splice, for a large READ: splice.ts). When INIT granted FUSE_OVER_IO_URING, the same loop takes
  * requests from io_uring entries instead (ring.ts) and commits each reply on its entry; what still comes
  * on /dev/fuse (FORGET, INTERRUPT, requests queued before the ring was complete) is read when a poll in
- * the ring says so. A ring the kernel refuses at setup leaves the device serving, with a warning.
+ * the ring says so. Entries the kernel refuses end the session with an error (it would hold every request).
  *
  * Invariants:
  * - Runs on one thread with synchronous fs calls only (nothing is parked in the libuv pool), so requests
@@ -123,8 +123,7 @@ export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
       // INIT granted io_uring: the mount is ready once the ring is (or once it is known it will not be).
       const ring = openRing(fd, s, opts);
       opts.onReady?.();
-      if (ring === null) serveDevice(fd, s, opts, pages, held, buf);
-      else serveRing(fd, s, opts, pages, held, ring, buf);
+      serveRing(fd, s, opts, pages, held, ring, buf);
     }
   } finally {
     pages.close();
@@ -162,22 +161,27 @@ function ringGranted(s: Session): boolean {
   return s.neg !== null && (s.neg.flags2 & Init2.OVER_IO_URING) !== 0;
 }
 
-/** The ring, set up; null (and a warning) when the kernel refuses it: the device keeps serving. */
-function openRing(fd: number, s: Session, opts: LoopOptions): FuseRing | null {
+/**
+ * The ring, set up. Throws when the kernel refuses its entries: having granted io_uring at INIT, it holds
+ * every request until each queue has one, so /dev/fuse cannot serve instead; the mount ends.
+ */
+function openRing(fd: number, s: Session, opts: LoopOptions): FuseRing {
   const neg = s.neg;
-  if (neg === null) return null;
+  if (neg === null) throw new Error("io_uring: no INIT outcome");
+  let ring: FuseRing;
   try {
-    const ring = new FuseRing(fd, neg, (line) => logLine(line, "warning"));
-    s.repliesThroughRing(ring.syncReplyFd);
-    s.ring = true;
-    opts.onTransport?.(`io_uring (${ring.entries.length / QUEUE_DEPTH} queues of ${QUEUE_DEPTH})`);
-    return ring;
+    ring = new FuseRing(fd, neg, (line) => logLine(line, "warning"));
   } catch (err) {
-    s.ring = false;
-    logLine(`io_uring granted but refused at setup (${String(err)}); serving /dev/fuse`, "warning");
-    opts.onTransport?.("/dev/fuse");
-    return null;
+    const why = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `io_uring was granted at INIT but the kernel refused its entries (${why}); the mount cannot be served`,
+      { cause: err },
+    );
   }
+  s.repliesThroughRing(ring.syncReplyFd);
+  s.ring = true;
+  opts.onTransport?.(`io_uring (${ring.entries.length / QUEUE_DEPTH} queues of ${QUEUE_DEPTH})`);
+  return ring;
 }
 
 function serveRing(

@@ -4,7 +4,9 @@
  * the entry. It only moves bytes; loop.ts dispatches.
  *
  * Invariants:
- * - Used by the serving thread only, after INIT was answered with FUSE_OVER_IO_URING granted. Every
+ * - Used by the serving thread only, after INIT was answered with FUSE_OVER_IO_URING granted, which is
+ *   asked for only when `ringUnusable()` found nothing against it: once granted, the kernel holds every
+ *   request until all queues have entries, so there is no falling back to /dev/fuse. Every
  *   queue the kernel has (one per possible CPU) gets QUEUE_DEPTH entries: the kernel sends nothing
  *   through the ring until each queue has one, and a queue without entries would hold its CPU's callers.
  * - An entry is either with the kernel (registered or committed: waiting for a request) or holds exactly
@@ -31,7 +33,7 @@ import {
   Uring,
   addressOf,
 } from "../../sys/uring";
-import { fsError } from "../../errors";
+import { codeOfErrno, fsError } from "../../errors";
 import { closeFd, pipe } from "../../sys/libc";
 import type { Negotiated } from "./init";
 import { Size } from "./protocol";
@@ -79,6 +81,19 @@ export type RingEvent =
   | { kind: "device" }
   | { kind: "woken" }
   | { kind: "gone" };
+
+/**
+ * Why this process cannot set up a ring FUSE could use (io_uring_disabled, a seccomp filter, an old
+ * kernel), or undefined when it can: a ring with 128-byte entries is made and closed again.
+ */
+export function ringUnusable(): string | undefined {
+  try {
+    new Uring(2, 4, SETUP_SQE128).close();
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
 
 /** Number of queues the kernel keeps: one per possible CPU (/sys/devices/system/cpu/possible, "0-3,6"). */
 export function possibleCpus(text = fs.readFileSync("/sys/devices/system/cpu/possible", "latin1")): number {
@@ -156,7 +171,7 @@ export class FuseRing {
   private checkRegistered(): void {
     const seen = this.uring.completions();
     const refused = seen.find((c) => c.res < 0 && c.tag < this.entries.length);
-    if (refused !== undefined) throw fsError(codeName(-refused.res), "io_uring entry refused");
+    if (refused !== undefined) throw fsError(codeOfErrno(-refused.res), "io_uring entry refused");
     for (const c of seen) {
       const ev = this.completed(c.tag, c.res, c.flags);
       if (ev !== undefined) this.pending.push(ev);
@@ -251,7 +266,7 @@ export class FuseRing {
     // reply's side effects and hand the entry back.
     undo?.();
     if (errno !== EAGAIN && errno !== EINTR)
-      this.log(`io_uring entry ${e.tag}: ${codeName(errno)}; registered again`);
+      this.log(`io_uring entry ${e.tag}: ${codeOfErrno(errno)}; registered again`);
     this.register(e);
     return undefined;
   }
@@ -313,10 +328,6 @@ export class FuseRing {
 }
 
 const EIO = constants.errno.EIO as number;
-
-function codeName(errno: number): string {
-  return Object.entries(constants.errno).find(([, n]) => n === errno)?.[0] ?? `errno ${errno}`;
-}
 
 export function makeEntry(tag: number, qid: number, payloadBytes: number): RingEntry {
   const buf = Buffer.allocUnsafeSlow(LEAD + payloadBytes);

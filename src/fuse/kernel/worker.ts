@@ -24,6 +24,15 @@ import { GATE_GO, GATE_WAIT } from "./messages";
 import { isPrestarted, receivedData } from "./prestart";
 import type { WorkerData, WorkerMessage } from "./messages";
 import { Session } from "./session";
+import { ringUnusable } from "./ring";
+
+/** Whether this thread can make an io_uring for FUSE; says why not (the mount then serves /dev/fuse). */
+function ringUsable(): boolean {
+  const why = ringUnusable();
+  if (why !== undefined)
+    logLine(`io_uring asked for, but no io_uring can be set up here (${why}); serving /dev/fuse`, "warning");
+  return why === undefined;
+}
 
 function post(msg: WorkerMessage): void {
   parentPort?.postMessage(msg);
@@ -78,7 +87,7 @@ async function main(data: WorkerData): Promise<void> {
     passthrough: data.config.passthrough !== "off",
     splice: process.env.UNIONFS_TS_SPLICE !== "0",
     syncThread: process.env.UNIONFS_TS_SYNC_THREAD !== "0",
-    uring: data.config.ioUring === true,
+    uring: data.config.ioUring === true && ringUsable(),
     entryTimeout: data.config.cacheTimeout,
     attrTimeout: data.config.cacheTimeout,
     log: logAt("warning"),

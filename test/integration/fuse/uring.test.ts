@@ -84,6 +84,21 @@ describe("FUSE over io_uring (kernel transport)", function () {
     }
   });
 
+  it("-o io_uring where no io_uring can be made (io_uring_disabled=2): /dev/fuse, and a warning that says why", async function () {
+    const sysctl = "/proc/sys/kernel/io_uring_disabled";
+    if (!fs.existsSync(sysctl)) this.skip();
+    const was = fs.readFileSync(sysctl, "utf8").trim();
+    fs.writeFileSync(sysctl, "2");
+    try {
+      const { C, m } = await mount(t, { f: "x\n" });
+      assert.equal(fs.readFileSync(path.join(C, "f"), "utf8"), "x\n");
+      await waitFor(() => /requests over \/dev\/fuse/.test(m.stderr()), 10_000, "the INIT line");
+      assert.match(m.stderr(), /io_uring asked for, but no io_uring can be set up here \(EPERM/);
+    } finally {
+      fs.writeFileSync(sysctl, was);
+    }
+  });
+
   it("a request made while the ring is set up is answered (it waits in an entry before the first wait)", async () => {
     // A stat sent the moment the mount shows waits for INIT, then for the ring to be complete, and is put
     // in an entry while the daemon is still registering the others (the bench's first stat hung so).
