@@ -47,6 +47,7 @@ export const MAIN_GROUPS = [
   "copyup",
   "seqwrite",
   "mixed",
+  "load",
   "roundtrip",
 ] as const;
 export const ALL_GROUPS = [...MAIN_GROUPS, "deep", "mounts"] as const;
@@ -163,6 +164,16 @@ export function skip(ctx: Ctx, workloads: readonly string[], note: string): void
   }
 }
 
+/** The parallel load's eight loops: row, what the script prints, the unit of one iteration. */
+const LOAD_LOOPS = [
+  ["load_randread", "reads", "read"],
+  ["load_untar", "untars", "extraction"],
+  ["load_find", "finds", "find"],
+  ["load_read", "readalls", "read-all"],
+  ["load_copyup", "copyups", "copy-up"],
+  ["load_rename", "renames", "create-rename-unlink"],
+] as const;
+
 /** Row names each group produces, per stack. */
 export const ROWS: Record<Group, string[]> = {
   seqread: ["seqread_cold", "seqread_warm"],
@@ -174,6 +185,7 @@ export const ROWS: Record<Group, string[]> = {
   copyup: ["copyup_256m"],
   seqwrite: ["seqwrite_1g"],
   mixed: ["mixed_lsr", "mixed_fsync"],
+  load: LOAD_LOOPS.map(([row]) => row),
   roundtrip: ["rt_stat_1", "rt_stat_2"],
   deep: ["deep_stat_hit", "deep_stat_miss", "deep_stat_hit_repeat", "deep_stat_miss_repeat"],
   mounts: [], // on no stack: bench/mounts.ts
@@ -564,6 +576,65 @@ async function mixed(ctx: Ctx, m: Mounted, limitMs: number): Promise<void> {
   await run("rm", ["-f", file], { timeoutMs: 60_000 });
 }
 
+/**
+ * The issue's parallel load, eight processes at once on the mount for LOAD_SECONDS: two random 4 KiB
+ * readers of the big file (fsops randread), two loops extracting a tarball of `usr/include` into the
+ * mount (then removing it), a `find` loop over `usr`, a loop reading every file of `usr/include`, a loop
+ * of copy-ups (one byte appended to the next lower file of `usr/share`) and a loop that creates, renames
+ * and removes a file. Each row is its loop's iterations per second (the readers': reads per second).
+ */
+async function parallelLoad(ctx: Ctx, m: Mounted, limitMs: number): Promise<void> {
+  const seconds = Math.min(ctx.quick ? 3 : 30, Math.max(1, Math.floor(limitMs / 2000)));
+  const work = `${m.base}-load`;
+  fs.mkdirSync(work, { recursive: true });
+  const tarball = path.join(work, "include.tar");
+  const list = path.join(work, "copyups.txt");
+  await run("tar", ["-C", path.join(m.mnt, "usr"), "-cf", tarball, "include"], { timeoutMs: 120_000 });
+  const found = await run("find", [path.join(m.mnt, "usr", "share"), "-type", "f", "-size", "-64k"], {
+    timeoutMs: 120_000,
+  });
+  fs.writeFileSync(list, found.stdout);
+  const big = path.join(m.mnt, ctx.data.manifest.bigRel);
+  const fsopsCmd = [ctx.ops.cmd, ...ctx.ops.pre].map((w) => `'${w}'`).join(" ");
+  const loop = (name: string, body: string): string =>
+    `( n=0; while [ "$(date +%s)" -lt "$end" ]; do ${body} || exit 1; n=$((n+1)); done; echo "${name} $n" ) &`;
+  const script = [
+    `set -u; mnt="$1"; end=$(( $(date +%s) + ${seconds} ))`,
+    `for i in 1 2; do ${fsopsCmd} randread "${big}" ${seconds} 4096 | sed -n 's/.*"ok":\\([0-9]*\\).*/reads \\1/p' & done`,
+    ...[1, 2].map((i) =>
+      loop(
+        "untars",
+        `d="$mnt/load-untar-${i}"; mkdir -p "$d" && tar -C "$d" -xf "${tarball}" && rm -rf "$d"`,
+      ),
+    ),
+    loop("finds", `find "$mnt/usr" > /dev/null`),
+    loop("readalls", `find "$mnt/usr/include" -type f -exec cat {} + > /dev/null`),
+    loop("copyups", `f=$(sed -n "$((n+1))p" "${list}"); if [ -z "$f" ]; then break; fi; echo x >> "$f"`),
+    loop("renames", `echo x > "$mnt/load-r" && mv "$mnt/load-r" "$mnt/load-s" && rm "$mnt/load-s"`),
+    "for j in $(jobs -p); do wait $j || exit 1; done",
+  ].join("\n");
+  const { r, s } = await sampled(m, () => run("bash", ["-c", script, "load", m.mnt], { timeoutMs: limitMs }));
+  for (const [workload, what, per] of LOAD_LOOPS) {
+    const counts = [...r.stdout.matchAll(new RegExp(`^${what} (\\d+)$`, "gm"))].map((x) => Number(x[1]));
+    const n = counts.length === 0 ? null : counts.reduce((a, b) => a + b, 0);
+    emit(
+      ctx,
+      {
+        workload,
+        unit: `${per}s/s`,
+        per,
+        value: n === null ? null : n / seconds,
+        amount: n,
+        status: statusOf(r, n !== null),
+        elapsed: seconds,
+        note: ok(r) ? `${counts.length} process(es), ${seconds} s` : failure(r),
+      },
+      s,
+    );
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
 /** Paths of up to `n` files of the mount, relative to it, one a line, in `file`. */
 async function fileList(m: Mounted, file: string, n: number): Promise<number> {
   const r = await run("find", [".", "-type", "f"], { timeoutMs: 120_000, cwd: m.mnt });
@@ -648,6 +719,7 @@ export async function runMain(ctx: Ctx, m: Mounted, groups: ReadonlySet<Group>, 
   if (want("copyup")) await step(ctx, ROWS.copyup, (l) => copyUp(ctx, m, l));
   if (want("seqwrite")) await step(ctx, ROWS.seqwrite, (l) => seqWrite(ctx, m, l));
   if (want("mixed")) await step(ctx, ROWS.mixed, (l) => mixed(ctx, m, l));
+  if (want("load")) await step(ctx, ROWS.load, (l) => parallelLoad(ctx, m, l));
   if (want("roundtrip")) await step(ctx, ROWS.roundtrip, (l) => roundTrips(ctx, m, l));
 }
 

@@ -288,7 +288,7 @@ out["after"] = sorted(os.listdir(A[1]))`,
     const r = await runCli(["mount", "-v", "--transport=auto", `${d.A}:${d.B}`, d.C]);
     t.guardMountpoint(d.C, r.tag);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /\(transport: kernel, auto: root and \/dev\/fuse opens\)/);
+    assert.match(r.stderr, /\(transport: kernel over \/dev\/fuse, auto: root and \/dev\/fuse opens\)/);
     await waitFor(() => isMounted(d.C), EXIT_DEADLINE_MS, "the mount");
   });
 });
