@@ -580,7 +580,7 @@ async function mixed(ctx: Ctx, m: Mounted, limitMs: number): Promise<void> {
  * The issue's parallel load, eight processes at once on the mount for LOAD_SECONDS: two random 4 KiB
  * readers of the big file (fsops randread), two loops extracting a tarball of `usr/include` into the
  * mount (then removing it), a `find` loop over `usr`, a loop reading every file of `usr/include`, a loop
- * of copy-ups (one byte appended to the next lower file of `usr/share`) and a loop that creates, renames
+ * of copy-ups (one byte appended to the next lower file of `usr` under 64 KiB) and a loop that creates, renames
  * and removes a file. Each row is its loop's iterations per second (the readers': reads per second).
  */
 async function parallelLoad(ctx: Ctx, m: Mounted, limitMs: number): Promise<void> {
@@ -590,17 +590,17 @@ async function parallelLoad(ctx: Ctx, m: Mounted, limitMs: number): Promise<void
   const tarball = path.join(work, "include.tar");
   const list = path.join(work, "copyups.txt");
   await run("tar", ["-C", path.join(m.mnt, "usr"), "-cf", tarball, "include"], { timeoutMs: 120_000 });
-  const found = await run("find", [path.join(m.mnt, "usr", "share"), "-type", "f", "-size", "-64k"], {
+  const found = await run("find", [path.join(m.mnt, "usr"), "-type", "f", "-size", "-64k"], {
     timeoutMs: 120_000,
   });
   fs.writeFileSync(list, found.stdout);
   const big = path.join(m.mnt, ctx.data.manifest.bigRel);
   const fsopsCmd = [ctx.ops.cmd, ...ctx.ops.pre].map((w) => `'${w}'`).join(" ");
   const loop = (name: string, body: string): string =>
-    `( n=0; while [ "$(date +%s)" -lt "$end" ]; do ${body} || exit 1; n=$((n+1)); done; echo "${name} $n" ) &`;
+    `( n=0; while [ "$(date +%s)" -lt "$end" ]; do ${body} || exit 1; n=$((n+1)); done; echo "${name} $n" ) & pids+=($!)`;
   const script = [
-    `set -u; mnt="$1"; end=$(( $(date +%s) + ${seconds} ))`,
-    `for i in 1 2; do ${fsopsCmd} randread "${big}" ${seconds} 4096 | sed -n 's/.*"ok":\\([0-9]*\\).*/reads \\1/p' & done`,
+    `set -u; mnt="$1"; end=$(( $(date +%s) + ${seconds} )); pids=()`,
+    `for i in 1 2; do ${fsopsCmd} randread "${big}" ${seconds} 4096 | sed -n 's/.*"ok":\\([0-9]*\\).*/reads \\1/p' & pids+=($!); done`,
     ...[1, 2].map((i) =>
       loop(
         "untars",
@@ -611,7 +611,7 @@ async function parallelLoad(ctx: Ctx, m: Mounted, limitMs: number): Promise<void
     loop("readalls", `find "$mnt/usr/include" -type f -exec cat {} + > /dev/null`),
     loop("copyups", `f=$(sed -n "$((n+1))p" "${list}"); if [ -z "$f" ]; then break; fi; echo x >> "$f"`),
     loop("renames", `echo x > "$mnt/load-r" && mv "$mnt/load-r" "$mnt/load-s" && rm "$mnt/load-s"`),
-    "for j in $(jobs -p); do wait $j || exit 1; done",
+    'for p in "${pids[@]}"; do wait "$p" || exit 1; done',
   ].join("\n");
   const { r, s } = await sampled(m, () => run("bash", ["-c", script, "load", m.mnt], { timeoutMs: limitMs }));
   for (const [workload, what, per] of LOAD_LOOPS) {
