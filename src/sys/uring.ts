@@ -45,6 +45,7 @@ const c = once(() => ({
   ),
   mmap: libc().func("void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)"),
   munmap: libc().func("int munmap(void *addr, size_t len)"),
+  sysconf: libc().func("long sysconf(int name)"),
 }));
 
 interface Mapped {
@@ -125,7 +126,7 @@ export class Uring {
 
   /** The next submission entry, zeroed; submitted by the next `enter()`. */
   sqe(): Buffer {
-    if (this.tail - Atomics.load(this.sqHead, 0) >= this.sqEntries) this.enter(0);
+    while ((this.tail - Atomics.load(this.sqHead, 0)) >>> 0 >= this.sqEntries) this.enter(0);
     const index = this.tail & this.sqMask;
     const e = this.sqes.subarray(index * this.sqeSize, (index + 1) * this.sqeSize);
     e.fill(0);
@@ -183,6 +184,13 @@ export class Uring {
     for (const m of this.maps.splice(0)) c().munmap(m.ptr, m.len);
     closeFd(this.fd);
   }
+}
+
+const SC_PAGESIZE = 30;
+
+/** The size of a memory page (4 KiB on x86-64; 16 or 64 KiB on some arm64 kernels). */
+export function pageSize(): number {
+  return Number(c().sysconf(SC_PAGESIZE));
 }
 
 /** The address of a Buffer's bytes, for pointers inside submission entries (the Buffer must stay alive). */

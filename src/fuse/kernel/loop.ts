@@ -30,7 +30,7 @@ import { writeNotification } from "./notify-ring";
 import { logAt, logLine } from "./log";
 import type { Outcome } from "./dispatch";
 import { Init2, NOTIFY_INVAL_INODE, Op, READ_BUFFER_SIZE, opName } from "./protocol";
-import { FuseRing, QUEUE_DEPTH } from "./ring";
+import { FuseRing, QUEUE_DEPTH, RingRefused } from "./ring";
 import { pollReadable } from "../../sys/libc";
 import type { Reply, Session } from "./session";
 import { constants } from "node:os";
@@ -123,7 +123,8 @@ export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
       // INIT granted io_uring: the mount is ready once the ring is (or once it is known it will not be).
       const ring = openRing(fd, s, opts);
       opts.onReady?.();
-      serveRing(fd, s, opts, pages, held, ring, buf);
+      if (ring === null) serveDevice(fd, s, opts, pages, held, buf);
+      else serveRing(fd, s, opts, pages, held, ring, buf);
     }
   } finally {
     pages.close();
@@ -162,23 +163,32 @@ function ringGranted(s: Session): boolean {
 }
 
 /**
- * The ring, set up. Throws when the kernel refuses its entries: having granted io_uring at INIT, it holds
- * every request until each queue has one, so /dev/fuse cannot serve instead; the mount ends.
+ * The ring, set up; null when the kernel refused its entries (it then sends requests on /dev/fuse
+ * again, and the device serves). Any other failure ends the mount: having granted io_uring at INIT, the
+ * kernel holds every request until the ring is complete or refused.
  */
-function openRing(fd: number, s: Session, opts: LoopOptions): FuseRing {
+function openRing(fd: number, s: Session, opts: LoopOptions): FuseRing | null {
   const neg = s.neg;
   if (neg === null) throw new Error("io_uring: no INIT outcome");
   let ring: FuseRing;
   try {
     ring = new FuseRing(fd, neg, (line) => logLine(line, "warning"));
   } catch (err) {
+    if (err instanceof RingRefused) {
+      s.ring = false;
+      logLine(`io_uring granted but its entries refused (${err.code}); serving /dev/fuse`, "warning");
+      opts.onTransport?.("/dev/fuse");
+      return null;
+    }
     const why = err instanceof Error ? err.message : String(err);
     throw new Error(
-      `io_uring was granted at INIT but the kernel refused its entries (${why}); the mount cannot be served`,
-      { cause: err },
+      `io_uring was granted at INIT but could not be set up (${why}); the mount cannot be served`,
+      {
+        cause: err,
+      },
     );
   }
-  s.repliesThroughRing(ring.syncReplyFd);
+  s.repliesThroughRing(() => ring.takeSyncReplyFd());
   s.ring = true;
   opts.onTransport?.(`io_uring (${ring.entries.length / QUEUE_DEPTH} queues of ${QUEUE_DEPTH})`);
   return ring;
@@ -210,7 +220,10 @@ function serveRing(
       // A request the loop sent no reply to still has to give its entry back, but an FSYNC the sync
       // thread took: the ring commits the thread's reply.
       const synced = result === "none" && request.readUInt32LE(4) === Op.FSYNC;
-      if (e !== undefined && e.request !== null && !synced) ring.reply(e, ENOSYS, []);
+      if (e !== undefined && e.request !== null) {
+        if (synced) ring.keep(e);
+        else ring.reply(e, ENOSYS, []);
+      }
       return result;
     } finally {
       s.replyArea = null;
@@ -224,8 +237,9 @@ function serveRing(
         if (ev.kind === "gone") return;
         if (ev.kind === "device" && drainDevice(fd, s, opts, pages, held, devSend, buf) === "gone") return;
         if (ev.kind === "woken") for (const h of held.ready()) serveEntry(h.request, h.ticket);
-        if (ev.kind === "request" && !held.hold(ev.request, ev.entry.tag))
-          serveEntry(ev.request, ev.entry.tag);
+        if (ev.kind !== "request") continue;
+        if (held.hold(ev.request, ev.entry.tag)) ring.keep(ev.entry);
+        else serveEntry(ev.request, ev.entry.tag);
       }
     }
   } finally {

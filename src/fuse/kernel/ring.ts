@@ -19,8 +19,11 @@
  * - FORGET, INTERRUPT and anything queued before the ring was complete still come on /dev/fuse: a
  *   multishot poll on it reports "device" and the loop reads it.
  * - The sync thread cannot answer a ring request on /dev/fuse: it writes its 16-byte out-headers to
- *   `syncReplyFd`, a pipe polled in the ring, and each is committed on the entry holding that request.
- * - The ring ends ("gone") when the kernel ends the entries (ENOTCONN: unmounted or aborted).
+ *   a pipe polled in the ring (`takeSyncReplyFd`), and each is committed on the entry holding that
+ *   request (or written to /dev/fuse, for one that came there).
+ * - A request kept long (held, FSYNC) gets its queue a spare entry (`keep`), so that queue's CPU still
+ *   has free entries; entries never shrink.
+ * - The ring ends ("gone") when the kernel ends the entries (ENOTCONN: unmounted, ECONNABORTED: aborted).
  */
 import * as fs from "node:fs";
 import { constants } from "node:os";
@@ -32,14 +35,17 @@ import {
   SETUP_SQE128,
   Uring,
   addressOf,
+  pageSize,
 } from "../../sys/uring";
-import { codeOfErrno, fsError } from "../../errors";
+import { codeOfErrno } from "../../errors";
 import { closeFd, pipe } from "../../sys/libc";
 import type { Negotiated } from "./init";
 import { Size } from "./protocol";
 
 /** Entries per queue (libfuse uses 8; requests are served one at a time here, so 4 is plenty). */
 export const QUEUE_DEPTH = 4;
+/** Entries added for requests kept long (held, FSYNC), beyond QUEUE_DEPTH per queue. */
+const MAX_SPARES = 64;
 const CMD_REGISTER = 1;
 const CMD_COMMIT_AND_FETCH = 2;
 /** struct fuse_uring_req_header: in_out[128], op_in[128], then fuse_uring_ent_in_out. */
@@ -58,6 +64,9 @@ const ENOTCONN = constants.errno.ENOTCONN as number;
 const ENODEV = constants.errno.ENODEV as number;
 const EAGAIN = constants.errno.EAGAIN as number;
 const EINTR = constants.errno.EINTR as number;
+const ECONNABORTED = constants.errno.ECONNABORTED as number;
+/** REGISTERs answered EAGAIN (INIT not answered yet) tried again before the entry is given up. */
+const MAX_REGISTER_RETRIES = 100;
 /** The kernel's fuse_conn default max_pages when MAX_PAGES was not negotiated. */
 const DEFAULT_MAX_PAGES = 32;
 const MIN_PAYLOAD = 8192;
@@ -74,6 +83,9 @@ export interface RingEntry {
   commitId: bigint;
   /** The last reply's undo, until the kernel took or refused that reply. */
   undo: (() => void) | undefined;
+  /** What was last submitted for it, and how many REGISTERs in a row came back EAGAIN. */
+  last: "register" | "commit";
+  retries: number;
 }
 
 export type RingEvent =
@@ -95,25 +107,38 @@ export function ringUnusable(): string | undefined {
   }
 }
 
-/** Number of queues the kernel keeps: one per possible CPU (/sys/devices/system/cpu/possible, "0-3,6"). */
+/**
+ * Number of queues the kernel keeps: num_possible_cpus(), the count of CPUs in
+ * /sys/devices/system/cpu/possible ("0-3,6": 5).
+ */
 export function possibleCpus(text = fs.readFileSync("/sys/devices/system/cpu/possible", "latin1")): number {
-  let max = 0;
+  let count = 0;
   for (const part of text.trim().split(",")) {
-    const last = Number(part.split("-").pop());
-    if (Number.isInteger(last)) max = Math.max(max, last);
+    const [first, last = first] = part.split("-").map(Number);
+    if (Number.isInteger(first) && Number.isInteger(last)) count += (last as number) - (first as number) + 1;
   }
-  return max + 1;
+  return Math.max(count, 1);
 }
 
-/** The payload size the kernel requires of every entry (fuse_uring_create). */
-export function payloadSize(neg: Negotiated): number {
-  return Math.max(MIN_PAYLOAD, neg.maxWrite, (neg.maxPages || DEFAULT_MAX_PAGES) * 4096);
+/** The payload size the kernel requires of every entry (fuse_uring_create), for pages of `pageBytes`. */
+export function payloadSize(neg: Negotiated, pageBytes = pageSize()): number {
+  return Math.max(MIN_PAYLOAD, neg.maxWrite, (neg.maxPages || DEFAULT_MAX_PAGES) * pageBytes);
 }
 
 function nextPowerOfTwo(n: number): number {
   let p = 1;
   while (p < n) p *= 2;
   return p;
+}
+
+/**
+ * The kernel refused an entry's REGISTER at setup. It then stops using the ring for this connection and
+ * wakes the requests that waited for it: they come on /dev/fuse.
+ */
+export class RingRefused extends Error {
+  constructor(readonly code: string) {
+    super(`io_uring entry refused: ${code}`);
+  }
 }
 
 export class FuseRing {
@@ -125,6 +150,9 @@ export class FuseRing {
   /** The sync thread's replies: it writes the write end, the ring polls the read end. */
   private readonly syncPipe: [number, number];
   private readonly log: (line: string) => void;
+  private readonly baseEntries: number;
+  /** Whether the sync thread took the pipe's write end (and closes it once it ended). */
+  private syncFdTaken = false;
 
   /** Sets the ring up and registers every entry; throws (an errno error) when the kernel refuses. */
   constructor(
@@ -135,7 +163,8 @@ export class FuseRing {
   ) {
     this.log = log;
     const total = queues * QUEUE_DEPTH;
-    const size = nextPowerOfTwo(total + 4);
+    this.baseEntries = total;
+    const size = nextPowerOfTwo(total + MAX_SPARES + 4);
     this.syncPipe = pipe();
     try {
       this.uring = new Uring(size, size * 2, SETUP_SQE128);
@@ -158,8 +187,12 @@ export class FuseRing {
     }
   }
 
-  /** Where the sync thread writes its replies (out-headers) to requests of this ring. */
-  get syncReplyFd(): number {
+  /**
+   * Where the sync thread writes its replies (out-headers) to requests of this ring. The caller owns the
+   * descriptor from then on and closes it once no thread can write to it any more.
+   */
+  takeSyncReplyFd(): number {
+    this.syncFdTaken = true;
     return this.syncPipe[1];
   }
 
@@ -171,7 +204,7 @@ export class FuseRing {
   private checkRegistered(): void {
     const seen = this.uring.completions();
     const refused = seen.find((c) => c.res < 0 && c.tag < this.entries.length);
-    if (refused !== undefined) throw fsError(codeOfErrno(-refused.res), "io_uring entry refused");
+    if (refused !== undefined) throw new RingRefused(codeOfErrno(-refused.res));
     for (const c of seen) {
       const ev = this.completed(c.tag, c.res, c.flags);
       if (ev !== undefined) this.pending.push(ev);
@@ -179,6 +212,7 @@ export class FuseRing {
   }
 
   private register(e: RingEntry): void {
+    e.last = "register";
     const sqe = this.uring.sqe();
     sqe.writeUInt8(OP_URING_CMD, 0);
     sqe.writeInt32LE(this.devFd, 4);
@@ -190,6 +224,8 @@ export class FuseRing {
   }
 
   private commit(e: RingEntry): void {
+    e.last = "commit";
+    e.retries = 0;
     const sqe = this.uring.sqe();
     sqe.writeUInt8(OP_URING_CMD, 0);
     sqe.writeInt32LE(this.devFd, 4);
@@ -210,6 +246,18 @@ export class FuseRing {
     sqe.writeUInt32LE(mode, 24);
     sqe.writeUInt32LE(POLLIN, 28);
     sqe.writeUInt32LE(tag, 32);
+  }
+
+  /**
+   * `e` keeps its request for a while (held for a background copy, or an FSYNC on the sync thread): its
+   * queue gets one more entry, so the CPU's other callers are not left without one. Entries only grow,
+   * by the most requests ever kept at once, up to MAX_SPARES.
+   */
+  keep(e: RingEntry): void {
+    if (this.entries.length >= this.baseEntries + MAX_SPARES) return;
+    const spare = makeEntry(this.entries.length, e.qid, e.payload.length);
+    this.entries.push(spare);
+    this.register(spare);
   }
 
   /** Reports "woken" once `fd` is readable (a background copy finished); one report per call. */
@@ -260,13 +308,21 @@ export class FuseRing {
     return { kind: "request", entry: e, request };
   }
 
+  /**
+   * A command on `e` failed. The session's end: "gone". A refused reply (its request was interrupted or
+   * aborted): the reply's side effects are undone and the entry registered again. A refused REGISTER is
+   * tried again only after EAGAIN (a few times); otherwise the entry is dropped: the kernel then stops
+   * using the ring and sends requests on /dev/fuse, which the device poll still serves.
+   */
   private failed(e: RingEntry, errno: number, undo: (() => void) | undefined): RingEvent | undefined {
-    if (errno === ENOTCONN || errno === ENODEV) return { kind: "gone" };
-    // The kernel refused the last reply (its request was interrupted or aborted) or the entry: undo the
-    // reply's side effects and hand the entry back.
+    if (errno === ENOTCONN || errno === ENODEV || errno === ECONNABORTED) return { kind: "gone" };
     undo?.();
-    if (errno !== EAGAIN && errno !== EINTR)
-      this.log(`io_uring entry ${e.tag}: ${codeOfErrno(errno)}; registered again`);
+    if (e.last === "register") {
+      if ((errno === EAGAIN || errno === EINTR) && ++e.retries < MAX_REGISTER_RETRIES) this.register(e);
+      else this.log(`io_uring entry ${e.tag}: REGISTER refused (${codeOfErrno(errno)}); entry dropped`);
+      return undefined;
+    }
+    this.log(`io_uring entry ${e.tag}: reply refused (${codeOfErrno(errno)}); registered again`);
     this.register(e);
     return undefined;
   }
@@ -286,6 +342,8 @@ export class FuseRing {
     for (const p of parts) {
       if (n + p.length > e.payload.length) {
         this.log(`io_uring reply of ${n + p.length} bytes does not fit the entry; answered EIO`);
+        e.undo?.();
+        e.undo = undefined;
         return this.replyRaw(e, unique, EIO, []);
       }
       // READ reads straight into the payload (Session.replyArea): nothing to copy then.
@@ -313,7 +371,8 @@ export class FuseRing {
       for (let at = 0; at + Size.OUT_HEADER <= n; at += Size.OUT_HEADER) {
         const unique = buf.readBigUInt64LE(at + 8);
         const e = this.entries.find((x) => x.request !== null && x.request.readBigUInt64LE(8) === unique);
-        if (e === undefined) this.log(`sync thread answered request ${unique}, which no entry holds`);
+        // A request that came on /dev/fuse (before the ring was complete) is answered there.
+        if (e === undefined) writeDevice(this.devFd, buf.subarray(at, at + Size.OUT_HEADER));
         else this.replyRaw(e, unique, -buf.readInt32LE(at + 4), []);
       }
       if (n < buf.length) return;
@@ -323,11 +382,19 @@ export class FuseRing {
   close(): void {
     this.uring.close();
     closeFd(this.syncPipe[0]);
-    closeFd(this.syncPipe[1]);
+    if (!this.syncFdTaken) closeFd(this.syncPipe[1]);
   }
 }
 
 const EIO = constants.errno.EIO as number;
+
+function writeDevice(fd: number, reply: Buffer): void {
+  try {
+    fs.writeSync(fd, reply);
+  } catch {
+    // interrupted (ENOENT) or the session is gone (ENODEV): nobody waits for this reply
+  }
+}
 
 export function makeEntry(tag: number, qid: number, payloadBytes: number): RingEntry {
   const buf = Buffer.allocUnsafeSlow(LEAD + payloadBytes);
@@ -347,6 +414,8 @@ export function makeEntry(tag: number, qid: number, payloadBytes: number): RingE
     request: null,
     commitId: 0n,
     undo: undefined,
+    last: "register",
+    retries: 0,
   };
 }
 

@@ -132,12 +132,12 @@ export class Session {
    * the ring's back. READs are no longer spliced; the sync thread, if any, writes its replies (the same
    * 16-byte out-headers) to `syncReplies` instead, for the ring to commit.
    */
-  repliesThroughRing(syncReplies: number): void {
+  repliesThroughRing(syncReplies: () => number): void {
     this.splice?.close();
     this.splice = null;
     if (this.syncs === null) return;
     this.syncs.close();
-    this.syncs = new SyncThread(syncReplies);
+    this.syncs = new SyncThread(syncReplies(), undefined, true);
   }
 
   /** Whether INIT should ask for passthrough. */

@@ -19,7 +19,7 @@
  */
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
-import { dupFd } from "../../sys/libc";
+import { closeFd, dupFd } from "../../sys/libc";
 
 /** What the serving thread sends the sync thread for one FSYNC. */
 export interface SyncJob {
@@ -51,9 +51,11 @@ export class SyncThread {
   /** The current thread's words; each thread gets its own, so one that ends late touches no other's. */
   private words = new Int32Array(new SharedArrayBuffer(8));
 
+  /** `ownsFd`: `devFd` is this object's (a pipe's write end), closed once no thread can write to it. */
   constructor(
     private readonly devFd: number,
     private readonly idleMs = IDLE_MS,
+    private readonly ownsFd = false,
   ) {}
 
   /**
@@ -87,8 +89,14 @@ export class SyncThread {
   }
 
   close(): void {
-    void this.worker?.terminate();
+    const worker = this.worker;
     this.worker = undefined;
+    if (this.ownsFd) {
+      // Only once the thread is gone: until then it may still write a reply to it.
+      if (worker === undefined) closeFd(this.devFd);
+      else worker.once("exit", () => closeFd(this.devFd));
+    }
+    void worker?.terminate();
   }
 
   private start(): void {
