@@ -549,30 +549,17 @@ async function mixed(ctx: Ctx, m: Mounted, limitMs: number): Promise<void> {
   const { r, s } = await sampled(m, () =>
     run("bash", ["-c", script, "mixed", dir, file], { timeoutMs: limitMs }),
   );
-  const count = (what: string): number | null => {
-    const v = new RegExp(`^${what} (\\d+)$`, "m").exec(r.stdout)?.[1];
-    return v === undefined ? null : Number(v);
-  };
-  for (const [workload, what, per] of [
-    ["mixed_lsr", "lists", "listing"],
-    ["mixed_fsync", "fsyncs", "fsync"],
-  ] as const) {
-    const n = count(what);
-    emit(
-      ctx,
-      {
-        workload,
-        unit: `${per}s/s`,
-        per,
-        value: n === null ? null : n / seconds,
-        amount: n,
-        status: statusOf(r, n !== null),
-        elapsed: seconds,
-        note: ok(r) ? "" : failure(r),
-      },
-      s,
-    );
-  }
+  emitLoops(
+    ctx,
+    r,
+    s,
+    seconds,
+    [
+      ["mixed_lsr", "lists", "listing"],
+      ["mixed_fsync", "fsyncs", "fsync"],
+    ],
+    () => "",
+  );
   await run("rm", ["-f", file], { timeoutMs: 60_000 });
 }
 
@@ -614,7 +601,23 @@ async function parallelLoad(ctx: Ctx, m: Mounted, limitMs: number): Promise<void
     'for p in "${pids[@]}"; do wait "$p" || exit 1; done',
   ].join("\n");
   const { r, s } = await sampled(m, () => run("bash", ["-c", script, "load", m.mnt], { timeoutMs: limitMs }));
-  for (const [workload, what, per] of LOAD_LOOPS) {
+  emitLoops(ctx, r, s, seconds, LOAD_LOOPS, (processes) => `${processes} process(es), ${seconds} s`);
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * One row per loop of a load script: its iterations per second over `seconds`, a loop's count being the
+ * sum of the script's `WHAT N` lines for it (one per process running that loop).
+ */
+function emitLoops(
+  ctx: Ctx,
+  r: RunResult,
+  s: Sample,
+  seconds: number,
+  loops: ReadonlyArray<readonly [workload: string, what: string, per: string]>,
+  note: (processes: number) => string,
+): void {
+  for (const [workload, what, per] of loops) {
     const counts = [...r.stdout.matchAll(new RegExp(`^${what} (\\d+)$`, "gm"))].map((x) => Number(x[1]));
     const n = counts.length === 0 ? null : counts.reduce((a, b) => a + b, 0);
     emit(
@@ -627,12 +630,11 @@ async function parallelLoad(ctx: Ctx, m: Mounted, limitMs: number): Promise<void
         amount: n,
         status: statusOf(r, n !== null),
         elapsed: seconds,
-        note: ok(r) ? `${counts.length} process(es), ${seconds} s` : failure(r),
+        note: ok(r) ? note(counts.length) : failure(r),
       },
       s,
     );
   }
-  fs.rmSync(work, { recursive: true, force: true });
 }
 
 /** Paths of up to `n` files of the mount, relative to it, one a line, in `file`. */
