@@ -3,7 +3,8 @@
  * one splice, for a large READ: splice.ts). When INIT granted FUSE_OVER_IO_URING, the same loop takes
  * requests from io_uring entries instead (ring.ts) and commits each reply on its entry; what still comes
  * on /dev/fuse (FORGET, INTERRUPT, requests queued before the ring was complete) is read when a poll in
- * the ring says so. Entries the kernel refuses end the session with an error (it would hold every request).
+ * the ring says so. Entries the kernel refuses at setup leave the device serving (the kernel goes back to
+ * it); a ring that cannot be built after INIT granted it ends the session with an error.
  *
  * Invariants:
  * - Runs on one thread with synchronous fs calls only (nothing is parked in the libuv pool), so requests
