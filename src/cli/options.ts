@@ -182,6 +182,8 @@ function applyOption(out: MountOptions, o: Option, cwd: string, overlayStyle: bo
       return;
     }
     case "io_uring":
+      if (o.value !== undefined && o.value !== "1" && o.value !== "0")
+        throw new UsageError(`io_uring takes no value (or 1 or 0), not '${o.value}'`);
       c.ioUring = o.value !== "0";
       return;
     case "timeout": {

@@ -37,7 +37,8 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("-f, --foreground", "serve in the foreground until unmounted")
     .option(
       "-o, --options <list>",
-      "mount options (repeatable): workdir=DIR, whiteout=aufs|overlay, passthrough=auto|lower|off, timeout=SECONDS, io_uring, " +
+      "mount options (repeatable): workdir=DIR, whiteout=aufs|overlay, passthrough=auto|lower|off, timeout=SECONDS, io_uring (FUSE over io_uring, once root turned " +
+        "/sys/module/fuse/parameters/enable_uring on), " +
         "debug, log=FILE (the daemon's log), pidfile=FILE, shared; generic mount flags (ro, nosuid, nodev, noexec, " +
         "noatime, relatime, strictatime, sync, dirsync, …); or the fuse-overlayfs " +
         "set lowerdir=L1:L2,upperdir=U,workdir=W,uidmapping=…,gidmapping=…,squash_to_uid=…,noxattrs=1,fsync=0",

@@ -65,6 +65,8 @@ export async function serve(req: ServeRequest): Promise<number> {
     process.exitCode = 1;
   });
   const over = m.channel === undefined ? "" : ` over ${m.channel}`;
+  if (req.config.ioUring === true && transport.name !== "kernel")
+    logLine(`io_uring is for the kernel transport; ${transport.name} ignores it`, "warning");
   const serving = `serving ${req.mountpoint} (transport: ${transport.name}${over}, ${reason}) as pid ${process.pid}`;
   if (req.verbose || req.logFile !== undefined) logLine(serving, "info");
   if (req.pidFile !== undefined) writePidFile(req.pidFile);

@@ -157,6 +157,21 @@ describe("mount options", () => {
       bad(() => buildMountOptions(["A:B", "C"], ["timeout=soon"], cwd), /timeout= needs a number/);
       bad(() => buildMountOptions(["A:B", "C"], ["timeout=-1"], cwd), /timeout= needs a number/);
     });
+
+    it("io_uring asks for FUSE over io_uring; io_uring=0 does not; any other value is refused", () => {
+      const uring = (opts: string[], pos = ["A:B", "C"]): boolean | undefined =>
+        buildMountOptions(pos, opts, cwd).config.ioUring;
+      assert.equal(uring([]), undefined);
+      assert.equal(uring(["io_uring"]), true);
+      assert.equal(uring(["io_uring=1"]), true);
+      assert.equal(uring(["io_uring=0"]), false);
+      assert.equal(uring(["lowerdir=L,upperdir=U,workdir=W,io_uring"], ["merged"]), true);
+      for (const v of ["no", "off", "false", "", "2"])
+        bad(
+          () => buildMountOptions(["A:B", "C"], [`io_uring=${v}`], cwd),
+          /io_uring takes no value \(or 1 or 0\)/,
+        );
+    });
   });
 
   describe("IdMap", () => {
