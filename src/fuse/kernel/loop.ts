@@ -114,49 +114,69 @@ function outcomeText(out: Outcome): string {
 /** Where a reply goes: written to the device, or committed on the ring entry the request came in. */
 type Send = (out: Outcome, reply: Reply) => WriteResult;
 
+/** What every part of one session's serving shares. */
+interface Serving {
+  fd: number;
+  s: Session;
+  opts: LoopOptions;
+  pages: PageNotifier;
+  held: HeldRequests;
+  /** Where requests are read from the device into. */
+  buf: Buffer;
+  /** Replies written to the device. */
+  devSend: Send;
+}
+
 /** Serves requests on `fd` until the session ends: on the device, or through io_uring once INIT granted it. */
 export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
-  const pages = new PageNotifier(fd);
-  const held = new HeldRequests(s, opts.debug ? logAt("debug") : undefined);
-  const buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+  const c: Serving = {
+    fd,
+    s,
+    opts,
+    pages: new PageNotifier(fd),
+    held: new HeldRequests(s, opts.debug ? logAt("debug") : undefined),
+    buf: Buffer.allocUnsafe(READ_BUFFER_SIZE),
+    devSend: (out, reply) => writeReply(fd, s, out, reply),
+  };
   try {
-    if (serveDevice(fd, s, opts, pages, held, buf) === "ring") {
+    if (serveDevice(c) === "ring") {
       // INIT granted io_uring: the mount is ready once the ring is (or once it is known it will not be).
-      const ring = openRing(fd, s, opts);
+      const ring = openRing(c);
       opts.onReady?.();
-      if (ring === null) serveDevice(fd, s, opts, pages, held, buf);
-      else serveRing(fd, s, opts, pages, held, ring, buf);
+      if (ring === null) serveDevice(c);
+      else serveRing(c, ring);
     }
   } finally {
-    pages.close();
+    c.pages.close();
     s.splice?.close();
     s.syncs?.close();
   }
 }
 
-/** Reads requests from the device; returns once the session is gone, or INIT granted io_uring. */
-function serveDevice(
-  fd: number,
-  s: Session,
-  opts: LoopOptions,
-  pages: PageNotifier,
-  held: HeldRequests,
-  buf: Buffer,
-): "gone" | "ring" {
-  const send: Send = (out, reply) => writeReply(fd, s, out, reply);
+/**
+ * Reads requests from the device; returns once the session is gone, or once INIT granted io_uring (INIT
+ * comes once: a second call, after a refused ring, never returns "ring").
+ */
+function serveDevice(c: Serving): "gone" | "ring" {
   for (;;) {
-    if (held.waiting) {
-      const ready = held.wait(fd);
-      for (const h of ready) if (handle(s, h.request, opts, pages, fd, send) === "gone") return "gone";
+    if (c.held.waiting) {
+      const ready = c.held.wait(c.fd);
+      for (const h of ready) if (handle(c, h.request, c.devSend) === "gone") return "gone";
       if (ready.length > 0) continue;
     }
-    const n = readRequest(fd, buf);
-    if (n < 0) return "gone";
-    const request = buf.subarray(0, n);
-    if (held.hold(request)) continue;
-    if (handle(s, request, opts, pages, fd, send) === "gone") return "gone";
-    if (request.readUInt32LE(4) === Op.INIT && ringGranted(s) && s.ring === undefined) return "ring";
+    const request = serveNext(c);
+    if (request === "gone") return "gone";
+    if (request.readUInt32LE(4) === Op.INIT && ringGranted(c.s)) return "ring";
   }
+}
+
+/** Reads one request from the device and serves (or holds) it; "gone" once the session ended. */
+function serveNext(c: Serving): Buffer | "gone" {
+  const n = readRequest(c.fd, c.buf);
+  if (n < 0) return "gone";
+  const request = c.buf.subarray(0, n);
+  if (c.held.hold(request)) return request;
+  return handle(c, request, c.devSend) === "gone" ? "gone" : request;
 }
 
 function ringGranted(s: Session): boolean {
@@ -168,15 +188,15 @@ function ringGranted(s: Session): boolean {
  * again, and the device serves). Any other failure ends the mount: having granted io_uring at INIT, the
  * kernel holds every request until the ring is complete or refused.
  */
-function openRing(fd: number, s: Session, opts: LoopOptions): FuseRing | null {
+function openRing(c: Serving): FuseRing | null {
+  const { s, opts } = c;
   const neg = s.neg;
   if (neg === null) throw new Error("io_uring: no INIT outcome");
   let ring: FuseRing;
   try {
-    ring = new FuseRing(fd, neg, (line) => logLine(line, "warning"));
+    ring = new FuseRing(c.fd, neg, (line) => logLine(line, "warning"));
   } catch (err) {
     if (err instanceof RingRefused) {
-      s.ring = false;
       logLine(`io_uring granted but its entries refused (${err.code}); serving /dev/fuse`, "warning");
       opts.onTransport?.("/dev/fuse");
       return null;
@@ -190,34 +210,25 @@ function openRing(fd: number, s: Session, opts: LoopOptions): FuseRing | null {
     );
   }
   s.repliesThroughRing(() => ring.takeSyncReplyFd());
-  s.ring = true;
   opts.onTransport?.(`io_uring (${ring.entries.length / QUEUE_DEPTH} queues of ${QUEUE_DEPTH})`);
   return ring;
 }
 
-function serveRing(
-  fd: number,
-  s: Session,
-  opts: LoopOptions,
-  pages: PageNotifier,
-  held: HeldRequests,
-  ring: FuseRing,
-  buf: Buffer,
-): void {
-  const devSend: Send = (out, reply) => writeReply(fd, s, out, reply);
+function serveRing(c: Serving, ring: FuseRing): void {
+  const { s } = c;
   const fromEntry = (ticket: number): Send => {
     const e = ring.entries[ticket];
-    if (e === undefined) return devSend;
+    if (e === undefined) return c.devSend;
     return (out, reply) => {
       ring.reply(e, out.errno, reply.parts, out.errno === 0 ? reply.undo : undefined);
       return "ok";
     };
   };
-  const serveEntry = (request: Buffer, ticket: number): WriteResult | "none" => {
+  const serveEntry = (request: Buffer, ticket: number): void => {
     const e = ring.entries[ticket];
     s.replyArea = e?.payload ?? null;
     try {
-      const result = handle(s, request, opts, pages, fd, fromEntry(ticket));
+      const result = handle(c, request, fromEntry(ticket));
       // A request the loop sent no reply to still has to give its entry back, but an FSYNC the sync
       // thread took: the ring commits the thread's reply.
       const synced = result === "none" && request.readUInt32LE(4) === Op.FSYNC;
@@ -225,21 +236,20 @@ function serveRing(
         if (synced) ring.keep(e);
         else ring.reply(e, ENOSYS, []);
       }
-      return result;
     } finally {
       s.replyArea = null;
     }
   };
   try {
     for (;;) {
-      const wakeFd = held.wakeFd;
-      if (held.waiting && wakeFd !== undefined) ring.armWake(wakeFd);
+      const wakeFd = c.held.wakeFd;
+      if (c.held.waiting && wakeFd !== undefined) ring.armWake(wakeFd);
       for (const ev of ring.wait()) {
         if (ev.kind === "gone") return;
-        if (ev.kind === "device" && drainDevice(fd, s, opts, pages, held, devSend, buf) === "gone") return;
-        if (ev.kind === "woken") for (const h of held.ready()) serveEntry(h.request, h.ticket);
+        if (ev.kind === "device" && drainDevice(c) === "gone") return;
+        if (ev.kind === "woken") for (const h of c.held.ready()) serveEntry(h.request, h.ticket);
         if (ev.kind !== "request") continue;
-        if (held.hold(ev.request, ev.entry.tag)) ring.keep(ev.entry);
+        if (c.held.hold(ev.request, ev.entry.tag)) ring.keep(ev.entry);
         else serveEntry(ev.request, ev.entry.tag);
       }
     }
@@ -249,34 +259,14 @@ function serveRing(
 }
 
 /** Serves what waits on the device (FORGET, INTERRUPT, requests queued before the ring was complete). */
-function drainDevice(
-  fd: number,
-  s: Session,
-  opts: LoopOptions,
-  pages: PageNotifier,
-  held: HeldRequests,
-  send: Send,
-  buf: Buffer,
-): "gone" | "ok" {
-  while (pollReadable([fd], 0)[0] === true) {
-    const n = readRequest(fd, buf);
-    if (n < 0) return "gone";
-    const request = buf.subarray(0, n);
-    if (held.hold(request)) continue;
-    if (handle(s, request, opts, pages, fd, send) === "gone") return "gone";
-  }
+function drainDevice(c: Serving): "gone" | "ok" {
+  while (pollReadable([c.fd], 0)[0] === true) if (serveNext(c) === "gone") return "gone";
   return "ok";
 }
 
 /** Dispatches one request, sends its reply and the notifications it caused. */
-function handle(
-  s: Session,
-  request: Buffer,
-  opts: LoopOptions,
-  pages: PageNotifier,
-  fd: number,
-  send: Send,
-): WriteResult | "none" {
+function handle(c: Serving, request: Buffer, send: Send): WriteResult | "none" {
+  const { s, opts, pages, fd } = c;
   const label = opts.debug ? describe(s, request) : "";
   const out = dispatch(s, request, logUnknown);
   // Before the reply: once the caller's call returns, nothing it changed may be served from the cache.

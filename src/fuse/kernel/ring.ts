@@ -79,7 +79,7 @@ export interface RingEntry {
   readonly buf: Buffer;
   readonly payload: Buffer;
   readonly iov: Buffer;
-  /** The request it holds (valid until the reply), and its commit id. */
+  /** The request it holds (valid until the reply), and its commit id: the kernel gives the request's unique. */
   request: Buffer | null;
   commitId: bigint;
   /** The last reply's undo, until the kernel took or refused that reply. */
@@ -214,26 +214,26 @@ export class FuseRing {
 
   private register(e: RingEntry): void {
     e.last = "register";
-    const sqe = this.uring.sqe();
-    sqe.writeUInt8(OP_URING_CMD, 0);
-    sqe.writeInt32LE(this.devFd, 4);
-    sqe.writeUInt32LE(CMD_REGISTER, 8);
+    const sqe = this.fuseCmd(e, CMD_REGISTER);
     sqe.writeBigUInt64LE(addressOf(e.iov), 16);
     sqe.writeUInt32LE(2, 24);
-    sqe.writeUInt32LE(e.tag, 32);
-    sqe.writeUInt16LE(e.qid, 64);
   }
 
   private commit(e: RingEntry): void {
     e.last = "commit";
     e.retries = 0;
+    this.fuseCmd(e, CMD_COMMIT_AND_FETCH).writeBigUInt64LE(e.commitId, 56);
+  }
+
+  /** A FUSE io_uring command on `e`'s queue, tagged with `e`: the fields REGISTER and COMMIT share. */
+  private fuseCmd(e: RingEntry, op: number): Buffer {
     const sqe = this.uring.sqe();
     sqe.writeUInt8(OP_URING_CMD, 0);
     sqe.writeInt32LE(this.devFd, 4);
-    sqe.writeUInt32LE(CMD_COMMIT_AND_FETCH, 8);
+    sqe.writeUInt32LE(op, 8);
     sqe.writeUInt32LE(e.tag, 32);
-    sqe.writeBigUInt64LE(e.commitId, 56);
     sqe.writeUInt16LE(e.qid, 64);
+    return sqe;
   }
 
   private pollDevice(): void {
@@ -302,7 +302,7 @@ export class FuseRing {
     const request = receive(e);
     if (request === null) {
       this.log(`io_uring entry ${tag}: malformed request (length fields disagree); answered EIO`);
-      this.replyRaw(e, e.buf.readBigUInt64LE(8), EIO, []);
+      this.replyRaw(e, EIO, []);
       return undefined;
     }
     e.request = request;
@@ -333,19 +333,19 @@ export class FuseRing {
    * the kernel refuses the reply.
    */
   reply(e: RingEntry, errno: number, parts: readonly Buffer[], undo?: () => void): void {
-    const unique = e.request?.readBigUInt64LE(8) ?? 0n;
     e.undo = undo;
-    this.replyRaw(e, unique, errno, errno === 0 ? parts : []);
+    this.replyRaw(e, errno, errno === 0 ? parts : []);
   }
 
-  private replyRaw(e: RingEntry, unique: bigint, errno: number, parts: readonly Buffer[]): void {
+  /** Writes the reply to the request `e` holds (its unique is the commit id) and queues the commit. */
+  private replyRaw(e: RingEntry, errno: number, parts: readonly Buffer[]): void {
     let n = 0;
     for (const p of parts) {
       if (n + p.length > e.payload.length) {
         this.log(`io_uring reply of ${n + p.length} bytes does not fit the entry; answered EIO`);
         e.undo?.();
         e.undo = undefined;
-        return this.replyRaw(e, unique, EIO, []);
+        return this.replyRaw(e, EIO, []);
       }
       // READ reads straight into the payload (Session.replyArea): nothing to copy then.
       if (p.buffer !== e.payload.buffer || p.byteOffset !== e.payload.byteOffset + n) p.copy(e.payload, n);
@@ -353,7 +353,7 @@ export class FuseRing {
     }
     e.buf.writeUInt32LE(Size.OUT_HEADER + n, 0);
     e.buf.writeInt32LE(-errno, 4);
-    e.buf.writeBigUInt64LE(unique, 8);
+    e.buf.writeBigUInt64LE(e.commitId, 8);
     e.buf.writeUInt32LE(n, ENT_PAYLOAD_SZ);
     e.request = null;
     this.commit(e);
@@ -371,10 +371,10 @@ export class FuseRing {
       }
       for (let at = 0; at + Size.OUT_HEADER <= n; at += Size.OUT_HEADER) {
         const unique = buf.readBigUInt64LE(at + 8);
-        const e = this.entries.find((x) => x.request !== null && x.request.readBigUInt64LE(8) === unique);
+        const e = this.entries.find((x) => x.request !== null && x.commitId === unique);
         // A request that came on /dev/fuse (before the ring was complete) is answered there.
         if (e === undefined) writeDevice(this.devFd, buf.subarray(at, at + Size.OUT_HEADER));
-        else this.replyRaw(e, unique, -buf.readInt32LE(at + 4), []);
+        else this.replyRaw(e, -buf.readInt32LE(at + 4), []);
       }
       if (n < buf.length) return;
     }

@@ -93,8 +93,6 @@ export class Session {
    * io_uring entry's payload): READ reads its data straight into it.
    */
   replyArea: Buffer | null = null;
-  /** Whether replies go through io_uring: undefined until INIT's outcome is known (loop.ts). */
-  ring: boolean | undefined = undefined;
 
   constructor(
     readonly ops: UnionOps,
