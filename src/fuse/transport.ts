@@ -58,6 +58,11 @@ export interface MountRequest {
    * The export is called with `config` and must return `UnionOps`.
    */
   factory?: { module: string; name: string };
+  /**
+   * Kernel transport: serve on this process's one shared serving thread with its other such mounts
+   * (a process serving many, cli/shared), instead of on a thread of its own. Not for io_uring mounts.
+   */
+  sharedThread?: boolean;
 }
 
 /** The config to build the union from: access times as the mount's flags ask, unless it says. */

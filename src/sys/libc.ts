@@ -284,6 +284,14 @@ export function pipe(): [number, number] {
   return [r, w];
 }
 
+const F_GETFL = 3;
+
+/** Makes reads of `fd` return EAGAIN instead of blocking (O_NONBLOCK on its open file description). */
+export function setNonBlocking(fd: number): void {
+  const flags = check(c().fcntlInt(fd, F_GETFL, 0) as number, "fcntl");
+  check(c().fcntlInt(fd, F_SETFL, flags | O_NONBLOCK) as number, "fcntl");
+}
+
 const F_SETPIPE_SZ = 1031;
 
 /**

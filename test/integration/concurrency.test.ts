@@ -2,7 +2,8 @@
  * Concurrent differential stress: many processes at once on one union, the kind of load a
  * single-process suite never makes.
  *
- * One seeded scenario runs on kernel overlayfs (the reference) and on unionfs-ts (several mount forms)
+ * One seeded scenario runs on kernel overlayfs (the reference) and on unionfs-ts (several mount forms,
+ * the shared server's one serving thread among them)
  * over identical initial branches (two lower layers with files, merged directories, a symlink and an
  * overlay whiteout; an upper layer with files). Worker processes (test/helpers/stress-worker.ts) run
  * side by side:
@@ -388,6 +389,21 @@ const unionMounter =
     return () => m.unmount();
   };
 
+/** The shared server's form, on a socket directory of the test's own (never a server of the host). */
+const sharedMounter: Mounter = async (c, b) => {
+  const sockDir = path.join(c.tempDir("sock"), "s");
+  fs.mkdirSync(sockDir, { mode: 0o700 });
+  const saved = process.env.UNIONFS_TS_SOCKET_DIR;
+  process.env.UNIONFS_TS_SOCKET_DIR = sockDir;
+  try {
+    const m = await c.union([b.upper, ...b.lowers].join(":"), b.mnt, { options: ["shared"] });
+    return () => m.unmount();
+  } finally {
+    if (saved === undefined) delete process.env.UNIONFS_TS_SOCKET_DIR;
+    else process.env.UNIONFS_TS_SOCKET_DIR = saved;
+  }
+};
+
 const VARIANTS: Variant[] = [
   { name: "branch list U:L1:L2", mount: unionMounter("branches", []) },
   { name: "-o lowerdir=…,upperdir=…,workdir=…", mount: unionMounter("lowerdir", []) },
@@ -395,6 +411,7 @@ const VARIANTS: Variant[] = [
     name: "branch list, -o passthrough=off,timeout=0",
     mount: unionMounter("branches", ["passthrough=off", "timeout=0"]),
   },
+  { name: "branch list, -o shared (one thread serving the server's mounts)", mount: sharedMounter },
 ];
 
 describe(`concurrency: ${SUBTREES + CHURNERS + READERS} processes at once, unionfs-ts against kernel overlayfs (CONCURRENCY_SEED=${SEED})`, function () {

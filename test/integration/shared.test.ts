@@ -4,8 +4,10 @@
  *
  * - Two mounts are served by one server process, which exits once the last of them is unmounted (and
  *   takes its socket with it).
- * - A serving thread that dies ends its own mount only: the mount is detached, the server and the other
- *   mount go on (the crash is a test core's process.exit in the thread, crash-core.ts).
+ * - One mount's core failing fails that mount's requests only (EIO); the other mounts go on.
+ * - The serving thread, which serves every mount of the server, dying ends all of them (detached, not
+ *   left hanging), and the next mount is served (the crash is a test core's process.exit in the
+ *   thread, crash-core.ts).
  * - Bad input: one line on stderr, a non-zero exit, nothing mounted, no server left.
  *
  * Each test uses a socket directory of its own (UNIONFS_TS_SOCKET_DIR), so a server of the host is never
@@ -31,7 +33,7 @@ import {
 } from "../helpers/unionfs";
 import { CRASH_NAME } from "./shared/crash-core";
 
-const FACTORY = `${require.resolve("./shared/crash-core")}#crashOnName`;
+const CORE = require.resolve("./shared/crash-core");
 
 interface Env {
   base: string;
@@ -135,24 +137,36 @@ describe("shared serving process (-o shared)", function () {
     assert.deepEqual(socketsIn(e.sockDir), [], "the server left its socket behind");
   });
 
-  it("regression: a serving thread that dies ends its own mount, not the server or other mounts", async () => {
+  it("regression: a mount whose core fails answers EIO, and the other mounts of the thread go on", async () => {
     const e = setUp(t);
-    const a = await sharedMount(t, e, "a", { UNIONFS_TS_TEST_FACTORY: FACTORY });
+    const a = await sharedMount(t, e, "a", { UNIONFS_TS_TEST_FACTORY: `${CORE}#failOnName` });
+    const b = await sharedMount(t, e, "b");
+    assert.equal(b.pid, a.pid);
+    assert.throws(() => fs.statSync(path.join(a.mnt, CRASH_NAME)), { code: "EIO" });
+    assert.equal(fs.readFileSync(path.join(a.mnt, "hello.txt"), "utf8"), "hello\n");
+    fs.writeFileSync(path.join(b.mnt, "after.txt"), "after\n");
+    assert.deepEqual(fs.readdirSync(b.mnt).sort(), ["after.txt", "hello.txt"]);
+    assert.equal((await runCli(["umount", a.mnt])).status, 0);
+    assert.equal((await runCli(["umount", b.mnt])).status, 0);
+    await waitFor(() => !isAlive(a.pid), EXIT_DEADLINE_MS, "the server to exit after its last unmount");
+  });
+
+  it("regression: a serving thread that dies ends every mount it served (detached); the next mount is served", async () => {
+    const e = setUp(t);
+    const a = await sharedMount(t, e, "a", { UNIONFS_TS_TEST_FACTORY: `${CORE}#crashOnName` });
     const b = await sharedMount(t, e, "b");
     assert.equal(b.pid, a.pid);
     assert.throws(() => fs.statSync(path.join(a.mnt, CRASH_NAME)));
     await waitFor(() => !isMounted(a.mnt), MOUNT_DEADLINE_MS, "the dead mount to be detached");
-    assert.ok(isAlive(a.pid), "the server died with one of its mounts");
-    assert.equal(fs.readFileSync(path.join(b.mnt, "hello.txt"), "utf8"), "hello\n");
-    fs.writeFileSync(path.join(b.mnt, "after.txt"), "after\n");
-    assert.deepEqual(fs.readdirSync(b.mnt).sort(), ["after.txt", "hello.txt"]);
-
-    // A new mount is served by the same server, and the next unmount ends it.
+    await waitFor(() => !isMounted(b.mnt), MOUNT_DEADLINE_MS, "the other mount of the dead thread to go");
+    // With nothing left to serve, the server exits; a new mount is served either way.
+    await waitFor(() => !isAlive(a.pid), EXIT_DEADLINE_MS, "the server to exit with no mount left");
     const c = await sharedMount(t, e, "c");
-    assert.equal(c.pid, a.pid);
-    assert.equal((await runCli(["umount", b.mnt])).status, 0);
+    assert.equal(fs.readFileSync(path.join(c.mnt, "hello.txt"), "utf8"), "hello\n");
+    fs.writeFileSync(path.join(c.mnt, "after.txt"), "after\n");
+    assert.equal(fs.readFileSync(path.join(e.base, "c-up", "after.txt"), "utf8"), "after\n");
     assert.equal((await runCli(["umount", c.mnt])).status, 0);
-    await waitFor(() => !isAlive(a.pid), EXIT_DEADLINE_MS, "the server to exit after its last unmount");
+    await waitFor(() => !isAlive(c.pid), EXIT_DEADLINE_MS, "the server to exit after its last unmount");
   });
 
   it("mounts the -o lowerdir= form (UNIONFS_TS_SHARED=1), and fusermount3 -u ends it", async () => {

@@ -2,13 +2,13 @@
  * Entry of the shared serving process (started by client.ts as `node server-main.js SOCKET`, detached,
  * its fd 3 a pipe to the starting command).
  *
- * Invariants: the socket is taken (and the first serving thread started) before anything heavy is loaded, so the first mount's request waits
+ * Invariants: the socket is taken (and the serving thread, hub.ts, started) before anything heavy is loaded, so the first mount's request waits
  * as little as possible; fd 3 then gets "listening" (this server, or another one that answers on the
  * socket) or the one line that says why not, and is closed. The working directory is / so that this
  * process keeps no directory busy.
  */
 import * as fs from "node:fs";
-import { prestart } from "../../fuse/kernel/prestart";
+import { startHub } from "../../fuse/kernel/link";
 import { takeSocket } from "./listen";
 
 function say(line: string): void {
@@ -27,7 +27,7 @@ async function main(sock: string): Promise<void> {
     say("listening (another server)");
     return;
   }
-  prestart(true); // the first mount's serving thread boots while the rest loads
+  startHub(); // the thread that serves the mounts boots while the rest loads
   say("listening"); // connections wait in the socket's backlog until the handler below is set
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { SharedServer } = require("./server") as typeof import("./server");

@@ -1,6 +1,6 @@
 /**
  * The shared serving process: mounts what the mount commands of this (uid, mount namespace) ask for,
- * each union on a serving thread of its own (fuse/kernel, as a daemon-per-mount serves it), and exits
+ * all served by one thread (fuse/kernel/hub.ts; an io_uring mount on a thread of its own), and exits
  * when it serves nothing.
  *
  * Invariants:
@@ -9,8 +9,9 @@
  *   otherwise with the one error line the command would have printed, and nothing is left mounted.
  * - A mount the kernel transport cannot serve (no root, or --transport=fuse-native) is answered
  *   "fallback": the command serves it in a daemon of its own.
- * - A serving thread that dies ends its own mount only (its connection aborted, the mount detached, by
- *   KernelMount); this process and the other mounts go on.
+ * - A mount whose serving fails ends alone (its connection aborted, the mount detached, by
+ *   KernelMount); the serving thread dying ends every mount it served the same way, never leaving one
+ *   hanging; this process goes on while it serves a mount (the next one gets a new thread).
  * - The process exits once no request is pending and no mount is served (so it never outlives its
  *   last mount); SIGINT, SIGTERM and SIGHUP unmount every mount (lazily when busy), which ends it.
  * - Logs: a mount's log=FILE gets its serving thread's lines and its "serving"/"unmounted" lines; the
@@ -20,7 +21,7 @@ import type * as net from "node:net";
 import * as fs from "node:fs";
 import { abortAllMounts, chooseTransport, kernelTransport, type KernelMount } from "../../fuse";
 import { logLine, logLineTo } from "../../fuse/kernel/log";
-import { prestart, prestartSettled } from "../../fuse/kernel/prestart";
+import { hubSettled } from "../../fuse/kernel/link";
 import { mountRequestOf, validateMount } from "../mount";
 import { errorReport } from "../report";
 import { writePidFile } from "../serve";
@@ -77,6 +78,7 @@ export class SharedServer {
       const km = await kernelTransport.mount({
         ...mountRequestOf(m),
         ...(ask.factory === undefined ? {} : { factory: ask.factory }),
+        sharedThread: true,
       });
       const serving = `serving ${km.mountpoint} (transport: kernel, ${reason}, shared) as pid ${process.pid}`;
       if (m.logFile !== undefined) logLineTo(m.logFile, serving, "info");
@@ -87,8 +89,6 @@ export class SharedServer {
     } catch (err) {
       const r = errorReport(err, ask.verbose);
       return { type: "done", status: r.status, stderr: stderr + r.text };
-    } finally {
-      if (this.mounts.size > 0 || this.pending > 1) prestart(true); // the next mount's serving thread
     }
   }
 
@@ -116,6 +116,6 @@ export class SharedServer {
     if (this.pending > 0 || this.mounts.size > 0 || this.exiting) return;
     this.exiting = true;
     this.listening.release();
-    void prestartSettled().then(() => process.exit(0));
+    void hubSettled().then(() => process.exit(0));
   }
 }

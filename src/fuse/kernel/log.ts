@@ -9,17 +9,38 @@
  * "debug" (`-o debug`: every request). Lines go to stderr as "unionfs-ts: …" until `logTo(FILE)` is
  * called in a thread; from then on that thread appends them to FILE, each with an ISO timestamp, the
  * pid and the level ("2026-12-05T02:20:00.123Z unionfs-ts[42]: error: …"). Every thread of a daemon
- * calls `logTo` with the same file (appends of one line are atomic).
+ * calls `logTo` with the same file (appends of one line are atomic). A thread serving several mounts
+ * (hub.ts) keeps one `LogSink` per mount and makes it current (`useLog`) before it serves that mount.
  */
 import * as fs from "node:fs";
 
-let sink = 2;
-let stamped = false;
+/** Where a thread's lines go: a descriptor, and whether lines carry a timestamp (a log file's do). */
+export interface LogSink {
+  fd: number;
+  stamped: boolean;
+}
 
-/** From now on, this thread's lines are appended to `file` (created 0640 when missing). */
+/** stderr, unstamped: where lines go until `logTo` or `useLog`. */
+export const STDERR_LOG: LogSink = { fd: 2, stamped: false };
+
+let current: LogSink = STDERR_LOG;
+
+/** A sink appending to `file` (created 0640 when missing). */
+export function openLog(file: string): LogSink {
+  const flags = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT;
+  return { fd: fs.openSync(file, flags, 0o640), stamped: true };
+}
+
+/** From now on, this thread's lines are appended to `file`. */
 export function logTo(file: string): void {
-  sink = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o640);
-  stamped = true;
+  current = openLog(file);
+}
+
+/** From now on, this thread's lines go to `sink`; returns the one they went to. */
+export function useLog(sink: LogSink): LogSink {
+  const before = current;
+  current = sink;
+  return before;
 }
 
 export type Level = "error" | "warning" | "info" | "debug";
@@ -29,9 +50,9 @@ function stamp(line: string, level: Level): string {
 }
 
 export function logLine(line: string, level: Level): void {
-  const text = stamped ? stamp(line, level) : `unionfs-ts: ${line}\n`;
+  const text = current.stamped ? stamp(line, level) : `unionfs-ts: ${line}\n`;
   try {
-    fs.writeSync(sink, text);
+    fs.writeSync(current.fd, text);
   } catch {
     // the log is gone; nothing better to do
   }

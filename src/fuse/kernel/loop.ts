@@ -55,14 +55,18 @@ function logUnknown(err: unknown, h: InHeader): void {
   logLine(`${opName(h.opcode)} (node ${h.nodeid}): unexpected error, replying EIO: ${text}`, "error");
 }
 
-/** Bytes of the next request, or -1 once the session has ended (ENODEV). */
-function readRequest(fd: number, buf: Buffer): number {
+/**
+ * Bytes of the next request, or -1 once the session has ended (ENODEV); with `once` (a non-blocking
+ * device polled among others), 0 when no request is waiting.
+ */
+function readRequest(fd: number, buf: Buffer, once = false): number {
   for (;;) {
     try {
       const n = fs.readSync(fd, buf, 0, buf.length, null);
       return n > 0 ? n : -1;
     } catch (err) {
       const code = codeOf(err);
+      if (code === "EAGAIN" && once) return 0;
       if (code === "ENOENT" || code === "EINTR" || code === "EAGAIN") continue;
       if (code === "ENODEV") return -1;
       throw err;
@@ -129,15 +133,7 @@ interface Serving {
 
 /** Serves requests on `fd` until the session ends: on the device, or through io_uring once INIT granted it. */
 export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
-  const c: Serving = {
-    fd,
-    s,
-    opts,
-    pages: new PageNotifier(fd),
-    held: new HeldRequests(s, opts.debug ? logAt("debug") : undefined),
-    buf: Buffer.allocUnsafe(READ_BUFFER_SIZE),
-    devSend: (out, reply) => writeReply(fd, s, out, reply),
-  };
+  const c = servingOf(fd, s, opts, Buffer.allocUnsafe(READ_BUFFER_SIZE));
   try {
     if (serveDevice(c) === "ring") {
       // INIT granted io_uring: the mount is ready once the ring is (or once it is known it will not be).
@@ -147,9 +143,67 @@ export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
       else serveRing(c, ring);
     }
   } finally {
-    c.pages.close();
-    s.splice?.close();
-    s.syncs?.close();
+    closeServing(c);
+  }
+}
+
+function servingOf(fd: number, s: Session, opts: LoopOptions, buf: Buffer): Serving {
+  return {
+    fd,
+    s,
+    opts,
+    pages: new PageNotifier(fd),
+    held: new HeldRequests(s, opts.debug ? logAt("debug") : undefined),
+    buf,
+    devSend: (out, reply) => writeReply(fd, s, out, reply),
+  };
+}
+
+function closeServing(c: Serving): void {
+  c.pages.close();
+  c.s.splice?.close();
+  c.s.syncs?.close();
+}
+
+/**
+ * One session served by a thread that polls several (hub.ts): its device is non-blocking, and the
+ * thread serves it only when `fds()` polled readable, so no session waits behind another's empty device.
+ * A session polled this way never serves io_uring (its Session must not ask for it).
+ */
+export class PolledSession {
+  private readonly c: Serving;
+
+  /** `buf`: where requests are read into, shared by the thread's sessions (one request at a time). */
+  constructor(fd: number, s: Session, opts: LoopOptions, buf: Buffer) {
+    if (s.wantsUring) throw new Error("a polled session serves /dev/fuse only");
+    this.c = servingOf(fd, s, opts, buf);
+  }
+
+  /** What to poll for it: its device, and the wake descriptor of background copies while requests wait. */
+  fds(): number[] {
+    const wake = this.c.held.wakeFd;
+    return this.c.held.waiting && wake !== undefined ? [this.c.fd, wake] : [this.c.fd];
+  }
+
+  /**
+   * Serves the held requests whose copies finished, then at most `max` requests waiting on the device
+   * (so that one busy mount does not starve the others); "gone" once the session ended.
+   */
+  serveReady(max: number): "gone" | "ok" {
+    const c = this.c;
+    if (c.held.waiting)
+      for (const h of c.held.ready()) if (handle(c, h.request, c.devSend) === "gone") return "gone";
+    for (let i = 0; i < max; i++) {
+      const r = serveNext(c, true);
+      if (r === "gone") return "gone";
+      if (r === "none") break;
+    }
+    return "ok";
+  }
+
+  /** Ends what serving the session started (its invalidation and sync threads, its splice pipe). */
+  close(): void {
+    closeServing(this.c);
   }
 }
 
@@ -166,13 +220,17 @@ function serveDevice(c: Serving): "gone" | "ring" {
     }
     const request = serveNext(c);
     if (request === "gone") return "gone";
-    if (request.readUInt32LE(4) === Op.INIT && ringGranted(c.s)) return "ring";
+    if (request !== "none" && request.readUInt32LE(4) === Op.INIT && ringGranted(c.s)) return "ring";
   }
 }
 
-/** Reads one request from the device and serves (or holds) it; "gone" once the session ended. */
-function serveNext(c: Serving): Buffer | "gone" {
-  const n = readRequest(c.fd, c.buf);
+/**
+ * Reads one request from the device and serves (or holds) it; "gone" once the session ended, "none"
+ * (`once` only: a non-blocking device) when no request was waiting.
+ */
+function serveNext(c: Serving, once = false): Buffer | "gone" | "none" {
+  const n = readRequest(c.fd, c.buf, once);
+  if (n === 0) return "none";
   if (n < 0) return "gone";
   const request = c.buf.subarray(0, n);
   if (c.held.hold(request)) return request;

@@ -6,6 +6,7 @@
  * destroys the filesystem and exits). "ready" follows once INIT is answered; "failed" is sent before
  * the worker gives up.
  */
+import type { MessagePort } from "node:worker_threads";
 import type { UnionConfig } from "../../unionfs/config";
 
 export interface WorkerData {
@@ -31,3 +32,22 @@ export type WorkerMessage =
   | { type: "failed"; message: string; code?: string }
   /** A prestarted thread has loaded the serving code (prestart.ts); nothing to act on. */
   | { type: "preloaded" };
+
+/**
+ * What the mounting thread orders a hub (hub.ts, a thread serving several mounts) on its control port:
+ * `add` a mount (its messages then come on `port`), and `open` it once mount(2) settled (`go`: serve
+ * it; otherwise destroy it). Each order is followed by a byte on the hub's wake pipe.
+ */
+export type HubOrder =
+  | { type: "add"; id: number; data: Omit<WorkerData, "gate">; port: MessagePort }
+  | { type: "open"; id: number; go: boolean };
+
+/** What a hub says of one mount on that mount's port: as a thread of its own would, then "ended". */
+export type HubMessage = WorkerMessage | { type: "ended"; code: number };
+
+/** What a hub says on its own port once it polls: where to write to wake it up (and the pipe's other end). */
+export interface HubListening {
+  type: "listening";
+  wakeFd: number;
+  readFd: number;
+}

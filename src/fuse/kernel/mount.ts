@@ -12,18 +12,16 @@
  *   mount is aborted this way if the process exits while it is still mounted (lifecycle.ts).
  */
 import * as fs from "node:fs";
-import { Worker } from "node:worker_threads";
 import { configOf, FS_TYPE, type MountRequest, type MountedFs } from "../transport";
 import { FsError } from "../../errors";
 import { checkMountpoint } from "../../unionfs/branches";
 import { abortConnection, detach, isMounted, mountsAt, type MountRow } from "../control";
 import { track, unmountAt, untrack } from "../lifecycle";
-import { GATE_GO, GATE_STOP } from "./messages";
-import type { WorkerData, WorkerMessage } from "./messages";
+import type { WorkerMessage } from "./messages";
+import { ownThread, sharedThread, type Connect, type MountData, type ServingLink } from "./link";
 import { logAt, logLine } from "./log";
 import { MAX_PAGES } from "./protocol";
 import { runMount } from "./mount-command";
-import { WORKER_FILE, WORKER_LIMITS, takePrestarted } from "./prestart";
 
 const INIT_TIMEOUT_MS = 30_000;
 
@@ -86,34 +84,33 @@ export class KernelMount implements MountedFs {
   private stopped = false;
   private readonly built = deferred<void>();
   private readonly ready = deferred<void>();
-  private readonly gate: Int32Array;
-  private readonly worker: Worker;
+  private readonly link: ServingLink;
 
   constructor(
     readonly mountpoint: string,
     private readonly fd: number,
-    data: Omit<WorkerData, "fd" | "gate">,
+    data: Omit<MountData, "fd">,
+    connect: Connect = ownThread,
   ) {
-    const gate = new SharedArrayBuffer(4);
-    this.gate = new Int32Array(gate);
-    const full: WorkerData = { ...data, fd, gate };
-    const prestarted = takePrestarted();
-    prestarted?.postMessage({ type: "start", data: full });
-    this.worker = prestarted ?? new Worker(WORKER_FILE, { workerData: full, resourceLimits: WORKER_LIMITS });
     const exited = deferred<void>();
     this.done = exited.promise;
-    this.worker.on("message", (msg: WorkerMessage) => this.onMessage(msg));
-    this.worker.on("error", (err) => {
-      this.error ??= err;
-      logLine(
-        `serving thread failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
-        "error",
-      );
-    });
-    this.worker.on("exit", (code) => {
-      this.onExit(code);
-      exited.resolve();
-    });
+    this.link = connect(
+      { ...data, fd },
+      {
+        message: (msg) => this.onMessage(msg),
+        error: (err) => {
+          this.error ??= err;
+          logLine(
+            `serving thread failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+            "error",
+          );
+        },
+        end: (code) => {
+          this.onExit(code);
+          exited.resolve();
+        },
+      },
+    );
   }
 
   private onMessage(msg: WorkerMessage): void {
@@ -166,7 +163,7 @@ export class KernelMount implements MountedFs {
     const mountError = await mounted;
     if (mountError === undefined) this.dev = ourRow(this.mountpoint)?.dev ?? "";
     if (buildError !== undefined || mountError !== undefined) {
-      if (buildError === undefined) this.openGate(GATE_STOP);
+      if (buildError === undefined) this.link.open(false);
       if (mountError === undefined && this.dev !== "" && isMounted(this.mountpoint, this.dev)) {
         detach(this.mountpoint, this.dev); // nobody will ever serve it
       }
@@ -177,7 +174,7 @@ export class KernelMount implements MountedFs {
       logLine(`mounted, but ${this.mountpoint} is not in the mount table: no crash cleanup`, "warning");
     track(this, logAt("error"));
     process.umask(0); // the kernel already applied the caller's umask to every mode it sends
-    this.openGate(GATE_GO);
+    this.link.open(true);
     try {
       await withTimeout(this.ready.promise, INIT_TIMEOUT_MS, "FUSE INIT");
     } catch (err) {
@@ -188,11 +185,6 @@ export class KernelMount implements MountedFs {
     raiseReadahead(this.dev);
   }
 
-  private openGate(value: number): void {
-    Atomics.store(this.gate, 0, value);
-    Atomics.notify(this.gate, 0);
-  }
-
   async unmount(): Promise<void> {
     if (!this.stopped) await unmountAt(this.mountpoint, this.dev);
     await this.done;
@@ -201,7 +193,7 @@ export class KernelMount implements MountedFs {
   /** Synchronous emergency stop: aborts the connection (pending requests fail) and detaches the mount. */
   abort(): void {
     if (this.dev === "") {
-      if (!this.stopped) this.openGate(GATE_STOP);
+      if (!this.stopped) this.link.open(false);
       return;
     }
     if (!this.stopped) abortConnection(this.dev);
@@ -212,14 +204,22 @@ export class KernelMount implements MountedFs {
 export async function mountKernel(req: MountRequest): Promise<KernelMount> {
   const mountpoint = checkMountpoint(req.mountpoint);
   const fd = fs.openSync("/dev/fuse", "r+");
+  const config = configOf(req);
+  // A mount over io_uring needs a thread of its own: its queues are served by blocking on the ring.
+  const connect = req.sharedThread === true && config.ioUring !== true ? sharedThread : ownThread;
   let m: KernelMount;
   try {
-    m = new KernelMount(mountpoint, fd, {
-      config: configOf(req),
-      factory: req.factory,
-      debug: req.debug ?? false,
-      ...(req.logFile === undefined ? {} : { logFile: req.logFile }),
-    });
+    m = new KernelMount(
+      mountpoint,
+      fd,
+      {
+        config,
+        factory: req.factory,
+        debug: req.debug ?? false,
+        ...(req.logFile === undefined ? {} : { logFile: req.logFile }),
+      },
+      connect,
+    );
   } catch (err) {
     fs.closeSync(fd);
     throw err;

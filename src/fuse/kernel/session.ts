@@ -2,7 +2,8 @@
  * Per-mount state shared by the request handlers, and the handler/reply types.
  *
  * Invariants: one Session per mount, used by one thread only; `ops.destroy()` runs at most once;
- * the data of a READ reply lives in one buffer shared by all READs (valid until the next request);
+ * the data of a READ reply lives in one buffer shared by all READs of the thread, whatever their
+ * session (valid until the thread's next request);
  * a Reply's `undo` reverses every side effect of building it (lookup counts added, handles opened) and
  * runs only when the kernel refused the reply (the request had been interrupted). A handler that returns
  * null sends nothing: the request needs no reply (FORGET) or another thread answers it (FSYNC).
@@ -39,6 +40,9 @@ export const EMPTY: Reply = { parts: [] };
 const FRESH_MIN_S = 1;
 
 const errnoReplies = new Map<number, Reply>();
+
+/** What READ replies are read into (`readBuffer`): one per thread, whichever sessions it serves. */
+let readScratch = Buffer.alloc(0);
 
 /** The reply that answers `errno` (one shared object per errno). */
 export function errnoReply(errno: number): Reply {
@@ -82,8 +86,6 @@ export class Session {
   private readonly openFiles = new Map<number, Set<number>>();
   /** Listings for READDIR without a handle (zero-message opendir). */
   readonly listings = new DirListings();
-  /** What READ replies are read into (`readBuffer`). */
-  private readScratch = Buffer.alloc(0);
   /** Large READ replies spliced to the device, where there is one (the kernel transport). */
   splice: SpliceReplies | null;
   /** FSYNC on a thread of its own, where there is a device to answer on (the kernel transport). */
@@ -106,13 +108,14 @@ export class Session {
   }
 
   /**
-   * A buffer of `size` bytes for a READ's data, the same one for every READ: its reply is written
-   * before the next request is read (loop.ts), and nothing keeps a reply's parts after that.
+   * A buffer of `size` bytes for a READ's data, the same one for every READ of this thread: its reply
+   * is written before the thread reads its next request (loop.ts), and nothing keeps a reply's parts
+   * after that.
    */
   readBuffer(size: number): Buffer {
     if (this.replyArea !== null && this.replyArea.length >= size) return this.replyArea.subarray(0, size);
-    if (this.readScratch.length < size) this.readScratch = Buffer.allocUnsafe(size);
-    return this.readScratch.subarray(0, size);
+    if (readScratch.length < size) readScratch = Buffer.allocUnsafe(size);
+    return readScratch.subarray(0, size);
   }
 
   /** The kernel can do without OPENDIR/RELEASEDIR (FUSE_NO_OPENDIR_SUPPORT): OPENDIR answers ENOSYS. */
