@@ -49,7 +49,8 @@ export function isDirStat(st: Stat): boolean {
 }
 
 export class Resolver {
-  private readonly dirCache = new LRUCache<string, number[]>({ max: 65536 });
+  /** Bounded by a size (one per entry), not by `max`: lru-cache allocates `max` slots up front (~1.5 MiB). */
+  private readonly dirCache = new LRUCache<string, number[]>({ maxSize: 65536, sizeCalculation: () => 1 });
   /** Listings of read-only layers' directories (they never change while mounted). */
   readonly lowerDirs = new LowerDirCache();
 

@@ -93,8 +93,9 @@ const MAX_ROUTE = 4096;
 export class InodeTable {
   private readonly byId = new Map<number, Inode>();
   /**
-   * Live node ids by inode number: one id, or a set of them for a hard-linked file looked up under several
-   * names (rare: a set per node would be most of the table's memory on a tree walk).
+   * Live node ids by inode number, for the nodes whose id is not their number's stable id (`indexed`): a
+   * second name of a hard-linked file, a number outside the stable domain. One id, or a set of them.
+   * Every other live node is found as `byId.get(stableIdOf(ino))`, so a tree walk adds nothing here.
    */
   private readonly byIno = new Map<bigint, number | Set<number>>();
   private nextEphemeral = FIRST_EPHEMERAL_ID;
@@ -353,9 +354,15 @@ export class InodeTable {
   /** The other live nodes with the same inode number (names of one hard-linked file). */
   aliases(id: number): number[] {
     const node = this.byId.get(id);
-    const ids = node === undefined ? undefined : this.byIno.get(node.ino);
-    if (ids === undefined || typeof ids === "number") return [];
-    return [...ids].filter((other) => other !== id);
+    if (node === undefined) return [];
+    const out: number[] = [];
+    const stable = stableIdOf(node.ino);
+    if (stable !== undefined && stable !== id && this.byId.get(stable)?.ino === node.ino) out.push(stable);
+    const ids = this.byIno.get(node.ino);
+    if (typeof ids === "number") {
+      if (ids !== id) out.push(ids);
+    } else if (ids !== undefined) for (const other of ids) if (other !== id) out.push(other);
+    return out;
   }
 
   /** The live node of `name` in `parentId` (the kernel holds lookups on it under that name), if any. */
@@ -369,7 +376,13 @@ export class InodeTable {
     return this.byId.get(parentId)?.children?.get(name)?.id;
   }
 
+  /** Whether `node` is found through `byIno` (its id is not its inode number's stable id). */
+  private indexed(node: Inode): boolean {
+    return stableIdOf(node.ino) !== node.id;
+  }
+
   private index(node: Inode): void {
+    if (!this.indexed(node)) return;
     const ids = this.byIno.get(node.ino);
     if (ids === undefined) this.byIno.set(node.ino, node.id);
     else if (typeof ids !== "number") ids.add(node.id);
@@ -377,6 +390,7 @@ export class InodeTable {
   }
 
   private unindex(node: Inode): void {
+    if (!this.indexed(node)) return;
     const ids = this.byIno.get(node.ino);
     if (ids === node.id) this.byIno.delete(node.ino);
     else if (typeof ids === "object" && ids.delete(node.id) && ids.size === 1) {

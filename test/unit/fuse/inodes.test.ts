@@ -151,6 +151,20 @@ describe("fuse inode table", () => {
     assert.deepEqual(t.aliases(e.id), []);
   });
 
+  it("finds aliases whichever name holds the inode number's stable id, and once that one is forgotten", () => {
+    const a = t.lookup(1, "a", { mode: FILE, ino: 7n }); // the stable id of 7
+    const b = t.lookup(1, "b", { mode: FILE, ino: 7n });
+    const c = t.lookup(1, "c", { mode: FILE, ino: 7n });
+    assert.deepEqual(t.aliases(b.id).sort(), [a.id, c.id].sort());
+    t.forget(a.id, 1);
+    assert.deepEqual(t.aliases(b.id), [c.id]);
+    assert.deepEqual(t.aliases(c.id), [b.id]);
+    const a2 = t.lookup(1, "a", { mode: FILE, ino: 7n });
+    assert.equal(a2.id, a.id, "the stable id is free again");
+    assert.deepEqual(t.aliases(a2.id).sort(), [b.id, c.id].sort());
+    assert.deepEqual(t.aliases(c.id).sort(), [a2.id, b.id].sort());
+  });
+
   it("regression: a live node keeps the inode number it was first reported with (one number per kernel inode)", () => {
     const d = t.lookup(1, "d", { mode: DIR, ino: 7n });
     assert.equal(t.pin(d.id, 9n), 7n, "getattr answers the pinned number");
