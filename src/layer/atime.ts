@@ -130,13 +130,15 @@ export interface DirName {
 }
 
 const DIRENT_BUFFER = 64 * 1024;
+/** What getdents64 reads into: one per thread, used only within one `listNoatime` call. */
+let direntBuf: Buffer | undefined;
 
 /** The entries of directory `path` (without "." and ".."), read without changing its access time. */
 export function listNoatime(path: string): DirName[] {
   const fd = openNoatime(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   try {
     const out: DirName[] = [];
-    const buf = Buffer.allocUnsafe(DIRENT_BUFFER);
+    const buf = (direntBuf ??= Buffer.allocUnsafe(DIRENT_BUFFER));
     for (let n = getdents64(fd, buf); n > 0; n = getdents64(fd, buf)) parseDirents(buf, n, out);
     return out;
   } finally {

@@ -85,7 +85,8 @@ function writeReply(fd: number, s: Session, out: Outcome, reply: Reply): WriteRe
 }
 
 function writeParts(fd: number, out: Outcome, parts: Buffer[]): WriteResult {
-  const payload = out.errno === 0 ? parts : [];
+  // No empty parts: libuv would write each one on its own, and the device refuses an empty write.
+  const payload = out.errno === 0 ? parts.filter((p) => p.length > 0) : [];
   const len = payload.reduce((sum, p) => sum + p.length, 16);
   const iov = [outHeader(len, out.errno, out.h.unique), ...payload];
   for (;;) {

@@ -28,14 +28,18 @@ import { EMPTY, creatorOf, errnoReply } from "./session";
 import { SPLICE_MIN_BYTES } from "./splice";
 import type { Handler, Reply, Session } from "./session";
 
-/** The open reply's mode for a new handle: passthrough when both the kernel and the core allow it. */
-function openMode(s: Session, nodeid: number, fh: number): OpenMode {
+/**
+ * The open reply's mode for a new handle: passthrough when both the kernel and the core allow it.
+ * `known`: the kernel may have cached the node's attributes before this request (not so for a node that
+ * CREATE made: the kernel learns of it from the reply, and an invalidation would be refused).
+ */
+function openMode(s: Session, nodeid: number, fh: number, known = true): OpenMode {
   if (s.passthrough === null) return cachedMode(s, fh);
   const backing = s.passthrough.active ? s.ops.passthrough?.(fh) : undefined;
   const entering = !s.passthrough.passing(nodeid);
   const mode = s.passthrough.open(nodeid, fh, backing);
   // Attributes cached for a day before would hide what a shared mapping writes (passthrough.ts).
-  if (entering && s.passthrough.passing(nodeid)) s.attrsStale(nodeid);
+  if (known && entering && s.passthrough.passing(nodeid)) s.attrsStale(nodeid);
   return mode === CACHED ? cachedMode(s, fh) : mode;
 }
 
@@ -87,7 +91,7 @@ const create: Handler = (s, h, r) => {
   const node = s.table.lookup(h.nodeid, name, attr);
   if (openFlags & OPEN_KILL_SUIDGID) s.killedSuidgid(node.id, fh);
   s.opened(node.id, fh);
-  const io = openMode(s, node.id, fh);
+  const io = openMode(s, node.id, fh, node.lookups > 1); // 1: the node is new to the kernel
   if (io === CONFLICT) {
     closeHandle(s, node.id, fh);
     s.table.forget(node.id, 1);
