@@ -10,6 +10,11 @@ export interface Found {
   st: Stat;
   /** A directory's merged layers, topmost first; undefined for everything else. */
   dirLayers: readonly number[] | undefined;
+  /**
+   * For a directory merged from several layers: the bottom-most one's stat of it, when the lookup took
+   * one (its inode number is the directory's). Taken from a read-only layer, so it never goes stale.
+   */
+  bottom?: Stat | undefined;
 }
 
 export interface UnionView {

@@ -74,7 +74,7 @@ export class Attrs {
       return this.origins.read(this.upper, relOf(path)) ?? this.inos.ino(r.st);
     }
     if (bottom === r.layer) return this.inos.ino(r.st);
-    return this.inos.ino((this.layers[bottom] as Layer).tryLstat(relOf(path)) ?? r.st);
+    return this.inos.ino(r.bottom ?? (this.layers[bottom] as Layer).tryLstat(relOf(path)) ?? r.st);
   }
 }
 

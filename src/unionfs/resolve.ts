@@ -22,6 +22,14 @@ export interface Resolved {
   st: Stat;
   /** For directories: the merged layers, topmost first. Undefined for everything else. */
   dirLayers: number[] | undefined;
+  /** For a directory merged from several layers: the bottom-most one's stat, when known (cow/view.ts). */
+  bottom?: Stat | undefined;
+}
+
+/** A directory's merged layers as cached, with the bottom-most one's stat when it is not the top's. */
+interface Merged {
+  layers: number[];
+  bottom: Stat | undefined;
 }
 
 const S_IFMT = 0o170000;
@@ -50,7 +58,7 @@ export function isDirStat(st: Stat): boolean {
 
 export class Resolver {
   /** Bounded by a size (one per entry), not by `max`: lru-cache allocates `max` slots up front (~1.5 MiB). */
-  private readonly dirCache = new LRUCache<string, number[]>({ maxSize: 65536, sizeCalculation: () => 1 });
+  private readonly dirCache = new LRUCache<string, Merged>({ maxSize: 65536, sizeCalculation: () => 1 });
   /** Listings of read-only layers' directories (they never change while mounted). */
   readonly lowerDirs = new LowerDirCache();
 
@@ -72,7 +80,7 @@ export class Resolver {
   /** The merged layers of directory `path`, or undefined when it is not a visible directory. */
   dirLayersOf(path: string): number[] | undefined {
     const cached = this.dirCache.get(path);
-    if (cached) return cached;
+    if (cached) return cached.layers;
     return this.resolve(path)?.dirLayers;
   }
 
@@ -87,14 +95,14 @@ export class Resolver {
   private resolveRoot(): Resolved {
     const top = this.layers[0] as Layer;
     const st = top.lstat("");
-    let dirLayers = this.dirCache.get("/");
+    let dirLayers = this.dirCache.get("/")?.layers;
     if (!dirLayers) {
       dirLayers = [];
       for (const layer of this.layers) {
         dirLayers.push(layer.index);
-        if (isOpaque(layer, "")) break;
+        if (this.opaque(layer, "")) break;
       }
-      this.dirCache.set("/", dirLayers);
+      this.dirCache.set("/", { layers: dirLayers, bottom: undefined });
     }
     return { layer: top.index, st, dirLayers };
   }
@@ -128,7 +136,8 @@ export class Resolver {
       if (st === "whiteout") return undefined;
       if (st === undefined) continue;
       if (!isDirStat(st)) return { layer: layer.index, st, dirLayers: undefined };
-      return { layer: layer.index, st, dirLayers: this.dirLayersFound(parentLayers, k, p, cache) };
+      const m = this.dirLayersFound(parentLayers, k, p, cache);
+      return { layer: layer.index, st, dirLayers: m.layers, bottom: m.bottom };
     }
     return undefined;
   }
@@ -138,29 +147,38 @@ export class Resolver {
    * when it starts with that layer (a lookup or getattr of a known directory then costs one lstat, not
    * the opaque checks of every layer it merges), else merged afresh (and cached when `cache`).
    */
-  private dirLayersFound(parentLayers: number[], k: number, p: Probe, cache: boolean): number[] {
+  private dirLayersFound(parentLayers: number[], k: number, p: Probe, cache: boolean): Merged {
     const key = `${p.dirRel}/${p.name}`;
     const cached = cache ? this.dirCache.get(key) : undefined;
-    if (cached !== undefined && cached[0] === parentLayers[k]) return cached;
-    const dirLayers = this.mergeBelow(parentLayers, k, p);
-    if (cache) this.dirCache.set(key, dirLayers);
-    return dirLayers;
+    if (cached !== undefined && cached.layers[0] === parentLayers[k]) return cached;
+    const m = this.mergeBelow(parentLayers, k, p);
+    if (cache) this.dirCache.set(key, m);
+    return m;
   }
 
   /** The layers merged into the directory found at position `k` of `parentLayers`. */
-  private mergeBelow(parentLayers: number[], k: number, p: Probe): number[] {
+  private mergeBelow(parentLayers: number[], k: number, p: Probe): Merged {
     const rel = `${p.dirRel}/${p.name}`;
     const first = this.layers[parentLayers[k] as number] as Layer;
-    const merged = [first.index];
-    if (isOpaque(first, rel)) return merged;
+    const m: Merged = { layers: [first.index], bottom: undefined };
+    if (this.opaque(first, rel)) return m;
     for (let j = k + 1; j < parentLayers.length; j++) {
       const layer = this.layers[parentLayers[j] as number] as Layer;
       const st = this.find(layer, p);
       if (st === undefined) continue;
       if (st === "whiteout" || !isDirStat(st)) break;
-      merged.push(layer.index);
-      if (isOpaque(layer, rel)) break;
+      m.layers.push(layer.index);
+      m.bottom = st;
+      if (this.opaque(layer, rel)) break;
     }
-    return merged;
+    return m;
+  }
+
+  /**
+   * Whether directory `rel` of `layer` is opaque; a read-only layer answers a marker entry from its
+   * cached listing of the directory (which a lookup of anything in it loads anyway).
+   */
+  private opaque(layer: Layer, rel: string): boolean {
+    return isOpaque(layer, rel, () => this.lowerDirs.names(layer, rel));
   }
 }

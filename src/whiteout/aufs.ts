@@ -44,7 +44,7 @@ export const aufs: Format = {
     if (!name.startsWith(WH_PREFIX) || name.startsWith(WH_PREFIX + WH_PREFIX)) return undefined;
     return name.slice(WH_PREFIX.length);
   },
-  isOpaque: (dir) => dir.layer.tryLstat(`${dir.rel}/${OPAQUE_MARKER}`) !== undefined,
+  isOpaque: (dir) => dir.hasEntry(OPAQUE_MARKER),
   writer: {
     whiteOut(upper, dir, name) {
       const marker = markerPath(dir, name);

@@ -20,7 +20,10 @@ export function discard(upper: WritableLayer, rel: string, work: Scratch): void 
   work.layer.removeTree(tmp);
 }
 
-/** A directory of a layer as the formats look at it; its extended attributes are read once. */
+/**
+ * A directory of a layer as the formats look at it; its extended attributes are read once, and its
+ * entries looked up in its listing when the caller holds one (a read-only layer's cache), else lstat'ed.
+ */
 export class DirView {
   private names: readonly string[] | undefined;
   private readonly values = new Map<string, string | undefined>();
@@ -28,7 +31,14 @@ export class DirView {
   constructor(
     readonly layer: Layer,
     readonly rel: string,
+    private readonly listing?: () => ReadonlyMap<string, number> | undefined,
   ) {}
+
+  /** Whether the directory has an entry `name`. */
+  hasEntry(name: string): boolean {
+    const names = this.listing?.();
+    return names !== undefined ? names.has(name) : this.layer.tryLstat(`${this.rel}/${name}`) !== undefined;
+  }
 
   /** The value of the directory's xattr `name` as text; undefined when it has none. */
   xattr(name: string): string | undefined {

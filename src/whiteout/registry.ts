@@ -95,10 +95,18 @@ function entryIsWhiteout(st: Stat, rel: string, view: DirView): boolean {
   return FORMATS.some((f) => f.isWhiteoutEntry?.(st, rel, view) === true);
 }
 
-/** Is directory `dir` of `layer` opaque (hides every lower layer's entries)? */
-export function isOpaque(layer: Layer, dir: string): boolean {
+/**
+ * Is directory `dir` of `layer` opaque (hides every lower layer's entries)? `listing`: the directory's
+ * entries, when the caller can have them cheaply (a read-only layer's cached listing), so that a marker
+ * entry is looked up there instead of lstat'ed (cold, that is a disk read for a negative lookup).
+ */
+export function isOpaque(
+  layer: Layer,
+  dir: string,
+  listing?: () => ReadonlyMap<string, number> | undefined,
+): boolean {
   if (!layer.honoursWhiteouts) return false;
-  const view = new DirView(layer, dir);
+  const view = new DirView(layer, dir, listing);
   return FORMATS.some((f) => f.isOpaque(view));
 }
 
