@@ -27,18 +27,10 @@ import { tarModules } from "../../layer/tar/load";
 import { pipe, pollReadable, setNonBlocking } from "../../sys/libc";
 import { PolledSession } from "./loop";
 import { logLine, openLog, STDERR_LOG, useLog, type LogSink } from "./log";
-import type { HubListening, HubMessage, HubOrder } from "./messages";
+import type { HubListening, HubMessage, HubOrder, MountData } from "./messages";
 import { READ_BUFFER_SIZE } from "./protocol";
 import type { Session } from "./session";
-import {
-  build,
-  destroySession,
-  failed,
-  readyMessage,
-  sessionOf,
-  syncConsole,
-  type MountData,
-} from "./serving";
+import { build, destroySession, failed, readyMessage, sessionOf, syncConsole } from "./serving";
 
 /** Requests served from one mount before the next readable one gets its turn. */
 const MAX_BURST = 16;

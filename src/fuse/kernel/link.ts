@@ -13,7 +13,7 @@ import * as path from "node:path";
 import * as fs from "node:fs";
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { GATE_GO, GATE_STOP } from "./messages";
-import type { HubListening, HubMessage, HubOrder, WorkerData, WorkerMessage } from "./messages";
+import type { HubListening, HubMessage, HubOrder, MountData, WorkerData, WorkerMessage } from "./messages";
 import { WORKER_FILE, WORKER_LIMITS, takePrestarted } from "./prestart";
 
 export interface LinkEvents {
@@ -27,7 +27,7 @@ export interface ServingLink {
   open(go: boolean): void;
 }
 
-export type MountData = Omit<WorkerData, "gate">;
+export type { MountData };
 export type Connect = (data: MountData, ev: LinkEvents) => ServingLink;
 
 /** A thread of its own (a prestarted one when there is one), which waits on a gate until `open`. */
@@ -54,7 +54,8 @@ class HubThread {
   private readonly worker: Worker;
   private readonly control: MessagePort;
   private pipe: HubListening | undefined;
-  private readonly served = new Map<number, LinkEvents>();
+  /** Each mount's events and the port its messages come on. */
+  private readonly served = new Map<number, { ev: LinkEvents; port: MessagePort }>();
   private nextId = 1;
   dead = false;
   /** Resolves once the hub polls (its native code loaded) or is gone: the process may exit then. */
@@ -78,21 +79,24 @@ class HubThread {
       this.wake(); // orders posted before we knew where to wake it
     });
     this.worker.on("error", (err) => {
-      for (const ev of this.served.values()) ev.error(err);
+      for (const { ev } of this.served.values()) ev.error(err);
     });
     this.worker.on("exit", (code) => {
       this.dead = true;
       if (this.pipe !== undefined) for (const fd of [this.pipe.wakeFd, this.pipe.readFd]) fs.closeSync(fd);
       const ended = [...this.served.values()];
       this.served.clear();
-      for (const ev of ended) ev.end(code === 0 ? 1 : code);
+      for (const { ev, port } of ended) {
+        port.close(); // an open port would keep the process alive
+        ev.end(code === 0 ? 1 : code);
+      }
     });
   }
 
   attach(data: MountData, ev: LinkEvents): ServingLink {
     const id = this.nextId++;
     const { port1, port2 } = new MessageChannel();
-    this.served.set(id, ev);
+    this.served.set(id, { ev, port: port1 });
     this.worker.ref();
     port1.on("message", (msg: HubMessage) => {
       if (msg.type !== "ended") return ev.message(msg);

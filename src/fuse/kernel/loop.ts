@@ -10,7 +10,9 @@
  * - Runs on one thread with synchronous fs calls only (nothing is parked in the libuv pool), so requests
  *   are served strictly one at a time, in the order the kernel hands them out — except requests held
  *   while a big copy-up's data is copied in the background (held.ts), served once it is done, and
- *   FSYNCs handed to the sync thread, which answers them itself (sync-thread.ts).
+ *   FSYNCs handed to the sync thread, which answers them itself (sync-thread.ts). A thread serving
+ *   several mounts (hub.ts) serves each as a `PolledSession`: the same handling, a burst at a time,
+ *   whenever its non-blocking device polls readable.
  * - Returns (never throws for device errors the kernel uses to end a session) once the device reports
  *   ENODEV, i.e. the mount is gone or the connection was aborted. ENOENT/EINTR/EAGAIN on read are retried.
  * - A reply the kernel refuses (ENOENT: its request was interrupted) has its side effects undone.

@@ -21,6 +21,9 @@ export interface WorkerData {
   gate: SharedArrayBuffer;
 }
 
+/** What a mount's filesystem and session are made from, whichever thread serves it. */
+export type MountData = Omit<WorkerData, "gate">;
+
 export const GATE_WAIT = 0;
 export const GATE_GO = 1;
 export const GATE_STOP = 2;
@@ -39,8 +42,7 @@ export type WorkerMessage =
  * it; otherwise destroy it). Each order is followed by a byte on the hub's wake pipe.
  */
 export type HubOrder =
-  | { type: "add"; id: number; data: Omit<WorkerData, "gate">; port: MessagePort }
-  | { type: "open"; id: number; go: boolean };
+  { type: "add"; id: number; data: MountData; port: MessagePort } | { type: "open"; id: number; go: boolean };
 
 /** What a hub says of one mount on that mount's port: as a thread of its own would, then "ended". */
 export type HubMessage = WorkerMessage | { type: "ended"; code: number };

@@ -1,13 +1,15 @@
 /**
- * Mounting thread side: open /dev/fuse, mount(8) it, run the serving worker, unmount, abort.
+ * Mounting thread side: open /dev/fuse, mount(8) it, have it served (link.ts), unmount, abort.
  *
  * Invariants:
  * - `mountKernel` resolves only after INIT was answered; on any failure it rejects with nothing left
- *   mounted, the worker gone and the device closed.
- * - The filesystem is built (in the worker) before anything is mounted, so a bad config mounts nothing.
- * - The main thread owns the device fd and closes it once the worker has exited; closing the last fd
- *   of a connection aborts it, so a crashed worker never leaves a wedged mount, and the dead mount is
- *   detached as well.
+ *   mounted, its serving side done with it (a thread of its own, or the process's hub: link.ts) and
+ *   the device closed.
+ * - The filesystem is built (in the serving thread) before anything is mounted, so a bad config mounts
+ *   nothing.
+ * - The main thread owns the device fd and closes it once its serving side let go of it (`end`);
+ *   closing the last fd of a connection aborts it, so a crashed thread never leaves a wedged mount,
+ *   and the dead mount is detached as well.
  * - `abort()` is synchronous (crash handlers, process 'exit'): fusectl abort, then lazy detach. Every live
  *   mount is aborted this way if the process exits while it is still mounted (lifecycle.ts).
  */

@@ -13,12 +13,9 @@ import type { UnionOps } from "../../unionfs/types";
 import { codeOf } from "../../errors";
 import { describeFlags } from "./init";
 import { logAt, logLine } from "./log";
-import type { WorkerData, WorkerMessage } from "./messages";
+import type { MountData, WorkerMessage } from "./messages";
 import { Session } from "./session";
 import { ringUnusable } from "./ring";
-
-/** What every serving thread's mounts are built from: WorkerData without the thread's own gate. */
-export type MountData = Omit<WorkerData, "gate">;
 
 /** Whether this thread can make an io_uring for FUSE; says why not (the mount then serves /dev/fuse). */
 function ringUsable(): boolean {
