@@ -10,7 +10,9 @@
  *   else is the mount's own: filesystem, Session, log, sync and invalidation threads.
  * - Orders (messages.ts HubOrder) come on the control port, read synchronously whenever the wake pipe
  *   polls readable. A mount is built at once on `add` ("built" or "failed" on its port), served from
- *   `open` with go, destroyed on `open` without. Its last message is always "ended".
+ *   `open` with go, destroyed on `open` without. Its last message is always "ended". Building runs on
+ *   this thread, so the other mounts wait for it: milliseconds for directories, seconds for a stack of
+ *   tar archives that has no saved index yet.
  * - A failure escaping one mount's serving ends that mount only ("failed", then "ended" with code 1):
  *   the mounting thread aborts its connection and detaches it, the others go on. What no thread can
  *   contain ends every mount of this one: a thread-fatal error (process.exit, out of memory) ends the
