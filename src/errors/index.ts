@@ -61,6 +61,11 @@ export function codeOfErrno(errno: number): string {
   return "EIO";
 }
 
+/** Anything thrown, as a log line shows it: an error's stack (else its message), or its text. */
+export function errorText(err: unknown): string {
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
+}
+
 /** Error code of anything thrown, or undefined when it carries none. */
 export function codeOf(err: unknown): string | undefined {
   if (typeof err === "object" && err !== null && "code" in err) {

@@ -277,19 +277,19 @@ function closeOnExecPipe(): [number, number] {
   return [fds.readInt32LE(0), fds.readInt32LE(4)];
 }
 
-/** A close-on-exec pipe whose read end does not block: [read fd, write fd]. */
-export function pipe(): [number, number] {
-  const [r, w] = closeOnExecPipe();
-  check(c().fcntlInt(r, F_SETFL, O_NONBLOCK) as number, "fcntl");
-  return [r, w];
-}
-
 const F_GETFL = 3;
 
-/** Makes reads of `fd` return EAGAIN instead of blocking (O_NONBLOCK on its open file description). */
+/** Makes reads and writes of `fd` fail with EAGAIN instead of blocking (O_NONBLOCK). */
 export function setNonBlocking(fd: number): void {
   const flags = check(c().fcntlInt(fd, F_GETFL, 0) as number, "fcntl");
   check(c().fcntlInt(fd, F_SETFL, flags | O_NONBLOCK) as number, "fcntl");
+}
+
+/** A close-on-exec pipe whose read end does not block: [read fd, write fd]. */
+export function pipe(): [number, number] {
+  const [r, w] = closeOnExecPipe();
+  setNonBlocking(r);
+  return [r, w];
 }
 
 const F_SETPIPE_SZ = 1031;

@@ -24,6 +24,7 @@
  */
 import * as fs from "node:fs";
 import { receiveMessageOnPort, parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { errorText } from "../../errors";
 import type { UnionOps } from "../../unionfs/types";
 import { tarModules } from "../../layer/tar/load";
 import { pipe, pollReadable, setNonBlocking } from "../../sys/libc";
@@ -32,7 +33,7 @@ import { logLine, openLog, STDERR_LOG, useLog, type LogSink } from "./log";
 import type { HubListening, HubMessage, HubOrder, MountData } from "./messages";
 import { READ_BUFFER_SIZE } from "./protocol";
 import type { Session } from "./session";
-import { build, destroySession, failed, readyMessage, sessionOf, syncConsole } from "./serving";
+import { build, destroyMount, failed, readyMessage, sessionOf, syncConsole } from "./serving";
 
 /** Requests served from one mount before the next readable one gets its turn. */
 const MAX_BURST = 16;
@@ -50,10 +51,6 @@ interface Mount {
   ops: UnionOps;
   session?: Session;
   polled?: PolledSession;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? (err.stack ?? err.message) : String(err);
 }
 
 class Hub {
@@ -171,14 +168,7 @@ class Hub {
     } catch (err) {
       logLine(`closing the session: ${errorText(err)}`, "warning");
     }
-    if (m.session !== undefined) destroySession(m.session);
-    else {
-      try {
-        m.ops.destroy();
-      } catch (err) {
-        logLine(`destroy failed: ${errorText(err)}`, "error");
-      }
-    }
+    destroyMount(m.session ?? m.ops);
     this.ended(m.port, m.log, code);
   }
 

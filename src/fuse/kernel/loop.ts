@@ -23,7 +23,7 @@
  *   asynchronous streams.
  */
 import * as fs from "node:fs";
-import { codeOf } from "../../errors";
+import { codeOf, errorText } from "../../errors";
 import type { InHeader } from "./codec";
 import { notifyInvalInode, outHeader } from "./codec";
 import { describe, dispatch } from "./dispatch";
@@ -53,8 +53,10 @@ export interface LoopOptions {
 export { logAt, logLine };
 
 function logUnknown(err: unknown, h: InHeader): void {
-  const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  logLine(`${opName(h.opcode)} (node ${h.nodeid}): unexpected error, replying EIO: ${text}`, "error");
+  logLine(
+    `${opName(h.opcode)} (node ${h.nodeid}): unexpected error, replying EIO: ${errorText(err)}`,
+    "error",
+  );
 }
 
 /**

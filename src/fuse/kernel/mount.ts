@@ -15,7 +15,7 @@
  */
 import * as fs from "node:fs";
 import { configOf, FS_TYPE, type MountRequest, type MountedFs } from "../transport";
-import { FsError } from "../../errors";
+import { errorText, FsError } from "../../errors";
 import { checkMountpoint } from "../../unionfs/branches";
 import { abortConnection, detach, isMounted, mountsAt, type MountRow } from "../control";
 import { track, unmountAt, untrack } from "../lifecycle";
@@ -102,10 +102,7 @@ export class KernelMount implements MountedFs {
         message: (msg) => this.onMessage(msg),
         error: (err) => {
           this.error ??= err;
-          logLine(
-            `serving thread failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
-            "error",
-          );
+          logLine(`serving thread failed: ${errorText(err)}`, "error");
         },
         end: (code) => {
           this.onExit(code);

@@ -7,9 +7,9 @@
  * - Used by the serving thread only, after INIT was answered with FUSE_OVER_IO_URING granted, which is
  *   asked for only when `ringUnusable()` found nothing against it: once granted, the kernel holds every
  *   request until all queues have entries or one REGISTER was refused (then it goes back to /dev/fuse:
- *   RingRefused). Every
- *   queue the kernel has (one per possible CPU) gets QUEUE_DEPTH entries: the kernel sends nothing
- *   through the ring until each queue has one, and a queue without entries would hold its CPU's callers.
+ *   RingRefused). Every queue the kernel has (one per possible CPU) gets QUEUE_DEPTH entries: the kernel
+ *   sends nothing through the ring until each queue has one, and a queue without entries would hold its
+ *   CPU's callers.
  * - An entry is either with the kernel (registered or committed: waiting for a request) or holds exactly
  *   one request until `reply()`. Its request is handed out as one contiguous buffer (in-header, the
  *   op's own struct, the payload) inside the entry's memory, rebuilt in front of the payload so a

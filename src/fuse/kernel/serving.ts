@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import { format } from "node:util";
 import type { UnionConfig } from "../../unionfs/config";
 import type { UnionOps } from "../../unionfs/types";
-import { codeOf } from "../../errors";
+import { codeOf, errorText } from "../../errors";
 import { describeFlags } from "./init";
 import { logAt, logLine } from "./log";
 import type { MountData, WorkerMessage } from "./messages";
@@ -82,11 +82,14 @@ export function readyMessage(session: Session, channel: string, debug: boolean):
   return { type: "ready", ...ready };
 }
 
-/** Ends a session's filesystem (`ops.destroy()`), logging rather than throwing a failure. */
-export function destroySession(session: Session): void {
+/**
+ * Ends a mount's filesystem: through its Session once it has one (`ops.destroy()` runs once), else the
+ * filesystem itself; a failure is logged, not thrown.
+ */
+export function destroyMount(it: Session | UnionOps): void {
   try {
-    session.destroy();
+    it.destroy();
   } catch (err) {
-    logLine(`destroy failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, "error");
+    logLine(`destroy failed: ${errorText(err)}`, "error");
   }
 }

@@ -16,7 +16,8 @@ import { logTo } from "./log";
 import { GATE_GO, GATE_WAIT } from "./messages";
 import { isPrestarted, receivedData } from "./prestart";
 import type { WorkerData, WorkerMessage } from "./messages";
-import { build, destroySession, failed, readyMessage, sessionOf, syncConsole } from "./serving";
+import { build, destroyMount, failed, readyMessage, sessionOf, syncConsole } from "./serving";
+import { errorText } from "../../errors";
 import type { UnionOps } from "../../unionfs/types";
 
 function post(msg: WorkerMessage): void {
@@ -54,23 +55,21 @@ function main(data: WorkerData): void {
     post(failed(err));
     throw err;
   } finally {
-    destroySession(session);
+    destroyMount(session);
   }
 }
 
 /** The WorkerData: given at creation, or (a prestarted thread) in its "start" message (boot.ts). */
-function data(): Promise<WorkerData> {
-  if (!isPrestarted(workerData)) return Promise.resolve(workerData as WorkerData);
+function data(): WorkerData {
+  if (!isPrestarted(workerData)) return workerData as WorkerData;
   const d = receivedData();
-  return d === undefined ? Promise.reject(new Error("no start message")) : Promise.resolve(d);
+  if (d === undefined) throw new Error("no start message");
+  return d;
 }
 
-data()
-  .then(main)
-  .catch((err: unknown) => {
-    logLine(
-      `serving stopped by an error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
-      "error",
-    );
-    process.exit(1); // ends this thread only, with a non-zero code the main thread acts on
-  });
+try {
+  main(data());
+} catch (err) {
+  logLine(`serving stopped by an error: ${errorText(err)}`, "error");
+  process.exit(1); // ends this thread only, with a non-zero code the main thread acts on
+}

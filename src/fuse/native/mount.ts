@@ -18,7 +18,7 @@
  */
 import * as fs from "node:fs";
 import { configOf, FS_TYPE, type MountRequest, type MountedFs } from "../transport";
-import { FsError } from "../../errors";
+import { errorText, FsError } from "../../errors";
 import { createUnion } from "../../unionfs";
 import { checkMountpoint } from "../../unionfs/branches";
 import type { UnionConfig } from "../../unionfs/config";
@@ -229,10 +229,7 @@ export async function mountNative(req: MountRequest): Promise<NativeMount> {
   const bridge = new NativeBridge(core, {
     caller: { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0, pid: 0 },
     log: req.debug ? logLine : undefined,
-    onUnknown: (err) =>
-      logLine(
-        `error without an errno (answered EIO): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
-      ),
+    onUnknown: (err) => logLine(`error without an errno (answered EIO): ${errorText(err)}`),
   });
   const UnionFuse = unionFuseClass(
     native.Fuse,
