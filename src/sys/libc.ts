@@ -56,6 +56,7 @@ const c = once(() => ({
   fstatvfs: libc().func("int fstatvfs(int fd, void *buf)"),
   flock: libc().func("int flock(int fd, int operation)"),
   syscall: libc().func("long syscall(long number, ...)"),
+  cachestat: libc().func("long syscall(long number, int fd, void *range, void *cstat, unsigned int flags)"),
 }));
 
 const ENODATA = constants.errno.ENODATA as number;
@@ -327,6 +328,26 @@ const POLLHUP = 0x10;
 export function dupFd(fd: number): number {
   const F_DUPFD_CLOEXEC = 1030;
   return check(c().fcntlInt(fd, F_DUPFD_CLOEXEC, 0) as number, "fcntl");
+}
+
+const SYS_CACHESTAT = 451; // the same number on every architecture (Linux 6.5)
+const cachestatRange = Buffer.alloc(16); // struct cachestat_range { __u64 off, len; }
+const cachestatOut = Buffer.alloc(40); // struct cachestat: nr_cache comes first
+let noCachestat = false;
+
+/**
+ * How many pages of `fd`'s bytes [offset, offset + len) are in the page cache (cachestat(2)), counting
+ * pages being read in; undefined where the kernel or the file system cannot say (it is never asked
+ * again after ENOSYS).
+ */
+export function cachedPages(fd: number, offset: bigint, len: number): number | undefined {
+  if (noCachestat) return undefined;
+  cachestatRange.writeBigUInt64LE(offset, 0);
+  cachestatRange.writeBigUInt64LE(BigInt(len), 8);
+  if (Number(c().cachestat(SYS_CACHESTAT, fd, cachestatRange, cachestatOut, 0)) === 0)
+    return Number(cachestatOut.readBigUInt64LE(0));
+  if (koffi().errno() === (constants.errno.ENOSYS as number)) noCachestat = true;
+  return undefined;
 }
 
 /** close(2) for descriptors made here (Node warns when its own close sees an fd it did not open). */

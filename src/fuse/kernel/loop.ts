@@ -10,7 +10,7 @@
  * - Runs on one thread with synchronous fs calls only (nothing is parked in the libuv pool), so requests
  *   are served strictly one at a time, in the order the kernel hands them out — except requests held
  *   while a big copy-up's data is copied in the background (held.ts), served once it is done, and
- *   FSYNCs handed to the sync thread, which answers them itself (sync-thread.ts). A thread serving
+ *   FSYNCs and large READs handed to an I/O thread, which answers them itself (io-threads.ts). A thread serving
  *   several mounts (hub.ts) serves each as a `PolledSession`: the same handling, a burst at a time,
  *   whenever its non-blocking device polls readable.
  * - Returns (never throws for device errors the kernel uses to end a session) once the device reports
@@ -115,9 +115,13 @@ function errnoName(errno: number): string {
 }
 
 function outcomeText(out: Outcome): string {
-  if (out.reply === null) return out.h.opcode === Op.FSYNC ? "(answered by the sync thread)" : "(no reply)";
+  if (out.reply === null) return handedOver(out.h.opcode) ? "(answered by an I/O thread)" : "(no reply)";
   const spliced = out.reply.spliced;
   return spliced === undefined || out.errno !== 0 ? errnoName(out.errno) : `0 (${spliced} bytes spliced)`;
+}
+
+function handedOver(opcode: number): boolean {
+  return opcode === Op.FSYNC || opcode === Op.READ;
 }
 
 /** Where a reply goes: written to the device, or committed on the ring entry the request came in. */
@@ -167,7 +171,6 @@ function servingOf(fd: number, s: Session, opts: LoopOptions, buf: Buffer): Serv
 function closeServing(c: Serving): void {
   c.pages.close();
   c.s.splice?.close();
-  c.s.syncs?.close();
 }
 
 /**
@@ -206,7 +209,7 @@ export class PolledSession {
     return "ok";
   }
 
-  /** Ends what serving the session started (its invalidation and sync threads, its splice pipe). */
+  /** Ends what serving the session started (its invalidation thread, its splice pipe). */
   close(): void {
     closeServing(this.c);
   }
@@ -272,7 +275,7 @@ function openRing(c: Serving): FuseRing | null {
       },
     );
   }
-  s.repliesThroughRing(() => ring.takeSyncReplyFd());
+  s.repliesThroughRing(ring.syncReplyFd);
   opts.onTransport?.(`io_uring (${ring.entries.length / QUEUE_DEPTH} queues of ${QUEUE_DEPTH})`);
   return ring;
 }

@@ -11,8 +11,9 @@
  */
 import { constants } from "node:os";
 import { fsError } from "../../errors";
-import { entryOut, lseekOut, openOut, sizeOut, statfsOut } from "./codec";
+import { entryOut, lseekOut, openOut, sizeOut, statfsOut, type InHeader } from "./codec";
 import { withIno } from "./inodes";
+import { readWouldWait, type IoJob } from "./io-threads";
 import { CACHED, CONFLICT, type OpenMode } from "./passthrough";
 import {
   FOPEN_DIRECT_IO,
@@ -110,19 +111,29 @@ const create: Handler = (s, h, r) => {
   };
 };
 
-const read: Handler = (s, _h, r) => {
+/**
+ * READ: a large one that would wait for the disk on an I/O thread when one is free (it answers;
+ * io-threads.ts), so it holds up no other request; else here, spliced when large.
+ */
+const read: Handler = (s, h, r) => {
   const fh = r.id();
   const offset = r.u64();
   const size = r.u32();
-  if (s.splice !== null && size >= SPLICE_MIN_BYTES) {
-    const fd = s.ops.readFd?.(fh);
-    const spliced = fd === undefined ? undefined : s.splice.fill(fd, offset, size);
+  const fd = size >= SPLICE_MIN_BYTES ? s.ops.readFd?.(fh) : undefined;
+  if (fd !== undefined) {
+    if (s.readsOnThreads && readWouldWait(fd, offset, size) && s.io?.take(readJob(s, h, fd, offset, size)))
+      return null;
+    const spliced = s.splice?.fill(fd, offset, size);
     if (spliced !== undefined) return { parts: [], spliced };
   }
   if (s.ops.readInto === undefined) return { parts: [s.ops.read(fh, size, offset)] };
   const buf = s.readBuffer(size);
   return { parts: [buf.subarray(0, s.ops.readInto(fh, buf, offset))] };
 };
+
+function readJob(s: Session, h: InHeader, fd: number, offset: bigint, size: number): IoJob {
+  return { kind: "read", fd, reply: s.replyFd, unique: h.unique, offset, size };
+}
 
 const write: Handler = (s, h, r) => {
   const fh = r.id();
@@ -146,14 +157,14 @@ const release: Handler = (s, h, r) => {
   return EMPTY;
 };
 
-/** FSYNC: on the sync thread once it runs (it answers; sync-thread.ts), else here. */
+/** FSYNC: on an I/O thread once one runs (it answers; io-threads.ts), else here. */
 const fsync: Handler = (s, h, r) => {
   const fh = r.id();
   const datasync = (r.u32() & FSYNC_FDATASYNC) !== 0;
-  if (s.syncs !== null && s.ops.syncFd !== undefined) {
+  if (s.io !== null && s.ops.syncFd !== undefined) {
     const fd = s.ops.syncFd(fh);
     if (fd === undefined) return EMPTY;
-    if (s.syncs.take(fd, datasync, h.unique)) return null;
+    if (s.io.take({ kind: "fsync", fd, reply: s.replyFd, unique: h.unique, datasync })) return null;
   }
   s.ops.fsync(fh, datasync);
   return EMPTY;

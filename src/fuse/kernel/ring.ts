@@ -19,9 +19,9 @@
  *   registered again.
  * - FORGET, INTERRUPT and anything queued before the ring was complete still come on /dev/fuse: a
  *   multishot poll on it reports "device" and the loop reads it.
- * - The sync thread cannot answer a ring request on /dev/fuse: it writes its 16-byte out-headers to
- *   a pipe polled in the ring (`takeSyncReplyFd`), and each is committed on the entry holding that
- *   request (or written to /dev/fuse, for one that came there).
+ * - An I/O thread cannot answer a ring request on /dev/fuse: it writes its FSYNC replies' 16-byte
+ *   out-headers to a pipe polled in the ring (`syncReplyFd`), and each is committed on the entry holding
+ *   that request (or written to /dev/fuse, for one that came there). READs are not handed over.
  * - A request kept long (held, FSYNC) gets its queue a spare entry (`keep`), so that queue's CPU still
  *   has free entries; entries never shrink.
  * - The ring ends ("gone") when the kernel ends the entries (ENOTCONN: unmounted, ECONNABORTED: aborted).
@@ -148,12 +148,10 @@ export class FuseRing {
   private wakeArmed = false;
   /** Events seen while setting up, handed out by the first `wait()`. */
   private readonly pending: RingEvent[] = [];
-  /** The sync thread's replies: it writes the write end, the ring polls the read end. */
+  /** The I/O threads' FSYNC replies: they write the write end, the ring polls the read end. */
   private readonly syncPipe: [number, number];
   private readonly log: (line: string) => void;
   private readonly baseEntries: number;
-  /** Whether the sync thread took the pipe's write end (and closes it once it ended). */
-  private syncFdTaken = false;
 
   /** Sets the ring up and registers every entry; throws (an errno error) when the kernel refuses. */
   constructor(
@@ -189,11 +187,10 @@ export class FuseRing {
   }
 
   /**
-   * Where the sync thread writes its replies (out-headers) to requests of this ring. The caller owns the
-   * descriptor from then on and closes it once no thread can write to it any more.
+   * Where the I/O threads write their replies (out-headers) to requests of this ring. Each job writes
+   * to a duplicate of its own (io-threads.ts), so the ring closes this one with the rest.
    */
-  takeSyncReplyFd(): number {
-    this.syncFdTaken = true;
+  get syncReplyFd(): number {
     return this.syncPipe[1];
   }
 
@@ -250,7 +247,7 @@ export class FuseRing {
   }
 
   /**
-   * `e` keeps its request for a while (held for a background copy, or an FSYNC on the sync thread): its
+   * `e` keeps its request for a while (held for a background copy, or an FSYNC on an I/O thread): its
    * queue gets one more entry, so the CPU's other callers are not left without one. Entries only grow,
    * by the most requests ever kept at once, up to MAX_SPARES.
    */
@@ -359,7 +356,7 @@ export class FuseRing {
     this.commit(e);
   }
 
-  /** Commits the replies the sync thread wrote, each on the entry that holds its request. */
+  /** Commits the replies the I/O threads wrote, each on the entry that holds its request. */
   private commitSynced(): void {
     const buf = Buffer.alloc(Size.OUT_HEADER * 64);
     for (;;) {
@@ -382,8 +379,7 @@ export class FuseRing {
 
   close(): void {
     this.uring.close();
-    closeFd(this.syncPipe[0]);
-    if (!this.syncFdTaken) closeFd(this.syncPipe[1]);
+    this.syncPipe.forEach(closeFd);
   }
 }
 

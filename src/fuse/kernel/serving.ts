@@ -65,7 +65,7 @@ export function sessionOf(ops: UnionOps, data: MountData, polled = false): Sessi
     devFd: data.fd,
     passthrough: data.config.passthrough !== "off",
     splice: process.env.UNIONFS_TS_SPLICE !== "0",
-    syncThread: process.env.UNIONFS_TS_SYNC_THREAD !== "0",
+    ioThreads: process.env.UNIONFS_TS_IO_THREADS !== "0",
     uring: !polled && data.config.ioUring === true && ringUsable(),
     entryTimeout: data.config.cacheTimeout,
     attrTimeout: data.config.cacheTimeout,

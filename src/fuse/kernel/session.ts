@@ -6,7 +6,8 @@
  * session (valid until the thread's next request);
  * a Reply's `undo` reverses every side effect of building it (lookup counts added, handles opened) and
  * runs only when the kernel refused the reply (the request had been interrupted). A handler that returns
- * null sends nothing: the request needs no reply (FORGET) or another thread answers it (FSYNC).
+ * null sends nothing: the request needs no reply (FORGET) or an I/O thread answers it (FSYNC, a large
+ * READ: io-threads.ts).
  * What GETXATTR and READDIRPLUS take as known about a node (`hasNoXattrs`, `freshChild`) holds only
  * while every change goes through the mount.
  * The open file handles of each node are tracked (OPEN/CREATE to RELEASE) so that attribute requests on a
@@ -19,7 +20,7 @@ import { clockS, InodeTable, Xattrs, type Inode } from "./inodes";
 import { DirListings } from "./listings";
 import { Passthrough, deviceIoctls } from "./passthrough";
 import { SpliceReplies } from "./splice";
-import { SyncThread } from "./sync-thread";
+import { ioThreads, type IoThreads } from "./io-threads";
 import { ATTR_TIMEOUT_S, ENTRY_TIMEOUT_S, Init, Init2 } from "./protocol";
 
 export interface Reply {
@@ -63,8 +64,8 @@ export interface SessionOptions {
   passthrough?: boolean;
   /** Splice large READ replies from the file to `devFd` (default: yes, when `devFd` is given). */
   splice?: boolean;
-  /** FSYNC on a thread of its own that answers on `devFd` (default: yes, when `devFd` is given). */
-  syncThread?: boolean;
+  /** FSYNC and large READs on I/O threads that answer on `devFd` (default: yes, when `devFd` is given). */
+  ioThreads?: boolean;
   /** Serve through io_uring when the kernel offers it (default: no; needs `devFd`). */
   uring?: boolean;
   log?: (line: string) => void;
@@ -88,8 +89,12 @@ export class Session {
   readonly listings = new DirListings();
   /** Large READ replies spliced to the device, where there is one (the kernel transport). */
   splice: SpliceReplies | null;
-  /** FSYNC on a thread of its own, where there is a device to answer on (the kernel transport). */
-  syncs: SyncThread | null;
+  /** This thread's I/O threads, where there is a device to answer on (the kernel transport). */
+  readonly io: IoThreads | null;
+  /** Where the I/O threads write their replies: the device, or the io_uring transport's pipe. */
+  replyFd: number;
+  /** Large READs go to the I/O threads (not through io_uring: its replies must fill the ring's entries). */
+  readsOnThreads: boolean;
   /**
    * Where the current request's reply will be sent from, when the transport has such a place (an
    * io_uring entry's payload): READ reads its data straight into it.
@@ -103,8 +108,9 @@ export class Session {
     this.entryTimeout = options.entryTimeout ?? ENTRY_TIMEOUT_S;
     this.attrTimeout = options.attrTimeout ?? ATTR_TIMEOUT_S;
     this.splice = options.devFd !== undefined && options.splice !== false ? new SpliceReplies() : null;
-    this.syncs =
-      options.devFd !== undefined && options.syncThread !== false ? new SyncThread(options.devFd) : null;
+    this.io = options.devFd !== undefined && options.ioThreads !== false ? ioThreads() : null;
+    this.replyFd = options.devFd ?? -1;
+    this.readsOnThreads = this.io !== null;
   }
 
   /**
@@ -130,15 +136,14 @@ export class Session {
 
   /**
    * Replies now go out through io_uring entries only: nothing may write a reply to the device behind
-   * the ring's back. READs are no longer spliced; the sync thread, if any, writes its replies (the same
-   * 16-byte out-headers) to `syncReplies` instead, for the ring to commit.
+   * the ring's back. READs are no longer spliced nor handed to the I/O threads; those write their FSYNC
+   * replies (16-byte out-headers) to `syncReplyFd` instead, for the ring to commit.
    */
-  repliesThroughRing(syncReplies: () => number): void {
+  repliesThroughRing(syncReplyFd: number): void {
     this.splice?.close();
     this.splice = null;
-    if (this.syncs === null) return;
-    this.syncs.close();
-    this.syncs = new SyncThread(syncReplies(), undefined, true);
+    this.readsOnThreads = false;
+    this.replyFd = syncReplyFd;
   }
 
   /** Whether INIT should ask for passthrough. */

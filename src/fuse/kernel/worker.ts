@@ -16,6 +16,7 @@ import { logTo } from "./log";
 import { GATE_GO, GATE_WAIT } from "./messages";
 import { isPrestarted, receivedData } from "./prestart";
 import type { WorkerData, WorkerMessage } from "./messages";
+import { closeIoThreads } from "./io-threads";
 import { build, destroyMount, failed, readyMessage, sessionOf, syncConsole } from "./serving";
 import { errorText } from "../../errors";
 import type { UnionOps } from "../../unionfs/types";
@@ -56,8 +57,12 @@ function main(data: WorkerData): void {
     throw err;
   } finally {
     destroyMount(session);
+    closeIoThreads(IO_WAIT_MS);
   }
 }
+
+/** How long an ending mount waits for its I/O threads' jobs (a flush of a big file): see io-threads.ts. */
+const IO_WAIT_MS = 30_000;
 
 /** The WorkerData: given at creation, or (a prestarted thread) in its "start" message (boot.ts). */
 function data(): WorkerData {

@@ -172,7 +172,7 @@ describe("FUSE over io_uring (kernel transport)", function () {
     assert.equal(fs.readdirSync(C).length, 1 + 4 * 200);
   });
 
-  it("an fsync waiting for the disk holds up no other request: the sync thread's reply is committed on the ring", async () => {
+  it("an fsync waiting for the disk holds up no other request: the I/O thread's reply is committed on the ring", async () => {
     process.env.UNIONFS_TS_SYNC_DELAY_MS = "5000";
     let u: Awaited<ReturnType<typeof mount>>;
     try {
@@ -182,8 +182,8 @@ describe("FUSE over io_uring (kernel transport)", function () {
     }
     const { C, m } = u;
     const handedOver = (): number =>
-      (m.stderr().match(/^unionfs-ts: FSYNC .*answered by the sync thread\)$/gm) ?? []).length;
-    // fsync after fsync: the first ones are done inline while the sync thread starts.
+      (m.stderr().match(/^unionfs-ts: FSYNC .*answered by an I\/O thread\)$/gm) ?? []).length;
+    // fsync after fsync: the first ones are done inline while an I/O thread starts.
     const script = `import os\nfd=os.open(${JSON.stringify(path.join(C, "slow"))}, os.O_WRONLY|os.O_CREAT, 0o644)\nos.write(fd, b"data")\nfor i in range(100000): os.fsync(fd)\nprint("done")`;
     const slow = spawn("python3", ["-c", script]);
     const exited = new Promise((resolve) => slow.once("exit", resolve));
@@ -191,7 +191,7 @@ describe("FUSE over io_uring (kernel transport)", function () {
       slow.kill("SIGKILL");
       await exited;
     });
-    await waitFor(() => handedOver() > 0, 20_000, "an FSYNC handed to the sync thread");
+    await waitFor(() => handedOver() > 0, 20_000, "an FSYNC handed to an I/O thread");
     assert.equal(fs.readFileSync(path.join(C, "lower"), "utf8"), "lower\n");
     fs.writeFileSync(path.join(C, "other"), "other\n");
     assert.equal(slow.exitCode, null, "the slow fsync is still pending after the other requests");
