@@ -57,6 +57,7 @@ const c = once(() => ({
   flock: libc().func("int flock(int fd, int operation)"),
   syscall: libc().func("long syscall(long number, ...)"),
   cachestat: libc().func("long syscall(long number, int fd, void *range, void *cstat, unsigned int flags)"),
+  schedYield: libc().func("int sched_yield()"),
 }));
 
 const ENODATA = constants.errno.ENODATA as number;
@@ -348,6 +349,11 @@ export function cachedPages(fd: number, offset: bigint, len: number): number | u
     return Number(cachestatOut.readBigUInt64LE(0));
   if (koffi().errno() === (constants.errno.ENOSYS as number)) noCachestat = true;
   return undefined;
+}
+
+/** sched_yield(2): lets another thread that waits for this CPU run first (none: returns at once). */
+export function schedYield(): void {
+  c().schedYield();
 }
 
 /** close(2) for descriptors made here (Node warns when its own close sees an fd it did not open). */

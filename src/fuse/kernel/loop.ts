@@ -13,6 +13,8 @@
  *   FSYNCs and large READs handed to an I/O thread, which answers them itself (io-threads.ts). A thread serving
  *   several mounts (hub.ts) serves each as a `PolledSession`: the same handling, a burst at a time,
  *   whenever its non-blocking device polls readable.
+ * - Between requests, a thread serving one mount may read its device (then non-blocking) again for a
+ *   while before it sleeps in poll (spin.ts), so a request that follows closely needs no wake-up.
  * - Returns (never throws for device errors the kernel uses to end a session) once the device reports
  *   ENODEV, i.e. the mount is gone or the connection was aborted. ENOENT/EINTR/EAGAIN on read are retried.
  * - A reply the kernel refuses (ENOENT: its request was interrupted) has its side effects undone.
@@ -34,7 +36,8 @@ import { logAt, logLine } from "./log";
 import type { Outcome } from "./dispatch";
 import { Init2, NOTIFY_INVAL_INODE, Op, READ_BUFFER_SIZE, opName } from "./protocol";
 import { FuseRing, QUEUE_DEPTH, RingRefused } from "./ring";
-import { pollReadable } from "../../sys/libc";
+import { pollReadable, setNonBlocking } from "../../sys/libc";
+import { Spinner } from "./spin";
 import type { Reply, Session } from "./session";
 import { constants } from "node:os";
 
@@ -61,16 +64,19 @@ function logUnknown(err: unknown, h: InHeader): void {
 
 /**
  * Bytes of the next request, or -1 once the session has ended (ENODEV); with `once` (a non-blocking
- * device polled among others), 0 when no request is waiting.
+ * device polled among others), 0 when no request is waiting. With an enabled `spin` (a non-blocking
+ * device served alone), an empty device is read again while the spinner says so, then polled.
  */
-function readRequest(fd: number, buf: Buffer, once = false): number {
+function readRequest(fd: number, buf: Buffer, once = false, spin?: Spinner): number {
   for (;;) {
     try {
       const n = fs.readSync(fd, buf, 0, buf.length, null);
+      spin?.reset();
       return n > 0 ? n : -1;
     } catch (err) {
       const code = codeOf(err);
       if (code === "EAGAIN" && once) return 0;
+      if (code === "EAGAIN" && spin !== undefined && !spin.again()) pollReadable([fd]);
       if (code === "ENOENT" || code === "EINTR" || code === "EAGAIN") continue;
       if (code === "ENODEV") return -1;
       throw err;
@@ -138,11 +144,16 @@ interface Serving {
   buf: Buffer;
   /** Replies written to the device. */
   devSend: Send;
+  /** Whether an empty device is read again before sleeping (spin.ts; if not, the device blocks). */
+  spin: Spinner;
 }
 
 /** Serves requests on `fd` until the session ends: on the device, or through io_uring once INIT granted it. */
 export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
   const c = servingOf(fd, s, opts, Buffer.allocUnsafe(READ_BUFFER_SIZE));
+  // The ring waits in io_uring_enter: its device stays blocking.
+  c.spin = Spinner.of(s.wantsUring);
+  if (c.spin.enabled) setNonBlocking(fd);
   try {
     if (serveDevice(c) === "ring") {
       // INIT granted io_uring: the mount is ready once the ring is (or once it is known it will not be).
@@ -165,6 +176,7 @@ function servingOf(fd: number, s: Session, opts: LoopOptions, buf: Buffer): Serv
     held: new HeldRequests(s, opts.debug ? logAt("debug") : undefined),
     buf,
     devSend: (out, reply) => writeReply(fd, s, out, reply),
+    spin: new Spinner(0n),
   };
 }
 
@@ -237,7 +249,7 @@ function serveDevice(c: Serving): "gone" | "ring" {
  * (`once` only: a non-blocking device) when no request was waiting.
  */
 function serveNext(c: Serving, once = false): Buffer | "gone" | "none" {
-  const n = readRequest(c.fd, c.buf, once);
+  const n = readRequest(c.fd, c.buf, once, once || !c.spin.enabled ? undefined : c.spin);
   if (n === 0) return "none";
   if (n < 0) return "gone";
   const request = c.buf.subarray(0, n);
