@@ -10,9 +10,9 @@
  * - Runs on one thread with synchronous fs calls only (nothing is parked in the libuv pool), so requests
  *   are served strictly one at a time, in the order the kernel hands them out — except requests held
  *   while a big copy-up's data is copied in the background (held.ts), served once it is done, and
- *   FSYNCs and large READs handed to an I/O thread, which answers them itself (io-threads.ts). A thread serving
- *   several mounts (hub.ts) serves each as a `PolledSession`: the same handling, a burst at a time,
- *   whenever its non-blocking device polls readable.
+ *   FSYNCs and large READs handed to an I/O thread, which answers them itself (io-threads.ts). A
+ *   thread serving several mounts (hub.ts) serves each as a `PolledSession`: the same handling, a burst
+ *   at a time, whenever its non-blocking device polls readable.
  * - Between requests, a thread serving one mount may read its device (then non-blocking) again for a
  *   while before it sleeps in poll (spin.ts), so a request that follows closely needs no wake-up.
  * - Returns (never throws for device errors the kernel uses to end a session) once the device reports
