@@ -145,6 +145,10 @@ export function describe(s: Session, request: Buffer): string {
       if (NAME_ONLY.has(h.opcode)) {
         const name = Reader.forRequest(request, h).name();
         where = h.opcode === Op.REMOVEXATTR ? `${where} ${name}` : joinPath(where, name);
+      } else if (h.opcode === Op.GETXATTR) {
+        const r = Reader.forRequest(request, h);
+        r.skip(8); // fuse_getxattr_in: size, padding
+        where = `${where} ${r.name()}`;
       }
     } catch {
       where = "?";

@@ -5,7 +5,7 @@
 import { strict as assert } from "node:assert";
 import type { Attr, Caller, DirEntry, UnionOps } from "../../../src/unionfs/types";
 import { fsError } from "../../../src/errors";
-import { dispatch } from "../../../src/fuse/kernel/dispatch";
+import { describe as describeRequest, dispatch } from "../../../src/fuse/kernel/dispatch";
 import type { Outcome } from "../../../src/fuse/kernel/dispatch";
 import { Init, Op, WRITE_KILL_SUIDGID } from "../../../src/fuse/kernel/protocol";
 import { Session } from "../../../src/fuse/kernel/session";
@@ -238,6 +238,11 @@ describe("fuse dispatcher", () => {
     assert.equal(ok(w).readUInt32LE(0), 5);
     assert.deepEqual((fake.calls.at(-1) as unknown[]).slice(0, 2), ["write", 7]);
     assert.equal((fake.calls.at(-1) as unknown[])[3], 2n ** 40n);
+  });
+
+  it("debug lines name the attribute a GETXATTR asks for (ls -l asks security.selinux of every entry)", () => {
+    const line = describeRequest(s, request(Op.GETXATTR, new Body().u32(0).u32(0).name("security.selinux")));
+    assert.match(line, /^GETXATTR #42 node=1 "\/ security\.selinux"$/);
   });
 
   it("GETXATTR/LISTXATTR: size 0 probes, too small is ERANGE, else the bytes", () => {
