@@ -30,6 +30,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import { cachedPages, closeFd, dupFd } from "../../sys/libc";
+import { pagesOf } from "./splice";
 
 /** What a thread does for one request; the reply goes to `reply` with the request's `unique`. */
 export type IoJob =
@@ -163,8 +164,6 @@ function isRunning(s: Slot): boolean {
   return Atomics.load(s.words, STATE) === RUNNING;
 }
 
-const PAGE = 4096;
-
 /**
  * Whether a READ of these bytes would wait for the disk: some page of them is not in the page cache.
  * One that would not is served inline, where it costs less than the hop to another thread (a wake-up
@@ -172,9 +171,7 @@ const PAGE = 4096;
  */
 export function readWouldWait(fd: number, offset: bigint, size: number): boolean {
   const cached = cachedPages(fd, offset, size);
-  if (cached === undefined) return false;
-  const pages = Math.ceil((Number(offset % BigInt(PAGE)) + size) / PAGE);
-  return cached < pages;
+  return cached !== undefined && cached < pagesOf(offset, size);
 }
 
 let mine: IoThreads | undefined;

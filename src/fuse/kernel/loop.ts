@@ -145,14 +145,13 @@ interface Serving {
   /** Replies written to the device. */
   devSend: Send;
   /** Whether an empty device is read again before sleeping (spin.ts; if not, the device blocks). */
-  spin: Spinner;
+  readonly spin: Spinner;
 }
 
 /** Serves requests on `fd` until the session ends: on the device, or through io_uring once INIT granted it. */
 export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
-  const c = servingOf(fd, s, opts, Buffer.allocUnsafe(READ_BUFFER_SIZE));
   // The ring waits in io_uring_enter: its device stays blocking.
-  c.spin = Spinner.of(s.wantsUring);
+  const c = servingOf(fd, s, opts, Buffer.allocUnsafe(READ_BUFFER_SIZE), Spinner.of(s.wantsUring));
   if (c.spin.enabled) setNonBlocking(fd);
   try {
     if (serveDevice(c) === "ring") {
@@ -167,7 +166,7 @@ export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
   }
 }
 
-function servingOf(fd: number, s: Session, opts: LoopOptions, buf: Buffer): Serving {
+function servingOf(fd: number, s: Session, opts: LoopOptions, buf: Buffer, spin = new Spinner(0n)): Serving {
   return {
     fd,
     s,
@@ -176,7 +175,7 @@ function servingOf(fd: number, s: Session, opts: LoopOptions, buf: Buffer): Serv
     held: new HeldRequests(s, opts.debug ? logAt("debug") : undefined),
     buf,
     devSend: (out, reply) => writeReply(fd, s, out, reply),
-    spin: new Spinner(0n),
+    spin,
   };
 }
 

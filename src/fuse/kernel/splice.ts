@@ -116,7 +116,7 @@ export class SpliceReplies {
 }
 
 /** Pages of a file that bytes [offset, offset + size) touch. */
-function pagesOf(offset: bigint, size: number): number {
+export function pagesOf(offset: bigint, size: number): number {
   return Math.ceil((Number(offset % BigInt(PAGE)) + size) / PAGE);
 }
 
