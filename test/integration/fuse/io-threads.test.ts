@@ -6,7 +6,7 @@
  * slow one is still pending), not a time. Every test unmounts in its afterEach hook.
  */
 import { strict as assert } from "node:assert";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { waitFor } from "../../helpers/mounts";
@@ -47,6 +47,31 @@ function uncache(file: string): void {
   assert.equal(dd.status, 0, dd.stderr.toString());
 }
 
+/** A python3 `script` running until the test ends (killed in its cleanup), and what it printed so far. */
+function slowProcess(
+  t: Cleanup,
+  script: string,
+  what: string,
+): { child: ChildProcess; output: () => string } {
+  const child = spawn("python3", ["-c", script]);
+  let out = "";
+  child.stdout?.on("data", (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  t.defer(`end ${what}`, async () => {
+    child.kill("SIGKILL");
+    await exited;
+  });
+  return { child, output: () => out };
+}
+
+/** While a slow request waits: a listing, a lookup, a read, a create and a write, each answered at once. */
+function othersAnswered(C: string): void {
+  assert.deepEqual(fs.readdirSync(path.join(C, "d")), ["x"]);
+  assert.equal(fs.readFileSync(path.join(C, "lower"), "utf8"), "from the lower layer\n");
+  fs.writeFileSync(path.join(C, "other"), "other\n");
+  assert.equal(fs.statSync(path.join(C, "other")).size, 6);
+}
+
 /** `op` requests the daemon's debug log shows handed to an I/O thread. */
 function handedOver(m: ForegroundUnion, op = "FSYNC"): number {
   return (m.stderr().match(new RegExp(`^unionfs-ts: ${op} .*answered by an I/O thread\\)$`, "gm")) ?? [])
@@ -62,22 +87,11 @@ describe("FSYNC and large READs on I/O threads (kernel transport)", function () 
     // fsync after fsync: the first ones are done inline while an I/O thread starts; the first one handed
     // over waits SLOW_MS there, and the process with it.
     const script = `import os\nfd=os.open(${JSON.stringify(path.join(C, "slow"))}, os.O_WRONLY|os.O_CREAT, 0o644)\nos.write(fd, b"data")\nfor i in range(100000): os.fsync(fd)\nprint("done")`;
-    const slow = spawn("python3", ["-c", script]);
-    let out = "";
-    slow.stdout.on("data", (b: Buffer) => (out += b.toString()));
-    const exited = new Promise<number | null>((resolve) => slow.once("exit", resolve));
-    t.defer("end the slow fsync's process", async () => {
-      slow.kill("SIGKILL");
-      await exited;
-    });
+    const slow = slowProcess(t, script, "the slow fsync's process");
     await waitFor(() => handedOver(m) > 0, 20_000, "an FSYNC handed to an I/O thread");
-    // Meanwhile: a listing, a lookup, a read, a create and a write, each answered at once.
-    assert.deepEqual(fs.readdirSync(path.join(C, "d")), ["x"]);
-    assert.equal(fs.readFileSync(path.join(C, "lower"), "utf8"), "from the lower layer\n");
-    fs.writeFileSync(path.join(C, "other"), "other\n");
-    assert.equal(fs.statSync(path.join(C, "other")).size, 6);
-    assert.equal(out, "", "the slow fsync is still pending after the other requests were answered");
-    assert.equal(slow.exitCode, null);
+    othersAnswered(C);
+    assert.equal(slow.output(), "", "the slow fsync is still pending after the other requests were answered");
+    assert.equal(slow.child.exitCode, null);
     assert.equal(handedOver(m), 1, "no other fsync got to the thread meanwhile");
   });
 
@@ -90,21 +104,11 @@ describe("FSYNC and large READs on I/O threads (kernel transport)", function () 
     const lower = JSON.stringify(path.join(B, "big"));
     const merged = JSON.stringify(path.join(C, "big"));
     const script = `import os\nfor i in range(100000):\n  l=os.open(${lower}, os.O_RDONLY)\n  os.posix_fadvise(l, 0, 0, os.POSIX_FADV_DONTNEED)\n  os.close(l)\n  fd=os.open(${merged}, os.O_RDONLY|os.O_DIRECT)\n  os.pread(fd, 1<<20, 0)\n  os.close(fd)\nprint("done")`;
-    const slow = spawn("python3", ["-c", script]);
-    let out = "";
-    slow.stdout.on("data", (b: Buffer) => (out += b.toString()));
-    const exited = new Promise<number | null>((resolve) => slow.once("exit", resolve));
-    t.defer("end the slow read's process", async () => {
-      slow.kill("SIGKILL");
-      await exited;
-    });
+    const slow = slowProcess(t, script, "the slow read's process");
     await waitFor(() => handedOver(m, "READ") > 0, 20_000, "a READ handed to an I/O thread");
-    assert.deepEqual(fs.readdirSync(path.join(C, "d")), ["x"]);
-    assert.equal(fs.readFileSync(path.join(C, "lower"), "utf8"), "from the lower layer\n");
-    fs.writeFileSync(path.join(C, "other"), "other\n");
-    assert.equal(fs.statSync(path.join(C, "other")).size, 6);
-    assert.equal(out, "", "the slow read is still pending after the other requests were answered");
-    assert.equal(slow.exitCode, null);
+    othersAnswered(C);
+    assert.equal(slow.output(), "", "the slow read is still pending after the other requests were answered");
+    assert.equal(slow.child.exitCode, null);
   });
 
   it("reads of every size answer the file's bytes, beside writes and a copy-up of the same file", async () => {
