@@ -27,6 +27,7 @@ import { inParent, LONG_PATH, withPath } from "../sys/longpath";
 import { statAt, statAtOrThrow } from "../sys/stat";
 import { getxattrAt, listxattrAt } from "../sys/xattrat";
 import { AccessRoots, listNoatime, openNoatime, type AtimePolicy } from "./atime";
+import { AbsentNames } from "./absent";
 import { FdFile } from "./file";
 import type { Layer, LayerFile, LayerStatFs, RawEntry, Stat, WritableFile, WritableLayer } from "./types";
 
@@ -197,9 +198,18 @@ export class DirLayer implements Layer {
 /** A writable directory layer: the union's writable branch, or its work dir. */
 export class WritableDirLayer extends DirLayer implements WritableLayer {
   override readonly writable = true;
+  /** Names a `tryLstat` found missing (absent.ts): answered again without a system call. */
+  private readonly absent = new AbsentNames();
 
   constructor(origin: string, opts: DirLayerOptions = {}) {
     super(origin, opts, true);
+  }
+
+  override tryLstat(rel: string): Stat | undefined {
+    if (this.absent.has(rel)) return undefined;
+    const st = super.tryLstat(rel);
+    if (st === undefined) this.absent.add(rel);
+    return st;
   }
 
   protected override guardOpen(): void {
@@ -207,10 +217,12 @@ export class WritableDirLayer extends DirLayer implements WritableLayer {
   }
 
   override openAccess(rel: string, flags: number): WritableFile {
+    if ((flags & O_CREAT) !== 0) this.absent.created(rel);
     return super.openAccess(rel, flags);
   }
 
   create(rel: string, flags: number, mode: number): WritableFile {
+    this.absent.created(rel);
     return new FdFile(this.at(rel, (p) => fs.openSync(bytesOf(p), flags | O_CREAT, mode)));
   }
 
@@ -222,14 +234,17 @@ export class WritableDirLayer extends DirLayer implements WritableLayer {
   }
 
   mkdir(rel: string, mode: number): void {
+    this.absent.created(rel);
     this.at(rel, (p) => fs.mkdirSync(bytesOf(p), { mode }));
   }
 
   symlink(target: string, rel: string): void {
+    this.absent.created(rel);
     this.at(rel, (p) => fs.symlinkSync(bytesOf(target), bytesOf(p)));
   }
 
   mknod(rel: string, mode: number, rdev: number): void {
+    this.absent.created(rel);
     this.at(rel, (p) => sys.mknod(p, mode, rdev));
   }
 
@@ -278,7 +293,11 @@ export class WritableDirLayer extends DirLayer implements WritableLayer {
   }
 
   moveFrom(from: WritableLayer, fromRel: string, toRel: string, flags = 0): void {
-    sameStorage(from).at(fromRel, (a) =>
+    // The destination gains a tree; with RENAME_EXCHANGE or RENAME_WHITEOUT, the source gains one too.
+    const source = sameStorage(from);
+    this.absent.moved(toRel);
+    source.absent.moved(fromRel);
+    source.at(fromRel, (a) =>
       this.at(toRel, (b) => {
         if (flags === 0) fs.renameSync(bytesOf(a), bytesOf(b));
         else sys.renameat2(a, b, flags);
@@ -287,6 +306,7 @@ export class WritableDirLayer extends DirLayer implements WritableLayer {
   }
 
   linkFrom(from: WritableLayer, existingRel: string, newRel: string): void {
+    this.absent.created(newRel);
     sameStorage(from).at(existingRel, (a) => this.at(newRel, (b) => fs.linkSync(bytesOf(a), bytesOf(b))));
   }
 }

@@ -16,7 +16,9 @@
  * - A file opened for reading is an object (`LayerFile`): read at a position, fstat, close. It carries a
  *   real descriptor (`fd`) only where the layer has one; the kernel (FUSE passthrough) and copy_file_range
  *   need it, everything else works without.
- * - A read-only layer never changes while it is mounted (the union's documented assumption).
+ * - A read-only layer never changes while it is mounted, and a writable one changes only through its own
+ *   methods (the union's documented assumption, as kernel overlayfs and fuse-overlayfs make it): a
+ *   writable directory layer answers a name it found missing from memory (absent.ts).
  */
 import type { Stat } from "../sys/stat";
 
