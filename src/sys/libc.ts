@@ -58,6 +58,7 @@ const c = once(() => ({
   syscall: libc().func("long syscall(long number, ...)"),
   cachestat: libc().func("long syscall(long number, int fd, void *range, void *cstat, unsigned int flags)"),
   schedYield: libc().func("int sched_yield()"),
+  setAffinity: libc().func("int sched_setaffinity(int pid, size_t size, void *mask)"),
 }));
 
 const ENODATA = constants.errno.ENODATA as number;
@@ -354,6 +355,16 @@ export function cachedPages(fd: number, offset: bigint, len: number): number | u
 /** sched_yield(2): lets another thread that waits for this CPU run first (none: returns at once). */
 export function schedYield(): void {
   c().schedYield();
+}
+
+/**
+ * Binds the calling thread to CPU `cpu` (sched_setaffinity(2) of thread 0: the caller); false when the
+ * kernel refuses (the CPU is offline, or not in the process's cpuset).
+ */
+export function pinToCpu(cpu: number): boolean {
+  const mask = Buffer.alloc(Math.max(128, Math.ceil((cpu + 1) / 64) * 8));
+  mask[cpu >> 3] = 1 << (cpu & 7);
+  return (c().setAffinity(0, mask.length, mask) as number) === 0;
 }
 
 /** close(2) for descriptors made here (Node warns when its own close sees an fd it did not open). */

@@ -23,6 +23,11 @@ export const SETUP_SQE128 = 1 << 10;
 const SETUP_CQSIZE = 1 << 3;
 const FEAT_SINGLE_MMAP = 1 << 0;
 const ENTER_GETEVENTS = 1 << 0;
+const ENTER_EXT_ARG = 1 << 3;
+/** struct io_uring_getevents_arg { u64 sigmask; u32 sigmask_sz; u32 min_wait_usec; u64 ts; }. */
+const extArg = Buffer.alloc(24);
+/** struct __kernel_timespec { i64 tv_sec; i64 tv_nsec; }. */
+const timespec = Buffer.alloc(16);
 
 /** Submission entry opcodes and flags used here. */
 export const OP_POLL_ADD = 6;
@@ -37,6 +42,7 @@ const OFF_SQ_RING = 0n;
 const OFF_SQES = 0x10000000n;
 const PARAMS_SIZE = 120;
 const EINTR = constants.errno.EINTR as number;
+const ETIME = constants.errno.ETIME as number;
 
 const c = once(() => ({
   setup: libc().func("long syscall(long number, uint32_t entries, void *params)"),
@@ -160,6 +166,31 @@ export class Uring {
     }
     this.queued -= Math.min(n, this.queued);
     return n;
+  }
+
+  /**
+   * Submits what is queued and waits up to `timeoutMs` for one completion (IORING_ENTER_EXT_ARG with a
+   * timeout): returns false when the time ran out or a signal came, true otherwise.
+   */
+  enterTimed(timeoutMs: number): boolean {
+    Atomics.store(this.sqTail, 0, this.tail);
+    timespec.writeBigInt64LE(BigInt(Math.floor(timeoutMs / 1000)), 0);
+    timespec.writeBigInt64LE(BigInt((timeoutMs % 1000) * 1_000_000), 8);
+    extArg.writeBigUInt64LE(addressOf(timespec), 16);
+    const flags = ENTER_GETEVENTS | ENTER_EXT_ARG;
+    const n = Number(c().enter(SYS_IO_URING_ENTER, this.fd, this.queued, 1, flags, extArg, extArg.length));
+    if (n < 0) {
+      const errno = koffi().errno();
+      if (errno === EINTR || errno === ETIME) return false;
+      throw sysError("io_uring_enter", undefined, errno);
+    }
+    this.queued -= Math.min(n, this.queued);
+    return true;
+  }
+
+  /** Entries queued and not yet submitted. */
+  get pending(): number {
+    return this.queued;
   }
 
   /** Takes every completion there is, oldest first. */

@@ -6,6 +6,8 @@
  * Invariants:
  * - `end` comes once per mount, after the serving side let go of the device: the mounting thread may
  *   close it then. A hub that dies ends every mount it served, each with the hub's exit code (1 if 0).
+ * - A thread of its own that serves io_uring asks this thread to start its queue threads ("queues"), and
+ *   they are told to stop when it ends, whatever way it ended.
  * - One hub per process at a time, started by the first mount that asks for one, unref'd while it
  *   serves nothing (it never keeps a process alive by itself); a dead hub is replaced by the next mount.
  */
@@ -15,6 +17,7 @@ import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { GATE_GO, GATE_STOP } from "./messages";
 import type { HubListening, HubMessage, HubOrder, MountData, WorkerData, WorkerMessage } from "./messages";
 import { WORKER_FILE, WORKER_LIMITS, takePrestarted } from "./prestart";
+import { spawnQueueWorkers, type QueueWorkers } from "./queue-threads";
 
 export interface LinkEvents {
   message(msg: WorkerMessage): void;
@@ -37,9 +40,18 @@ export const ownThread: Connect = (data, ev) => {
   const prestarted = takePrestarted();
   prestarted?.postMessage({ type: "start", data: full });
   const worker = prestarted ?? new Worker(WORKER_FILE, { workerData: full, resourceLimits: WORKER_LIMITS });
-  worker.on("message", (msg: WorkerMessage) => ev.message(msg));
+  // The io_uring queue threads are this thread's, not the serving thread's: a serving thread that dies
+  // would otherwise wait forever for its threads, blocked in the kernel, and the mount would hang.
+  let queues: QueueWorkers | undefined;
+  worker.on("message", (msg: WorkerMessage) => {
+    if (msg.type === "queues") queues = spawnQueueWorkers(msg.threads);
+    else ev.message(msg);
+  });
   worker.on("error", (err) => ev.error(err));
-  worker.on("exit", (code) => ev.end(code));
+  worker.on("exit", (code) => {
+    queues?.stop();
+    ev.end(code);
+  });
   return {
     open(go) {
       Atomics.store(gate, 0, go ? GATE_GO : GATE_STOP);

@@ -36,6 +36,11 @@ export function logTo(file: string): void {
   current = openLog(file);
 }
 
+/** Where this thread's lines go now (a thread it starts may log to the same place: `useLog`). */
+export function currentLog(): LogSink {
+  return current;
+}
+
 /** From now on, this thread's lines go to `sink`; returns the one they went to. */
 export function useLog(sink: LogSink): LogSink {
   const before = current;

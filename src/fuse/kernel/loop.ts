@@ -35,7 +35,8 @@ import { writeNotification } from "./notify-ring";
 import { logAt, logLine } from "./log";
 import type { Outcome } from "./dispatch";
 import { Init2, NOTIFY_INVAL_INODE, Op, READ_BUFFER_SIZE, opName } from "./protocol";
-import { FuseRing, QUEUE_DEPTH, RingRefused } from "./ring";
+import { FuseRing, QUEUE_DEPTH, RingRefused, type RingEntry } from "./ring";
+import { QueueThreads, THREADED_DEPTH, queueThreadsWanted, type SpawnQueues } from "./queue-threads";
 import { pollReadable, setNonBlocking } from "../../sys/libc";
 import { Spinner } from "./spin";
 import type { Reply, Session } from "./session";
@@ -51,6 +52,11 @@ export interface LoopOptions {
   onInitFailed?: (errno: number) => void;
   /** Which transport serves the mount ("/dev/fuse", "io_uring (…)"), once that is known. */
   onTransport?: (name: string) => void;
+  /**
+   * Has io_uring queue threads started, one per CPU (by the mounting thread: link.ts). Without it, one
+   * thread serves every queue.
+   */
+  spawnQueues?: SpawnQueues;
 }
 
 export { logAt, logLine };
@@ -156,6 +162,13 @@ export function serve(fd: number, s: Session, opts: LoopOptions = {}): void {
   try {
     if (serveDevice(c) === "ring") {
       // INIT granted io_uring: the mount is ready once the ring is (or once it is known it will not be).
+      if (opts.spawnQueues !== undefined && queueThreadsWanted()) {
+        const queues = openQueues(c, opts.spawnQueues);
+        opts.onReady?.();
+        if (queues === null) serveDevice(c);
+        else serveQueues(c, queues);
+        return;
+      }
       const ring = openRing(c);
       opts.onReady?.();
       if (ring === null) serveDevice(c);
@@ -260,6 +273,22 @@ function ringGranted(s: Session): boolean {
   return s.neg !== null && (s.neg.flags2 & Init2.OVER_IO_URING) !== 0;
 }
 
+/** A ring (or its queue threads) could not be set up: null when its entries were refused, else throws. */
+function ringFailed(c: Serving, err: unknown): null {
+  if (err instanceof RingRefused) {
+    logLine(`io_uring granted but its entries refused (${err.code}); serving /dev/fuse`, "warning");
+    c.opts.onTransport?.("/dev/fuse");
+    return null;
+  }
+  const why = err instanceof Error ? err.message : String(err);
+  throw new Error(
+    `io_uring was granted at INIT but could not be set up (${why}); the mount cannot be served`,
+    {
+      cause: err,
+    },
+  );
+}
+
 /**
  * The ring, set up; null when the kernel refused its entries (it then sends requests on /dev/fuse
  * again, and the device serves). Any other failure ends the mount: having granted io_uring at INIT, the
@@ -273,22 +302,91 @@ function openRing(c: Serving): FuseRing | null {
   try {
     ring = new FuseRing(c.fd, neg, (line) => logLine(line, "warning"));
   } catch (err) {
-    if (err instanceof RingRefused) {
-      logLine(`io_uring granted but its entries refused (${err.code}); serving /dev/fuse`, "warning");
-      opts.onTransport?.("/dev/fuse");
-      return null;
-    }
-    const why = err instanceof Error ? err.message : String(err);
-    throw new Error(
-      `io_uring was granted at INIT but could not be set up (${why}); the mount cannot be served`,
-      {
-        cause: err,
-      },
-    );
+    return ringFailed(c, err);
   }
   s.repliesThroughRing(ring.syncReplyFd);
   opts.onTransport?.(`io_uring (${ring.entries.length / QUEUE_DEPTH} queues of ${QUEUE_DEPTH})`);
   return ring;
+}
+
+/** How many requests from the queue threads may be served before the descriptors are polled. */
+const POLL_EVERY = 32;
+
+/** The queue threads, started; null when the kernel refused their entries (see openRing). */
+function openQueues(c: Serving, spawn: SpawnQueues): QueueThreads | null {
+  const neg = c.s.neg;
+  if (neg === null) throw new Error("io_uring: no INIT outcome");
+  let queues: QueueThreads;
+  try {
+    queues = QueueThreads.start(c.fd, neg, spawn);
+  } catch (err) {
+    return ringFailed(c, err);
+  }
+  c.s.repliesThroughRing(queues.syncReplyFd);
+  const n = queues.entries.length / THREADED_DEPTH;
+  c.opts.onTransport?.(`io_uring (${n} queues of ${THREADED_DEPTH}, a thread per CPU)`);
+  return queues;
+}
+
+/**
+ * Serves what the queue threads hand over, what comes on the device, the I/O threads' FSYNC replies
+ * and the held requests whose copies finished, until the session ends; spins before sleeping.
+ */
+function serveQueues(c: Serving, q: QueueThreads): void {
+  const { s } = c;
+  // No load check: a queue thread waits on its CPU for this thread's answer, so this thread's spin is
+  // what saves the wake-ups whenever requests follow closely, busy system or not.
+  const spin = Spinner.of(false, false);
+  const serveEntry = (e: RingEntry, request: Buffer): void => {
+    s.replyArea = e.payload;
+    try {
+      const result = handle(c, request, (out, reply) => {
+        q.reply(e, out.errno, reply.parts, out.errno === 0 ? reply.undo : undefined);
+        return "ok";
+      });
+      const synced = result === "none" && request.readUInt32LE(4) === Op.FSYNC;
+      if (e.request !== null && !synced) q.reply(e, ENOSYS, []);
+    } finally {
+      s.replyArea = null;
+    }
+  };
+  const devWrite = (reply: Buffer): void => void writeNotification(c.fd, reply);
+  let served = 0;
+  try {
+    for (;;) {
+      if (q.failed)
+        throw new Error("an io_uring queue thread stopped by an error; the mount cannot be served");
+      if (q.gone) return;
+      let did = false;
+      for (const e of q.take()) {
+        did = true;
+        const request = e.request as Buffer;
+        if (!c.held.hold(request, e.tag)) serveEntry(e, request);
+      }
+      // The descriptors are looked at when nothing was handed over, and every POLL_EVERY requests.
+      if (did && ++served % POLL_EVERY !== 0) {
+        spin.reset();
+        continue;
+      }
+      const wake = c.held.waiting ? c.held.wakeFd : undefined;
+      const fds = wake === undefined ? [c.fd, q.syncFd] : [c.fd, q.syncFd, wake];
+      let ready = pollReadable(fds, 0);
+      if (!did && !ready.includes(true)) {
+        if (spin.again()) continue;
+        ready = q.sleep(fds);
+      }
+      spin.reset();
+      if (ready[0] === true && drainDevice(c) === "gone") return;
+      if (ready[1] === true) q.commitSynced(devWrite);
+      if (ready[2] === true)
+        for (const h of c.held.ready()) {
+          const e = q.entries[h.ticket];
+          if (e !== undefined) serveEntry(e, h.request);
+        }
+    }
+  } finally {
+    q.close();
+  }
 }
 
 function serveRing(c: Serving, ring: FuseRing): void {

@@ -8,6 +8,7 @@
  */
 import type { MessagePort } from "node:worker_threads";
 import type { UnionConfig } from "../../unionfs/config";
+import type { QueueWorkerData } from "./queue-worker";
 
 export interface WorkerData {
   /** The /dev/fuse descriptor (owned and closed by the main thread). */
@@ -34,7 +35,9 @@ export type WorkerMessage =
   | { type: "ready"; minor: number; flags: string; channel: string }
   | { type: "failed"; message: string; code?: string }
   /** A prestarted thread has loaded the serving code (prestart.ts); nothing to act on. */
-  | { type: "preloaded" };
+  | { type: "preloaded" }
+  /** Start these io_uring queue threads (queue-threads.ts), one per CPU, on the mounting thread. */
+  | { type: "queues"; threads: QueueWorkerData[] };
 
 /**
  * What the mounting thread orders a hub (hub.ts, a thread serving several mounts) on its control port:

@@ -113,7 +113,7 @@ export class KernelMount implements MountedFs {
   }
 
   private onMessage(msg: WorkerMessage): void {
-    if (msg.type === "preloaded") return;
+    if (msg.type === "preloaded" || msg.type === "queues") return;
     if (msg.type === "built") this.built.resolve();
     else if (msg.type === "ready") {
       this.negotiated = { minor: msg.minor, flags: msg.flags };

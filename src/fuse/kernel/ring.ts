@@ -210,27 +210,11 @@ export class FuseRing {
   }
 
   private register(e: RingEntry): void {
-    e.last = "register";
-    const sqe = this.fuseCmd(e, CMD_REGISTER);
-    sqe.writeBigUInt64LE(addressOf(e.iov), 16);
-    sqe.writeUInt32LE(2, 24);
+    registerEntry(this.uring, this.devFd, e);
   }
 
   private commit(e: RingEntry): void {
-    e.last = "commit";
-    e.retries = 0;
-    this.fuseCmd(e, CMD_COMMIT_AND_FETCH).writeBigUInt64LE(e.commitId, 56);
-  }
-
-  /** A FUSE io_uring command on `e`'s queue, tagged with `e`: the fields REGISTER and COMMIT share. */
-  private fuseCmd(e: RingEntry, op: number): Buffer {
-    const sqe = this.uring.sqe();
-    sqe.writeUInt8(OP_URING_CMD, 0);
-    sqe.writeInt32LE(this.devFd, 4);
-    sqe.writeUInt32LE(op, 8);
-    sqe.writeUInt32LE(e.tag, 32);
-    sqe.writeUInt16LE(e.qid, 64);
-    return sqe;
+    commitEntry(this.uring, this.devFd, e);
   }
 
   private pollDevice(): void {
@@ -313,7 +297,7 @@ export class FuseRing {
    * using the ring and sends requests on /dev/fuse, which the device poll still serves.
    */
   private failed(e: RingEntry, errno: number, undo: (() => void) | undefined): RingEvent | undefined {
-    if (errno === ENOTCONN || errno === ENODEV || errno === ECONNABORTED) return { kind: "gone" };
+    if (sessionEnded(errno)) return { kind: "gone" };
     undo?.();
     if (e.last === "register") {
       if ((errno === EAGAIN || errno === EINTR) && ++e.retries < MAX_REGISTER_RETRIES) this.register(e);
@@ -336,23 +320,7 @@ export class FuseRing {
 
   /** Writes the reply to the request `e` holds (its unique is the commit id) and queues the commit. */
   private replyRaw(e: RingEntry, errno: number, parts: readonly Buffer[]): void {
-    let n = 0;
-    for (const p of parts) {
-      if (n + p.length > e.payload.length) {
-        this.log(`io_uring reply of ${n + p.length} bytes does not fit the entry; answered EIO`);
-        e.undo?.();
-        e.undo = undefined;
-        return this.replyRaw(e, EIO, []);
-      }
-      // READ reads straight into the payload (Session.replyArea): nothing to copy then.
-      if (p.buffer !== e.payload.buffer || p.byteOffset !== e.payload.byteOffset + n) p.copy(e.payload, n);
-      n += p.length;
-    }
-    e.buf.writeUInt32LE(Size.OUT_HEADER + n, 0);
-    e.buf.writeInt32LE(-errno, 4);
-    e.buf.writeBigUInt64LE(e.commitId, 8);
-    e.buf.writeUInt32LE(n, ENT_PAYLOAD_SZ);
-    e.request = null;
+    fillReply(e, errno, parts, this.log);
     this.commit(e);
   }
 
@@ -383,6 +351,66 @@ export class FuseRing {
   }
 }
 
+/**
+ * Writes the reply to the request `e` holds into the entry (out-header, payload; its unique is the
+ * commit id), ready to be committed. A reply too big for the entry becomes EIO (its undo runs).
+ */
+export function fillReply(
+  e: RingEntry,
+  errno: number,
+  parts: readonly Buffer[],
+  log: (l: string) => void,
+): void {
+  let n = 0;
+  for (const p of parts) {
+    if (n + p.length > e.payload.length) {
+      log(`io_uring reply of ${n + p.length} bytes does not fit the entry; answered EIO`);
+      e.undo?.();
+      e.undo = undefined;
+      return fillReply(e, EIO, [], log);
+    }
+    // READ reads straight into the payload (Session.replyArea): nothing to copy then.
+    if (p.buffer !== e.payload.buffer || p.byteOffset !== e.payload.byteOffset + n) p.copy(e.payload, n);
+    n += p.length;
+  }
+  e.buf.writeUInt32LE(Size.OUT_HEADER + n, 0);
+  e.buf.writeInt32LE(-errno, 4);
+  e.buf.writeBigUInt64LE(e.commitId, 8);
+  e.buf.writeUInt32LE(n, ENT_PAYLOAD_SZ);
+  e.request = null;
+}
+
+/** Queues `e`'s REGISTER on `uring`: the entry's memory is handed to the kernel for its queue. */
+export function registerEntry(uring: Uring, devFd: number, e: RingEntry): void {
+  e.last = "register";
+  const sqe = fuseCmd(uring, devFd, e, CMD_REGISTER);
+  sqe.writeBigUInt64LE(addressOf(e.iov), 16);
+  sqe.writeUInt32LE(2, 24);
+}
+
+/** Queues `e`'s COMMIT_AND_FETCH on `uring`: the reply written in it goes, and the entry is re-armed. */
+export function commitEntry(uring: Uring, devFd: number, e: RingEntry): void {
+  e.last = "commit";
+  e.retries = 0;
+  fuseCmd(uring, devFd, e, CMD_COMMIT_AND_FETCH).writeBigUInt64LE(e.commitId, 56);
+}
+
+/** A FUSE io_uring command on `e`'s queue, tagged with `e`: the fields REGISTER and COMMIT share. */
+function fuseCmd(uring: Uring, devFd: number, e: RingEntry, op: number): Buffer {
+  const sqe = uring.sqe();
+  sqe.writeUInt8(OP_URING_CMD, 0);
+  sqe.writeInt32LE(devFd, 4);
+  sqe.writeUInt32LE(op, 8);
+  sqe.writeUInt32LE(e.tag, 32);
+  sqe.writeUInt16LE(e.qid, 64);
+  return sqe;
+}
+
+/** Whether a command's errno says the session is over (unmounted, aborted). */
+export function sessionEnded(errno: number): boolean {
+  return errno === ENOTCONN || errno === ENODEV || errno === ECONNABORTED;
+}
+
 const EIO = constants.errno.EIO as number;
 
 function writeDevice(fd: number, reply: Buffer): void {
@@ -396,6 +424,17 @@ function writeDevice(fd: number, reply: Buffer): void {
 export function makeEntry(tag: number, qid: number, payloadBytes: number): RingEntry {
   const buf = Buffer.allocUnsafeSlow(LEAD + payloadBytes);
   buf.fill(0, 0, HEADER_SIZE);
+  return entryOver(tag, qid, buf);
+}
+
+/** The bytes an entry with `payloadBytes` of payload takes (entryOver). */
+export function entryBytes(payloadBytes: number): number {
+  return LEAD + payloadBytes;
+}
+
+/** An entry over `buf` (entryBytes long: memory another thread may share), its header zeroed by the caller. */
+export function entryOver(tag: number, qid: number, buf: Buffer): RingEntry {
+  const payloadBytes = buf.length - LEAD;
   const iov = Buffer.allocUnsafeSlow(32); // struct iovec[2]: the header, the payload
   const base = addressOf(buf);
   iov.writeBigUInt64LE(base, 0);

@@ -42,14 +42,18 @@ export class Spinner {
   private nextCheck = 0n;
   private contended = false;
 
-  constructor(readonly spinNs: bigint) {}
+  /** `checksLoad`: no spin while the system has more runnable threads than CPUs (see the header). */
+  constructor(
+    readonly spinNs: bigint,
+    private readonly checksLoad = true,
+  ) {}
 
   /** The spinner from the environment (see the header); `never`: this mount must not spin. */
-  static of(never: boolean): Spinner {
+  static of(never: boolean, checksLoad = true): Spinner {
     if (never || availableParallelism() < 2) return new Spinner(0n);
     const env = process.env.UNIONFS_TS_SPIN_US;
     const us = env !== undefined && env !== "" ? Number(env) : DEFAULT_SPIN_US;
-    return new Spinner(Number.isFinite(us) && us > 0 ? BigInt(Math.round(us * 1000)) : 0n);
+    return new Spinner(Number.isFinite(us) && us > 0 ? BigInt(Math.round(us * 1000)) : 0n, checksLoad);
   }
 
   get enabled(): boolean {
@@ -60,7 +64,7 @@ export class Spinner {
   again(): boolean {
     const now = process.hrtime.bigint();
     if (this.until < 0n) {
-      if (this.isContended(now)) return false;
+      if (this.checksLoad && this.isContended(now)) return false;
       this.until = now + this.spinNs;
     } else if (now >= this.until) {
       this.until = -1n;

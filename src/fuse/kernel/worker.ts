@@ -47,6 +47,7 @@ function main(data: WorkerData): void {
         onTransport: (name) => (channel = name),
         onReady: () => post(readyMessage(session, channel, data.debug)),
         onInitFailed: (errno) => post({ type: "failed", message: `INIT refused (errno ${errno})` }),
+        spawnQueues: (threads) => post({ type: "queues", threads }),
       });
       if (data.debug) {
         logLine(`session ended; ${session.table.size} node(s) still known (root included)`, "debug");

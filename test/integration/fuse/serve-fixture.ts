@@ -18,7 +18,11 @@ async function main(): Promise<number> {
   }
   const m = await kernelTransport.mount({
     mountpoint: mnt,
-    config: { branches: [{ path: src, mode: "rw" }], whiteout: "aufs" },
+    config: {
+      branches: [{ path: src, mode: "rw" }],
+      whiteout: "aufs",
+      ...(process.env.FIXTURE_IO_URING === "1" ? { ioUring: true } : {}),
+    },
     fsname: `passthrough:${src}`,
     debug: process.env.FUSE_DEBUG === "1",
     factory: {

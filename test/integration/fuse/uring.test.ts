@@ -7,12 +7,14 @@
  * cleanup hooks, failed or not.
  */
 import { strict as assert } from "node:assert";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { forceUnmount, isMounted, waitFor } from "../../helpers/mounts";
 import { CLI_PATH, useCleanup, type Cleanup, type ForegroundUnion } from "../../helpers/unionfs";
+import { startServer, stopServer } from "./server";
 
 const SWITCH = "/sys/module/fuse/parameters/enable_uring";
 
@@ -45,6 +47,12 @@ function run(cmd: string, args: readonly string[]): Promise<{ code: number | nul
   child.stderr.on("data", (b: Buffer) => (out += b.toString()));
   return new Promise((resolve) => child.once("close", (code) => resolve({ code, out })));
 }
+
+/** How the ring is served: a thread per CPU (the default), or the serving thread owning every queue. */
+const MODES = [
+  { name: "served by a thread per CPU", env: undefined },
+  { name: "served by one thread owning every queue", env: "0" },
+] as const;
 
 describe("FUSE over io_uring (kernel transport)", function () {
   this.timeout(120_000);
@@ -100,6 +108,51 @@ describe("FUSE over io_uring (kernel transport)", function () {
     }
   });
 
+  it("on several CPUs, a thread per CPU serves the queues (and one thread with UNIONFS_TS_QUEUE_THREADS=0)", async function () {
+    if (os.availableParallelism() < 2) this.skip();
+    const perCpu = await mount(t, { f: "x\n" });
+    await waitFor(() => /requests over io_uring/.test(perCpu.m.stderr()), 10_000, "the INIT line");
+    assert.match(perCpu.m.stderr(), /requests over io_uring \(\d+ queues of \d+, a thread per CPU\)/);
+    process.env.UNIONFS_TS_QUEUE_THREADS = "0";
+    try {
+      const one = await mount(t, { f: "x\n" });
+      await waitFor(() => /requests over io_uring/.test(one.m.stderr()), 10_000, "the INIT line");
+      assert.doesNotMatch(one.m.stderr(), /a thread per CPU/);
+      assert.equal(fs.readFileSync(path.join(one.C, "f"), "utf8"), "x\n");
+    } finally {
+      delete process.env.UNIONFS_TS_QUEUE_THREADS;
+    }
+  });
+
+  it("regression: a serving thread that dies fails the pending request and takes the mount down (no hang)", async () => {
+    // The queue threads sat in io_uring_enter, nobody told them to stop, and the process's exit waited
+    // for them for ever: the caller's stat hung in the kernel.
+    const src = t.tree({ f: "f" });
+    const mnt = t.tree({});
+    const sv = await startServer(src, mnt, { FIXTURE_FACTORY: "createCrashy", FIXTURE_IO_URING: "1" });
+    t.defer("stop the fixture", () => stopServer(sv));
+    const st = spawnSync("stat", [path.join(mnt, "die-now")], { timeout: 10_000, encoding: "utf8" });
+    assert.equal(st.signal, null, "stat must not hang");
+    assert.notEqual(st.status, 0);
+    await waitFor(() => sv.exited, 10_000, "the server to exit");
+    assert.equal((await sv.exit).code, 1);
+    assert.equal(isMounted(mnt), false);
+  });
+
+  for (const mode of MODES) describe(mode.name, () => behaviour(t, mode.env));
+});
+
+/** What a mount over io_uring must do, whichever way its queues are served (`env`: UNIONFS_TS_QUEUE_THREADS). */
+function behaviour(t: Cleanup, env: string | undefined): void {
+  before(() => {
+    if (env === undefined) delete process.env.UNIONFS_TS_QUEUE_THREADS;
+    else process.env.UNIONFS_TS_QUEUE_THREADS = env;
+  });
+
+  after(() => {
+    delete process.env.UNIONFS_TS_QUEUE_THREADS;
+  });
+
   it("a request made while the ring is set up is answered (it waits in an entry before the first wait)", async () => {
     // A stat sent the moment the mount shows waits for INIT, then for the ring to be complete, and is put
     // in an entry while the daemon is still registering the others (the bench's first stat hung so).
@@ -152,7 +205,7 @@ describe("FUSE over io_uring (kernel transport)", function () {
     assert.deepEqual(fs.readdirSync(path.join(B, "d")).sort(), ["x", "y"]);
   });
 
-  it("several processes at once: each sees its own writes and the others' files, byte for byte", async () => {
+  it("several processes at once, on every CPU: each sees its own writes and the others' files, byte for byte", async () => {
     const { C } = await mount(t, { shared: "s".repeat(100_000) });
     const script = (i: number): string =>
       [
@@ -167,7 +220,11 @@ describe("FUSE over io_uring (kernel transport)", function () {
         "    os.stat(base); os.listdir(base)",
         "print('ok')",
       ].join("\n");
-    const results = await Promise.all([0, 1, 2, 3].map((i) => run("python3", ["-c", script(i)])));
+    // Each on its own CPU in turn (taskset), so that every queue gets requests.
+    const cpu = (i: number): string => String(i % os.availableParallelism());
+    const results = await Promise.all(
+      [0, 1, 2, 3].map((i) => run("taskset", ["-c", cpu(i), "python3", "-c", script(i)])),
+    );
     for (const r of results) assert.deepEqual(r, { code: 0, out: "ok\n" });
     assert.equal(fs.readdirSync(C).length, 1 + 4 * 200);
   });
@@ -217,4 +274,4 @@ describe("FUSE over io_uring (kernel transport)", function () {
     assert.equal(fs.statSync(path.join(C, "big")).size, 64 * 1024 * 1024);
     assert.match(m.stderr(), /requests over io_uring/);
   });
-});
+}

@@ -1,0 +1,250 @@
+/**
+ * Entry of a queue thread (queue-threads.ts): one per CPU, pinned to it, owning that CPU's FUSE queue.
+ * It registers the queue's entries through an io_uring of its own, hands each request that arrives to
+ * the state thread (queue-words.ts), and commits each reply the state thread wrote. The kernel queues a
+ * request on the queue of its caller's CPU, so the thread woken for it runs where the caller sleeps: no
+ * wake-up across CPUs, which on a VM costs more than serving the request.
+ *
+ * Invariants:
+ * - Only this thread submits on its ring and commits its queue's entries; it touches an entry's memory
+ *   only while the entry is KERNEL (receiving a request, committing a reply).
+ * - While a request it handed over is unanswered, it spins (yielding the CPU at every turn) for up to
+ *   `spinUs` before it sleeps, so a quick answer needs no wake-up; asleep, a byte on `wakeFd` wakes it.
+ * - It ends when the kernel ends its entries (the session is over: it sets W_GONE and rings the state
+ *   thread), or when told to (W_STOP and a byte on `wakeFd`); its ring is closed then, which takes the
+ *   entries back from the kernel. It counts itself out of W_ALIVE last.
+ * - Setup: W_SETTLED is counted once its entries are registered, or once that failed (W_REFUSED for a
+ *   refused REGISTER, W_FAILED otherwise).
+ */
+import * as fs from "node:fs";
+import { constants } from "node:os";
+import { workerData } from "node:worker_threads";
+import { CQE_F_MORE, OP_POLL_ADD, POLL_ADD_MULTI, SETUP_SQE128, Uring } from "../../sys/uring";
+import { codeOfErrno, errorText } from "../../errors";
+import { pinToCpu } from "../../sys/libc";
+import { logLine, useLog, type LogSink } from "./log";
+import { commitEntry, fillReply, receive, registerEntry, sessionEnded, type RingEntry } from "./ring";
+import { Spinner } from "./spin";
+import * as W from "./queue-words";
+import { ring } from "./queue-words";
+
+export interface QueueWorkerData {
+  shared: W.SharedQueues;
+  qid: number;
+  devFd: number;
+  /** Read end (non-blocking) of the pipe that wakes this thread, and its write end (to stop it: link.ts). */
+  wakeFd: number;
+  wakeWriteFd: number;
+  /** Write end of the state thread's doorbell. */
+  doorbellFd: number;
+  spinUs: number;
+  log: LogSink;
+}
+
+const TAG_WAKE = 0xffff0002;
+const POLLIN = 1;
+const EAGAIN = constants.errno.EAGAIN as number;
+const EINTR = constants.errno.EINTR as number;
+const EIO = constants.errno.EIO as number;
+const MAX_REGISTER_RETRIES = 100;
+const SLEEP_MS = 1000;
+
+class QueueThread {
+  private readonly view: W.QueueView;
+  private readonly mine: RingEntry[];
+  private readonly uring: Uring;
+  private readonly spin: Spinner;
+  private readonly sleepWord: number;
+  private readonly drain = Buffer.alloc(64);
+  private gone = false;
+
+  constructor(private readonly d: QueueWorkerData) {
+    this.view = new W.QueueView(d.shared);
+    this.mine = this.view.queueEntries(d.qid);
+    this.sleepWord = this.view.queueWord(d.qid, W.Q_SLEEPING);
+    this.spin = new Spinner(BigInt(Math.round(d.spinUs * 1000)), false);
+    const size = nextPowerOfTwo(this.mine.length * 2 + 4);
+    this.uring = new Uring(size, size * 2, SETUP_SQE128);
+  }
+
+  /** Registers the queue's entries; throws an errno error when the kernel refuses one. */
+  setUp(): void {
+    for (const e of this.mine) registerEntry(this.uring, this.d.devFd, e);
+    this.pollWake();
+    this.uring.enter(0);
+    const seen = this.uring.completions();
+    const refused = seen.find((c) => c.res < 0 && c.tag !== TAG_WAKE);
+    if (refused !== undefined) throw Object.assign(new Error("REGISTER refused"), { errno: -refused.res });
+    for (const c of seen) this.completed(c.tag, c.res, c.flags);
+  }
+
+  serve(): void {
+    for (;;) {
+      if (this.gone || this.view.get(W.W_STOP) === 1) return;
+      let did = this.commitDone();
+      if (this.uring.pending > 0) this.uring.enter(0);
+      for (const c of this.uring.completions()) did = this.completed(c.tag, c.res, c.flags) || did;
+      if (did) {
+        this.spin.reset();
+        continue;
+      }
+      if (this.outstanding() && this.spin.again()) continue;
+      this.sleep();
+    }
+  }
+
+  close(): void {
+    this.uring.close();
+  }
+
+  /**
+   * Sleeps until a completion (a request, a wake-up) or SLEEP_MS: a thread told to stop whose wake-up
+   * got lost still ends, and never holds up the process's exit for long.
+   */
+  private sleep(): void {
+    this.view.set(this.sleepWord, 1);
+    if (!this.anyDone() && this.view.get(W.W_STOP) === 0) this.uring.enterTimed(SLEEP_MS);
+    this.view.set(this.sleepWord, 0);
+  }
+
+  /** Commits every reply the state thread wrote; true if there was one. */
+  private commitDone(): boolean {
+    let did = false;
+    for (const e of this.mine) {
+      const state = this.view.entryWord(e.tag, W.E_STATE);
+      if (this.view.get(state) !== W.DONE) continue;
+      e.commitId = e.buf.readBigUInt64LE(8);
+      this.view.set(state, W.KERNEL);
+      commitEntry(this.uring, this.d.devFd, e);
+      did = true;
+    }
+    return did;
+  }
+
+  private anyDone(): boolean {
+    return this.mine.some((e) => this.view.get(this.view.entryWord(e.tag, W.E_STATE)) === W.DONE);
+  }
+
+  /** Whether a request of this queue waits for the state thread. */
+  private outstanding(): boolean {
+    return this.mine.some((e) => {
+      const s = this.view.get(this.view.entryWord(e.tag, W.E_STATE));
+      return s === W.WAITING || s === W.TAKEN;
+    });
+  }
+
+  /** One completion; true when it brought work (a request, a wake-up). */
+  private completed(tag: number, res: number, flags: number): boolean {
+    if (tag === TAG_WAKE) {
+      if ((flags & CQE_F_MORE) === 0) this.pollWake();
+      this.drainWake();
+      return true;
+    }
+    const e = this.view.entries[tag];
+    if (e === undefined || e.qid !== this.d.qid) return false;
+    if (res < 0) return this.failed(e, -res);
+    const request = receive(e);
+    if (request === null) {
+      logLine(`io_uring entry ${tag}: malformed request (length fields disagree); answered EIO`, "warning");
+      fillReply(e, EIO, [], (l) => logLine(l, "warning"));
+      commitEntry(this.uring, this.d.devFd, e);
+      return true;
+    }
+    const v = this.view;
+    v.set(v.entryWord(tag, W.E_REQ_START), request.byteOffset - e.buf.byteOffset);
+    v.set(v.entryWord(tag, W.E_REQ_LEN), request.length);
+    v.set(v.entryWord(tag, W.E_SEQ), Atomics.add(v.words, W.W_SEQ, 1));
+    v.set(v.entryWord(tag, W.E_STATE), W.WAITING);
+    this.ringState();
+    return true;
+  }
+
+  /** A command on `e` failed: the session's end, a refused reply (undone by the state thread), a REGISTER. */
+  private failed(e: RingEntry, errno: number): boolean {
+    if (sessionEnded(errno)) {
+      this.gone = true;
+      Atomics.compareExchange(this.view.words, W.W_GONE, 0, W.GONE_ENDED);
+      this.ringState(true);
+      return true;
+    }
+    if (e.last === "register") {
+      if ((errno === EAGAIN || errno === EINTR) && ++e.retries < MAX_REGISTER_RETRIES)
+        registerEntry(this.uring, this.d.devFd, e);
+      else
+        logLine(
+          `io_uring entry ${e.tag}: REGISTER refused (${codeOfErrno(errno)}); entry dropped`,
+          "warning",
+        );
+      return false;
+    }
+    logLine(`io_uring entry ${e.tag}: reply refused (${codeOfErrno(errno)}); registered again`, "warning");
+    this.view.set(this.view.entryWord(e.tag, W.E_REFUSED), 1);
+    registerEntry(this.uring, this.d.devFd, e);
+    this.ringState();
+    return true;
+  }
+
+  /** Wakes the state thread if it sleeps (or `always`). */
+  private ringState(always = false): void {
+    if (Atomics.exchange(this.view.words, W.W_STATE_SLEEPING, 0) === 1 || always) ring(this.d.doorbellFd);
+  }
+
+  private pollWake(): void {
+    const sqe = this.uring.sqe();
+    sqe.writeUInt8(OP_POLL_ADD, 0);
+    sqe.writeInt32LE(this.d.wakeFd, 4);
+    sqe.writeUInt32LE(POLL_ADD_MULTI, 24);
+    sqe.writeUInt32LE(POLLIN, 28);
+    sqe.writeUInt32LE(TAG_WAKE, 32);
+  }
+
+  private drainWake(): void {
+    try {
+      while (fs.readSync(this.d.wakeFd, this.drain, 0, this.drain.length, null) === this.drain.length);
+    } catch {
+      // EAGAIN: empty
+    }
+  }
+}
+
+function nextPowerOfTwo(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+function main(d: QueueWorkerData): void {
+  useLog(d.log);
+  const view = new W.QueueView(d.shared);
+  let t: QueueThread | undefined;
+  try {
+    if (!pinToCpu(d.qid)) logLine(`io_uring queue ${d.qid}: not pinned to its CPU (offline?)`, "info");
+    t = new QueueThread(d);
+    t.setUp();
+  } catch (err) {
+    const errno = (err as { errno?: number }).errno;
+    if (typeof errno === "number" && err instanceof Error && err.message === "REGISTER refused")
+      Atomics.compareExchange(view.words, W.W_REFUSED, 0, errno);
+    else {
+      logLine(`io_uring queue ${d.qid}: setup failed: ${errorText(err)}`, "error");
+      view.set(W.W_FAILED, 1);
+    }
+    t?.close();
+    t = undefined;
+  }
+  Atomics.add(view.words, W.W_SETTLED, 1);
+  Atomics.notify(view.words, W.W_SETTLED);
+  try {
+    t?.serve();
+  } catch (err) {
+    logLine(`io_uring queue ${d.qid}: stopped by an error: ${errorText(err)}`, "error");
+    Atomics.compareExchange(view.words, W.W_GONE, 0, W.GONE_FAILED);
+    ring(d.doorbellFd);
+  } finally {
+    t?.close();
+    Atomics.sub(view.words, W.W_ALIVE, 1);
+    Atomics.notify(view.words, W.W_ALIVE);
+  }
+}
+
+main(workerData as QueueWorkerData);
