@@ -334,9 +334,8 @@ function openQueues(c: Serving, spawn: SpawnQueues): QueueThreads | null {
  */
 function serveQueues(c: Serving, q: QueueThreads): void {
   const { s } = c;
-  // No load check: a queue thread waits on its CPU for this thread's answer, so this thread's spin is
-  // what saves the wake-ups whenever requests follow closely, busy system or not.
-  const spin = Spinner.of(false, false);
+  // The queue threads' spins and this one's do not count as contention (spin.ts).
+  const spin = Spinner.of(false, q.spinMates);
   const serveEntry = (e: RingEntry, request: Buffer): void => {
     s.replyArea = e.payload;
     try {

@@ -28,6 +28,7 @@ import { codeOfErrno } from "../../errors";
 import type { QueueWorkerData } from "./queue-worker";
 import * as W from "./queue-words";
 import { ring } from "./queue-words";
+import type { SpinMates } from "./spin";
 
 /** Entries per queue: requests kept long (held copy-ups, FSYNCs) leave the others free. */
 export const THREADED_DEPTH = 8;
@@ -81,6 +82,11 @@ export class QueueThreads {
       q.close();
       throw err;
     }
+  }
+
+  /** The word the serving thread and the queue threads count their spins in (spin.ts). */
+  get spinMates(): SpinMates {
+    return { words: this.view.words, index: W.W_SPINNING };
   }
 
   get entries(): readonly RingEntry[] {

@@ -42,7 +42,9 @@ export const W_STOP = 5;
 export const W_ALIVE = 6;
 /** 1 when a queue thread failed to set up for another reason than a refusal (its error is logged). */
 export const W_FAILED = 7;
-const GLOBAL_WORDS = 8;
+/** How many of the mount's threads (queue threads, serving thread) spin now (spin.ts SpinMates). */
+export const W_SPINNING = 8;
+const GLOBAL_WORDS = 9;
 
 /** Words of a queue: 1 while its thread sleeps (or is about to): whoever commits through it wakes it. */
 export const Q_SLEEPING = 0;

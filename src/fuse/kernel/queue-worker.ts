@@ -9,7 +9,8 @@
  * - Only this thread submits on its ring and commits its queue's entries; it touches an entry's memory
  *   only while the entry is KERNEL (receiving a request, committing a reply).
  * - While a request it handed over is unanswered, it spins (yielding the CPU at every turn) for up to
- *   `spinUs` before it sleeps, so a quick answer needs no wake-up; asleep, a byte on `wakeFd` wakes it.
+ *   `spinUs` before it sleeps, so a quick answer needs no wake-up, unless other threads than the mount's
+ *   own want the CPUs (spin.ts); asleep, a byte on `wakeFd` wakes it, and it looks again every SLEEP_MS.
  * - It ends when the kernel ends its entries (the session is over: it sets W_GONE and rings the state
  *   thread), or when told to (W_STOP and a byte on `wakeFd`); its ring is closed then, which takes the
  *   entries back from the kernel. It counts itself out of W_ALIVE last.
@@ -62,7 +63,8 @@ class QueueThread {
     this.view = new W.QueueView(d.shared);
     this.mine = this.view.queueEntries(d.qid);
     this.sleepWord = this.view.queueWord(d.qid, W.Q_SLEEPING);
-    this.spin = new Spinner(BigInt(Math.round(d.spinUs * 1000)), false);
+    const mates = { words: this.view.words, index: W.W_SPINNING };
+    this.spin = new Spinner(BigInt(Math.round(d.spinUs * 1000)), mates);
     const size = nextPowerOfTwo(this.mine.length * 2 + 4);
     this.uring = new Uring(size, size * 2, SETUP_SQE128);
   }

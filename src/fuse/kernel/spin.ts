@@ -10,7 +10,9 @@
  *   could not run meanwhile).
  * - Spinning pays only where a CPU is free: the thread looks, every CHECK_NS, how many threads of the
  *   system run or wait to run (/proc/loadavg); while more than there are CPUs, it sleeps at once instead
- *   of spinning, taking no CPU from them.
+ *   of spinning, taking no CPU from them. Threads that spin for each other (`SpinMates`: a mount's
+ *   io_uring queue threads and its serving thread) count themselves while they spin, and those are not
+ *   counted as others wanting the CPUs.
  */
 import { availableParallelism } from "node:os";
 import * as fs from "node:fs";
@@ -37,23 +39,32 @@ function runnable(): number {
   }
 }
 
+/** A word shared by threads that spin for one mount: how many of them spin now. */
+export interface SpinMates {
+  words: Int32Array;
+  index: number;
+}
+
 export class Spinner {
   private until = -1n;
   private nextCheck = 0n;
   private contended = false;
 
-  /** `checksLoad`: no spin while the system has more runnable threads than CPUs (see the header). */
+  /**
+   * `mates`: the threads of a mount that spin for each other (io_uring's queue threads and the serving
+   * thread: queue-threads.ts) count themselves there while they spin, and are not counted as contention.
+   */
   constructor(
     readonly spinNs: bigint,
-    private readonly checksLoad = true,
+    private readonly mates?: SpinMates,
   ) {}
 
   /** The spinner from the environment (see the header); `never`: this mount must not spin. */
-  static of(never: boolean, checksLoad = true): Spinner {
+  static of(never: boolean, mates?: SpinMates): Spinner {
     if (never || availableParallelism() < 2) return new Spinner(0n);
     const env = process.env.UNIONFS_TS_SPIN_US;
     const us = env !== undefined && env !== "" ? Number(env) : DEFAULT_SPIN_US;
-    return new Spinner(Number.isFinite(us) && us > 0 ? BigInt(Math.round(us * 1000)) : 0n, checksLoad);
+    return new Spinner(Number.isFinite(us) && us > 0 ? BigInt(Math.round(us * 1000)) : 0n, mates);
   }
 
   get enabled(): boolean {
@@ -64,25 +75,29 @@ export class Spinner {
   again(): boolean {
     const now = process.hrtime.bigint();
     if (this.until < 0n) {
-      if (this.checksLoad && this.isContended(now)) return false;
+      if (this.spinNs === 0n || this.isContended(now)) return false;
       this.until = now + this.spinNs;
+      if (this.mates !== undefined) Atomics.add(this.mates.words, this.mates.index, 1);
     } else if (now >= this.until) {
-      this.until = -1n;
+      this.reset();
       return false;
     }
     schedYield();
     return true;
   }
 
-  /** A request came: the next empty read begins a new spin. */
+  /** A request came (or the spin ended): the next empty read begins a new spin. */
   reset(): void {
+    if (this.until >= 0n && this.mates !== undefined) Atomics.sub(this.mates.words, this.mates.index, 1);
     this.until = -1n;
   }
 
+  /** More threads run or wait to run than there are CPUs, not counting the mates that spin now. */
   private isContended(now: bigint): boolean {
     if (now < this.nextCheck) return this.contended;
     this.nextCheck = now + CHECK_NS;
-    this.contended = runnable() > CPUS;
+    const mates = this.mates === undefined ? 0 : Atomics.load(this.mates.words, this.mates.index);
+    this.contended = runnable() - mates > CPUS;
     return this.contended;
   }
 }

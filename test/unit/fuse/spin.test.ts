@@ -54,4 +54,20 @@ describe("fuse/kernel/spin", () => {
     spin.reset();
     assert.equal(spin.again(), turns > 0, "a new spin after a request");
   });
+
+  it("counts itself among its mates while it spins, and out again when the spin ends either way", () => {
+    const mates = { words: new Int32Array(4), index: 2 };
+    const spin = new Spinner(50_000_000n, mates); // 50 ms: ends by a request, not by time
+    if (!spin.again()) return; // a machine busier than its CPUs: no spin to count
+    assert.equal(mates.words[2], 1);
+    assert.equal(spin.again(), true);
+    assert.equal(mates.words[2], 1, "counted once per spin");
+    spin.reset(); // a request came
+    assert.equal(mates.words[2], 0);
+    spin.reset();
+    assert.equal(mates.words[2], 0, "a reset without a spin counts nothing");
+    const short = new Spinner(1_000_000n, mates);
+    while (short.again()) assert.equal(mates.words[2], 1);
+    assert.equal(mates.words[2], 0, "out again when the time is up");
+  });
 });
