@@ -20,11 +20,20 @@
 import * as fs from "node:fs";
 import { constants } from "node:os";
 import { workerData } from "node:worker_threads";
-import { CQE_F_MORE, OP_POLL_ADD, POLL_ADD_MULTI, SETUP_SQE128, Uring } from "../../sys/uring";
+import { CQE_F_MORE, POLL_ADD_MULTI, SETUP_SQE128, Uring } from "../../sys/uring";
 import { codeOfErrno, errorText } from "../../errors";
 import { pinToCpu } from "../../sys/libc";
 import { logLine, useLog, type LogSink } from "./log";
-import { commitEntry, fillReply, receive, registerEntry, sessionEnded, type RingEntry } from "./ring";
+import {
+  commitEntry,
+  fillReply,
+  nextPowerOfTwo,
+  pollFd,
+  receive,
+  registerEntry,
+  sessionEnded,
+  type RingEntry,
+} from "./ring";
 import { Spinner } from "./spin";
 import * as W from "./queue-words";
 import { ring } from "./queue-words";
@@ -43,7 +52,6 @@ export interface QueueWorkerData {
 }
 
 const TAG_WAKE = 0xffff0002;
-const POLLIN = 1;
 const EAGAIN = constants.errno.EAGAIN as number;
 const EINTR = constants.errno.EINTR as number;
 const EIO = constants.errno.EIO as number;
@@ -192,12 +200,7 @@ class QueueThread {
   }
 
   private pollWake(): void {
-    const sqe = this.uring.sqe();
-    sqe.writeUInt8(OP_POLL_ADD, 0);
-    sqe.writeInt32LE(this.d.wakeFd, 4);
-    sqe.writeUInt32LE(POLL_ADD_MULTI, 24);
-    sqe.writeUInt32LE(POLLIN, 28);
-    sqe.writeUInt32LE(TAG_WAKE, 32);
+    pollFd(this.uring, this.d.wakeFd, TAG_WAKE, POLL_ADD_MULTI);
   }
 
   private drainWake(): void {
@@ -207,12 +210,6 @@ class QueueThread {
       // EAGAIN: empty
     }
   }
-}
-
-function nextPowerOfTwo(n: number): number {
-  let p = 1;
-  while (p < n) p *= 2;
-  return p;
 }
 
 function main(d: QueueWorkerData): void {

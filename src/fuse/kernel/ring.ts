@@ -126,7 +126,7 @@ export function payloadSize(neg: Negotiated, pageBytes = pageSize()): number {
   return Math.max(MIN_PAYLOAD, neg.maxWrite, (neg.maxPages || DEFAULT_MAX_PAGES) * pageBytes);
 }
 
-function nextPowerOfTwo(n: number): number {
+export function nextPowerOfTwo(n: number): number {
   let p = 1;
   while (p < n) p *= 2;
   return p;
@@ -222,12 +222,7 @@ export class FuseRing {
   }
 
   private poll(fd: number, tag: number, mode: number): void {
-    const sqe = this.uring.sqe();
-    sqe.writeUInt8(OP_POLL_ADD, 0);
-    sqe.writeInt32LE(fd, 4);
-    sqe.writeUInt32LE(mode, 24);
-    sqe.writeUInt32LE(POLLIN, 28);
-    sqe.writeUInt32LE(tag, 32);
+    pollFd(this.uring, fd, tag, mode);
   }
 
   /**
@@ -378,6 +373,16 @@ export function fillReply(
   e.buf.writeBigUInt64LE(e.commitId, 8);
   e.buf.writeUInt32LE(n, ENT_PAYLOAD_SZ);
   e.request = null;
+}
+
+/** Queues a poll of `fd` for reading on `uring`, tagged `tag` (`mode`: 0, or POLL_ADD_MULTI to stay armed). */
+export function pollFd(uring: Uring, fd: number, tag: number, mode: number): void {
+  const sqe = uring.sqe();
+  sqe.writeUInt8(OP_POLL_ADD, 0);
+  sqe.writeInt32LE(fd, 4);
+  sqe.writeUInt32LE(mode, 24);
+  sqe.writeUInt32LE(POLLIN, 28);
+  sqe.writeUInt32LE(tag, 32);
 }
 
 /** Queues `e`'s REGISTER on `uring`: the entry's memory is handed to the kernel for its queue. */
