@@ -14,8 +14,10 @@
  * - The serving thread sleeps only after announcing it (W_STATE_SLEEPING) and finding nothing waiting
  *   afterwards; a queue thread that hands over a request after the announcement writes the doorbell. The
  *   same protocol, per queue, wakes a queue thread whose reply is DONE (Q_SLEEPING and its wake pipe).
- * - The threads end with the session (W_GONE) or when `close` tells them; `close` waits for them, and
- *   closes the pipes only once none runs.
+ * - The threads are started by the mounting thread (`spawnQueueWorkers`, asked through SpawnQueues), so
+ *   that a serving thread that dies cannot leave its process waiting for them. They end with the session
+ *   (W_GONE), when `close` tells them, or when the mounting thread does once the serving thread ended;
+ *   `close` waits for them, and closes the pipes only once none runs.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -23,7 +25,7 @@ import { Worker } from "node:worker_threads";
 import { closeFd, pipe, pollReadable, setNonBlocking } from "../../sys/libc";
 import type { Negotiated } from "./init";
 import { currentLog, logLine } from "./log";
-import { fillReply, payloadSize, possibleCpus, RingRefused, type RingEntry } from "./ring";
+import { ENT_COMMIT_ID, fillReply, payloadSize, possibleCpus, RingRefused, type RingEntry } from "./ring";
 import { codeOfErrno } from "../../errors";
 import type { QueueWorkerData } from "./queue-worker";
 import * as W from "./queue-words";
@@ -34,8 +36,6 @@ import type { SpinMates } from "./spin";
 export const THREADED_DEPTH = 8;
 const SETUP_WAIT_MS = 10_000;
 const DEFAULT_QUEUE_SPIN_US = 200;
-/** Where an entry's commit id is (struct fuse_uring_ent_in_out, ring.ts). */
-const ENT_COMMIT_ID = 264;
 
 /** Whether a mount served over io_uring gets a thread per CPU (UNIONFS_TS_QUEUE_THREADS=0: one thread). */
 export function queueThreadsWanted(): boolean {

@@ -53,7 +53,8 @@ const CMD_COMMIT_AND_FETCH = 2;
 const HEADER_SIZE = 288;
 const OP_IN = 128;
 const OP_IN_MAX = 128;
-const ENT_COMMIT_ID = 264;
+/** Where the kernel puts a request's commit id in an entry's header (struct fuse_uring_ent_in_out). */
+export const ENT_COMMIT_ID = 264;
 const ENT_PAYLOAD_SZ = 272;
 /** Where an entry's payload starts in its buffer: after the header, room to rebuild the request before it. */
 const LEAD = 4096;

@@ -6,7 +6,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import { QueueThreads } from "../../../src/fuse/kernel/queue-threads";
 import * as W from "../../../src/fuse/kernel/queue-words";
-import { entryBytes } from "../../../src/fuse/kernel/ring";
+import { ENT_COMMIT_ID, entryBytes } from "../../../src/fuse/kernel/ring";
 
 const LEAD = entryBytes(0);
 
@@ -15,7 +15,7 @@ function handOver(v: W.QueueView, tag: number, seq: number, bytes: Buffer, uniqu
   const e = v.entries[tag]!;
   const start = LEAD - bytes.length;
   bytes.copy(e.buf, start);
-  e.buf.writeBigUInt64LE(unique, 264);
+  e.buf.writeBigUInt64LE(unique, ENT_COMMIT_ID);
   v.set(v.entryWord(tag, W.E_REQ_START), start);
   v.set(v.entryWord(tag, W.E_REQ_LEN), bytes.length);
   v.set(v.entryWord(tag, W.E_SEQ), seq);
