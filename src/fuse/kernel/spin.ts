@@ -4,7 +4,9 @@
  * CPUs that a sleeping thread needs (~40 µs on the bench's VM), at the price of the CPU the spin takes.
  *
  * Invariants:
- * - Owned by the serving thread (one per mount it serves alone; hub.ts never spins).
+ * - Owned by the thread that spins: a serving thread (one per mount it serves alone; hub.ts never
+ *   spins; over io_uring, not on its device but for the queue threads' hand-overs: loop.ts) or an
+ *   io_uring queue thread (queue-worker.ts).
  * - A spin lasts at most `spinNs` (UNIONFS_TS_SPIN_US, default 30 µs; 0 turns it off), yields to any
  *   thread waiting for this CPU at every turn, and never happens on a machine with one CPU (the caller
  *   could not run meanwhile).
