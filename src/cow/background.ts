@@ -120,20 +120,10 @@ export class BackgroundCopier {
   /** Reads the thread's reports; returns the keys that finished (staged or failed). */
   collect(): string[] {
     const keys: string[] = [];
-    const buf = Buffer.alloc(REPORT_SIZE * 64);
-    for (;;) {
-      let n: number;
-      try {
-        n = fs.readSync(this.wakeFd, buf, 0, buf.length, null);
-      } catch {
-        break; // EAGAIN: nothing more
-      }
-      for (let off = 0; off + REPORT_SIZE <= n; off += REPORT_SIZE) {
-        const s = this.finish(buf.readUInt32LE(off), buf.readUInt32LE(off + 4));
-        if (s !== undefined) keys.push(s.key);
-      }
-      if (n < buf.length) break;
-    }
+    sys.readRecords(this.wakeFd, REPORT_SIZE, (buf, off) => {
+      const s = this.finish(buf.readUInt32LE(off), buf.readUInt32LE(off + 4));
+      if (s !== undefined) keys.push(s.key);
+    });
     return keys;
   }
 

@@ -9,6 +9,7 @@
  * - This is the only module that binds libc's functions (stat.ts: statx; xattrat.ts: getxattrat and
  *   listxattrat); native.ts loads it, on first use.
  */
+import * as fs from "node:fs";
 import { constants } from "node:os";
 import { bytesOf } from "./bytes";
 import { koffi, libc, once } from "./native";
@@ -286,6 +287,35 @@ const F_GETFL = 3;
 export function setNonBlocking(fd: number): void {
   const flags = check(c().fcntlInt(fd, F_GETFL, 0) as number, "fcntl");
   check(c().fcntlInt(fd, F_SETFL, flags | O_NONBLOCK) as number, "fcntl");
+}
+
+/**
+ * Reads the fixed-size records (`size` bytes each, written whole: at most PIPE_BUF) waiting in the
+ * non-blocking pipe `fd`, up to `batch` per read, and hands each to `each` (`buf` is reused: valid
+ * during the call). Returns once the pipe is empty.
+ */
+export function readRecords(
+  fd: number,
+  size: number,
+  each: (buf: Buffer, at: number) => void,
+  batch = 64,
+): void {
+  const buf = Buffer.alloc(size * batch);
+  for (;;) {
+    let n: number;
+    try {
+      n = fs.readSync(fd, buf, 0, buf.length, null);
+    } catch {
+      return; // EAGAIN: all read
+    }
+    for (let at = 0; at + size <= n; at += size) each(buf, at);
+    if (n < buf.length) return;
+  }
+}
+
+/** Empties the non-blocking wake-up pipe `fd` (its bytes mean only "look again"). */
+export function drainPipe(fd: number): void {
+  readRecords(fd, 1, () => undefined);
 }
 
 /** A close-on-exec pipe whose read end does not block: [read fd, write fd]. */

@@ -19,13 +19,20 @@
  *   (W_GONE), when `close` tells them, or when the mounting thread does once the serving thread ended;
  *   `close` waits for them, and closes the pipes only once none runs.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
-import { closeFd, pipe, pollReadable, setNonBlocking } from "../../sys/libc";
+import { closeFd, drainPipe, pipe, pollReadable, setNonBlocking } from "../../sys/libc";
 import type { Negotiated } from "./init";
 import { currentLog, logLine } from "./log";
-import { ENT_COMMIT_ID, fillReply, payloadSize, possibleCpus, RingRefused, type RingEntry } from "./ring";
+import {
+  ENT_COMMIT_ID,
+  fillReply,
+  payloadSize,
+  possibleCpus,
+  RingRefused,
+  takeSyncReplies,
+  type RingEntry,
+} from "./ring";
 import { codeOfErrno } from "../../errors";
 import type { QueueWorkerData } from "./queue-worker";
 import * as W from "./queue-words";
@@ -47,7 +54,6 @@ export class QueueThreads {
   private readonly doorbell: [number, number];
   private readonly wakes: Array<[number, number]> = [];
   private readonly syncPipe: [number, number];
-  private readonly drainBuf = Buffer.alloc(256);
   private closed = false;
 
   /** The hand-over over `shared`, with its pipes; no thread runs until `start` (unit tests use this alone). */
@@ -195,36 +201,13 @@ export class QueueThreads {
     }
     const ready = pollReadable([...fds, this.doorbell[0]]);
     v.set(W.W_STATE_SLEEPING, 0);
-    if (ready[fds.length] === true) this.drain(this.doorbell[0]);
+    if (ready[fds.length] === true) drainPipe(this.doorbell[0]);
     return ready.slice(0, fds.length);
   }
 
   /** Answers the FSYNCs the I/O threads replied to, each on the entry holding its request. */
   commitSynced(devSend: (reply: Buffer) => void): void {
-    const buf = this.drainBuf;
-    for (;;) {
-      let n: number;
-      try {
-        n = readSome(this.syncPipe[0], buf);
-      } catch {
-        return;
-      }
-      for (let at = 0; at + 16 <= n; at += 16) {
-        const unique = buf.readBigUInt64LE(at + 8);
-        const e = this.view.entries.find((x) => x.request !== null && x.commitId === unique);
-        if (e === undefined) devSend(Buffer.from(buf.subarray(at, at + 16)));
-        else this.reply(e, -buf.readInt32LE(at + 4), []);
-      }
-      if (n < buf.length) return;
-    }
-  }
-
-  private drain(fd: number): void {
-    try {
-      while (readSome(fd, this.drainBuf) === this.drainBuf.length);
-    } catch {
-      // EAGAIN: empty
-    }
+    takeSyncReplies(this.syncPipe[0], this.view.entries, (e, errno) => this.reply(e, errno, []), devSend);
   }
 
   /** Tells the threads to end, waits up to `waitMs` for them, then closes the pipes (none runs then). */
@@ -256,10 +239,6 @@ function wakePipe(): [number, number] {
 
 function seqOf(v: W.QueueView, e: RingEntry): number {
   return v.get(v.entryWord(e.tag, W.E_SEQ));
-}
-
-function readSome(fd: number, buf: Buffer): number {
-  return fs.readSync(fd, buf, 0, buf.length, null);
 }
 
 /** How the serving thread has its queue threads started (by the mounting thread: link.ts). */

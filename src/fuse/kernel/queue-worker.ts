@@ -17,12 +17,11 @@
  * - Setup: W_SETTLED is counted once its entries are registered, or once that failed (W_REFUSED for a
  *   refused REGISTER, W_FAILED otherwise).
  */
-import * as fs from "node:fs";
 import { constants } from "node:os";
 import { workerData } from "node:worker_threads";
 import { CQE_F_MORE, POLL_ADD_MULTI, SETUP_SQE128, Uring } from "../../sys/uring";
 import { codeOfErrno, errorText } from "../../errors";
-import { pinToCpu } from "../../sys/libc";
+import { drainPipe, pinToCpu } from "../../sys/libc";
 import { logLine, useLog, type LogSink } from "./log";
 import {
   commitEntry,
@@ -64,7 +63,6 @@ class QueueThread {
   private readonly uring: Uring;
   private readonly spin: Spinner;
   private readonly sleepWord: number;
-  private readonly drain = Buffer.alloc(64);
   private gone = false;
 
   constructor(private readonly d: QueueWorkerData) {
@@ -123,7 +121,6 @@ class QueueThread {
     for (const e of this.mine) {
       const state = this.view.entryWord(e.tag, W.E_STATE);
       if (this.view.get(state) !== W.DONE) continue;
-      e.commitId = e.buf.readBigUInt64LE(8);
       this.view.set(state, W.KERNEL);
       commitEntry(this.uring, this.d.devFd, e);
       did = true;
@@ -147,7 +144,7 @@ class QueueThread {
   private completed(tag: number, res: number, flags: number): boolean {
     if (tag === TAG_WAKE) {
       if ((flags & CQE_F_MORE) === 0) this.pollWake();
-      this.drainWake();
+      drainPipe(this.d.wakeFd);
       return true;
     }
     const e = this.view.entries[tag];
@@ -201,14 +198,6 @@ class QueueThread {
 
   private pollWake(): void {
     pollFd(this.uring, this.d.wakeFd, TAG_WAKE, POLL_ADD_MULTI);
-  }
-
-  private drainWake(): void {
-    try {
-      while (fs.readSync(this.d.wakeFd, this.drain, 0, this.drain.length, null) === this.drain.length);
-    } catch {
-      // EAGAIN: empty
-    }
   }
 }
 

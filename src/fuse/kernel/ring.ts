@@ -39,7 +39,7 @@ import {
   pageSize,
 } from "../../sys/uring";
 import { codeOfErrno } from "../../errors";
-import { closeFd, pipe } from "../../sys/libc";
+import { closeFd, pipe, readRecords } from "../../sys/libc";
 import type { Negotiated } from "./init";
 import { Size } from "./protocol";
 
@@ -322,23 +322,12 @@ export class FuseRing {
 
   /** Commits the replies the I/O threads wrote, each on the entry that holds its request. */
   private commitSynced(): void {
-    const buf = Buffer.alloc(Size.OUT_HEADER * 64);
-    for (;;) {
-      let n: number;
-      try {
-        n = fs.readSync(this.syncPipe[0], buf, 0, buf.length, null);
-      } catch {
-        return; // EAGAIN: all read
-      }
-      for (let at = 0; at + Size.OUT_HEADER <= n; at += Size.OUT_HEADER) {
-        const unique = buf.readBigUInt64LE(at + 8);
-        const e = this.entries.find((x) => x.request !== null && x.commitId === unique);
-        // A request that came on /dev/fuse (before the ring was complete) is answered there.
-        if (e === undefined) writeDevice(this.devFd, buf.subarray(at, at + Size.OUT_HEADER));
-        else this.replyRaw(e, -buf.readInt32LE(at + 4), []);
-      }
-      if (n < buf.length) return;
-    }
+    takeSyncReplies(
+      this.syncPipe[0],
+      this.entries,
+      (e, errno) => this.replyRaw(e, errno, []),
+      (reply) => writeDevice(this.devFd, reply),
+    );
   }
 
   close(): void {
@@ -374,6 +363,25 @@ export function fillReply(
   e.buf.writeBigUInt64LE(e.commitId, 8);
   e.buf.writeUInt32LE(n, ENT_PAYLOAD_SZ);
   e.request = null;
+}
+
+/**
+ * Reads the I/O threads' FSYNC replies (16-byte out-headers) waiting on pipe `fd`: each is answered on
+ * the entry holding its request (`answer`), or, for a request that came on /dev/fuse (before the ring
+ * was complete), passed whole to `elsewhere`.
+ */
+export function takeSyncReplies(
+  fd: number,
+  entries: readonly RingEntry[],
+  answer: (e: RingEntry, errno: number) => void,
+  elsewhere: (reply: Buffer) => void,
+): void {
+  readRecords(fd, Size.OUT_HEADER, (buf, at) => {
+    const unique = buf.readBigUInt64LE(at + 8);
+    const e = entries.find((x) => x.request !== null && x.commitId === unique);
+    if (e === undefined) elsewhere(buf.subarray(at, at + Size.OUT_HEADER));
+    else answer(e, -buf.readInt32LE(at + 4));
+  });
 }
 
 /** Queues a poll of `fd` for reading on `uring`, tagged `tag` (`mode`: 0, or POLL_ADD_MULTI to stay armed). */
