@@ -43,6 +43,9 @@ const OFF_SQES = 0x10000000n;
 const PARAMS_SIZE = 120;
 const EINTR = constants.errno.EINTR as number;
 const ETIME = constants.errno.ETIME as number;
+/** What ends a wait without an error: a signal; and for a timed wait, the time running out. */
+const INTERRUPTED: readonly number[] = [EINTR];
+const TIMED_OUT: readonly number[] = [EINTR, ETIME];
 
 const c = once(() => ({
   setup: libc().func("long syscall(long number, uint32_t entries, void *params)"),
@@ -147,25 +150,7 @@ export class Uring {
    * submitted, or -1 when a signal interrupted the wait (call again).
    */
   enter(waitFor: number): number {
-    Atomics.store(this.sqTail, 0, this.tail);
-    const n = Number(
-      c().enter(
-        SYS_IO_URING_ENTER,
-        this.fd,
-        this.queued,
-        waitFor,
-        waitFor > 0 ? ENTER_GETEVENTS : 0,
-        null,
-        0,
-      ),
-    );
-    if (n < 0) {
-      const errno = koffi().errno();
-      if (errno === EINTR) return -1;
-      throw sysError("io_uring_enter", undefined, errno);
-    }
-    this.queued -= Math.min(n, this.queued);
-    return n;
+    return this.enterWith(waitFor, waitFor > 0 ? ENTER_GETEVENTS : 0, null, 0, INTERRUPTED);
   }
 
   /**
@@ -173,19 +158,30 @@ export class Uring {
    * timeout): returns false when the time ran out or a signal came, true otherwise.
    */
   enterTimed(timeoutMs: number): boolean {
-    Atomics.store(this.sqTail, 0, this.tail);
     timespec.writeBigInt64LE(BigInt(Math.floor(timeoutMs / 1000)), 0);
     timespec.writeBigInt64LE(BigInt((timeoutMs % 1000) * 1_000_000), 8);
     extArg.writeBigUInt64LE(addressOf(timespec), 16);
     const flags = ENTER_GETEVENTS | ENTER_EXT_ARG;
-    const n = Number(c().enter(SYS_IO_URING_ENTER, this.fd, this.queued, 1, flags, extArg, extArg.length));
+    return this.enterWith(1, flags, extArg, extArg.length, TIMED_OUT) >= 0;
+  }
+
+  /** io_uring_enter(2) of what is queued: the count submitted, or -1 for an errno in `soft`. */
+  private enterWith(
+    waitFor: number,
+    flags: number,
+    arg: Buffer | null,
+    argSize: number,
+    soft: readonly number[],
+  ): number {
+    Atomics.store(this.sqTail, 0, this.tail);
+    const n = Number(c().enter(SYS_IO_URING_ENTER, this.fd, this.queued, waitFor, flags, arg, argSize));
     if (n < 0) {
       const errno = koffi().errno();
-      if (errno === EINTR || errno === ETIME) return false;
+      if (soft.includes(errno)) return -1;
       throw sysError("io_uring_enter", undefined, errno);
     }
     this.queued -= Math.min(n, this.queued);
-    return true;
+    return n;
   }
 
   /** Entries queued and not yet submitted. */

@@ -20,7 +20,7 @@
 import { constants } from "node:os";
 import { workerData } from "node:worker_threads";
 import { CQE_F_MORE, POLL_ADD_MULTI, SETUP_SQE128, Uring } from "../../sys/uring";
-import { codeOfErrno, errorText } from "../../errors";
+import { errorText } from "../../errors";
 import { drainPipe, pinToCpu } from "../../sys/libc";
 import { logLine, useLog, type LogSink } from "./log";
 import {
@@ -29,6 +29,7 @@ import {
   nextPowerOfTwo,
   pollFd,
   receive,
+  recoverEntry,
   registerEntry,
   sessionEnded,
   type RingEntry,
@@ -51,10 +52,7 @@ export interface QueueWorkerData {
 }
 
 const TAG_WAKE = 0xffff0002;
-const EAGAIN = constants.errno.EAGAIN as number;
-const EINTR = constants.errno.EINTR as number;
 const EIO = constants.errno.EIO as number;
-const MAX_REGISTER_RETRIES = 100;
 const SLEEP_MS = 1000;
 
 class QueueThread {
@@ -174,19 +172,10 @@ class QueueThread {
       this.ringState(true);
       return true;
     }
-    if (e.last === "register") {
-      if ((errno === EAGAIN || errno === EINTR) && ++e.retries < MAX_REGISTER_RETRIES)
-        registerEntry(this.uring, this.d.devFd, e);
-      else
-        logLine(
-          `io_uring entry ${e.tag}: REGISTER refused (${codeOfErrno(errno)}); entry dropped`,
-          "warning",
-        );
-      return false;
-    }
-    logLine(`io_uring entry ${e.tag}: reply refused (${codeOfErrno(errno)}); registered again`, "warning");
+    if (!recoverEntry(this.uring, this.d.devFd, e, errno, (l) => logLine(l, "warning"))) return false;
+    // A refused reply: the flag is set before the REGISTER just queued is submitted (the next enter),
+    // so the state thread sees it before any later request of the entry.
     this.view.set(this.view.entryWord(e.tag, W.E_REFUSED), 1);
-    registerEntry(this.uring, this.d.devFd, e);
     this.ringState();
     return true;
   }

@@ -295,13 +295,7 @@ export class FuseRing {
   private failed(e: RingEntry, errno: number, undo: (() => void) | undefined): RingEvent | undefined {
     if (sessionEnded(errno)) return { kind: "gone" };
     undo?.();
-    if (e.last === "register") {
-      if ((errno === EAGAIN || errno === EINTR) && ++e.retries < MAX_REGISTER_RETRIES) this.register(e);
-      else this.log(`io_uring entry ${e.tag}: REGISTER refused (${codeOfErrno(errno)}); entry dropped`);
-      return undefined;
-    }
-    this.log(`io_uring entry ${e.tag}: reply refused (${codeOfErrno(errno)}); registered again`);
-    this.register(e);
+    recoverEntry(this.uring, this.devFd, e, errno, this.log);
     return undefined;
   }
 
@@ -418,6 +412,31 @@ function fuseCmd(uring: Uring, devFd: number, e: RingEntry, op: number): Buffer 
   sqe.writeUInt32LE(e.tag, 32);
   sqe.writeUInt16LE(e.qid, 64);
   return sqe;
+}
+
+/**
+ * A command on `e` failed with `errno`, and not because the session ended (`sessionEnded`). A REGISTER
+ * answered EAGAIN or EINTR is queued again (up to MAX_REGISTER_RETRIES in a row), any other refused
+ * REGISTER drops the entry; a refused reply (its request was interrupted or aborted) has the entry
+ * registered again. True for a refused reply: the caller undoes it (before the REGISTER queued here is
+ * submitted, so before the entry can hold another request).
+ */
+export function recoverEntry(
+  uring: Uring,
+  devFd: number,
+  e: RingEntry,
+  errno: number,
+  log: (line: string) => void,
+): boolean {
+  if (e.last === "register") {
+    if ((errno === EAGAIN || errno === EINTR) && ++e.retries < MAX_REGISTER_RETRIES)
+      registerEntry(uring, devFd, e);
+    else log(`io_uring entry ${e.tag}: REGISTER refused (${codeOfErrno(errno)}); entry dropped`);
+    return false;
+  }
+  log(`io_uring entry ${e.tag}: reply refused (${codeOfErrno(errno)}); registered again`);
+  registerEntry(uring, devFd, e);
+  return true;
 }
 
 /** Whether a command's errno says the session is over (unmounted, aborted). */
