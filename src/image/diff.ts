@@ -108,6 +108,7 @@ class LowerView {
   }
 
   close(): void {
+    this.resolver.close();
     for (const layer of this.layers) layer.close();
   }
 }

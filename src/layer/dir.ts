@@ -71,6 +71,8 @@ export class DirLayer implements Layer {
   readonly index: number;
   readonly honoursWhiteouts: boolean;
   readonly dev: bigint;
+  /** The root directory's device and inode number. */
+  readonly identity: string;
   /** Byte-string path through which the root is reached (`/proc/self/fd/N` when read-only). */
   protected readonly root: string;
   protected fd: number;
@@ -87,7 +89,9 @@ export class DirLayer implements Layer {
     this.honoursWhiteouts = opts.honoursWhiteouts ?? true;
     this.fd = fs.openSync(bytesOf(origin), O_RDONLY | O_DIRECTORY);
     this.root = byRealPath ? origin : `/proc/self/fd/${this.fd}`;
-    this.dev = statAtOrThrow(this.fd, EMPTY).dev;
+    const st = statAtOrThrow(this.fd, EMPTY);
+    this.dev = st.dev;
+    this.identity = `dir:${st.dev}:${st.ino}`;
     this.access =
       opts.atime === undefined ? undefined : new AccessRoots({ fd: this.fd, root: this.root }, opts.atime);
   }

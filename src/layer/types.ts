@@ -76,6 +76,12 @@ export interface Layer {
   readonly honoursWhiteouts: boolean;
   /** Device of the layer's objects (what lstat gives as `dev`), for inode-number uniqueness. */
   readonly dev: bigint;
+  /**
+   * A name of the layer's tree that is the same for every layer opened on it in this process, so that
+   * unions sharing a read-only layer can share what they cache of it (unionfs/shared-listings.ts).
+   * Undefined when the layer cannot promise that (a tar layer numbers its own inodes).
+   */
+  readonly identity?: string | undefined;
 
   lstat(rel: string): Stat;
   tryLstat(rel: string): Stat | undefined;

@@ -7,14 +7,16 @@
  * (the union's documented assumption, as fuse-overlayfs makes it); the cache is bounded by the total
  * number of names held, not by directories; a directory that cannot be listed is not cached. The
  * listings of one directory path are kept together, one slot per layer (`DirNames`), so a lookup that
- * visits every layer of a deep stack finds them with one cache probe, not one per layer.
+ * visits every layer of a deep stack finds them with one cache probe, not one per layer. A layer's
+ * listing is taken from, and given to, the thread's store shared by every union with that layer
+ * (shared-listings.ts); the union holds its layers there from construction until `close`.
  */
 import { LRUCache } from "lru-cache";
 import { codeOf } from "../errors";
 import type { Layer, RawEntry } from "../layer";
+import { sharedListings, type Names } from "./shared-listings";
 
-/** Name → S_IFMT type bits (0 when unknown). */
-export type Names = ReadonlyMap<string, number>;
+export type { Names };
 
 const MAX_NAMES = 2_000_000;
 
@@ -23,7 +25,7 @@ const MERGE_FROM = 8;
 
 /** The cached listings of one directory path: slot i is layer i's, undefined until it was listed. */
 export class DirNames {
-  readonly byLayer: Array<Map<string, number> | undefined> = [];
+  readonly byLayer: Array<Names | undefined> = [];
   /** Names held, plus one: what the directory counts for against MAX_NAMES. */
   size = 1;
   private loaded = 0;
@@ -33,7 +35,7 @@ export class DirNames {
    */
   anywhere: Set<string> | undefined;
 
-  add(index: number, names: Map<string, number>): void {
+  add(index: number, names: Names): void {
     this.byLayer[index] = names;
     this.loaded += 1;
     const before = this.anywhere?.size ?? 0;
@@ -60,6 +62,20 @@ export class LowerDirCache {
     maxSize: MAX_NAMES,
     sizeCalculation: (d) => d.size,
   });
+  /** The shared identities of the read-only layers, held until `close`. */
+  private readonly held = new Set<string>();
+
+  constructor(layers: readonly Layer[] = []) {
+    for (const l of layers) if (!l.writable && l.identity !== undefined) this.held.add(l.identity);
+    for (const id of this.held) sharedListings.acquire(id);
+  }
+
+  /** Lets the shared store drop listings of layers no other union holds. Idempotent. */
+  close(): void {
+    for (const id of this.held) sharedListings.release(id);
+    this.held.clear();
+    this.cache.clear();
+  }
 
   /** The listings of directory `rel` known so far: take it once per lookup, then ask `namesIn`. */
   dir(rel: string): DirNames {
@@ -71,15 +87,20 @@ export class LowerDirCache {
     if (layer.writable) return undefined;
     const known = d.byLayer[layer.index];
     if (known !== undefined) return known;
-    let entries: RawEntry[];
-    try {
-      entries = layer.readdir(rel);
-    } catch (err) {
-      const code = codeOf(err);
-      if (code === "ENOENT" || code === "ENOTDIR") return new Map();
-      throw err;
+    const shared = layer.identity !== undefined && this.held.has(layer.identity) ? layer.identity : undefined;
+    let m = shared === undefined ? undefined : sharedListings.get(shared, rel);
+    if (m === undefined) {
+      let entries: RawEntry[];
+      try {
+        entries = layer.readdir(rel);
+      } catch (err) {
+        const code = codeOf(err);
+        if (code === "ENOENT" || code === "ENOTDIR") return new Map();
+        throw err;
+      }
+      m = new Map(entries.map((e) => [e.name, e.type]));
+      if (shared !== undefined) sharedListings.set(shared, rel, m);
     }
-    const m = new Map(entries.map((e) => [e.name, e.type]));
     d.add(layer.index, m);
     // Set again (not in place): the cache counts a value's size when it is set.
     this.cache.delete(rel);

@@ -60,9 +60,17 @@ export class Resolver {
   /** Bounded by a size (one per entry), not by `max`: lru-cache allocates `max` slots up front (~1.5 MiB). */
   private readonly dirCache = new LRUCache<string, Merged>({ maxSize: 65536, sizeCalculation: () => 1 });
   /** Listings of read-only layers' directories (they never change while mounted). */
-  readonly lowerDirs = new LowerDirCache();
+  readonly lowerDirs: LowerDirCache;
 
-  constructor(private readonly layers: readonly Layer[]) {}
+  constructor(private readonly layers: readonly Layer[]) {
+    this.lowerDirs = new LowerDirCache(layers);
+  }
+
+  /** Lets go of what is shared with other unions (the read-only layers' listings). */
+  close(): void {
+    this.lowerDirs.close();
+    this.dirCache.clear();
+  }
 
   /** Drops every cached directory layer list (after any change to the directory structure). */
   invalidate(): void {

@@ -124,5 +124,6 @@ export class UnionState {
     this.handles.closeAll();
     for (const layer of this.layers) layer.close();
     this.work?.close();
+    this.lookup.close();
   }
 }

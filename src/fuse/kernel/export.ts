@@ -18,7 +18,7 @@
 import { codeOf, fsError } from "../../errors";
 import type { Attr } from "../../unionfs/types";
 import { entryOut } from "./codec";
-import { joinPath, withIno, type Inode, type Route } from "./inodes";
+import { joinPath, withIno, type NodeInfo, type Route } from "./inodes";
 import { inoOfStableId, stableIdOf } from "./nodeids";
 import { S_IFDIR, S_IFMT } from "./protocol";
 import type { Reply, Session } from "./session";
@@ -27,7 +27,7 @@ import type { Reply, Session } from "./session";
 export const MAX_WALK = 250_000;
 
 /** The entry of `node`, with the number it is pinned to while live. */
-function reply(s: Session, node: Inode, attr: Attr): Reply {
+function reply(s: Session, node: NodeInfo, attr: Attr): Reply {
   const id = node.id;
   return {
     parts: [entryOut(id, withIno(attr, node.ino), s.entryTimeout, s.attrTimeoutFor(id))],

@@ -18,6 +18,9 @@
  * - unlink/rmdir/rename-over *detach* the replaced node: it leaves its parent's `children` (a later lookup
  *   of the name gets a fresh node) but keeps its last parent/name, which only handle-based requests use.
  * - One node per name: hard links get one node per name (the kernel accepts that).
+ * - Nodes are slots of typed-array columns (node-slots.ts) indexed by id and by (parent, name)
+ *   (slot-index.ts). A slot is released once the node is neither live, nor in its parent's children,
+ *   nor anyone's parent; callers only ever see ids and `NodeInfo` snapshots, never slots.
  * - A live node answers one inode number: the first one reported for it (`pin`). The kernel answers a
  *   stat from its cached attributes or by GETATTR depending on the fields asked for (`stat -c %i` asks
  *   for STATX_INO alone), so a number that changed under a live node would show two numbers for one
@@ -25,27 +28,22 @@
  */
 import { fsError } from "../../errors";
 import type { Attr } from "../../unionfs/types";
+import { Flag, NodeSlots, NONE, XATTR_MASK, XATTR_SHIFT } from "./node-slots";
 import { FIRST_EPHEMERAL_ID, Remembered, stableIdOf, type Whereabouts } from "./nodeids";
 import { ROOT_ID, S_IFDIR, S_IFMT } from "./protocol";
+import { hashNumber, hashString, SlotIndex } from "./slot-index";
 
-export interface Inode {
-  /** Changes only while the node is not live (the kernel does not know it then). */
-  id: number;
-  parent: Inode | null;
-  name: string;
-  lookups: number;
-  attached: boolean;
-  /** S_IFMT bits, as last reported. */
-  type: number;
+/** What the table knows of a node at the time it is asked (a copy: it does not follow later changes). */
+export interface NodeInfo {
+  readonly id: number;
   /** Inode number reported for the node while it is live (0n: not known yet). */
-  ino: bigint;
-  /** Generation sent with the node's entries (fixed while live). */
-  gen: number;
-  children: Map<string, Inode> | undefined;
+  readonly ino: bigint;
+  /** S_IFMT bits, as last reported. */
+  readonly type: number;
+  readonly lookups: number;
   /** When the last entry reply naming the node was made (`clockS()`); 0: never while live. */
-  replied: number;
-  /** What GETXATTR knows of the object's extended attributes (see `Xattrs`). */
-  xattrs: Xattrs;
+  readonly replied: number;
+  readonly attached: boolean;
 }
 
 /** An object's extended attributes, as far as GETXATTR knows: not asked yet, none at all, or some. */
@@ -57,10 +55,7 @@ export const enum Xattrs {
 
 const STARTED_MS = Date.now() - 1000;
 
-/**
- * Whole seconds since shortly before this module loaded (at least 1): a small integer, which V8 keeps in
- * the node itself, where a Date.now() would be a boxed number per node.
- */
+/** Whole seconds since shortly before this module loaded (at least 1): small enough for a Uint32Array. */
 export function clockS(): number {
   return Math.floor((Date.now() - STARTED_MS) / 1000);
 }
@@ -77,9 +72,9 @@ export interface EntryAttr {
   gen?: number;
 }
 
-/** A path to a node the kernel forgot: from a node of the tree, the names (and ids) below it. */
+/** A path to a node the kernel forgot: from a node of the tree (`base`, opaque), the names below it. */
 export interface Route {
-  base: Inode;
+  readonly base: number;
   steps: Array<{ id: number; name: string; ino: bigint }>;
 }
 
@@ -90,34 +85,38 @@ export function joinPath(parent: string, name: string): string {
 /** Deepest chain of remembered parents followed before giving up (a stale memory may hold a cycle). */
 const MAX_ROUTE = 4096;
 
+const typeOf = (mode: number): number => (mode & S_IFMT) >>> 12;
+
+/** Hash of a child's key in the index of children. */
+const childHash = (parent: number, name: string): number =>
+  hashString(name, Math.imul(parent + 1, 0x9e3779b1));
+
 export class InodeTable {
-  private readonly byId = new Map<number, Inode>();
+  private readonly n = new NodeSlots();
+  /** Live nodes (and the root) by id. */
+  private readonly byId = new SlotIndex((s) => hashNumber(this.n.ids[s] as number));
+  /** Nodes of the tree by (parent slot, name). */
+  private readonly children = new SlotIndex((s) => this.n.hashes[s] as number);
   /**
    * Live node ids by inode number, for the nodes whose id is not their number's stable id (`indexed`): a
    * second name of a hard-linked file, a number outside the stable domain. One id, or a set of them.
-   * Every other live node is found as `byId.get(stableIdOf(ino))`, so a tree walk adds nothing here.
+   * Every other live node is found by `stableIdOf(ino)`, so a tree walk adds nothing here.
    */
   private readonly byIno = new Map<bigint, number | Set<number>>();
   private nextEphemeral = FIRST_EPHEMERAL_ID;
   /** Where forgotten nodes were. */
   readonly remembered = new Remembered();
-  readonly root: Inode;
+  private readonly root: number;
 
   constructor() {
-    this.root = {
-      id: ROOT_ID,
-      parent: null,
-      name: "",
-      lookups: 1,
-      attached: true,
-      type: S_IFDIR,
-      ino: 0n,
-      gen: 0,
-      children: undefined,
-      replied: 0,
-      xattrs: Xattrs.Unknown,
-    };
-    this.byId.set(ROOT_ID, this.root);
+    const n = this.n;
+    this.root = n.alloc();
+    n.ids[this.root] = ROOT_ID;
+    n.lookups[this.root] = 1;
+    n.types[this.root] = typeOf(S_IFDIR);
+    n.flags[this.root] = Flag.Attached;
+    n.names[this.root] = "";
+    this.byId.add(this.root);
   }
 
   /** Number of live nodes, root included. */
@@ -125,49 +124,47 @@ export class InodeTable {
     return this.byId.size;
   }
 
-  get(id: number): Inode {
-    const node = this.byId.get(id);
-    if (node === undefined) throw fsError("ESTALE", `unknown node id ${id}`);
-    return node;
+  /** Slots in use: live nodes and the links of the tree between them (for tests and logs). */
+  get slots(): number {
+    return this.n.used;
+  }
+
+  get(id: number): NodeInfo {
+    return this.info(this.live(id));
   }
 
   has(id: number): boolean {
-    return this.byId.has(id);
+    return this.slotOf(id) !== NONE;
   }
 
   /** Path of a node; ENOENT when it or an ancestor was detached, unless `stale` allows its last path. */
   path(id: number, stale = false): string {
-    return this.pathOf(this.get(id), stale);
-  }
-
-  private pathOf(start: Inode, stale = false): string {
-    if (start === this.root) return "/";
-    const names: string[] = [];
-    let node: Inode | null = start;
-    for (; node !== null && node !== this.root; node = node.parent) {
-      if (!node.attached && !stale) throw fsError("ENOENT", `node ${start.id} was removed`);
-      names.push(node.name);
-    }
-    if (node === null && !stale) throw fsError("ENOENT", `node ${start.id} is not under the root`);
-    return "/" + names.reverse().join("/");
+    return this.pathOf(this.live(id), stale);
   }
 
   /** True when the node is live and neither it nor an ancestor was detached. */
   isAttached(id: number): boolean {
-    const node = this.byId.get(id);
-    return node !== undefined && this.attachedNode(node);
-  }
-
-  private attachedNode(start: Inode): boolean {
-    let node: Inode | null = start;
-    for (; node !== null && node !== this.root; node = node.parent) {
-      if (!node.attached) return false;
-    }
-    return node === this.root;
+    const s = this.slotOf(id);
+    return s !== NONE && this.attachedSlot(s);
   }
 
   childPath(parentId: number, name: string): string {
     return joinPath(this.path(parentId), name);
+  }
+
+  /** The inode number of live node `id`'s parent (0n for the root, or when not known). */
+  parentIno(id: number): bigint {
+    const p = this.n.parents[this.live(id)] as number;
+    return p === NONE ? 0n : (this.n.inos[p] as bigint);
+  }
+
+  xattrs(id: number): Xattrs {
+    return (((this.n.flags[this.live(id)] as number) & XATTR_MASK) >> XATTR_SHIFT) as Xattrs;
+  }
+
+  setXattrs(id: number, x: Xattrs): void {
+    const s = this.live(id);
+    this.n.flags[s] = ((this.n.flags[s] as number) & ~XATTR_MASK) | (x << XATTR_SHIFT);
   }
 
   /**
@@ -175,85 +172,41 @@ export class InodeTable {
    * one more lookup; `attr.gen` is set to the node's generation. A known node of another file type is
    * detached and replaced by a fresh one.
    */
-  lookup(parentId: number, name: string, attr: EntryAttr): Inode {
-    return this.lookupIn(this.get(parentId), name, attr);
-  }
-
-  private lookupIn(parent: Inode, name: string, attr: EntryAttr): Inode {
-    let node = parent.children?.get(name);
-    if (node !== undefined && node.type !== (attr.mode & S_IFMT)) {
-      this.detachNode(node);
-      node = undefined;
+  lookup(parentId: number, name: string, attr: EntryAttr): NodeInfo {
+    const parent = this.live(parentId);
+    let s = this.childSlot(parent, name);
+    if (s !== NONE && this.n.types[s] !== typeOf(attr.mode)) {
+      this.detach(s);
+      s = NONE;
     }
-    if (node === undefined) {
-      node = this.newNode(parent, name, attr, 0);
-      (parent.children ??= new Map()).set(name, node);
-    }
-    this.count(node, attr);
-    return node;
-  }
-
-  private newNode(parent: Inode, name: string, attr: EntryAttr, id: number): Inode {
-    const type = attr.mode & S_IFMT;
-    return {
-      id,
-      parent,
-      name,
-      lookups: 0,
-      attached: true,
-      type,
-      ino: attr.ino,
-      gen: 0,
-      children: undefined,
-      replied: 0,
-      xattrs: Xattrs.Unknown,
-    };
-  }
-
-  /** One more lookup of a node of the tree; one that was not live gets a free id and `attr`'s generation. */
-  private count(node: Inode, attr: EntryAttr, id?: number): void {
-    if (node.lookups === 0 && node !== this.root) {
-      node.id = id ?? this.freeId(attr.ino);
-      node.gen = attr.gen ?? 0;
-      node.ino = attr.ino;
-      this.byId.set(node.id, node);
-      this.index(node);
-    } else {
-      this.pin(node.id, attr.ino);
-    }
-    node.lookups += 1;
-    node.replied = clockS();
-    attr.gen = node.gen;
-  }
-
-  /** The stable id of `ino` when no live node holds it, else a fresh ephemeral one. */
-  private freeId(ino: bigint): number {
-    const id = stableIdOf(ino);
-    return id !== undefined && !this.byId.has(id) ? id : this.nextEphemeral++;
+    if (s === NONE) s = this.newChild(parent, name, attr.mode, attr.ino, 0);
+    this.count(s, attr);
+    return this.info(s);
   }
 
   /**
    * Live node `id` itself, for a lookup of "." that raced with its FORGET, counted as one more lookup.
    * ENOENT when it was removed.
    */
-  lookupSelf<A extends EntryAttr>(id: number, attrOf: (path: string) => A): { node: Inode; attr: A } {
-    const node = this.get(id);
-    const attr = attrOf(this.pathOf(node));
-    this.count(node, attr);
-    return { node, attr };
+  lookupSelf<A extends EntryAttr>(id: number, attrOf: (path: string) => A): { node: NodeInfo; attr: A } {
+    const s = this.live(id);
+    const attr = attrOf(this.pathOf(s));
+    this.count(s, attr);
+    return { node: this.info(s), attr };
   }
 
   /**
    * The parent of live node `id` for a lookup of "..", counted as one lookup (revived with a free id when
    * the kernel had forgotten it). ENOENT when the node was removed.
    */
-  lookupParent<A extends EntryAttr>(id: number, attrOf: (path: string) => A): { node: Inode; attr: A } {
-    const child = this.get(id);
-    if (!this.attachedNode(child)) throw fsError("ENOENT", `node ${id} was removed`);
-    const node = child.parent ?? this.root;
-    const attr = attrOf(this.pathOf(node));
-    this.count(node, attr);
-    return { node, attr };
+  lookupParent<A extends EntryAttr>(id: number, attrOf: (path: string) => A): { node: NodeInfo; attr: A } {
+    const child = this.live(id);
+    if (!this.attachedSlot(child)) throw fsError("ENOENT", `node ${id} was removed`);
+    const p = this.n.parents[child] as number;
+    const s = p === NONE ? this.root : p;
+    const attr = attrOf(this.pathOf(s));
+    this.count(s, attr);
+    return { node: this.info(s), attr };
   }
 
   /**
@@ -264,10 +217,8 @@ export class InodeTable {
   routeTo(id: number): Route | undefined {
     const steps: Route["steps"] = [];
     for (let at = id; steps.length < MAX_ROUTE;) {
-      const live = this.byId.get(at);
-      if (live !== undefined) {
-        return this.attachedNode(live) ? { base: live, steps: steps.reverse() } : undefined;
-      }
+      const live = this.slotOf(at);
+      if (live !== NONE) return this.attachedSlot(live) ? { base: live, steps: steps.reverse() } : undefined;
       const where: Whereabouts | undefined = this.remembered.get(at);
       if (where === undefined) return undefined;
       steps.push({ id: at, name: where.name, ino: where.ino });
@@ -276,7 +227,7 @@ export class InodeTable {
     return undefined;
   }
 
-  /** The path a route leads to. */
+  /** The path a route leads to (the route must come from `routeTo` with no change to the table since). */
   routePath(route: Route): string {
     let path = this.pathOf(route.base);
     for (const step of route.steps) path = joinPath(path, step.name);
@@ -288,43 +239,51 @@ export class InodeTable {
    * handle): directories on the way that the tree lacks are added as plain links. Undefined when the
    * name is held by another live node (the kernel knows the object under another id).
    */
-  place(route: Route, id: number, attr: EntryAttr): Inode | undefined {
-    if (this.byId.has(id)) return undefined;
+  place(route: Route, id: number, attr: EntryAttr): NodeInfo | undefined {
+    if (this.has(id)) return undefined;
     let parent = route.base;
     const last = route.steps.length - 1;
     for (const [i, step] of route.steps.entries()) {
       const mode = i === last ? attr.mode : S_IFDIR;
-      let node = parent.children?.get(step.name);
-      if (node === undefined) {
-        node = this.newNode(parent, step.name, { mode, ino: step.ino }, step.id);
-        (parent.children ??= new Map()).set(step.name, node);
-      } else if (node.type !== (mode & S_IFMT) || (i === last && node.lookups > 0)) {
+      let s = this.childSlot(parent, step.name);
+      if (s === NONE) {
+        s = this.newChild(parent, step.name, mode, step.ino, step.id);
+      } else if (this.n.types[s] !== typeOf(mode) || (i === last && (this.n.lookups[s] as number) > 0)) {
         break;
       }
       if (i === last) {
-        this.count(node, attr, id);
+        this.count(s, attr, id);
         this.remembered.delete(id);
-        return node;
+        return this.info(s);
       }
-      parent = node;
+      parent = s;
     }
     this.prune(parent); // links added on the way, now leading nowhere
     return undefined;
   }
 
-  /** Drops `n` lookups (FORGET); the root is never dropped. */
-  forget(id: number, n: number): void {
-    const node = this.byId.get(id);
-    if (node === undefined || node === this.root) return;
-    node.lookups -= n;
-    if (node.lookups > 0) return;
-    node.lookups = 0;
-    this.byId.delete(id);
-    this.unindex(node);
-    if (node.attached && node.parent !== null) {
-      this.remembered.set(id, { parent: node.parent.id, name: node.name, ino: node.ino });
+  /** Drops `count` lookups (FORGET); the root is never dropped. */
+  forget(id: number, count: number): void {
+    const s = this.slotOf(id);
+    if (s === NONE || s === this.root) return;
+    const n = this.n;
+    const left = (n.lookups[s] as number) - count;
+    if (left > 0) {
+      n.lookups[s] = left;
+      return;
     }
-    this.prune(node);
+    n.lookups[s] = 0;
+    this.byId.remove(s);
+    this.unindex(s);
+    const parent = n.parents[s] as number;
+    if (((n.flags[s] as number) & Flag.Attached) !== 0 && parent !== NONE) {
+      this.remembered.set(id, {
+        parent: n.ids[parent] as number,
+        name: n.names[s] as string,
+        ino: n.inos[s] as bigint,
+      });
+    }
+    this.prune(s);
   }
 
   /**
@@ -332,33 +291,38 @@ export class InodeTable {
    * has one (recorded here when it has none yet), else `ino`.
    */
   pin(id: number, ino: bigint): bigint {
-    const node = this.byId.get(id);
-    if (node === undefined) return ino;
-    if (node.ino === 0n && ino !== 0n) {
-      node.ino = ino;
-      this.index(node);
+    const s = this.slotOf(id);
+    if (s === NONE) return ino;
+    if (this.n.inos[s] === 0n && ino !== 0n) {
+      this.n.inos[s] = ino;
+      this.index(s);
     }
-    return node.ino;
+    return this.n.inos[s] as bigint;
   }
 
   /** The id of live node `path` ("/" or "/a/b"), found by the names the table knows. */
   idOfPath(path: string): number | undefined {
-    let node: Inode | undefined = this.root;
+    let s = this.root;
     for (const name of path.split("/")) {
-      if (name !== "") node = node.children?.get(name);
-      if (node === undefined) return undefined;
+      if (name !== "") s = this.childSlot(s, name);
+      if (s === NONE) return undefined;
     }
-    return this.byId.get(node.id) === node ? node.id : undefined;
+    const id = this.n.ids[s] as number;
+    return this.slotOf(id) === s ? id : undefined;
   }
 
   /** The other live nodes with the same inode number (names of one hard-linked file). */
   aliases(id: number): number[] {
-    const node = this.byId.get(id);
-    if (node === undefined) return [];
+    const s = this.slotOf(id);
+    if (s === NONE) return [];
+    const ino = this.n.inos[s] as bigint;
     const out: number[] = [];
-    const stable = stableIdOf(node.ino);
-    if (stable !== undefined && stable !== id && this.byId.get(stable)?.ino === node.ino) out.push(stable);
-    const ids = this.byIno.get(node.ino);
+    const stable = stableIdOf(ino);
+    if (stable !== undefined && stable !== id) {
+      const other = this.slotOf(stable);
+      if (other !== NONE && this.n.inos[other] === ino) out.push(stable);
+    }
+    const ids = this.byIno.get(ino);
     if (typeof ids === "number") {
       if (ids !== id) out.push(ids);
     } else if (ids !== undefined) for (const other of ids) if (other !== id) out.push(other);
@@ -366,42 +330,23 @@ export class InodeTable {
   }
 
   /** The live node of `name` in `parentId` (the kernel holds lookups on it under that name), if any. */
-  liveChild(parentId: number, name: string): Inode | undefined {
-    const node = this.byId.get(parentId)?.children?.get(name);
-    return node !== undefined && node.lookups > 0 && node.attached ? node : undefined;
+  liveChild(parentId: number, name: string): NodeInfo | undefined {
+    const s = this.childOf(parentId, name);
+    const live =
+      s !== NONE && (this.n.lookups[s] as number) > 0 && ((this.n.flags[s] as number) & Flag.Attached) !== 0;
+    return live ? this.info(s) : undefined;
   }
 
   /** The node id of `name` in `parentId`, if it is known. */
   childId(parentId: number, name: string): number | undefined {
-    return this.byId.get(parentId)?.children?.get(name)?.id;
-  }
-
-  /** Whether `node` is found through `byIno` (its id is not its inode number's stable id). */
-  private indexed(node: Inode): boolean {
-    return stableIdOf(node.ino) !== node.id;
-  }
-
-  private index(node: Inode): void {
-    if (!this.indexed(node)) return;
-    const ids = this.byIno.get(node.ino);
-    if (ids === undefined) this.byIno.set(node.ino, node.id);
-    else if (typeof ids !== "number") ids.add(node.id);
-    else if (ids !== node.id) this.byIno.set(node.ino, new Set([ids, node.id]));
-  }
-
-  private unindex(node: Inode): void {
-    if (!this.indexed(node)) return;
-    const ids = this.byIno.get(node.ino);
-    if (ids === node.id) this.byIno.delete(node.ino);
-    else if (typeof ids === "object" && ids.delete(node.id) && ids.size === 1) {
-      for (const last of ids) this.byIno.set(node.ino, last);
-    }
+    const s = this.childOf(parentId, name);
+    return s === NONE ? undefined : (this.n.ids[s] as number);
   }
 
   /** The object at `name` in `parentId` is gone (unlink, rmdir): detach its node, if known. */
   removed(parentId: number, name: string): void {
-    const node = this.byId.get(parentId)?.children?.get(name);
-    if (node !== undefined) this.detachNode(node);
+    const s = this.childOf(parentId, name);
+    if (s !== NONE) this.detach(s);
   }
 
   /**
@@ -409,8 +354,8 @@ export class InodeTable {
    * mode); the node itself stays for the handles already open on it.
    */
   retire(id: number): void {
-    const node = this.byId.get(id);
-    if (node !== undefined && node !== this.root && node.attached) this.detachNode(node);
+    const s = this.slotOf(id);
+    if (s !== NONE && s !== this.root && ((this.n.flags[s] as number) & Flag.Attached) !== 0) this.detach(s);
   }
 
   /** Mirrors a successful rename(2); `exchange` for RENAME_EXCHANGE. */
@@ -421,43 +366,210 @@ export class InodeTable {
     newName: string,
     exchange: boolean,
   ): void {
-    const oldParent = this.get(oldParentId);
-    const newParent = this.get(newParentId);
-    const src = oldParent.children?.get(oldName);
-    const dst = newParent.children?.get(newName);
+    const oldParent = this.live(oldParentId);
+    const newParent = this.live(newParentId);
+    const src = this.childSlot(oldParent, oldName);
+    const dst = this.childSlot(newParent, newName);
     if (src === dst) return;
-    if (src !== undefined) this.unlinkChild(src);
-    if (dst !== undefined) {
+    if (src !== NONE) this.unlinkChild(src);
+    if (dst !== NONE) {
       if (exchange) this.unlinkChild(dst);
-      else this.detachNode(dst);
+      else this.detach(dst);
     }
-    if (src !== undefined) this.linkChild(src, newParent, newName);
-    if (dst !== undefined && exchange) this.linkChild(dst, oldParent, oldName);
+    if (src !== NONE) this.linkChild(src, newParent, newName);
+    if (dst !== NONE && exchange) this.linkChild(dst, oldParent, oldName);
   }
 
-  private linkChild(node: Inode, parent: Inode, name: string): void {
-    node.parent = parent;
-    node.name = name;
-    (parent.children ??= new Map()).set(name, node);
+  // --- slots -------------------------------------------------------------------------------------------
+
+  private info(s: number): NodeInfo {
+    const n = this.n;
+    return {
+      id: n.ids[s] as number,
+      ino: n.inos[s] as bigint,
+      type: (n.types[s] as number) << 12,
+      lookups: n.lookups[s] as number,
+      replied: n.replied[s] as number,
+      attached: ((n.flags[s] as number) & Flag.Attached) !== 0,
+    };
   }
 
-  private unlinkChild(node: Inode): void {
-    const siblings = node.parent?.children;
-    if (siblings?.get(node.name) === node) siblings.delete(node.name);
-  }
-
-  private detachNode(node: Inode): void {
-    this.unlinkChild(node);
-    node.attached = false;
-    this.remembered.delete(node.id);
-    if (node.parent !== null) this.prune(node.parent);
-  }
-
-  /** Removes dead nodes (no lookups, no children) from the tree, walking up. */
-  private prune(start: Inode): void {
-    for (let node: Inode | null = start; node !== null && node !== this.root; node = node.parent) {
-      if (node.lookups > 0 || (node.children !== undefined && node.children.size > 0)) return;
-      this.unlinkChild(node);
+  /** The slot of live node `id`, or NONE. */
+  private slotOf(id: number): number {
+    const ids = this.n.ids;
+    const idx = this.byId;
+    for (let i = idx.start(hashNumber(id)); ; i = idx.next(i)) {
+      const s = idx.at(i);
+      if (s < 0 || ids[s] === id) return s < 0 ? NONE : s;
     }
+  }
+
+  private live(id: number): number {
+    const s = this.slotOf(id);
+    if (s === NONE) throw fsError("ESTALE", `unknown node id ${id}`);
+    return s;
+  }
+
+  /** The child slot of `name` under slot `parent`, or NONE. */
+  private childSlot(parent: number, name: string): number {
+    const n = this.n;
+    const idx = this.children;
+    for (let i = idx.start(childHash(parent, name)); ; i = idx.next(i)) {
+      const s = idx.at(i);
+      if (s < 0) return NONE;
+      if (n.parents[s] === parent && n.names[s] === name) return s;
+    }
+  }
+
+  /** The child slot of `name` under live node `parentId`, or NONE (also when the parent is not live). */
+  private childOf(parentId: number, name: string): number {
+    const parent = this.slotOf(parentId);
+    return parent === NONE ? NONE : this.childSlot(parent, name);
+  }
+
+  private pathOf(start: number, stale = false): string {
+    if (start === this.root) return "/";
+    const n = this.n;
+    const names: string[] = [];
+    let s = start;
+    for (; s !== NONE && s !== this.root; s = n.parents[s] as number) {
+      if (((n.flags[s] as number) & Flag.Attached) === 0 && !stale) {
+        throw fsError("ENOENT", `node ${n.ids[start]} was removed`);
+      }
+      names.push(n.names[s] as string);
+    }
+    if (s === NONE && !stale) throw fsError("ENOENT", `node ${n.ids[start]} is not under the root`);
+    return "/" + names.reverse().join("/");
+  }
+
+  private attachedSlot(start: number): boolean {
+    const n = this.n;
+    let s = start;
+    for (; s !== NONE && s !== this.root; s = n.parents[s] as number) {
+      if (((n.flags[s] as number) & Flag.Attached) === 0) return false;
+    }
+    return s === this.root;
+  }
+
+  /** A new attached node `name` under `parent`, in the index of children, with no lookups. */
+  private newChild(parent: number, name: string, mode: number, ino: bigint, id: number): number {
+    const n = this.n;
+    const s = n.alloc();
+    n.ids[s] = id;
+    n.inos[s] = ino;
+    n.types[s] = typeOf(mode);
+    n.flags[s] = Flag.Attached;
+    this.linkChild(s, parent, name);
+    return s;
+  }
+
+  /** One more lookup of a node of the tree; one that was not live gets a free id and `attr`'s generation. */
+  private count(s: number, attr: EntryAttr, id?: number): void {
+    const n = this.n;
+    if (n.lookups[s] === 0 && s !== this.root) {
+      n.ids[s] = id ?? this.freeId(attr.ino);
+      n.gens[s] = attr.gen ?? 0;
+      n.inos[s] = attr.ino;
+      this.byId.add(s);
+      this.index(s);
+    } else {
+      this.pin(n.ids[s] as number, attr.ino);
+    }
+    n.lookups[s] = (n.lookups[s] as number) + 1;
+    n.replied[s] = clockS();
+    attr.gen = n.gens[s] as number;
+  }
+
+  /** The stable id of `ino` when no live node holds it, else a fresh ephemeral one. */
+  private freeId(ino: bigint): number {
+    const id = stableIdOf(ino);
+    return id !== undefined && !this.has(id) ? id : this.nextEphemeral++;
+  }
+
+  /** Whether slot `s` is found through `byIno` (its id is not its inode number's stable id). */
+  private indexed(s: number): boolean {
+    return stableIdOf(this.n.inos[s] as bigint) !== this.n.ids[s];
+  }
+
+  private index(s: number): void {
+    if (!this.indexed(s)) return;
+    const ino = this.n.inos[s] as bigint;
+    const id = this.n.ids[s] as number;
+    const ids = this.byIno.get(ino);
+    if (ids === undefined) this.byIno.set(ino, id);
+    else if (typeof ids !== "number") ids.add(id);
+    else if (ids !== id) this.byIno.set(ino, new Set([ids, id]));
+  }
+
+  private unindex(s: number): void {
+    if (!this.indexed(s)) return;
+    const ino = this.n.inos[s] as bigint;
+    const id = this.n.ids[s] as number;
+    const ids = this.byIno.get(ino);
+    if (ids === id) this.byIno.delete(ino);
+    else if (typeof ids === "object" && ids.delete(id) && ids.size === 1) {
+      for (const last of ids) this.byIno.set(ino, last);
+    }
+  }
+
+  /** Puts slot `s` under `parent` as `name`, in the index of children (it must not be in it). */
+  private linkChild(s: number, parent: number, name: string): void {
+    const n = this.n;
+    const before = n.parents[s] as number;
+    if (before !== parent) {
+      if (before !== NONE) n.refs[before] = (n.refs[before] as number) - 1;
+      n.refs[parent] = (n.refs[parent] as number) + 1;
+      n.parents[s] = parent;
+    }
+    n.names[s] = name;
+    n.hashes[s] = childHash(parent, name);
+    this.children.add(s);
+    n.flags[s] = (n.flags[s] as number) | Flag.Linked;
+    n.kids[parent] = (n.kids[parent] as number) + 1;
+  }
+
+  /** Takes slot `s` out of its parent's children (it keeps its parent and name, for a stale path). */
+  private unlinkChild(s: number): void {
+    const n = this.n;
+    if (((n.flags[s] as number) & Flag.Linked) === 0) return;
+    this.children.remove(s);
+    n.flags[s] = (n.flags[s] as number) & ~Flag.Linked;
+    const parent = n.parents[s] as number;
+    n.kids[parent] = (n.kids[parent] as number) - 1;
+  }
+
+  private detach(s: number): void {
+    const n = this.n;
+    this.unlinkChild(s);
+    n.flags[s] = (n.flags[s] as number) & ~Flag.Attached;
+    this.remembered.delete(n.ids[s] as number);
+    const parent = n.parents[s] as number;
+    this.collect(s);
+    if (parent !== NONE) this.prune(parent);
+  }
+
+  /**
+   * Walking up from `start`: takes nodes with no lookups and no children out of the tree, and releases the
+   * slot of each that is no one's parent any more.
+   */
+  private prune(start: number): void {
+    const n = this.n;
+    for (let s = start; s !== NONE && s !== this.root;) {
+      if ((n.lookups[s] as number) > 0 || (n.kids[s] as number) > 0) return;
+      this.unlinkChild(s);
+      const parent = n.parents[s] as number;
+      this.collect(s);
+      s = parent;
+    }
+  }
+
+  /** Releases slot `s` when nothing needs it: not live, not in the tree, no one's parent. */
+  private collect(s: number): void {
+    const n = this.n;
+    if (s === this.root || n.lookups[s] !== 0 || n.refs[s] !== 0) return;
+    if (((n.flags[s] as number) & Flag.Linked) !== 0) return;
+    const parent = n.parents[s] as number;
+    if (parent !== NONE) n.refs[parent] = (n.refs[parent] as number) - 1;
+    n.release(s);
   }
 }

@@ -94,9 +94,8 @@ function slots(
   entries: readonly DirEntry[],
   exactIno = false,
 ): (i: number) => Slot | undefined {
-  const node = s.table.get(nodeid);
-  const dotIno = node.ino || UNKNOWN_INO;
-  const dotdotIno = node.parent?.ino || dotIno;
+  const dotIno = s.table.get(nodeid).ino || UNKNOWN_INO;
+  const dotdotIno = s.table.parentIno(nodeid) || dotIno;
   const dirPath = exactIno && s.table.isAttached(nodeid) ? s.table.path(nodeid) : null;
   return (i) => {
     if (i === 0) return { name: ".", ino: dotIno, type: DT_DIR };

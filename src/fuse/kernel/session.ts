@@ -16,7 +16,7 @@
 import type { Caller, UnionOps } from "../../unionfs/types";
 import type { InHeader, Reader } from "./codec";
 import type { Negotiated } from "./init";
-import { clockS, InodeTable, Xattrs, type Inode } from "./inodes";
+import { clockS, InodeTable, Xattrs, type NodeInfo } from "./inodes";
 import { DirListings } from "./listings";
 import { Passthrough, deviceIoctls } from "./passthrough";
 import { SpliceReplies } from "./splice";
@@ -251,7 +251,7 @@ export class Session {
    * undefined. READDIRPLUS sends such a name without attributes (node id 0): the kernel keeps what it
    * has, including the ACLs it cached, which a refresh would drop (fuse_direntplus_link).
    */
-  freshChild(parentId: number, name: string): Inode | undefined {
+  freshChild(parentId: number, name: string): NodeInfo | undefined {
     const node = this.table.liveChild(parentId, name);
     if (node === undefined) return undefined;
     const validS = Math.min(this.entryTimeout, this.attrTimeoutFor(node.id));
@@ -266,23 +266,24 @@ export class Session {
    * name of it. Copy-up keeps an object's attributes; nothing else the union does adds one it shows.
    */
   hasNoXattrs(nodeid: number): boolean {
-    const node = this.table.get(nodeid);
-    if (node.xattrs === Xattrs.Unknown && node.attached) {
+    const t = this.table;
+    const attached = t.get(nodeid).attached;
+    if (t.xattrs(nodeid) === Xattrs.Unknown && attached) {
       let names: string[] | undefined;
       try {
-        names = this.ops.listxattr(this.table.path(nodeid));
+        names = this.ops.listxattr(t.path(nodeid));
       } catch {
         names = undefined; // not listable (noxattrs, an unsupported layer): GETXATTR answers each time
       }
-      node.xattrs = names?.length === 0 ? Xattrs.None : Xattrs.Some;
+      t.setXattrs(nodeid, names?.length === 0 ? Xattrs.None : Xattrs.Some);
     }
-    return node.xattrs === Xattrs.None && node.attached;
+    return t.xattrs(nodeid) === Xattrs.None && attached;
   }
 
   /** Node `nodeid`'s extended attributes were changed (SETXATTR, REMOVEXATTR): under each of its names. */
   xattrsChanged(nodeid: number): void {
     for (const id of [nodeid, ...this.table.aliases(nodeid)]) {
-      if (this.table.has(id)) this.table.get(id).xattrs = Xattrs.Unknown;
+      if (this.table.has(id)) this.table.setXattrs(id, Xattrs.Unknown);
     }
   }
 

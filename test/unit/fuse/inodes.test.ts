@@ -24,8 +24,8 @@ describe("fuse inode table", () => {
   it("reuses a node for the same name, counting lookups, and drops it at zero", () => {
     const a = t.lookup(1, "a", { mode: FILE, ino: 10n });
     const again = t.lookup(1, "a", { mode: FILE, ino: 10n });
-    assert.equal(again, a);
-    assert.equal(a.lookups, 2);
+    assert.equal(again.id, a.id);
+    assert.equal(again.lookups, 2);
     assert.notEqual(a.id, 1);
     t.forget(a.id, 1);
     assert.equal(t.path(a.id), "/a");
@@ -50,7 +50,7 @@ describe("fuse inode table", () => {
     assert.equal(t.path(f.id), "/moved/e/f");
     t.renamed(e.id, "f", 1, "top", false);
     assert.equal(t.path(f.id), "/top");
-    assert.equal(t.lookup(1, "top", { mode: FILE, ino: 3n }), f);
+    assert.equal(t.lookup(1, "top", { mode: FILE, ino: 3n }).id, f.id);
   });
 
   it("detaches a replaced rename target, which keeps only a stale path", () => {
@@ -61,12 +61,12 @@ describe("fuse inode table", () => {
     assert.throws(() => t.path(b.id), { code: "ENOENT" });
     assert.equal(t.path(b.id, true), "/b");
     assert.equal(t.isAttached(b.id), false);
-    assert.equal(t.lookup(1, "b", { mode: FILE, ino: 1n }), a);
+    assert.equal(t.lookup(1, "b", { mode: FILE, ino: 1n }).id, a.id);
     t.forget(b.id, 1);
     assert.equal(t.has(b.id), false);
     assert.equal(
-      t.lookup(1, "b", { mode: FILE, ino: 1n }),
-      a,
+      t.lookup(1, "b", { mode: FILE, ino: 1n }).id,
+      a.id,
       "forgetting the orphan leaves the new owner of the name alone",
     );
   });
@@ -116,7 +116,7 @@ describe("fuse inode table", () => {
     t.renamed(1, "d", 1, "e", false);
     assert.equal(t.path(f.id), "/e/f", "the child still follows its parent");
     const again = t.lookup(1, "e", { mode: DIR, ino: 11n });
-    assert.equal(again, d);
+    assert.equal(again.id, d.id);
     assert.equal(again.id, id);
     assert.equal(t.has(d.id), true);
     t.forget(f.id, 1);
@@ -198,7 +198,7 @@ describe("fuse inode table", () => {
     assert.equal(changed.gen, 5, "the kernel never sees two generations for one node id");
     t.forget(a.id, 2);
     const back = { mode: FILE, ino: 77n, gen: 9 };
-    assert.equal(t.lookup(1, "a", back).gen, 9);
+    t.lookup(1, "a", back);
     assert.equal(back.gen, 9);
   });
 
@@ -234,7 +234,9 @@ describe("fuse inode table", () => {
     t.forget(b.id, 1);
     t.removed(1, "b");
     t.renamed(1, "b2", 1, "b", false);
-    const route = { base: t.root, steps: [{ id: 31, name: "b", ino: 31n }] };
+    const root = t.routeTo(1);
+    assert.ok(root);
+    const route = { ...root, steps: [{ id: 31, name: "b", ino: 31n }] };
     assert.equal(t.place(route, 31, { mode: FILE, ino: 31n }), undefined, "b is live as " + other.id);
   });
 
@@ -242,10 +244,69 @@ describe("fuse inode table", () => {
     const d = t.lookup(1, "d", { mode: DIR, ino: 40n });
     assert.equal(t.lookupParent(d.id, () => ({ mode: DIR, ino: 2n })).node.id, 1);
     const f = t.lookup(d.id, "f", { mode: FILE, ino: 41n });
-    assert.equal(t.lookupParent(f.id, () => ({ mode: DIR, ino: 40n })).node, d);
-    assert.equal(d.lookups, 2);
+    assert.equal(t.lookupParent(f.id, () => ({ mode: DIR, ino: 40n })).node.id, d.id);
+    assert.equal(t.get(d.id).lookups, 2);
     t.removed(1, "d");
     assert.throws(() => t.lookupParent(f.id, () => ({ mode: DIR, ino: 40n })), { code: "ENOENT" });
+  });
+
+  it("releases every node's slot once the kernel forgot it, removed parents included", () => {
+    const d = t.lookup(1, "d", { mode: DIR, ino: 50n });
+    const e = t.lookup(d.id, "e", { mode: DIR, ino: 51n });
+    const f = t.lookup(e.id, "f", { mode: FILE, ino: 52n });
+    t.removed(1, "d"); // d and e stay: f is live and its stale path goes through them
+    t.forget(d.id, 1);
+    t.forget(e.id, 1);
+    assert.equal(t.path(f.id, true), "/d/e/f");
+    t.forget(f.id, 1);
+    assert.equal(t.slots, 1, "only the root is left");
+  });
+
+  it("keeps its slots bounded under random lookups, renames, removals and forgets", () => {
+    let seed = 12345;
+    const rand = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const held = new Map<number, number>(); // id -> lookups the "kernel" holds
+    const dirs = [1];
+    const names = ["a", "b", "c", "d"];
+    let ino = 100n;
+    for (let step = 0; step < 5000; step++) {
+      const parent = dirs[rand(dirs.length)] as number;
+      const name = names[rand(names.length)] as string;
+      if (!t.has(parent) || !t.isAttached(parent)) continue;
+      const op = rand(10);
+      if (op < 5) {
+        const dir = rand(2) === 0;
+        const known = t.childId(parent, name);
+        const node = t.lookup(parent, name, {
+          mode: dir ? DIR : FILE,
+          ino: known === undefined ? ino++ : ino,
+        });
+        held.set(node.id, (held.get(node.id) ?? 0) + 1);
+        if (dir) dirs.push(node.id);
+      } else if (op < 7) {
+        t.removed(parent, name);
+      } else if (op < 8) {
+        const to = dirs[rand(dirs.length)] as number;
+        const from = t.childPath(parent, name);
+        if (t.has(to) && t.isAttached(to) && !`${t.path(to)}/`.startsWith(`${from}/`)) {
+          t.renamed(parent, name, to, names[rand(names.length)] as string, false);
+        }
+      } else {
+        const ids = [...held.keys()];
+        const id = ids[rand(ids.length)];
+        if (id !== undefined) {
+          t.forget(id, held.get(id) as number);
+          held.delete(id);
+        }
+      }
+      assert.ok(t.slots <= 1 + held.size * 16, `step ${step}: ${t.slots} slots for ${held.size} live nodes`);
+    }
+    for (const [id, n] of held) t.forget(id, n);
+    assert.equal(t.size, 1);
+    assert.equal(t.slots, 1, "every slot but the root's is released");
   });
 });
 
