@@ -11,6 +11,7 @@
  *   is not held up.
  */
 import { spawn } from "node:child_process";
+import { daemonExecArgv } from "./node-flags";
 
 export const DAEMON_ENV = "UNIONFS_TS_DAEMON";
 /** Set for a daemon that checks its command line itself: it prints the warnings the command would. */
@@ -30,7 +31,7 @@ export function daemonize(checks = false): Promise<number> {
   const env: NodeJS.ProcessEnv = { ...process.env, [DAEMON_ENV]: "1" };
   if (checks) env[CHECKS_ENV] = "1";
   else delete env[CHECKS_ENV];
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+  const child = spawn(process.execPath, [...daemonExecArgv(process.execArgv), ...process.argv.slice(1)], {
     detached: true,
     env,
     stdio: ["ignore", "ignore", "pipe", "ipc"],

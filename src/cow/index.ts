@@ -3,7 +3,7 @@
  * point (copyup.ts); the union tells it where things are through a `UnionView` (view.ts).
  */
 export { CopyUp, type CopyUpHow, type CopyUpSettings } from "./copyup";
-export type { Found, UnionView } from "./view";
+export type { Found, InoOf, UnionView } from "./view";
 export { Origins, originXattr } from "./origin";
 export { WorkDir } from "./workdir";
 export { BackgroundCopier, type CopyProgress } from "./background";

@@ -4,6 +4,9 @@
  */
 import type { Stat } from "../layer";
 
+/** What names an object: its device and inode number. */
+export type InoOf = Pick<Stat, "dev" | "ino">;
+
 /** Where the union finds an object: the topmost layer that has it and, for a directory, its layers. */
 export interface Found {
   layer: number;
@@ -11,10 +14,10 @@ export interface Found {
   /** A directory's merged layers, topmost first; undefined for everything else. */
   dirLayers: readonly number[] | undefined;
   /**
-   * For a directory merged from several layers: the bottom-most one's stat of it, when the lookup took
-   * one (its inode number is the directory's). Taken from a read-only layer, so it never goes stale.
+   * For a directory merged from several layers: the bottom-most one's device and inode number, when the
+   * lookup took them (that number is the directory's). From a read-only layer, so never stale.
    */
-  bottom?: Stat | undefined;
+  bottom?: InoOf | undefined;
 }
 
 export interface UnionView {

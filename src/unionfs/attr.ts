@@ -9,7 +9,7 @@
  * their own number in the writable branch (`genOf`). Owners are shown as the mount maps them.
  */
 import type { Stat } from "../sys/stat";
-import type { Found, Origins } from "../cow";
+import type { Found, InoOf, Origins } from "../cow";
 import { relOf, type Layer, type WritableLayer } from "../layer";
 import { IdMap } from "./idmap";
 import type { Attr, StatFs } from "./types";
@@ -21,7 +21,7 @@ export class InoMapper {
     for (const l of layers) if (!this.devIndex.has(l.dev)) this.devIndex.set(l.dev, this.devIndex.size);
   }
 
-  ino(st: Stat): bigint {
+  ino(st: InoOf): bigint {
     if (this.devIndex.size <= 1) return st.ino;
     const tag = BigInt(this.devIndex.get(st.dev) ?? 0);
     return (tag << 56n) ^ st.ino;

@@ -14,6 +14,7 @@ import type { Stat } from "../sys/stat";
 import { LRUCache } from "lru-cache";
 import { relOf, splitPath, type Layer } from "../layer";
 import { hidesName, isOpaque, isReservedName, isWhiteoutEntry, markersOf } from "../whiteout";
+import type { InoOf } from "../cow";
 import { LowerDirCache, type DirNames } from "./dircache";
 
 export interface Resolved {
@@ -22,15 +23,21 @@ export interface Resolved {
   st: Stat;
   /** For directories: the merged layers, topmost first. Undefined for everything else. */
   dirLayers: number[] | undefined;
-  /** For a directory merged from several layers: the bottom-most one's stat, when known (cow/view.ts). */
-  bottom?: Stat | undefined;
+  /** For a directory merged from several layers: the bottom-most one's number, when known (cow/view.ts). */
+  bottom?: InoOf | undefined;
 }
 
-/** A directory's merged layers as cached, with the bottom-most one's stat when it is not the top's. */
+/**
+ * A directory's merged layers as cached (an interned list: never changed once cached), with the
+ * bottom-most one's number when it is not the top's.
+ */
 interface Merged {
   layers: number[];
-  bottom: Stat | undefined;
+  bottom: InoOf | undefined;
 }
+
+/** Distinct layer lists kept interned before the table starts over. */
+const MAX_INTERNED = 4096;
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -61,6 +68,7 @@ export class Resolver {
   private readonly dirCache = new LRUCache<string, Merged>({ maxSize: 65536, sizeCalculation: () => 1 });
   /** Listings of read-only layers' directories (they never change while mounted). */
   readonly lowerDirs: LowerDirCache;
+  private readonly lists = new Map<string, number[]>();
 
   constructor(private readonly layers: readonly Layer[]) {
     this.lowerDirs = new LowerDirCache(layers);
@@ -160,8 +168,21 @@ export class Resolver {
     const cached = cache ? this.dirCache.get(key) : undefined;
     if (cached !== undefined && cached.layers[0] === parentLayers[k]) return cached;
     const m = this.mergeBelow(parentLayers, k, p);
-    if (cache) this.dirCache.set(key, m);
+    if (cache) {
+      m.layers = this.interned(m.layers);
+      this.dirCache.set(key, m);
+    }
     return m;
+  }
+
+  /** The one shared copy of layer list `layers` (most directories of a stack merge the same layers). */
+  private interned(layers: number[]): number[] {
+    const key = layers.join(",");
+    const known = this.lists.get(key);
+    if (known !== undefined) return known;
+    if (this.lists.size >= MAX_INTERNED) this.lists.clear();
+    this.lists.set(key, layers);
+    return layers;
   }
 
   /** The layers merged into the directory found at position `k` of `parentLayers`. */
@@ -176,7 +197,7 @@ export class Resolver {
       if (st === undefined) continue;
       if (st === "whiteout" || !isDirStat(st)) break;
       m.layers.push(layer.index);
-      m.bottom = st;
+      m.bottom = { dev: st.dev, ino: st.ino };
       if (this.opaque(layer, rel)) break;
     }
     return m;

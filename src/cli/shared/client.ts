@@ -3,8 +3,8 @@
  * (detached) when there is none, hand it the command line and print its answer.
  *
  * Invariants:
- * - Loads nothing but node builtins and the small modules of this folder: the whole mount, checks
- *   included, is the server's work, so this process costs little more than Node's start.
+ * - Loads nothing but node builtins, the small modules of this folder and ../node-flags: the whole
+ *   mount, checks included, is the server's work, so this process costs little more than Node's start.
  * - Exits 0 only once the server answered that the mount is live; otherwise prints the server's one
  *   error line and exits non-zero, as a daemon-per-mount command does. A server that goes away after
  *   taking the request is an error; one that closes the connection before (it was on its way out)
@@ -16,6 +16,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
+import { DAEMON_NODE_FLAGS } from "../node-flags";
 import type { SharedMountArgs } from "./detect";
 import { socketPath } from "./paths";
 import { readMessages, send, type MountAnswer, type MountAsk } from "./protocol";
@@ -45,7 +46,7 @@ function connect(sock: string): Promise<net.Socket | undefined> {
  * its fd 3, a pipe, and reports there why it could not.
  */
 function startServer(sock: string, deadline: number): Promise<void> {
-  const child = spawn(process.execPath, [SERVER_FILE, sock], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, SERVER_FILE, sock], {
     detached: true,
     stdio: ["ignore", "ignore", "ignore", "pipe"],
   });
