@@ -14,6 +14,7 @@
 import { LRUCache } from "lru-cache";
 import { codeOf } from "../errors";
 import type { Layer, RawEntry } from "../layer";
+import { NameList } from "./namelist";
 import { sharedListings, type Names } from "./shared-listings";
 
 export type { Names };
@@ -102,10 +103,10 @@ export class LowerDirCache {
         entries = layer.readdir(rel);
       } catch (err) {
         const code = codeOf(err);
-        if (code === "ENOENT" || code === "ENOTDIR") return new Map();
+        if (code === "ENOENT" || code === "ENOTDIR") return NameList.of([]);
         throw err;
       }
-      m = new Map(entries.map((e) => [e.name, e.type]));
+      m = NameList.of(entries);
       if (shared !== undefined) sharedListings.set(shared, rel, m);
     }
     d.add(layer.index, m);
@@ -124,6 +125,6 @@ export class LowerDirCache {
   list(layer: Layer, rel: string, access = false): RawEntry[] {
     const m = this.names(layer, rel);
     if (m === undefined) return layer.readdir(rel, access);
-    return [...m].map(([name, type]) => ({ name, type }));
+    return m.entries();
   }
 }

@@ -14,9 +14,10 @@
  * - One store per thread (module state), owned by the thread that serves the unions.
  */
 import { LRUCache } from "lru-cache";
+import type { NameList } from "./namelist";
 
-/** Name → S_IFMT type bits (0 when unknown). */
-export type Names = ReadonlyMap<string, number>;
+/** A listing: its names and their types. */
+export type Names = NameList;
 
 const MAX_NAMES = 2_000_000;
 

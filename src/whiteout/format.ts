@@ -20,6 +20,11 @@ export function discard(upper: WritableLayer, rel: string, work: Scratch): void 
   work.layer.removeTree(tmp);
 }
 
+/** A directory's listing, as far as the formats need it: whether it has a name. */
+export interface Listing {
+  has(name: string): boolean;
+}
+
 /**
  * A directory of a layer as the formats look at it; its extended attributes are read once, and its
  * entries looked up in its listing when the caller holds one (a read-only layer's cache), else lstat'ed.
@@ -31,7 +36,7 @@ export class DirView {
   constructor(
     readonly layer: Layer,
     readonly rel: string,
-    private readonly listing?: () => ReadonlyMap<string, number> | undefined,
+    private readonly listing?: () => Listing | undefined,
   ) {}
 
   /** Whether the directory has an entry `name`. */

@@ -15,7 +15,7 @@
 import type { Layer, RawEntry, Scratch, Stat, WritableLayer } from "../layer";
 import type { XattrNamespace } from "../sys/xattrns";
 import { aufs } from "./aufs";
-import { DirView, Unsupported, type Format, type FormatWriter } from "./format";
+import { DirView, Unsupported, type Format, type FormatWriter, type Listing } from "./format";
 
 export { discard } from "./format";
 import { overlayFormat } from "./overlay";
@@ -72,12 +72,7 @@ export function markersOf(name: string): string[] {
  * `markers` (`markersOf(name)`: made once for every layer a lookup visits). `names`: the directory's
  * listing, when known (then nothing is looked up).
  */
-export function hidesName(
-  layer: Layer,
-  dir: string,
-  markers: readonly string[],
-  names?: ReadonlyMap<string, number>,
-): boolean {
+export function hidesName(layer: Layer, dir: string, markers: readonly string[], names?: Listing): boolean {
   if (!layer.honoursWhiteouts) return false;
   for (const marker of markers) {
     if (names !== undefined ? names.has(marker) : layer.tryLstat(`${dir}/${marker}`) !== undefined)
@@ -100,11 +95,7 @@ function entryIsWhiteout(st: Stat, rel: string, view: DirView): boolean {
  * entries, when the caller can have them cheaply (a read-only layer's cached listing), so that a marker
  * entry is looked up there instead of lstat'ed (cold, that is a disk read for a negative lookup).
  */
-export function isOpaque(
-  layer: Layer,
-  dir: string,
-  listing?: () => ReadonlyMap<string, number> | undefined,
-): boolean {
+export function isOpaque(layer: Layer, dir: string, listing?: () => Listing | undefined): boolean {
   if (!layer.honoursWhiteouts) return false;
   const view = new DirView(layer, dir, listing);
   return FORMATS.some((f) => f.isOpaque(view));
