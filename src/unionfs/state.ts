@@ -120,10 +120,10 @@ export class UnionState {
 
   /** Releases every handle, the layers and the work dir. */
   close(): void {
+    this.lookup.close(); // first: whatever fails below, the shared listings let the layers go
     this.cow?.close();
     this.handles.closeAll();
     for (const layer of this.layers) layer.close();
     this.work?.close();
-    this.lookup.close();
   }
 }

@@ -62,7 +62,7 @@ function decodeReaddir(r: Reader): ReaddirIn {
 
 /**
  * The inode number `stat` reports for `name` in directory node `nodeid` (path `dirPath`, null once
- * removed): the kernel's node for it when there is one, else the union's answer; `fallback` when the
+ * removed): the kernel's live node for it when there is one, else the union's answer; `fallback` when the
  * name is gone meanwhile.
  */
 function entryIno(
@@ -72,8 +72,8 @@ function entryIno(
   name: string,
   fallback: bigint,
 ): bigint {
-  const known = s.table.childId(nodeid, name);
-  if (known !== undefined) return s.table.get(known).ino;
+  const known = s.table.liveChild(nodeid, name); // a forgotten tree link has no node in the kernel
+  if (known !== undefined) return known.ino;
   if (dirPath === null) return fallback;
   try {
     return s.ops.getattr(joinPath(dirPath, name)).ino;

@@ -358,6 +358,27 @@ describe("fuse dispatcher", () => {
     assert.equal(inos.get("b"), known, "a name the kernel knows: its node's");
   });
 
+  it("regression: plain READDIR lists a directory the kernel forgot while it still holds a name inside it", () => {
+    fake.files.set("/d", 0o040755);
+    fake.files.set("/d/f", 0o100644);
+    const d = Number(ok(send(Op.LOOKUP, new Body().name("d"))).readBigUInt64LE(0)); // entry_out nodeid
+    ok(send(Op.LOOKUP, new Body().name("f"), { nodeid: d }));
+    send(Op.FORGET, new Body().u64(1), { nodeid: d }); // d stays in the tree: its path leads to f
+    ok(send(Op.INIT, new Body().u32(7).u32(38).u32(0).u32(Init.NO_OPENDIR_SUPPORT)));
+    const body = ok(send(Op.READDIR, new Body().u64(0).u64(0).u32(4096).u32(0).u64(0).u32(0).u32(0)));
+    const inos = new Map<string, bigint>();
+    for (let at = 0; at < body.length;) {
+      const len = body.readUInt32LE(at + 16);
+      inos.set(body.toString("latin1", at + 24, at + 24 + len), body.readBigUInt64LE(at));
+      at += (24 + len + 7) & ~7;
+    }
+    assert.equal(
+      inos.get("d"),
+      fake.ops().getattr("/d").ino,
+      "the core's number: the kernel has no node for d",
+    );
+  });
+
   it("regression: after a copy-up, the directories it changed are invalidated (their mtime changed)", () => {
     fake.files.set("/d", 0o040755);
     fake.files.set("/d/f", 0o100644);
