@@ -96,7 +96,10 @@ export class LowerDirCache {
     const known = d.byLayer[layer.index];
     if (known !== undefined) return known;
     const shared = layer.identity !== undefined && this.held.has(layer.identity) ? layer.identity : undefined;
-    let m = shared === undefined ? undefined : sharedListings.get(shared, rel);
+    // Observed before the listing is read: a change after it moves the ctime (shared-listings.ts).
+    const ctimeNs = shared === undefined ? undefined : layer.tryLstat(rel)?.ctimeNs;
+    let m =
+      shared === undefined || ctimeNs === undefined ? undefined : sharedListings.take(shared, rel, ctimeNs);
     if (m === undefined) {
       let entries: RawEntry[];
       try {
@@ -107,7 +110,8 @@ export class LowerDirCache {
         throw err;
       }
       m = NameList.of(entries);
-      if (shared !== undefined) sharedListings.set(shared, rel, m);
+      if (shared !== undefined && ctimeNs !== undefined)
+        sharedListings.set(shared, rel, { names: m, ctimeNs });
     }
     d.add(layer.index, m);
     // Set again (not in place): the cache counts a value's size when it is set.

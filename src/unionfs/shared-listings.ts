@@ -6,9 +6,12 @@
  *
  * Invariants:
  * - Only layers with an identity are shared, and only while at least one union holds them (`acquire`,
- *   `release`): when the last one lets a layer go, its listings are dropped, so a layer changed between
- *   two mounts (no mount had it meanwhile) is listed afresh. While held, a layer is assumed unchanged,
- *   as each union assumes of its read-only layers anyway.
+ *   `release`): when the last one lets a layer go, its listings are dropped.
+ * - A listing is stored with the directory's ctime as observed (statx) before it was read, and a union
+ *   takes it only if the directory's ctime is still that: a change to its entries moves the ctime, so a
+ *   union made after a change lists the directory afresh (the kernel gives the first change after a
+ *   statx a fine-grained timestamp, so none hides in the same clock tick). Within one union a listing
+ *   is never checked again: its read-only layers are assumed unchanged while it is mounted.
  * - Bounded by the names held (MAX_NAMES); a union keeps the listings it uses in its own cache
  *   (dircache.ts), so one dropped here lives on there until that cache lets it go too.
  * - One store per thread (module state), owned by the thread that serves the unions.
@@ -19,13 +22,20 @@ import type { NameList } from "./namelist";
 /** A listing: its names and their types. */
 export type Names = NameList;
 
+/** A listing as shared: with the ctime its directory had just before it was read. */
+export interface SharedListing {
+  names: Names;
+  ctimeNs: bigint;
+}
+
 const MAX_NAMES = 2_000_000;
 
 class SharedListings {
-  private readonly cache = new LRUCache<string, Names>({
+  private readonly cache = new LRUCache<string, SharedListing>({
     maxSize: MAX_NAMES,
-    sizeCalculation: (m) => m.size + 1,
+    sizeCalculation: (l) => l.names.size + 1,
   });
+  private taken = 0;
   private readonly users = new Map<string, number>();
 
   /** A union starts to use the layer named `identity`. */
@@ -45,18 +55,21 @@ class SharedListings {
     for (const key of [...this.cache.keys()]) if (key.startsWith(prefix)) this.cache.delete(key);
   }
 
-  /** The listing of `rel` in the held layer `identity`, if one was stored. */
-  get(identity: string, rel: string): Names | undefined {
-    return this.cache.get(keyOf(identity, rel));
+  /** The listing of `rel` in the held layer `identity` if one was stored while its ctime was `ctimeNs`. */
+  take(identity: string, rel: string, ctimeNs: bigint): Names | undefined {
+    const l = this.cache.get(keyOf(identity, rel));
+    if (l === undefined || l.ctimeNs !== ctimeNs) return undefined;
+    this.taken++;
+    return l.names;
   }
 
-  set(identity: string, rel: string, names: Names): void {
-    if (this.users.has(identity)) this.cache.set(keyOf(identity, rel), names);
+  set(identity: string, rel: string, listing: SharedListing): void {
+    if (this.users.has(identity)) this.cache.set(keyOf(identity, rel), listing);
   }
 
-  /** Layers held and listings stored (for tests). */
-  get counts(): { layers: number; listings: number } {
-    return { layers: this.users.size, listings: this.cache.size };
+  /** Layers held, listings stored, and listings taken so far (for tests). */
+  get counts(): { layers: number; listings: number; taken: number } {
+    return { layers: this.users.size, listings: this.cache.size, taken: this.taken };
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * Read-only layers' listings shared by the unions of one thread (shared-listings.ts): a second union over
- * the same lower layer uses the listing the first took, and a layer no union holds any more is listed
- * afresh by the next.
+ * the same lower layer takes the listing the first made, unless the directory changed since; a layer no
+ * union holds any more has its listings dropped.
  */
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
@@ -43,27 +43,35 @@ describe("unionfs/shared-listings", () => {
     fs.rmSync(root, { recursive: true, force: true });
   });
 
-  it("lets a second union over the same lower layer use the first one's listing", () => {
+  it("lets a second union over the same lower layer take the first one's listing", () => {
     const first = union();
     assert.equal(first.getattr("/d/a").size, 1n); // lists lower/d
-    // Changing a mounted lower layer is outside the contract; here it shows whose listing is used.
-    fs.writeFileSync(path.join(root, "lower", "d", "new"), "n");
+    const taken = sharedListings.counts.taken;
     const second = union();
-    assert.throws(() => second.getattr("/d/new"), { code: "ENOENT" }, "the shared listing has no 'new'");
     assert.equal(second.getattr("/d/a").size, 1n);
+    assert.throws(() => second.getattr("/d/none"), { code: "ENOENT" });
+    assert.ok(sharedListings.counts.taken > taken, "the second union listed nothing itself");
   });
 
-  it("drops a layer's listings when the last union holding it closes, so the next one lists it afresh", () => {
-    const before = sharedListings.counts.layers;
+  it("lists a directory afresh for a union made after the directory changed (its ctime moved)", () => {
+    const first = union();
+    assert.throws(() => first.getattr("/d/new"), { code: "ENOENT" });
+    fs.writeFileSync(path.join(root, "lower", "d", "new"), "n");
+    const second = union();
+    assert.equal(second.getattr("/d/new").size, 1n, "a new mount sees what its lower layer has now");
+  });
+
+  it("drops a layer's listings when the last union holding it closes", () => {
+    const before = sharedListings.counts;
     const first = union();
     const second = union();
     first.getattr("/d/a");
-    assert.equal(sharedListings.counts.layers, before + 1, "one layer, held twice");
+    second.getattr("/d/a");
+    assert.equal(sharedListings.counts.layers, before.layers + 1, "one layer, held twice");
     close(first);
-    assert.throws(() => second.getattr("/d/new"), { code: "ENOENT" });
+    assert.ok(sharedListings.counts.listings > before.listings, "still held by the second");
     close(second);
-    assert.equal(sharedListings.counts.layers, before);
-    fs.writeFileSync(path.join(root, "lower", "d", "new"), "n");
-    assert.equal(union().getattr("/d/new").size, 1n);
+    assert.equal(sharedListings.counts.layers, before.layers);
+    assert.equal(sharedListings.counts.listings, before.listings);
   });
 });
