@@ -86,6 +86,17 @@ class Fake {
   }
 }
 
+/** Name → inode number of the fuse_dirent records of a READDIR reply. */
+function direntInos(body: Buffer): Map<string, bigint> {
+  const inos = new Map<string, bigint>();
+  for (let at = 0; at < body.length;) {
+    const len = body.readUInt32LE(at + 16);
+    inos.set(body.toString("latin1", at + 24, at + 24 + len), body.readBigUInt64LE(at));
+    at += (24 + len + 7) & ~7;
+  }
+  return inos;
+}
+
 describe("fuse dispatcher", () => {
   let fake: Fake;
   let s: Session;
@@ -348,12 +359,7 @@ describe("fuse dispatcher", () => {
     const known = ok(send(Op.LOOKUP, new Body().name("b"))).readBigUInt64LE(40); // entry_out attr.ino
     ok(send(Op.INIT, new Body().u32(7).u32(38).u32(0).u32(Init.NO_OPENDIR_SUPPORT)));
     const body = ok(send(Op.READDIR, new Body().u64(0).u64(0).u32(4096).u32(0).u64(0).u32(0).u32(0)));
-    const inos = new Map<string, bigint>();
-    for (let at = 0; at < body.length;) {
-      const len = body.readUInt32LE(at + 16);
-      inos.set(body.toString("latin1", at + 24, at + 24 + len), body.readBigUInt64LE(at));
-      at += (24 + len + 7) & ~7;
-    }
+    const inos = direntInos(body);
     assert.equal(inos.get("a"), fake.ops().getattr("/a").ino, "a name the kernel does not know: the core's");
     assert.equal(inos.get("b"), known, "a name the kernel knows: its node's");
   });
@@ -366,12 +372,7 @@ describe("fuse dispatcher", () => {
     send(Op.FORGET, new Body().u64(1), { nodeid: d }); // d stays in the tree: its path leads to f
     ok(send(Op.INIT, new Body().u32(7).u32(38).u32(0).u32(Init.NO_OPENDIR_SUPPORT)));
     const body = ok(send(Op.READDIR, new Body().u64(0).u64(0).u32(4096).u32(0).u64(0).u32(0).u32(0)));
-    const inos = new Map<string, bigint>();
-    for (let at = 0; at < body.length;) {
-      const len = body.readUInt32LE(at + 16);
-      inos.set(body.toString("latin1", at + 24, at + 24 + len), body.readBigUInt64LE(at));
-      at += (24 + len + 7) & ~7;
-    }
+    const inos = direntInos(body);
     assert.equal(
       inos.get("d"),
       fake.ops().getattr("/d").ino,
