@@ -44,6 +44,8 @@ export interface NodeInfo {
   /** When the last entry reply naming the node was made (`clockS()`); 0: never while live. */
   readonly replied: number;
   readonly attached: boolean;
+  /** What GETXATTR knows of the object's extended attributes. */
+  readonly xattrs: Xattrs;
 }
 
 /** An object's extended attributes, as far as GETXATTR knows: not asked yet, none at all, or some. */
@@ -156,10 +158,6 @@ export class InodeTable {
   parentIno(id: number): bigint {
     const p = this.n.parents[this.live(id)] as number;
     return p === NONE ? 0n : (this.n.inos[p] as bigint);
-  }
-
-  xattrs(id: number): Xattrs {
-    return (((this.n.flags[this.live(id)] as number) & XATTR_MASK) >> XATTR_SHIFT) as Xattrs;
   }
 
   setXattrs(id: number, x: Xattrs): void {
@@ -391,6 +389,7 @@ export class InodeTable {
       lookups: n.lookups[s] as number,
       replied: n.replied[s] as number,
       attached: ((n.flags[s] as number) & Flag.Attached) !== 0,
+      xattrs: (((n.flags[s] as number) & XATTR_MASK) >> XATTR_SHIFT) as Xattrs,
     };
   }
 

@@ -266,18 +266,18 @@ export class Session {
    * name of it. Copy-up keeps an object's attributes; nothing else the union does adds one it shows.
    */
   hasNoXattrs(nodeid: number): boolean {
-    const t = this.table;
-    const attached = t.get(nodeid).attached;
-    if (t.xattrs(nodeid) === Xattrs.Unknown && attached) {
-      let names: string[] | undefined;
-      try {
-        names = this.ops.listxattr(t.path(nodeid));
-      } catch {
-        names = undefined; // not listable (noxattrs, an unsupported layer): GETXATTR answers each time
-      }
-      t.setXattrs(nodeid, names?.length === 0 ? Xattrs.None : Xattrs.Some);
+    const node = this.table.get(nodeid);
+    if (!node.attached) return false;
+    if (node.xattrs !== Xattrs.Unknown) return node.xattrs === Xattrs.None;
+    let names: string[] | undefined;
+    try {
+      names = this.ops.listxattr(this.table.path(nodeid));
+    } catch {
+      names = undefined; // not listable (noxattrs, an unsupported layer): GETXATTR answers each time
     }
-    return t.xattrs(nodeid) === Xattrs.None && attached;
+    const known = names?.length === 0 ? Xattrs.None : Xattrs.Some;
+    this.table.setXattrs(nodeid, known);
+    return known === Xattrs.None;
   }
 
   /** Node `nodeid`'s extended attributes were changed (SETXATTR, REMOVEXATTR): under each of its names. */
