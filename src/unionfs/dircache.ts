@@ -95,7 +95,8 @@ export class LowerDirCache {
     if (layer.writable) return undefined;
     const known = d.byLayer[layer.index];
     if (known !== undefined) return known;
-    const shared = layer.identity !== undefined && this.held.has(layer.identity) ? layer.identity : undefined;
+    const id = layer.identity;
+    const shared = id !== undefined && this.held.has(id) && sharedListings.shared(id) ? id : undefined;
     // Observed before the listing is read: a change after it moves the ctime (shared-listings.ts).
     const ctimeNs = shared === undefined ? undefined : layer.tryLstat(rel)?.ctimeNs;
     let m =

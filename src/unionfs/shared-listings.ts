@@ -5,8 +5,10 @@
  * memory).
  *
  * Invariants:
- * - Only layers with an identity are shared, and only while at least one union holds them (`acquire`,
- *   `release`): when the last one lets a layer go, its listings are dropped.
+ * - Only layers with an identity are shared, and a listing is stored or taken only while another union
+ *   holds the layer too (`acquire`, `release`): a mount's own daemon, alone with its layers, never pays
+ *   the check below; in a shared server, the first mount of a layer keeps what it listed alone to itself
+ *   and the later ones share. When the last union lets a layer go, its listings are dropped.
  * - A listing is stored with the directory's ctime as observed (statx) before it was read, and a union
  *   takes it only if the directory's ctime is still that: a change to its entries moves the ctime, so a
  *   union made after a change lists the directory afresh (the kernel gives the first change after a
@@ -53,6 +55,11 @@ class SharedListings {
     this.users.delete(identity);
     const prefix = keyOf(identity, "");
     for (const key of [...this.cache.keys()]) if (key.startsWith(prefix)) this.cache.delete(key);
+  }
+
+  /** Whether more than one union holds the layer `identity` (only then is a listing of it shared). */
+  shared(identity: string): boolean {
+    return (this.users.get(identity) ?? 0) > 1;
   }
 
   /** The listing of `rel` in the held layer `identity` if one was stored while its ctime was `ctimeNs`. */

@@ -45,9 +45,9 @@ describe("unionfs/shared-listings", () => {
 
   it("lets a second union over the same lower layer take the first one's listing", () => {
     const first = union();
+    const second = union(); // made first: a listing is shared only while another union has the layer
     assert.equal(first.getattr("/d/a").size, 1n); // lists lower/d
     const taken = sharedListings.counts.taken;
-    const second = union();
     assert.equal(second.getattr("/d/a").size, 1n);
     assert.throws(() => second.getattr("/d/none"), { code: "ENOENT" });
     assert.ok(sharedListings.counts.taken > taken, "the second union listed nothing itself");
@@ -55,10 +55,18 @@ describe("unionfs/shared-listings", () => {
 
   it("lists a directory afresh for a union made after the directory changed (its ctime moved)", () => {
     const first = union();
+    union(); // another union has the layer: first's listing is shared
     assert.throws(() => first.getattr("/d/new"), { code: "ENOENT" });
+    assert.ok(sharedListings.counts.listings > 0);
     fs.writeFileSync(path.join(root, "lower", "d", "new"), "n");
     const second = union();
     assert.equal(second.getattr("/d/new").size, 1n, "a new mount sees what its lower layer has now");
+  });
+
+  it("shares nothing while a union is alone with its layer (a mount's own daemon)", () => {
+    const before = sharedListings.counts.listings;
+    union().getattr("/d/a");
+    assert.equal(sharedListings.counts.listings, before);
   });
 
   it("drops a layer's listings when the last union holding it closes", () => {
