@@ -90,6 +90,13 @@ export interface Layer {
    * (READDIR) and changes the directory's access time as the atime policy says; otherwise never.
    */
   readdir(rel: string, access?: boolean): RawEntry[];
+  /**
+   * A hint: the subdirectories `dirs` of directory `rel` are about to be listed, and each of their
+   * entries lstat'ed (and listed, if a directory). The layer may warm its storage for that in the
+   * background (prefetch.ts); it never changes anything and never throws. Layers that keep their tree
+   * in memory have nothing to do.
+   */
+  prefetch?(rel: string, dirs: readonly string[]): void;
   /** A caller's readlink: it counts as reading the symlink (see `openAccess`). */
   readlink(rel: string): string;
   /** The value of attribute `name`; undefined when the object has no such attribute (ENODATA). */

@@ -3,13 +3,14 @@
  *
  * Invariants:
  * - Every function takes byte-string paths (see bytes.ts) and throws an errno error shaped like Node's
- *   (`code`, `errno`, `syscall`, `path`) on failure; none returns -1.
+ *   (`code`, `errno`, `syscall`, `path`, no stack trace) on failure; none returns -1. An outcome that is
+ *   not a failure is a return value instead: `readSome`'s empty non-blocking descriptor, `flock`'s
+ *   lock held elsewhere, `cachedPages`' missing cachestat.
  * - Nothing follows a symlink unless its name says so: the xattr calls are the l* variants and
  *   `utimens` uses AT_SYMLINK_NOFOLLOW.
  * - This is the only module that binds libc's functions (stat.ts: statx; xattrat.ts: getxattrat and
  *   listxattrat); native.ts loads it, on first use.
  */
-import * as fs from "node:fs";
 import { constants } from "node:os";
 import { bytesOf } from "./bytes";
 import { koffi, libc, once } from "./native";
@@ -54,6 +55,9 @@ const c = once(() => ({
     "intptr_t copy_file_range(int fdIn, void *offIn, int fdOut, void *offOut, size_t len, unsigned int flags)",
   ),
   getdents64: libc().func("intptr_t getdents64(int fd, void *buf, size_t count)"),
+  read: libc().func("intptr_t read(int fd, void *buf, size_t count)"),
+  fadvise: libc().func("int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)"),
+  clockGettime: libc().func("int clock_gettime(int clock, void *ts)"),
   fstatvfs: libc().func("int fstatvfs(int fd, void *buf)"),
   flock: libc().func("int flock(int fd, int operation)"),
   syscall: libc().func("long syscall(long number, ...)"),
@@ -64,6 +68,7 @@ const c = once(() => ({
 
 const ENODATA = constants.errno.ENODATA as number;
 const EINTR = constants.errno.EINTR as number;
+const EAGAIN = constants.errno.EAGAIN as number;
 const F_SETFL = 4;
 const EOPNOTSUPP = constants.errno.EOPNOTSUPP as number;
 const ERANGE = constants.errno.ERANGE as number;
@@ -302,15 +307,25 @@ export function readRecords(
 ): void {
   const buf = Buffer.alloc(size * batch);
   for (;;) {
-    let n: number;
-    try {
-      n = fs.readSync(fd, buf, 0, buf.length, null);
-    } catch {
-      return; // EAGAIN: all read
-    }
+    const n = readSome(fd, buf);
+    if (n === undefined) return; // all read
     for (let at = 0; at + size <= n; at += size) each(buf, at);
     if (n < buf.length) return;
   }
+}
+
+/**
+ * read(2) of up to `buf.length` bytes from `fd`'s current position: the count read, or undefined when
+ * the non-blocking `fd` has nothing yet (EAGAIN). Other failures throw, EINTR included. Node's
+ * `fs.readSync` builds an error with a stack trace for every EAGAIN, which cost a spinning serving
+ * thread a sixth of its CPU (docs/performance.md); this builds none.
+ */
+export function readSome(fd: number, buf: Buffer): number | undefined {
+  const n = Number(c().read(fd, buf, buf.length));
+  if (n >= 0) return n;
+  const errno = koffi().errno();
+  if (errno === EAGAIN) return undefined;
+  throw sysError("read", undefined, errno);
 }
 
 /** Empties the non-blocking wake-up pipe `fd` (its bytes mean only "look again"). */
@@ -438,6 +453,25 @@ export function copyFileRange(
   a.writeBigInt64LE(offIn);
   b.writeBigInt64LE(offOut);
   return check(c().copyFileRange(fdIn, a, fdOut, b, len, 0) as number, "copy_file_range");
+}
+
+const CLOCK_THREAD_CPUTIME_ID = 3;
+const timespec = Buffer.alloc(16);
+
+/** The CPU time the calling thread has used, in ns (CLOCK_THREAD_CPUTIME_ID). */
+export function threadCpuNs(): bigint {
+  check(c().clockGettime(CLOCK_THREAD_CPUTIME_ID, timespec) as number, "clock_gettime");
+  return timespec.readBigInt64LE(0) * 1_000_000_000n + timespec.readBigInt64LE(8);
+}
+
+const POSIX_FADV_WILLNEED = 3;
+
+/**
+ * Starts reading `len` bytes of `fd` at `offset` into the page cache without waiting for them
+ * (posix_fadvise WILLNEED). A hint: a failure (a file that cannot be read ahead) is ignored.
+ */
+export function willNeed(fd: number, offset: bigint, len: bigint): void {
+  c().fadvise(fd, offset, len, POSIX_FADV_WILLNEED);
 }
 
 /** Reads directory entries of the directory open as `fd` into `buf` (getdents64); 0 at the end. */

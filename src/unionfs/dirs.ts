@@ -5,8 +5,8 @@
  * a caller's listing counts as reading the writable layer's directory (atime), the daemon's own
  * (`internal`) never does; a directory removed meanwhile lists empty, as getdents gives.
  */
-import { fsError, isAbsent } from "../errors";
-import { relOf } from "../layer";
+import { codeOf, fsError, isAbsent } from "../errors";
+import { relOf, type Layer } from "../layer";
 import { DEFAULT_ATIME } from "./atime";
 import { mergedListing } from "./listing";
 import type { UnionState } from "./state";
@@ -42,6 +42,26 @@ export class Dirs {
 
   releasedir(dh: number): void {
     this.s.handles.releaseDir(dh);
+  }
+
+  /**
+   * Asks each read-only layer of directory `path` to warm its subdirectories (Layer.prefetch), named by
+   * the listings the lookups will use (the cache's): the entries of those are looked up next when a walk
+   * goes down. A hint: a failure only means no warming.
+   */
+  prefetchEntries(path: string): void {
+    const rel = relOf(path);
+    try {
+      const dirLayers = this.s.need(path).dirLayers ?? [];
+      for (const index of dirLayers) {
+        const layer = this.s.layers[index] as Layer;
+        if (layer.prefetch === undefined) continue;
+        const dirs = this.s.lookup.lowerDirs.names(layer, rel)?.directories();
+        if (dirs !== undefined && dirs.length > 0) layer.prefetch(rel, dirs);
+      }
+    } catch (err) {
+      if (codeOf(err) === undefined) throw err;
+    }
   }
 
   listingsTouchEveryTime(): boolean {

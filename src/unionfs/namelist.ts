@@ -10,6 +10,8 @@
  */
 import type { RawEntry } from "../layer";
 
+const DIR = 0o040000 >>> 12;
+
 export class NameList {
   private constructor(
     private readonly names: readonly string[],
@@ -47,6 +49,16 @@ export class NameList {
 
   keys(): readonly string[] {
     return this.names;
+  }
+
+  /** The names that are directories, or of unknown type. */
+  directories(): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.names.length; i++) {
+      const t = this.types.charCodeAt(i);
+      if (t === DIR || t === 0) out.push(this.names[i] as string);
+    }
+    return out;
   }
 
   /** The entries, in name order. */

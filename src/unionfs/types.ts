@@ -187,6 +187,12 @@ export interface UnionOps {
    */
   listingsTouchEveryTime?(): boolean;
   /**
+   * A hint: every entry of directory `path` is about to be looked up (READDIRPLUS). The union may have
+   * its read-only layers warm what those lookups read, off the caller's thread (layer/prefetch.ts).
+   * Changes nothing, answers nothing, never throws.
+   */
+  prefetchEntries?(path: string): void;
+  /**
    * Clears S_ISUID, and S_ISGID when group-executable, of an open file: what a write or O_TRUNC open by
    * an unprivileged caller does (the kernel asks for it when it leaves that to the filesystem).
    * Returns whether the mode changed: the kernel's cached mode is then stale.

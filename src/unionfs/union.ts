@@ -187,6 +187,10 @@ export class Union implements UnionOps {
     return this.dirs.listingsTouchEveryTime();
   }
 
+  prefetchEntries(path: string): void {
+    this.dirs.prefetchEntries(path);
+  }
+
   // ---- extended attributes -------------------------------------------------------------------------
 
   setxattr(path: string, name: string, value: Buffer, flags: number, opts?: { killSgid?: boolean }): void {

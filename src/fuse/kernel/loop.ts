@@ -37,7 +37,7 @@ import type { Outcome } from "./dispatch";
 import { Init2, NOTIFY_INVAL_INODE, Op, READ_BUFFER_SIZE, opName } from "./protocol";
 import { FuseRing, QUEUE_DEPTH, RingRefused, type RingEntry } from "./ring";
 import { QueueThreads, THREADED_DEPTH, queueThreadsWanted, type SpawnQueues } from "./queue-threads";
-import { pollReadable, setNonBlocking } from "../../sys/libc";
+import { pollReadable, readSome, setNonBlocking } from "../../sys/libc";
 import { Spinner } from "./spin";
 import type { Reply, Session } from "./session";
 import { constants } from "node:os";
@@ -75,18 +75,21 @@ function logUnknown(err: unknown, h: InHeader): void {
  */
 function readRequest(fd: number, buf: Buffer, once = false, spin?: Spinner): number {
   for (;;) {
+    let n: number | undefined;
     try {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      spin?.reset();
-      return n > 0 ? n : -1;
+      n = readSome(fd, buf);
     } catch (err) {
       const code = codeOf(err);
-      if (code === "EAGAIN" && once) return 0;
-      if (code === "EAGAIN" && spin !== undefined && !spin.again()) pollReadable([fd]);
-      if (code === "ENOENT" || code === "EINTR" || code === "EAGAIN") continue;
+      if (code === "ENOENT" || code === "EINTR") continue;
       if (code === "ENODEV") return -1;
       throw err;
     }
+    if (n !== undefined) {
+      spin?.reset();
+      return n > 0 ? n : -1;
+    }
+    if (once) return 0;
+    if (spin === undefined || !spin.again()) pollReadable([fd]);
   }
 }
 

@@ -12,7 +12,9 @@
  *   (undone if the reply is refused). "." and ".." go out with node id 0 and no attributes, which the
  *   kernel takes as "no lookup done". An entry that vanished (ENOENT/ENOTDIR) is skipped; one whose
  *   lookup fails otherwise goes out without attributes, leaving the error to a later LOOKUP.
- * - In a directory that was removed (detached node) READDIRPLUS does no lookups at all.
+ * - In a directory that was removed (detached node) READDIRPLUS does no lookups at all. A READDIRPLUS
+ *   from the start of a listing first tells the union its entries are about to be looked up, so it can
+ *   warm its layers for them (UnionOps.prefetchEntries).
  */
 import type { Attr, DirEntry } from "../../unionfs/types";
 import { UNKNOWN_INO } from "../../unionfs/listing";
@@ -155,6 +157,7 @@ function plusLookup(s: Session, path: string): Attr | "gone" | null {
 function readdirplusBody(s: Session, h: InHeader, req: ReaddirIn, counted: number[]): Buffer {
   const win = windowOf(s, h, req, true);
   const dirPath = s.table.isAttached(h.nodeid) ? s.table.path(h.nodeid) : null;
+  if (req.offset === 0 && dirPath !== null) s.ops.prefetchEntries?.(dirPath);
   const w = new DirentWriter(req.size, true);
   let run = { at: w.mark(), counted: 0 };
   for (let i = win.start; ; i++) {

@@ -17,6 +17,7 @@ import { GATE_GO, GATE_WAIT } from "./messages";
 import { isPrestarted, receivedData } from "./prestart";
 import type { WorkerData, WorkerMessage } from "./messages";
 import { closeIoThreads } from "./io-threads";
+import { closePrefetcher } from "../../layer/prefetch";
 import { build, destroyMount, failed, readyMessage, sessionOf, syncConsole } from "./serving";
 import { errorText } from "../../errors";
 import type { UnionOps } from "../../unionfs/types";
@@ -59,6 +60,7 @@ function main(data: WorkerData): void {
   } finally {
     destroyMount(session);
     closeIoThreads(IO_WAIT_MS);
+    closePrefetcher(IO_WAIT_MS);
   }
 }
 

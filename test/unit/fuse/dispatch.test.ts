@@ -73,6 +73,7 @@ class Fake {
           .map(([p, mode]) => ({ name: p.slice(1), type: mode & 0o170000, ino: 1n })),
       ),
       releasedir: rec("releasedir", () => undefined),
+      prefetchEntries: rec("prefetchEntries", () => undefined),
       statfs: unsupported,
       setxattr: rec("setxattr", () => undefined),
       getxattr: rec("getxattr", () => this.xattr),
@@ -491,6 +492,16 @@ describe("fuse dispatcher", () => {
       for (const e of got.slice(2)) assert.equal(s.table.get(e.nodeid).lookups, 1);
       out.reply?.undo?.();
       for (const e of got.slice(2)) assert.equal(s.table.has(e.nodeid), false, "undo forgets them");
+    });
+
+    it("tells the union, at the start of a listing only, that its entries are about to be looked up", () => {
+      fake.files.set("/a", 0o100644);
+      fake.files.set("/b", 0o100644);
+      const prefetches = (): unknown[][] => fake.calls.filter((c) => c[0] === "prefetchEntries");
+      ok(plus(0, 160 * 3));
+      assert.deepEqual(prefetches(), [["prefetchEntries", "/"]]);
+      ok(plus(3, 4096));
+      assert.equal(prefetches().length, 1, "not again for the rest of the listing");
     });
 
     it("only looks up entries that fit", () => {

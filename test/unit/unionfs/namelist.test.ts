@@ -32,6 +32,16 @@ describe("unionfs/namelist", () => {
     assert.deepEqual([...list.keys()], ["dir", "file", "link", "odd"]);
   });
 
+  it("names its directories, and the names of unknown type that may be ones", () => {
+    const list = NameList.of([
+      { name: "link", type: LNK },
+      { name: "dir", type: DIR },
+      { name: "file", type: REG },
+      { name: "odd", type: 0 },
+    ]);
+    assert.deepEqual(list.directories(), ["dir", "odd"]);
+  });
+
   it("is empty for an empty listing", () => {
     const list = NameList.of([]);
     assert.equal(list.size, 0);

@@ -1,0 +1,33 @@
+/** When the disk counts as cold (cold.ts): enough reads that waited off the CPU, lately, on any thread. */
+import { strict as assert } from "node:assert";
+import { ColdDisk, waitedFor } from "../../../src/layer/cold";
+
+function offCpu(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+describe("layer/cold", () => {
+  it("tells a call that waited off the CPU from a quick one, and passes its value on", () => {
+    assert.deepEqual(
+      waitedFor(() => 42),
+      { value: 42, waited: false },
+    );
+    assert.equal(waitedFor(() => offCpu(5)).waited, true);
+  });
+
+  it("is not cold at first, nor after a few slow reads; is after WAITS_FOR_COLD of them", () => {
+    const disk = new ColdDisk();
+    assert.equal(disk.isCold(), false);
+    for (let i = 0; i < 7; i++) disk.waited();
+    assert.equal(disk.isCold(), false, "a handful of slow reads (a first call, a preemption)");
+    disk.waited();
+    assert.equal(disk.isCold(), true);
+  });
+
+  it("is one state for every thread that has its buffer", () => {
+    const disk = new ColdDisk();
+    const other = new ColdDisk(disk.shared, disk.base);
+    for (let i = 0; i < 8; i++) other.waited();
+    assert.equal(disk.isCold(), true);
+  });
+});

@@ -1,0 +1,46 @@
+/**
+ * Union.prefetchEntries (dirs.ts): which layers are asked to warm what. Only read-only layers, with the
+ * names of their own listing that are directories; a directory the union cannot find asks nothing.
+ */
+import { strict as assert } from "node:assert";
+import { DirLayer } from "../../../src/layer/dir";
+import { makeUnion, type Fixture } from "./fixture";
+
+describe("unionfs/prefetchEntries", () => {
+  let f: Fixture;
+  let asked: Array<[string, string, string[]]>;
+  const real = Object.getOwnPropertyDescriptor(DirLayer.prototype, "prefetch");
+
+  beforeEach(() => {
+    asked = [];
+    DirLayer.prototype.prefetch = function (this: DirLayer, rel: string, dirs: readonly string[]) {
+      asked.push([this.origin, rel, [...dirs]]);
+    };
+  });
+
+  afterEach(() => {
+    if (real !== undefined) Object.defineProperty(DirLayer.prototype, "prefetch", real);
+    f.cleanup();
+  });
+
+  it("asks each read-only layer of the directory for its own subdirectories, never the writable one", () => {
+    f = makeUnion([
+      { d: { up: {}, file: "x" } },
+      { d: { low: {}, other: "y", deep: { x: "z" } } },
+      { d: { bottom: {} }, e: {} },
+    ]);
+    f.fs.prefetchEntries?.("/d");
+    const byLayer = asked.map(([origin, rel, dirs]) => [f.dirs.indexOf(origin), rel, dirs]);
+    assert.deepEqual(byLayer, [
+      [1, "/d", ["deep", "low"]],
+      [2, "/d", ["bottom"]],
+    ]);
+  });
+
+  it("asks nothing for a directory that is not there, or a file", () => {
+    f = makeUnion([{}, { file: "x", d: {} }]);
+    f.fs.prefetchEntries?.("/missing");
+    f.fs.prefetchEntries?.("/file");
+    assert.deepEqual(asked, []);
+  });
+});
