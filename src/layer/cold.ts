@@ -1,17 +1,20 @@
 /**
- * Whether a layer's disk is cold: reads that wait for it, off the CPU, have come often lately. Prefetch
- * (prefetch.ts) pays only then; on a warm tree it would cost threads and CPU for nothing.
+ * Whether a layer's disk is cold: reads that were blocked (waiting for the disk, not for a CPU) have
+ * come often lately. Prefetch (prefetch.ts) pays only then; on a warm tree it would cost threads and
+ * memory for nothing.
  *
  * Invariants: the state is three Int32 words in a SharedArrayBuffer, written by any thread that times a
  * read (the serving thread, prefetch threads) without locks: it is a hint, and a lost update only
- * shifts when prefetching starts or stops. A single slow read (a thread preempted, a page fault, a
- * first call compiled) does not make the disk cold: WAITS_FOR_COLD within WINDOW_MS do.
+ * shifts when prefetching starts or stops. Time on a CPU or waiting for one (schedstat) is not a wait
+ * for the disk; a single blocked read (a page fault, a GC helper) does not make the disk cold either:
+ * WAITS_FOR_COLD within WINDOW_MS do. A thread's schedstat descriptor is closed when it ends.
  */
+import * as fs from "node:fs";
 import { threadCpuNs } from "../sys/libc";
 
-/** Off-CPU time during one read that means it waited for the disk (from memory: a few µs). */
+/** Time blocked during one read that means it waited for the disk (from memory: a few µs). */
 const WAITED_NS = 100_000n;
-const WINDOW_MS = 1_000;
+const WINDOW_MS = 500;
 const WAITS_FOR_COLD = 8;
 /** How long the disk counts as cold after the last time it was found so. */
 const COLD_FOR_MS = 1_000;
@@ -20,16 +23,53 @@ const WINDOW = 0;
 const WAITS = 1;
 const COLD_AT = 2;
 
+/** This thread's /proc/thread-self/schedstat, open (null: unavailable; undefined: not yet opened). */
+let schedstat: number | null | undefined;
+const statBuf = Buffer.alloc(96);
+
 /**
- * Runs `fn` and tells whether it waited, off the CPU, for longer than a read from memory takes: wall
- * time minus the thread's CPU time, so a first call's compiling does not count.
+ * The time this thread has spent waiting for a CPU, in ns (/proc/thread-self/schedstat's second field,
+ * exact up to the thread's last run: the first field, time run, lags up to a tick, so CPU time comes
+ * from the thread's CPU clock instead); undefined where the kernel does not tell.
+ */
+function queuedNs(): bigint | undefined {
+  if (schedstat === null) return undefined;
+  try {
+    schedstat ??= fs.openSync("/proc/thread-self/schedstat", "r");
+    const n = fs.readSync(schedstat, statBuf, 0, statBuf.length, 0);
+    return BigInt(statBuf.toString("latin1", 0, n).split(" ")[1] ?? "");
+  } catch {
+    closeThreadClock();
+    schedstat = null;
+    return undefined;
+  }
+}
+
+/** Time this thread ran or waited to run, in ns; undefined where the kernel does not tell. */
+function runnableNs(): bigint | undefined {
+  const queued = queuedNs();
+  return queued === undefined ? undefined : queued + threadCpuNs();
+}
+
+/** Closes this thread's schedstat descriptor (a thread that ends calls it: the fd is the process's). */
+export function closeThreadClock(): void {
+  if (typeof schedstat === "number") fs.closeSync(schedstat);
+  schedstat = undefined;
+}
+
+/**
+ * Runs `fn` and tells whether it was blocked (neither running nor waiting for a CPU: a preempted thread
+ * or a first call's compiling does not count) for longer than a read from memory takes. Never, where
+ * the kernel does not tell.
  */
 export function waitedFor<T>(fn: () => T): { value: T; waited: boolean } {
+  const before = runnableNs();
   const wall = process.hrtime.bigint();
-  const cpu = threadCpuNs();
   const value = fn();
-  const off = process.hrtime.bigint() - wall - (threadCpuNs() - cpu);
-  return { value, waited: off > WAITED_NS };
+  const elapsed = process.hrtime.bigint() - wall;
+  const after = before === undefined ? undefined : runnableNs();
+  if (before === undefined || after === undefined) return { value, waited: false };
+  return { value, waited: elapsed - (after - before) > WAITED_NS };
 }
 
 export class ColdDisk {

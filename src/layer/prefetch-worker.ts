@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { bytesOf } from "../sys/bytes";
 import { listNoatime, type DirName } from "./atime";
-import { ColdDisk, waitedFor } from "./cold";
+import { closeThreadClock, ColdDisk, waitedFor } from "./cold";
 import {
   DONE,
   ENDED,
@@ -64,6 +64,7 @@ function warmDir(p: string, levels = LEVELS): void {
 
 function end(): void {
   clearTimeout(idle);
+  closeThreadClock();
   Atomics.store(words, STATE, ENDED);
   Atomics.notify(words, STATE);
   parentPort?.close();

@@ -458,7 +458,7 @@ export function copyFileRange(
 const CLOCK_THREAD_CPUTIME_ID = 3;
 const timespec = Buffer.alloc(16);
 
-/** The CPU time the calling thread has used, in ns (CLOCK_THREAD_CPUTIME_ID). */
+/** The CPU time the calling thread has used, in ns (CLOCK_THREAD_CPUTIME_ID: exact, unlike schedstat). */
 export function threadCpuNs(): bigint {
   check(c().clockGettime(CLOCK_THREAD_CPUTIME_ID, timespec) as number, "clock_gettime");
   return timespec.readBigInt64LE(0) * 1_000_000_000n + timespec.readBigInt64LE(8);

@@ -27,7 +27,7 @@ import { receiveMessageOnPort, parentPort, workerData, type MessagePort } from "
 import { errorText } from "../../errors";
 import type { UnionOps } from "../../unionfs/types";
 import { tarModules } from "../../layer/tar/load";
-import { pipe, pollReadable, setNonBlocking } from "../../sys/libc";
+import { pipe, pollReadable, readSome, setNonBlocking } from "../../sys/libc";
 import { PolledSession } from "./loop";
 import { logLine, openLog, STDERR_LOG, useLog, type LogSink } from "./log";
 import type { HubListening, HubMessage, HubOrder, MountData } from "./messages";
@@ -187,9 +187,9 @@ function tell(port: MessagePort, msg: HubMessage): void {
 /** Reads what the wake pipe holds (non-blocking); false once it is empty. */
 function readWake(fd: number, buf: Buffer): boolean {
   try {
-    return fs.readSync(fd, buf, 0, buf.length, null) === buf.length;
+    return readSome(fd, buf) === buf.length; // undefined: empty
   } catch {
-    return false; // EAGAIN: empty
+    return false;
   }
 }
 

@@ -1,7 +1,6 @@
 /**
  * libc.ts calls whose outcome is not a plain success: readSome's empty non-blocking descriptor (the
- * serving loop's empty /dev/fuse, which once cost a stack-traced error per poll), willNeed, the
- * thread's CPU clock.
+ * serving loop's empty /dev/fuse, which once cost a stack-traced error per poll), willNeed.
  */
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
