@@ -133,9 +133,13 @@ const DIRENT_BUFFER = 64 * 1024;
 /** What getdents64 reads into: one per thread, used only within one `listNoatime` call. */
 let direntBuf: Buffer | undefined;
 
-/** The entries of directory `path` (without "." and ".."), read without changing its access time. */
-export function listNoatime(path: string): DirName[] {
-  const fd = openNoatime(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+/**
+ * The entries of directory `path` (without "." and ".."), read without changing its access time.
+ * `flags` adds open(2) flags: O_NOATIME there makes a directory that refuses it (EPERM) an error instead
+ * of a listing that changes its access time.
+ */
+export function listNoatime(path: string, flags = 0): DirName[] {
+  const fd = openNoatime(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | flags);
   try {
     const out: DirName[] = [];
     const buf = (direntBuf ??= Buffer.allocUnsafe(DIRENT_BUFFER));

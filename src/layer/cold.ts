@@ -3,11 +3,13 @@
  * come often lately. Prefetch (prefetch.ts) pays only then; on a warm tree it would cost threads and
  * memory for nothing.
  *
- * Invariants: the state is three Int32 words in a SharedArrayBuffer, written by any thread that times a
- * read (the serving thread, prefetch threads) without locks: it is a hint, and a lost update only
- * shifts when prefetching starts or stops. Time on a CPU or waiting for one (schedstat) is not a wait
+ * Invariants: the state is three Int32 words in a SharedArrayBuffer (times in ms of the monotonic clock,
+ * compared wrap-safe), written by any thread that times a read (the serving thread, prefetch threads)
+ * without locks: it is a hint, and a lost update only shifts when prefetching starts or stops. Time on a CPU or waiting for one (schedstat) is not a wait
  * for the disk; a single blocked read (a page fault, a GC helper) does not make the disk cold either:
- * WAITS_FOR_COLD within WINDOW_MS do. A thread's schedstat descriptor is closed when it ends.
+ * WAITS_FOR_COLD within WINDOW_MS do. Steal time on an overcommitted VM does count as blocked. A thread's
+ * schedstat descriptor stays open until `closeThreadClock` (serving and prefetch threads call it when
+ * they end).
  */
 import * as fs from "node:fs";
 import { threadCpuNs } from "../sys/libc";
@@ -67,21 +69,35 @@ export function waitedFor<T>(fn: () => T): { value: T; waited: boolean } {
   const wall = process.hrtime.bigint();
   const value = fn();
   const elapsed = process.hrtime.bigint() - wall;
-  const after = before === undefined ? undefined : runnableNs();
-  if (before === undefined || after === undefined) return { value, waited: false };
+  // Blocked time never exceeds the elapsed time: a quick call needs no second reading.
+  if (before === undefined || elapsed <= WAITED_NS) return { value, waited: false };
+  const after = runnableNs();
+  if (after === undefined) return { value, waited: false };
   return { value, waited: elapsed - (after - before) > WAITED_NS };
+}
+
+/** Milliseconds of the monotonic clock (the same for every thread; never steps with the wall clock). */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint() / 1_000_000n);
 }
 
 export class ColdDisk {
   private readonly words: Int32Array;
 
-  /** A new state (`shared` undefined), or another thread's (its `shared` and `base`). */
+  /**
+   * A new state (`shared` undefined), or another thread's (its `shared`). `clock`: milliseconds of a
+   * monotonic clock, stored as Int32 and compared with wrap-safe differences (tests give their own).
+   */
   constructor(
     shared?: SharedArrayBuffer,
-    readonly base = Date.now(),
+    private readonly clock: () => number = monotonicMs,
   ) {
     this.words = new Int32Array(shared ?? new SharedArrayBuffer(12));
-    if (shared === undefined) Atomics.store(this.words, COLD_AT, -2 * COLD_FOR_MS);
+    if (shared === undefined) {
+      const now = this.clock();
+      Atomics.store(this.words, WINDOW, now - 2 * WINDOW_MS);
+      Atomics.store(this.words, COLD_AT, now - 2 * COLD_FOR_MS);
+    }
   }
 
   get shared(): SharedArrayBuffer {
@@ -90,8 +106,8 @@ export class ColdDisk {
 
   /** Counts a read that waited for the disk. */
   waited(): void {
-    const now = this.now();
-    if (now - Atomics.load(this.words, WINDOW) > WINDOW_MS) {
+    const now = this.clock();
+    if (this.since(WINDOW, now) > WINDOW_MS) {
       Atomics.store(this.words, WINDOW, now);
       Atomics.store(this.words, WAITS, 0);
     }
@@ -99,10 +115,11 @@ export class ColdDisk {
   }
 
   isCold(): boolean {
-    return this.now() - Atomics.load(this.words, COLD_AT) <= COLD_FOR_MS;
+    return this.since(COLD_AT, this.clock()) <= COLD_FOR_MS;
   }
 
-  private now(): number {
-    return Date.now() - this.base;
+  /** Milliseconds from the time in word `at` to `now`, wrap-safe (a time 24.8 days old looks very old). */
+  private since(at: number, now: number): number {
+    return ((now | 0) - Atomics.load(this.words, at)) >>> 0;
   }
 }

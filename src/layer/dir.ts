@@ -20,7 +20,8 @@
  *   policy (image tools, the work dir) opens everything O_NOATIME.
  * - Every listing is timed (cold.ts): listings that wait for the disk turn prefetching on (`prefetch`,
  *   prefetch.ts). A read-only layer's file opened for a caller has its first READ_AHEAD bytes read
- *   ahead at once (posix_fadvise WILLNEED: no access time changes, nothing waits).
+ *   ahead at once (posix_fadvise WILLNEED: no access time changes; only the file's block map may be
+ *   waited for, not its data).
  */
 import * as fs from "node:fs";
 import { fsError, isAbsent, isUnsupported } from "../errors";

@@ -1,11 +1,13 @@
 /**
- * Entry of a prefetch thread (prefetch.ts): for each job, each directory named is listed, its entries
- * lstat'ed, and those that are directories warmed the same way down to LEVELS levels (the last one
- * only listed), throwing the results away; after `idleMs` without a job, end.
+ * Entry of a prefetch thread (prefetch.ts): for each job, each directory named S is lstat'ed and listed,
+ * then S/* and S/*\/* the same way (lstat, and a listing when a directory), results thrown away; after
+ * `idleMs` without a job, end.
  *
- * Invariants: nothing is changed (lstat, and listings without touching access times: atime.ts); no
- * error leaves a job and nothing is written to stderr; PENDING counts a job out only once it is done.
- * Only a prefetch thread may load this module.
+ * Invariants: nothing is changed: lstat, and listings opened O_NOATIME without the fallback the union
+ * has for directories it does not own (atime.ts), so those are skipped; a symlink is never followed (the
+ * decision is lstat's, and the open is O_NOFOLLOW). No error leaves a job and nothing is written to
+ * stderr; PENDING counts a job out only once it is done; once the pool sets STOP, what is left of the
+ * jobs is skipped, so a stop waits for one read at most. Only a prefetch thread may load this module.
  */
 import * as fs from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
@@ -18,48 +20,47 @@ import {
   PENDING,
   RUNNING,
   STATE,
+  STOP,
   type PrefetchOrder,
   type PrefetchWorkerData,
 } from "./prefetch";
 
-const { shared, cold, base, idleMs } = workerData as PrefetchWorkerData;
+const { shared, cold, idleMs } = workerData as PrefetchWorkerData;
 const words = new Int32Array(shared);
-const disk = new ColdDisk(cold, base);
+const disk = new ColdDisk(cold);
 
-/** listNoatime, noting in the pool's word when it waited for the disk. */
+/** Never a symlink followed, never an access time changed (no fallback without O_NOATIME). */
+const { O_NOFOLLOW, O_NOATIME } = fs.constants;
+/** Levels listed below a directory asked about: the walk's next lookups read the first two. */
+const LEVELS = 2;
+let idle: NodeJS.Timeout | undefined;
+
+/** listNoatime, counting a listing that waited for the disk in the pool's ColdDisk. */
 function list(p: string): DirName[] {
-  const { value, waited } = waitedFor(() => listNoatime(p));
+  const { value, waited } = waitedFor(() => listNoatime(p, O_NOFOLLOW | O_NOATIME));
   if (waited) disk.waited();
   return value;
 }
 
-const S_IFDIR = 0o040000;
-/** Levels listed below a directory asked about: its entries' entries are looked up when the walk gets there. */
-const LEVELS = 2;
-let idle: NodeJS.Timeout | undefined;
+/** Whether the pool asked this thread to stop: looked at before each object, so a stop waits for one. */
+function stopping(): boolean {
+  return Atomics.load(words, STOP) !== 0;
+}
 
 /**
- * Lists directory `p` and lstat's each entry; an entry that is a directory (or may be) is warmed the
- * same way with one level less, or only listed at the last level.
+ * lstat's `p` and, if it is a directory (a symlink is never followed), lists it; then, while `levels`
+ * is above 0, warms each of its entries the same way with one level less.
  */
-function warmDir(p: string, levels = LEVELS): void {
+function warm(p: string, levels: number): void {
+  if (stopping()) return;
   let entries: DirName[];
   try {
+    if (fs.lstatSync(bytesOf(p), { throwIfNoEntry: false })?.isDirectory() !== true) return;
     entries = list(p);
   } catch {
     return; // gone, not allowed, too long: a hint that did not help
   }
-  for (const e of entries) {
-    const q = `${p}/${e.name}`;
-    try {
-      fs.lstatSync(bytesOf(q), { throwIfNoEntry: false });
-      if (e.type !== S_IFDIR && e.type !== 0) continue;
-      if (levels > 1) warmDir(q, levels - 1);
-      else list(q);
-    } catch {
-      // as above
-    }
-  }
+  if (levels > 0) for (const e of entries) warm(`${p}/${e.name}`, levels - 1);
 }
 
 function end(): void {
@@ -84,7 +85,7 @@ function idleAgain(): void {
 parentPort?.on("message", (order: PrefetchOrder) => {
   if (order.kind === "stop") return end();
   try {
-    for (const name of order.names) warmDir(`${order.dir}/${name}`);
+    for (const name of order.names) warm(`${order.dir}/${name}`, LEVELS);
   } finally {
     Atomics.add(words, DONE, 1);
     Atomics.sub(words, PENDING, 1);

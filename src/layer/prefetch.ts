@@ -7,28 +7,31 @@
  *
  * Invariants:
  * - A hint only: what a thread reads is thrown away and nothing depends on it. It never changes
- *   anything: inodes are lstat'ed and directories listed as the layer lists them (O_NOATIME, atime.ts).
- *   A request is dropped, not queued without bound, when every thread has MAX_PENDING jobs, and while
- *   the disk is not cold (cold.ts).
- * - One pool per thread that asks (`prefetcher()`), owned by that thread. Threads start when a job finds
- *   none idle and end after IDLE_MS without a job (a V8 isolate is ~9 MiB). A job posted to a thread
- *   that just ended is lost, which a hint may be.
- * - A thread is never terminated from outside (one stopped inside a native call aborts the process):
- *   the thread that owns the pool ends it with `closePrefetcher`, which waits for the threads to end.
+ *   anything (prefetch-worker.ts: lstat, O_NOATIME listings, no symlink followed). A request is dropped,
+ *   not queued without bound, when every thread has MAX_PENDING jobs, and while the disk is not cold
+ *   (cold.ts). A job names its directory by path (`/proc/self/fd/N/…` for a read-only layer): one still
+ *   queued when its layer closes may read whatever N is by then, which is harmless for a read-only hint.
+ * - One pool per thread that asks (`prefetcher()`), owned by that thread (a hub thread's serves all its
+ *   mounts). Threads start when a job finds none idle and end after IDLE_MS without a job (a V8 isolate
+ *   is ~9 MiB). A job posted to a thread that just ended is lost, which a hint may be.
+ * - A thread is not meant to be terminated from outside (one stopped inside a native call aborts the
+ *   process): a serving thread that ends closes its pool (`closePrefetcher`), which sets STOP (each thread
+ *   then skips what is left of its jobs: one read at most) and waits for the threads to end. A hub thread
+ *   never ends before its process exits, as with its I/O threads.
  */
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
+import { waitAllEqual } from "../sys/atomics";
 import { closeThreadClock, ColdDisk } from "./cold";
 
-/** What a thread is sent: lstat each of `names` in directory `dir` and list those that are directories. */
+/** What a thread is sent: warm each of `names` in directory `dir` (prefetch-worker.ts), or end. */
 export type PrefetchOrder = { kind: "warm"; dir: string; names: string[] } | { kind: "stop" };
 
 export interface PrefetchWorkerData {
-  /** Int32 words: STATE, PENDING and DONE. */
+  /** Int32 words: STATE, PENDING, DONE and STOP. */
   shared: SharedArrayBuffer;
-  /** The pool's ColdDisk state, and its base. */
+  /** The pool's ColdDisk state. */
   cold: SharedArrayBuffer;
-  base: number;
   idleMs: number;
 }
 
@@ -36,6 +39,8 @@ export const STATE = 0;
 export const PENDING = 1;
 /** Jobs the thread has done (for tests and diagnostics). */
 export const DONE = 2;
+/** Set by the pool when it closes: the thread skips what is left of its jobs. */
+export const STOP = 3;
 export const RUNNING = 1;
 export const ENDED = 2;
 
@@ -95,19 +100,18 @@ export class Prefetcher {
    * ended.
    */
   close(waitMs = 0): boolean {
-    closeThreadClock();
     const ending = this.slots.filter((s) => s !== undefined);
     this.slots.fill(undefined);
-    for (const s of ending) s.worker.postMessage({ kind: "stop" } satisfies PrefetchOrder);
-    const deadline = Date.now() + waitMs;
     for (const s of ending) {
-      for (let state = Atomics.load(s.words, STATE); state !== ENDED; state = Atomics.load(s.words, STATE)) {
-        const left = deadline - Date.now();
-        if (left <= 0) return false;
-        Atomics.wait(s.words, STATE, state, left);
-      }
+      Atomics.store(s.words, STOP, 1);
+      s.worker.postMessage({ kind: "stop" } satisfies PrefetchOrder);
     }
-    return true;
+    return waitAllEqual(
+      ending.map((s) => s.words),
+      STATE,
+      ENDED,
+      waitMs,
+    );
   }
 
   /** Posts `order` to the running thread with the fewest jobs; false when every one is full. */
@@ -132,11 +136,10 @@ export class Prefetcher {
     const i = this.slots.findIndex((s) => s === undefined || Atomics.load(s.words, STATE) === ENDED);
     if (i < 0) return;
     try {
-      const words = new Int32Array(new SharedArrayBuffer(12)); // starting, nothing pending or done
+      const words = new Int32Array(new SharedArrayBuffer(16)); // starting, nothing pending or done
       const workerData: PrefetchWorkerData = {
         shared: words.buffer as SharedArrayBuffer,
         cold: this.cold.shared,
-        base: this.cold.base,
         idleMs: this.idleMs,
       };
       const resourceLimits = { maxYoungGenerationSizeMb: 1 };

@@ -307,7 +307,12 @@ export function readRecords(
 ): void {
   const buf = Buffer.alloc(size * batch);
   for (;;) {
-    const n = readSome(fd, buf);
+    let n: number | undefined;
+    try {
+      n = readSome(fd, buf);
+    } catch {
+      return; // as an empty pipe: the caller looks again on its next wake-up
+    }
     if (n === undefined) return; // all read
     for (let at = 0; at + size <= n; at += size) each(buf, at);
     if (n < buf.length) return;
@@ -468,7 +473,8 @@ const POSIX_FADV_WILLNEED = 3;
 
 /**
  * Starts reading `len` bytes of `fd` at `offset` into the page cache without waiting for them
- * (posix_fadvise WILLNEED). A hint: a failure (a file that cannot be read ahead) is ignored.
+ * (posix_fadvise WILLNEED; it may wait for the file's block map, not for its data). A hint: a failure
+ * (a file that cannot be read ahead) is ignored, the one call here that throws nothing.
  */
 export function willNeed(fd: number, offset: bigint, len: bigint): void {
   c().fadvise(fd, offset, len, POSIX_FADV_WILLNEED);

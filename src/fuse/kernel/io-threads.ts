@@ -29,6 +29,7 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
+import { waitAllEqual } from "../../sys/atomics";
 import { cachedPages, closeFd, dupFd } from "../../sys/libc";
 import { pagesOf } from "./splice";
 
@@ -118,14 +119,12 @@ export class IoThreads {
     const ending = this.slots.filter((s) => s !== undefined);
     this.slots.fill(undefined);
     for (const s of ending) s.worker.postMessage({ kind: "stop" } satisfies IoOrder);
-    const deadline = Date.now() + waitMs;
-    for (const s of ending) {
-      for (let state = Atomics.load(s.words, STATE); state !== ENDED; state = Atomics.load(s.words, STATE)) {
-        const left = deadline - Date.now();
-        if (left <= 0) return;
-        Atomics.wait(s.words, STATE, state, left);
-      }
-    }
+    waitAllEqual(
+      ending.map((s) => s.words),
+      STATE,
+      ENDED,
+      waitMs,
+    );
   }
 
   private free(): Slot | undefined {

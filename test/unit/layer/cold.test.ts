@@ -26,8 +26,25 @@ describe("layer/cold", () => {
 
   it("is one state for every thread that has its buffer", () => {
     const disk = new ColdDisk();
-    const other = new ColdDisk(disk.shared, disk.base);
+    const other = new ColdDisk(disk.shared);
     for (let i = 0; i < 8; i++) other.waited();
     assert.equal(disk.isCold(), true);
+  });
+
+  it("counts slow reads within a window only, and stays cold for a while after the last", () => {
+    let now = 2 ** 31 - 600; // the Int32 milliseconds wrap during this test
+    const disk = new ColdDisk(undefined, () => now);
+    for (let i = 0; i < 7; i++) disk.waited();
+    now += 501;
+    disk.waited();
+    assert.equal(disk.isCold(), false, "the first seven fell out of the window");
+    for (let i = 0; i < 7; i++) disk.waited();
+    assert.equal(disk.isCold(), true);
+    now += 1_000;
+    assert.equal(disk.isCold(), true, "still within COLD_FOR_MS");
+    now += 1;
+    assert.equal(disk.isCold(), false);
+    now += 2 ** 32; // a wrap later, nothing lingers
+    assert.equal(disk.isCold(), false);
   });
 });
