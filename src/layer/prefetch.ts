@@ -20,8 +20,7 @@
  *   never ends before its process exits, as with its I/O threads.
  */
 import * as path from "node:path";
-import { Worker } from "node:worker_threads";
-import { waitAllEqual } from "../sys/atomics";
+import { ENDED, RUNNING, STATE, WorkerSlots, type WorkerSlot } from "../sys/worker-slots";
 import { closeThreadClock, ColdDisk } from "./cold";
 
 /** What a thread is sent: warm each of `names` in directory `dir` (prefetch-worker.ts), or end. */
@@ -35,14 +34,13 @@ export interface PrefetchWorkerData {
   idleMs: number;
 }
 
-export const STATE = 0;
+/** Index of the count of a thread's jobs not done yet (its state is word STATE: worker-slots.ts). */
 export const PENDING = 1;
 /** Jobs the thread has done (for tests and diagnostics). */
 export const DONE = 2;
 /** Set by the pool when it closes: the thread skips what is left of its jobs. */
 export const STOP = 3;
-export const RUNNING = 1;
-export const ENDED = 2;
+export { ENDED, RUNNING, STATE };
 
 const IDLE_MS = 500;
 /** Jobs a thread may have waiting before further requests are dropped. */
@@ -56,21 +54,15 @@ const CHUNK = 8;
  */
 const THREADS = 4;
 
-interface Slot {
-  worker: Worker;
-  words: Int32Array;
-}
-
 export class Prefetcher {
-  private readonly slots: Array<Slot | undefined>;
+  private readonly slots: WorkerSlots;
   readonly cold = new ColdDisk();
-  private failed = false;
 
   constructor(
     max = THREADS,
     private readonly idleMs = IDLE_MS,
   ) {
-    this.slots = new Array<Slot | undefined>(Math.max(1, max)).fill(undefined);
+    this.slots = new WorkerSlots(max, path.join(__dirname, "prefetch-worker.js"), 4);
   }
 
   /**
@@ -87,12 +79,12 @@ export class Prefetcher {
 
   /** Threads started and not ended. */
   get threads(): number {
-    return this.slots.filter((s) => s !== undefined && Atomics.load(s.words, STATE) !== ENDED).length;
+    return this.slots.live;
   }
 
   /** Jobs done by the threads running now. */
   get done(): number {
-    return this.slots.reduce((n, s) => n + (s === undefined ? 0 : Atomics.load(s.words, DONE)), 0);
+    return this.slots.started().reduce((n, s) => n + Atomics.load(s.words, DONE), 0);
   }
 
   /**
@@ -100,26 +92,15 @@ export class Prefetcher {
    * ended.
    */
   close(waitMs = 0): boolean {
-    const ending = this.slots.filter((s) => s !== undefined);
-    this.slots.fill(undefined);
-    for (const s of ending) {
-      Atomics.store(s.words, STOP, 1);
-      s.worker.postMessage({ kind: "stop" } satisfies PrefetchOrder);
-    }
-    return waitAllEqual(
-      ending.map((s) => s.words),
-      STATE,
-      ENDED,
-      waitMs,
-    );
+    const stop = { kind: "stop" } satisfies PrefetchOrder;
+    return this.slots.close(stop, waitMs, (s) => Atomics.store(s.words, STOP, 1));
   }
 
   /** Posts `order` to the running thread with the fewest jobs; false when every one is full. */
   private post(order: PrefetchOrder): boolean {
-    let best: Slot | undefined;
+    let best: WorkerSlot | undefined;
     let fewest = MAX_PENDING;
-    for (const s of this.slots) {
-      if (s === undefined || Atomics.load(s.words, STATE) !== RUNNING) continue;
+    for (const s of this.slots.running()) {
       const pending = Atomics.load(s.words, PENDING);
       if (pending < fewest) [best, fewest] = [s, pending];
     }
@@ -132,23 +113,9 @@ export class Prefetcher {
 
   /** Starts a thread in the first empty or ended slot, if there is one. */
   private startOne(): void {
-    if (this.failed) return;
-    const i = this.slots.findIndex((s) => s === undefined || Atomics.load(s.words, STATE) === ENDED);
-    if (i < 0) return;
-    try {
-      const words = new Int32Array(new SharedArrayBuffer(16)); // starting, nothing pending or done
-      const workerData: PrefetchWorkerData = {
-        shared: words.buffer as SharedArrayBuffer,
-        cold: this.cold.shared,
-        idleMs: this.idleMs,
-      };
-      const resourceLimits = { maxYoungGenerationSizeMb: 1 };
-      const worker = new Worker(path.join(__dirname, "prefetch-worker.js"), { workerData, resourceLimits });
-      worker.unref();
-      this.slots[i] = { worker, words };
-    } catch {
-      this.failed = true;
-    }
+    this.slots.startOne(
+      (shared) => ({ shared, cold: this.cold.shared, idleMs: this.idleMs }) satisfies PrefetchWorkerData,
+    );
   }
 }
 

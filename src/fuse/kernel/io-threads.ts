@@ -28,8 +28,7 @@
  */
 import * as os from "node:os";
 import * as path from "node:path";
-import { Worker } from "node:worker_threads";
-import { waitAllEqual } from "../../sys/atomics";
+import { ENDED, RUNNING, STATE, WorkerSlots, type WorkerSlot } from "../../sys/worker-slots";
 import { cachedPages, closeFd, dupFd } from "../../sys/libc";
 import { pagesOf } from "./splice";
 
@@ -47,12 +46,9 @@ export interface IoWorkerData {
   idleMs: number;
 }
 
-/** Index of a thread's state (STARTING, RUNNING, ENDED) and of the count of its jobs in flight. */
-export const STATE = 0;
+/** Index of the count of a thread's jobs in flight (its state is word STATE: worker-slots.ts). */
 export const INFLIGHT = 1;
-export const STARTING = 0;
-export const RUNNING = 1;
-export const ENDED = 2;
+export { ENDED, RUNNING, STATE };
 
 const IDLE_MS = 10_000;
 
@@ -61,22 +57,15 @@ export function defaultThreads(): number {
   return Math.max(2, Math.min(4, os.availableParallelism()));
 }
 
-interface Slot {
-  worker: Worker;
-  /** This thread's words; each thread gets its own, so one that ends late touches no other's. */
-  words: Int32Array;
-}
-
 export class IoThreads {
-  private readonly slots: Array<Slot | undefined>;
-  /** Set once starting a thread failed: every job is done inline from then on. */
-  private failed = false;
+  /** The threads; once starting one failed, every job is done inline from then on. */
+  private readonly slots: WorkerSlots;
 
   constructor(
     max = defaultThreads(),
     private readonly idleMs = IDLE_MS,
   ) {
-    this.slots = new Array<Slot | undefined>(Math.max(1, max)).fill(undefined);
+    this.slots = new WorkerSlots(max, path.join(__dirname, "io-worker.js"), 2);
   }
 
   /**
@@ -108,7 +97,7 @@ export class IoThreads {
 
   /** How many threads run now (each may end by itself after IDLE_MS). */
   get running(): number {
-    return this.slots.filter((s) => s !== undefined && isRunning(s)).length;
+    return this.slots.running().length;
   }
 
   /**
@@ -116,25 +105,16 @@ export class IoThreads {
    * terminated: a thread stopped inside a native call (koffi) aborts the whole process.
    */
   close(waitMs = 0): void {
-    const ending = this.slots.filter((s) => s !== undefined);
-    this.slots.fill(undefined);
-    for (const s of ending) s.worker.postMessage({ kind: "stop" } satisfies IoOrder);
-    waitAllEqual(
-      ending.map((s) => s.words),
-      STATE,
-      ENDED,
-      waitMs,
-    );
+    this.slots.close({ kind: "stop" } satisfies IoOrder, waitMs);
   }
 
-  private free(): Slot | undefined {
-    return this.slots.find((s) => s !== undefined && isRunning(s) && Atomics.load(s.words, INFLIGHT) === 0);
+  private free(): WorkerSlot | undefined {
+    return this.slots.running().find((s) => Atomics.load(s.words, INFLIGHT) === 0);
   }
 
-  private leastBusy(): Slot | undefined {
-    let best: Slot | undefined;
-    for (const s of this.slots) {
-      if (s === undefined || !isRunning(s)) continue;
+  private leastBusy(): WorkerSlot | undefined {
+    let best: WorkerSlot | undefined;
+    for (const s of this.slots.running()) {
       if (best === undefined || Atomics.load(s.words, INFLIGHT) < Atomics.load(best.words, INFLIGHT))
         best = s;
     }
@@ -143,24 +123,8 @@ export class IoThreads {
 
   /** Starts a thread in the first empty or ended slot, unless every slot has one starting or running. */
   private startOne(): void {
-    if (this.failed) return;
-    const i = this.slots.findIndex((s) => s === undefined || Atomics.load(s.words, STATE) === ENDED);
-    if (i < 0) return;
-    try {
-      const words = new Int32Array(new SharedArrayBuffer(8)); // STARTING, nothing in flight
-      const workerData: IoWorkerData = { shared: words.buffer as SharedArrayBuffer, idleMs: this.idleMs };
-      const resourceLimits = { maxYoungGenerationSizeMb: 1 };
-      const worker = new Worker(path.join(__dirname, "io-worker.js"), { workerData, resourceLimits });
-      worker.unref();
-      this.slots[i] = { worker, words };
-    } catch {
-      this.failed = true;
-    }
+    this.slots.startOne((shared) => ({ shared, idleMs: this.idleMs }) satisfies IoWorkerData);
   }
-}
-
-function isRunning(s: Slot): boolean {
-  return Atomics.load(s.words, STATE) === RUNNING;
 }
 
 /**
