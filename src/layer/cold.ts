@@ -7,7 +7,10 @@
  * compared wrap-safe), written by any thread that times a read (the serving thread, prefetch threads)
  * without locks: it is a hint, and a lost update only shifts when prefetching starts or stops. Time on a CPU or waiting for one (schedstat) is not a wait
  * for the disk; a single blocked read (a page fault, a GC helper) does not make the disk cold either:
- * WAITS_FOR_COLD within WINDOW_MS do. Steal time on an overcommitted VM does count as blocked. A thread's
+ * WAITS_FOR_COLD within WINDOW_MS do. Steal time on an overcommitted VM does count as blocked. While the
+ * disk was found cold less than FRESH_MS ago, reads need not be timed (`wantsEvidence`): timing costs two
+ * readings of the thread's clocks per read, most of the serving thread's prefetch overhead on a cold
+ * walk; the second half of the cold period is timed again, so a disk that stays cold stays so. A thread's
  * schedstat descriptor stays open until `closeThreadClock` (serving and prefetch threads call it when
  * they end).
  */
@@ -20,6 +23,8 @@ const WINDOW_MS = 500;
 const WAITS_FOR_COLD = 8;
 /** How long the disk counts as cold after the last time it was found so. */
 const COLD_FOR_MS = 1_000;
+/** For this long after the disk was found cold, reads are not timed: more evidence would change nothing. */
+const FRESH_MS = COLD_FOR_MS / 2;
 
 const WINDOW = 0;
 const WAITS = 1;
@@ -116,6 +121,19 @@ export class ColdDisk {
 
   isCold(): boolean {
     return this.since(COLD_AT, this.clock()) <= COLD_FOR_MS;
+  }
+
+  /** Whether reads are worth timing (`waitedFor`): not while the disk was found cold within FRESH_MS. */
+  wantsEvidence(): boolean {
+    return this.since(COLD_AT, this.clock()) > FRESH_MS;
+  }
+
+  /** `fn`'s value; timed (waitedFor) and counted if it waited, unless no evidence is wanted now. */
+  timed<T>(fn: () => T): T {
+    if (!this.wantsEvidence()) return fn();
+    const { value, waited } = waitedFor(fn);
+    if (waited) this.waited();
+    return value;
   }
 
   /** Milliseconds from the time in word `at` to `now`, wrap-safe (a time 24.8 days old looks very old). */

@@ -33,7 +33,6 @@ import { getxattrAt, listxattrAt } from "../sys/xattrat";
 import { AccessRoots, listNoatime, openNoatime, type AtimePolicy } from "./atime";
 import { AbsentNames } from "./absent";
 import { FdFile } from "./file";
-import { waitedFor } from "./cold";
 import { prefetcher } from "./prefetch";
 import type { Layer, LayerFile, LayerStatFs, RawEntry, Stat, WritableFile, WritableLayer } from "./types";
 
@@ -131,9 +130,7 @@ export class DirLayer implements Layer {
   }
 
   readdir(rel: string, access = false): RawEntry[] {
-    const { value, waited } = waitedFor(() => this.list(rel, access));
-    if (waited) prefetcher().cold.waited();
-    return value;
+    return prefetcher().cold.timed(() => this.list(rel, access));
   }
 
   private list(rel: string, access: boolean): RawEntry[] {

@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { bytesOf } from "../sys/bytes";
 import { listNoatime, type DirName } from "./atime";
-import { closeThreadClock, ColdDisk, waitedFor } from "./cold";
+import { closeThreadClock, ColdDisk } from "./cold";
 import {
   DONE,
   ENDED,
@@ -37,9 +37,7 @@ let idle: NodeJS.Timeout | undefined;
 
 /** listNoatime, counting a listing that waited for the disk in the pool's ColdDisk. */
 function list(p: string): DirName[] {
-  const { value, waited } = waitedFor(() => listNoatime(p, O_NOFOLLOW | O_NOATIME));
-  if (waited) disk.waited();
-  return value;
+  return disk.timed(() => listNoatime(p, O_NOFOLLOW | O_NOATIME));
 }
 
 /** Whether the pool asked this thread to stop: looked at before each object, so a stop waits for one. */
@@ -85,7 +83,7 @@ function idleAgain(): void {
 parentPort?.on("message", (order: PrefetchOrder) => {
   if (order.kind === "stop") return end();
   try {
-    for (const name of order.names) warm(`${order.dir}/${name}`, LEVELS);
+    for (const { dir, names } of order.jobs) for (const name of names) warm(`${dir}/${name}`, LEVELS);
   } finally {
     Atomics.add(words, DONE, 1);
     Atomics.sub(words, PENDING, 1);

@@ -23,8 +23,14 @@ import * as path from "node:path";
 import { ENDED, RUNNING, STATE, WorkerSlots, type WorkerSlot } from "../sys/worker-slots";
 import { closeThreadClock, ColdDisk } from "./cold";
 
-/** What a thread is sent: warm each of `names` in directory `dir` (prefetch-worker.ts), or end. */
-export type PrefetchOrder = { kind: "warm"; dir: string; names: string[] } | { kind: "stop" };
+/** Names of directory `dir` to warm. */
+export interface PrefetchJob {
+  dir: string;
+  names: string[];
+}
+
+/** What a thread is sent: warm each job's names (prefetch-worker.ts), or end. */
+export type PrefetchOrder = { kind: "warm"; jobs: PrefetchJob[] } | { kind: "stop" };
 
 export interface PrefetchWorkerData {
   /** Int32 words: STATE, PENDING, DONE and STOP. */
@@ -45,7 +51,7 @@ export { ENDED, RUNNING, STATE };
 const IDLE_MS = 500;
 /** Jobs a thread may have waiting before further requests are dropped. */
 const MAX_PENDING = 16;
-/** Names per job: a big directory is spread over the threads. */
+/** Names per order: a big directory is spread over the threads, small ones share an order. */
 const CHUNK = 8;
 
 /**
@@ -57,6 +63,9 @@ const THREADS = 4;
 export class Prefetcher {
   private readonly slots: WorkerSlots;
   readonly cold = new ColdDisk();
+  /** Jobs not posted yet (`flush`), and how many names they hold (below CHUNK). */
+  private batch: PrefetchJob[] = [];
+  private batched = 0;
 
   constructor(
     max = THREADS,
@@ -68,13 +77,27 @@ export class Prefetcher {
   /**
    * Warms `names` in directory `dir` (an absolute byte-string path) on the pool's threads, while the disk
    * is cold (cold.ts: reads that waited, the asker's and the pool threads'): a warm tree costs no
-   * thread and no CPU.
+   * thread and no CPU. Names are posted CHUNK at a time; what is left waits for the next call or
+   * `flush` (one order for the small directories of several layers: a posted message wakes a thread).
    */
   warm(dir: string, names: readonly string[]): void {
     if (!this.cold.isCold()) return;
-    for (let at = 0; at < names.length; at += CHUNK) {
-      if (!this.post({ kind: "warm", dir, names: names.slice(at, at + CHUNK) })) return;
+    for (let at = 0; at < names.length;) {
+      const take = Math.min(CHUNK - this.batched, names.length - at);
+      this.batch.push({ dir, names: names.slice(at, at + take) });
+      this.batched += take;
+      at += take;
+      if (this.batched >= CHUNK && !this.flush()) return;
     }
+  }
+
+  /** Posts the jobs batched so far; false when every thread was full (they are dropped: hints). */
+  flush(): boolean {
+    if (this.batched === 0) return true;
+    const jobs = this.batch;
+    this.batch = [];
+    this.batched = 0;
+    return this.post({ kind: "warm", jobs });
   }
 
   /** Threads started and not ended. */
@@ -125,6 +148,11 @@ let mine: Prefetcher | undefined;
 export function prefetcher(): Prefetcher {
   mine ??= new Prefetcher();
   return mine;
+}
+
+/** Posts what this thread's layers asked to warm so far (Layer.prefetch batches small requests). */
+export function flushPrefetch(): void {
+  mine?.flush();
 }
 
 /**

@@ -94,7 +94,8 @@ export interface Layer {
    * A hint: the subdirectories `dirs` of directory `rel` are about to be listed, and each of their
    * entries lstat'ed (and listed, if a directory). The layer may warm its storage for that in the
    * background (prefetch.ts); it never changes anything and never throws. Layers that keep their tree
-   * in memory have nothing to do.
+   * in memory have nothing to do. A layer may hold small hints back until `flushPrefetch` (index.ts),
+   * which the asker calls once it has asked every layer.
    */
   prefetch?(rel: string, dirs: readonly string[]): void;
   /** A caller's readlink: it counts as reading the symlink (see `openAccess`). */

@@ -6,7 +6,7 @@
  * (`internal`) never does; a directory removed meanwhile lists empty, as getdents gives.
  */
 import { codeOf, fsError, isAbsent } from "../errors";
-import { relOf, type Layer } from "../layer";
+import { flushPrefetch, relOf, type Layer } from "../layer";
 import { DEFAULT_ATIME } from "./atime";
 import { mergedListing } from "./listing";
 import type { UnionState } from "./state";
@@ -61,6 +61,8 @@ export class Dirs {
       }
     } catch (err) {
       if (codeOf(err) === undefined) throw err;
+    } finally {
+      flushPrefetch();
     }
   }
 

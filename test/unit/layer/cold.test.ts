@@ -47,4 +47,35 @@ describe("layer/cold", () => {
     now += 2 ** 32; // a wrap later, nothing lingers
     assert.equal(disk.isCold(), false);
   });
+
+  it("times no read for a while after the disk was found cold, and times them again before it expires", () => {
+    let now = 1_000_000;
+    const disk = new ColdDisk(undefined, () => now);
+    assert.equal(disk.wantsEvidence(), true, "warm: every read is timed");
+    for (let i = 0; i < 8; i++) disk.waited();
+    assert.equal(disk.wantsEvidence(), false, "just found cold");
+    let timedRead = false;
+    assert.equal(
+      disk.timed(() => {
+        offCpu(2);
+        timedRead = true;
+        return 7;
+      }),
+      7,
+    );
+    assert.ok(timedRead);
+    now += 500;
+    assert.equal(disk.wantsEvidence(), false);
+    now += 1;
+    assert.equal(disk.wantsEvidence(), true, "the second half of the cold period is timed");
+    assert.equal(disk.isCold(), true);
+  });
+
+  it("counts a timed read that waited, and not a quick one", () => {
+    const disk = new ColdDisk(undefined, () => 1_000_000); // one window: the clock stands still
+    for (let i = 0; i < 8; i++) disk.timed(() => 1);
+    assert.equal(disk.isCold(), false, "quick reads are no evidence");
+    for (let i = 0; i < 8; i++) disk.timed(() => offCpu(2));
+    assert.equal(disk.isCold(), true);
+  });
 });

@@ -32,6 +32,23 @@ describe("layer/prefetch", () => {
     assert.equal(pool.threads, 0);
   });
 
+  it("holds the names of small directories back until a chunk is full or it is flushed", () => {
+    for (let i = 0; i < 8; i++) pool.cold.waited();
+    pool.warm(root, ["a", "b"]);
+    pool.warm(path.join(root, "a"), ["x", "y"]);
+    assert.equal(pool.threads, 0, "four names wait for more");
+    pool.flush();
+    assert.equal(pool.threads, 1, "the flush posted them: the first post starts a thread");
+    pool.flush();
+    assert.equal(pool.threads, 1, "nothing left to post");
+  });
+
+  it("posts a full chunk at once, without a flush", () => {
+    for (let i = 0; i < 8; i++) pool.cold.waited();
+    pool.warm(root, ["a", "b", "c", "d", "e", "f", "g", "h"]);
+    assert.equal(pool.threads, 1);
+  });
+
   it("warms a cold disk's directories on its threads, changing no access time, and ends them on close", async function () {
     this.timeout(30_000);
     const before = ["a", "a/x", "a/y", "b", "a/f"].map((d) => fs.statSync(path.join(root, d)).atimeMs);
@@ -41,6 +58,7 @@ describe("layer/prefetch", () => {
       assert.ok(Date.now() < deadline, "no prefetch thread ran a job");
       for (let i = 0; i < 8; i++) pool.cold.waited(); // the disk stays cold
       pool.warm(root, ["a", "b", "missing"]);
+      pool.flush();
       await new Promise((r) => setImmediate(r));
     }
     assert.ok(pool.threads >= 1);
