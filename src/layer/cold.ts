@@ -8,9 +8,11 @@
  * without locks: it is a hint, and a lost update only shifts when prefetching starts or stops. Time on a CPU or waiting for one (schedstat) is not a wait
  * for the disk; a single blocked read (a page fault, a GC helper) does not make the disk cold either:
  * WAITS_FOR_COLD within WINDOW_MS do. Steal time on an overcommitted VM does count as blocked. While the
- * disk was found cold less than FRESH_MS ago, reads need not be timed (`wantsEvidence`): timing costs two
+ * disk was found cold less than FRESH_MS ago, reads are not timed (`wantsEvidence`): timing costs two
  * readings of the thread's clocks per read, most of the serving thread's prefetch overhead on a cold
- * walk; the second half of the cold period is timed again, so a disk that stays cold stays so. A thread's
+ * walk. Reads are timed again for the last COLD_FOR_MS − FRESH_MS of the cold period, which leaves
+ * SLACK_MS more than one WINDOW_MS: a disk whose reads keep waiting (WAITS_FOR_COLD in a window) stays
+ * cold without a gap. A thread's
  * schedstat descriptor stays open until `closeThreadClock` (serving and prefetch threads call it when
  * they end).
  */
@@ -23,8 +25,10 @@ const WINDOW_MS = 500;
 const WAITS_FOR_COLD = 8;
 /** How long the disk counts as cold after the last time it was found so. */
 const COLD_FOR_MS = 1_000;
+/** Time left after a window's worth of timed reads before the cold state would expire. */
+const SLACK_MS = 200;
 /** For this long after the disk was found cold, reads are not timed: more evidence would change nothing. */
-const FRESH_MS = COLD_FOR_MS / 2;
+const FRESH_MS = COLD_FOR_MS - WINDOW_MS - SLACK_MS;
 
 const WINDOW = 0;
 const WAITS = 1;

@@ -1,13 +1,13 @@
 /**
- * Entry of a prefetch thread (prefetch.ts): for each job, each directory named S is lstat'ed and listed,
- * then S/* and S/*\/* the same way (lstat, and a listing when a directory), results thrown away; after
- * `idleMs` without a job, end.
+ * Entry of a prefetch thread (prefetch.ts): for each job of an order, each directory named S is lstat'ed
+ * and listed, then S/* and S/*\/* the same way (lstat, and a listing when a directory), results thrown
+ * away; after `idleMs` without an order, end.
  *
  * Invariants: nothing is changed: lstat, and listings opened O_NOATIME without the fallback the union
  * has for directories it does not own (atime.ts), so those are skipped; a symlink is never followed (the
- * decision is lstat's, and the open is O_NOFOLLOW). No error leaves a job and nothing is written to
- * stderr; PENDING counts a job out only once it is done; once the pool sets STOP, what is left of the
- * jobs is skipped, so a stop waits for one read at most. Only a prefetch thread may load this module.
+ * decision is lstat's, and the open is O_NOFOLLOW). No error leaves an order and nothing is written to
+ * stderr; PENDING counts an order out only once it is done; once the pool sets STOP, what is left of
+ * the order is skipped, so a stop waits for one read at most. Only a prefetch thread may load this module.
  */
 import * as fs from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
@@ -69,7 +69,7 @@ function end(): void {
   parentPort?.close();
 }
 
-/** Ends the thread unless a job is on its way (one posted after this is lost: prefetch.ts). */
+/** Ends the thread unless an order is on its way (one posted after this is lost: prefetch.ts). */
 function endIfIdle(): void {
   if (Atomics.load(words, PENDING) > 0) return idleAgain();
   end();

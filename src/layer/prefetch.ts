@@ -8,15 +8,20 @@
  * Invariants:
  * - A hint only: what a thread reads is thrown away and nothing depends on it. It never changes
  *   anything (prefetch-worker.ts: lstat, O_NOATIME listings, no symlink followed). A request is dropped,
- *   not queued without bound, when every thread has MAX_PENDING jobs, and while the disk is not cold
+ *   not queued without bound, when every thread has MAX_PENDING orders, and while the disk is not cold
  *   (cold.ts). A job names its directory by path (`/proc/self/fd/N/…` for a read-only layer): one still
  *   queued when its layer closes may read whatever N is by then, which is harmless for a read-only hint.
+ * - Jobs are posted in orders of about CHUNK names: a big directory is split, and the jobs of small ones
+ *   are held back (`batch`) until a chunk is full or `flush` (`flushPrefetch`): whoever asks layers to
+ *   prefetch flushes on the same thread once it has asked them all (dirs.ts, in a `finally`), so a held
+ *   job never outlives the request that asked for it. An order that finds every thread full is dropped
+ *   whole, with the jobs of every layer (or union, on a hub thread) in it. `close` drops what is held.
  * - One pool per thread that asks (`prefetcher()`), owned by that thread (a hub thread's serves all its
- *   mounts). Threads start when a job finds none idle and end after IDLE_MS without a job (a V8 isolate
- *   is ~9 MiB). A job posted to a thread that just ended is lost, which a hint may be.
+ *   mounts). Threads start when an order finds none idle and end after IDLE_MS without one (a V8 isolate
+ *   is ~9 MiB). An order posted to a thread that just ended is lost, which a hint may be.
  * - A thread is not meant to be terminated from outside (one stopped inside a native call aborts the
  *   process): a serving thread that ends closes its pool (`closePrefetcher`), which sets STOP (each thread
- *   then skips what is left of its jobs: one read at most) and waits for the threads to end. A hub thread
+ *   then skips what is left of its orders: one read at most) and waits for the threads to end. A hub thread
  *   never ends before its process exits, as with its I/O threads.
  */
 import * as path from "node:path";
@@ -40,16 +45,16 @@ export interface PrefetchWorkerData {
   idleMs: number;
 }
 
-/** Index of the count of a thread's jobs not done yet (its state is word STATE: worker-slots.ts). */
+/** Index of the count of a thread's orders not done yet (its state is word STATE: worker-slots.ts). */
 export const PENDING = 1;
-/** Jobs the thread has done (for tests and diagnostics). */
+/** Orders the thread has done (for tests and diagnostics). */
 export const DONE = 2;
-/** Set by the pool when it closes: the thread skips what is left of its jobs. */
+/** Set by the pool when it closes: the thread skips what is left of its orders. */
 export const STOP = 3;
 export { ENDED, RUNNING, STATE };
 
 const IDLE_MS = 500;
-/** Jobs a thread may have waiting before further requests are dropped. */
+/** Orders a thread may have waiting before further ones are dropped. */
 const MAX_PENDING = 16;
 /** Names per order: a big directory is spread over the threads, small ones share an order. */
 const CHUNK = 8;
@@ -105,22 +110,24 @@ export class Prefetcher {
     return this.slots.live;
   }
 
-  /** Jobs done by the threads running now. */
+  /** Orders done by the threads running now. */
   get done(): number {
     return this.slots.started().reduce((n, s) => n + Atomics.load(s.words, DONE), 0);
   }
 
   /**
-   * Tells every thread to end and waits up to `waitMs` for them (each job is short); whether they all
-   * ended.
+   * Drops the jobs held back, tells every thread to end and waits up to `waitMs` for them (each job is
+   * short); whether they all ended.
    */
   close(waitMs = 0): boolean {
+    this.batch = [];
+    this.batched = 0;
     const stop = { kind: "stop" } satisfies PrefetchOrder;
     return this.slots.close(stop, waitMs, (s) => Atomics.store(s.words, STOP, 1));
   }
 
-  /** Posts `order` to the running thread with the fewest jobs; false when every one is full. */
-  private post(order: PrefetchOrder): boolean {
+  /** Posts `order` to the running thread with the fewest orders; false when every one is full. */
+  protected post(order: PrefetchOrder): boolean {
     let best: WorkerSlot | undefined;
     let fewest = MAX_PENDING;
     for (const s of this.slots.running()) {

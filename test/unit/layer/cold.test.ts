@@ -49,26 +49,38 @@ describe("layer/cold", () => {
   });
 
   it("times no read for a while after the disk was found cold, and times them again before it expires", () => {
-    let now = 1_000_000;
+    const t = 1_000_000;
+    let now = t;
     const disk = new ColdDisk(undefined, () => now);
     assert.equal(disk.wantsEvidence(), true, "warm: every read is timed");
     for (let i = 0; i < 8; i++) disk.waited();
     assert.equal(disk.wantsEvidence(), false, "just found cold");
-    let timedRead = false;
-    assert.equal(
-      disk.timed(() => {
+    now = t + 250;
+    // Reads that wait now are not counted: had they been, the cold state would date from t + 250.
+    for (let i = 0; i < 8; i++) {
+      const value = disk.timed(() => {
         offCpu(2);
-        timedRead = true;
-        return 7;
-      }),
-      7,
-    );
-    assert.ok(timedRead);
-    now += 500;
-    assert.equal(disk.wantsEvidence(), false);
-    now += 1;
-    assert.equal(disk.wantsEvidence(), true, "the second half of the cold period is timed");
+        return i;
+      });
+      assert.equal(value, i);
+    }
+    now = t + 301;
+    assert.equal(disk.wantsEvidence(), true, "timed again: the cold state still dates from t");
     assert.equal(disk.isCold(), true);
+  });
+
+  it("stays cold without a gap while the reads keep waiting", () => {
+    const t = 1_000_000;
+    let now = t;
+    const disk = new ColdDisk(undefined, () => now);
+    for (let i = 0; i < 8; i++) disk.waited();
+    let timed = 0;
+    for (now = t; now <= t + 3_000; now += 50) {
+      assert.equal(disk.isCold(), true, `cold at t + ${now - t}`);
+      if (disk.wantsEvidence()) timed += 1;
+      disk.timed(() => offCpu(2));
+    }
+    assert.ok(timed > 0 && timed < 60, `some reads timed, not all: ${timed} of 61`);
   });
 
   it("counts a timed read that waited, and not a quick one", () => {

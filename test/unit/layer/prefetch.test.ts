@@ -6,7 +6,21 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Prefetcher } from "../../../src/layer/prefetch";
+import { Prefetcher, type PrefetchOrder } from "../../../src/layer/prefetch";
+
+/** A pool that records the orders it would post, and starts no thread. */
+class Recording extends Prefetcher {
+  readonly orders: PrefetchOrder[] = [];
+
+  makeCold(): void {
+    for (let i = 0; i < 8; i++) this.cold.waited();
+  }
+
+  protected override post(order: PrefetchOrder): boolean {
+    this.orders.push(order);
+    return true;
+  }
+}
 
 describe("layer/prefetch", () => {
   let root: string;
@@ -32,21 +46,55 @@ describe("layer/prefetch", () => {
     assert.equal(pool.threads, 0);
   });
 
-  it("holds the names of small directories back until a chunk is full or it is flushed", () => {
-    for (let i = 0; i < 8; i++) pool.cold.waited();
-    pool.warm(root, ["a", "b"]);
-    pool.warm(path.join(root, "a"), ["x", "y"]);
-    assert.equal(pool.threads, 0, "four names wait for more");
-    pool.flush();
-    assert.equal(pool.threads, 1, "the flush posted them: the first post starts a thread");
-    pool.flush();
-    assert.equal(pool.threads, 1, "nothing left to post");
+  it("holds the jobs of small directories back until a chunk is full or it is flushed", () => {
+    const rec = new Recording();
+    rec.makeCold();
+    rec.warm("/l/d", ["a", "b"]);
+    rec.warm("/l/d/a", ["x", "y"]);
+    assert.deepEqual(rec.orders, [], "four names wait for more");
+    rec.flush();
+    assert.deepEqual(rec.orders, [
+      {
+        kind: "warm",
+        jobs: [
+          { dir: "/l/d", names: ["a", "b"] },
+          { dir: "/l/d/a", names: ["x", "y"] },
+        ],
+      },
+    ]);
+    rec.flush();
+    assert.equal(rec.orders.length, 1, "nothing left to post");
   });
 
-  it("posts a full chunk at once, without a flush", () => {
-    for (let i = 0; i < 8; i++) pool.cold.waited();
-    pool.warm(root, ["a", "b", "c", "d", "e", "f", "g", "h"]);
-    assert.equal(pool.threads, 1);
+  it("posts every name once, a full chunk at once, across directories", () => {
+    const rec = new Recording();
+    rec.makeCold();
+    rec.warm("/one", ["1", "2", "3", "4", "5"]);
+    rec.warm("/two", ["6", "7", "8", "9", "10"]);
+    assert.equal(rec.orders.length, 1, "eight names made an order");
+    rec.flush();
+    assert.deepEqual(rec.orders, [
+      {
+        kind: "warm",
+        jobs: [
+          { dir: "/one", names: ["1", "2", "3", "4", "5"] },
+          { dir: "/two", names: ["6", "7", "8"] },
+        ],
+      },
+      { kind: "warm", jobs: [{ dir: "/two", names: ["9", "10"] }] },
+    ]);
+  });
+
+  it("holds nothing back while the disk is warm, and drops what it held when closed", () => {
+    const rec = new Recording();
+    rec.warm("/d", ["a"]);
+    rec.flush();
+    assert.deepEqual(rec.orders, [], "warm: not even held");
+    rec.makeCold();
+    rec.warm("/d", ["a"]);
+    rec.close();
+    rec.flush();
+    assert.deepEqual(rec.orders, []);
   });
 
   it("warms a cold disk's directories on its threads, changing no access time, and ends them on close", async function () {
