@@ -5,16 +5,15 @@
  *
  * Invariants: the state is three Int32 words in a SharedArrayBuffer (times in ms of the monotonic clock,
  * compared wrap-safe), written by any thread that times a read (the serving thread, prefetch threads)
- * without locks: it is a hint, and a lost update only shifts when prefetching starts or stops. Time on a CPU or waiting for one (schedstat) is not a wait
- * for the disk; a single blocked read (a page fault, a GC helper) does not make the disk cold either:
- * WAITS_FOR_COLD within WINDOW_MS do. Steal time on an overcommitted VM does count as blocked. While the
- * disk was found cold less than FRESH_MS ago, reads are not timed (`wantsEvidence`): timing costs two
- * readings of the thread's clocks per read, most of the serving thread's prefetch overhead on a cold
- * walk. Reads are timed again for the last COLD_FOR_MS − FRESH_MS of the cold period, which leaves
- * SLACK_MS more than one WINDOW_MS: a disk whose reads keep waiting (WAITS_FOR_COLD in a window) stays
- * cold without a gap. A thread's
- * schedstat descriptor stays open until `closeThreadClock` (serving and prefetch threads call it when
- * they end).
+ * without locks: it is a hint, and a lost update only shifts when prefetching starts or stops.
+ * Time on a CPU or waiting for one (schedstat) is not a wait for the disk; a single blocked read (a page
+ * fault, a GC helper) does not make the disk cold either: WAITS_FOR_COLD within WINDOW_MS do. Steal time
+ * on an overcommitted VM does count as blocked. While the disk was found cold less than FRESH_MS ago,
+ * reads are not timed (`wantsEvidence`): timing costs two readings of the thread's clocks per read, most
+ * of the serving thread's prefetch overhead on a cold walk. Reads are timed again for the last
+ * COLD_FOR_MS − FRESH_MS of the cold period, which leaves SLACK_MS more than one WINDOW_MS: a disk whose
+ * reads keep waiting (WAITS_FOR_COLD in a window) stays cold without a gap. A thread's schedstat
+ * descriptor stays open until `closeThreadClock` (serving and prefetch threads call it when they end).
  */
 import * as fs from "node:fs";
 import { threadCpuNs } from "../sys/libc";

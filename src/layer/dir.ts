@@ -19,9 +19,9 @@
  *   read-only layer a noatime policy, so even the kernel's own reads of it never count). A layer given no
  *   policy (image tools, the work dir) opens everything O_NOATIME.
  * - Listings are timed (cold.ts `timed`; not while the disk was found cold a moment ago): listings that
- *   wait for the disk turn prefetching on (`prefetch`, prefetch.ts). A read-only layer's file opened for a caller has its first READ_AHEAD bytes read
- *   ahead at once (posix_fadvise WILLNEED: no access time changes; only the file's block map may be
- *   waited for, not its data).
+ *   wait for the disk turn prefetching on (`prefetch`, prefetch.ts). A read-only layer's file opened for
+ *   a caller has its first READ_AHEAD bytes read ahead at once (posix_fadvise WILLNEED: no access time
+ *   changes; only the file's block map may be waited for, not its data).
  */
 import * as fs from "node:fs";
 import { fsError, isAbsent, isUnsupported } from "../errors";

@@ -12,18 +12,10 @@
 import * as fs from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { bytesOf } from "../sys/bytes";
+import { markEnded, markRunning } from "../sys/worker-slots";
 import { listNoatime, type DirName } from "./atime";
 import { closeThreadClock, ColdDisk } from "./cold";
-import {
-  DONE,
-  ENDED,
-  PENDING,
-  RUNNING,
-  STATE,
-  STOP,
-  type PrefetchOrder,
-  type PrefetchWorkerData,
-} from "./prefetch";
+import { DONE, PENDING, STOP, type PrefetchOrder, type PrefetchWorkerData } from "./prefetch";
 
 const { shared, cold, idleMs } = workerData as PrefetchWorkerData;
 const words = new Int32Array(shared);
@@ -64,9 +56,7 @@ function warm(p: string, levels: number): void {
 function end(): void {
   clearTimeout(idle);
   closeThreadClock();
-  Atomics.store(words, STATE, ENDED);
-  Atomics.notify(words, STATE);
-  parentPort?.close();
+  markEnded(words);
 }
 
 /** Ends the thread unless an order is on its way (one posted after this is lost: prefetch.ts). */
@@ -90,5 +80,5 @@ parentPort?.on("message", (order: PrefetchOrder) => {
     idleAgain();
   }
 });
-Atomics.store(words, STATE, RUNNING);
+markRunning(words);
 idleAgain();

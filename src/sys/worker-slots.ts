@@ -5,17 +5,33 @@
  * Invariants:
  * - Owned by the thread that made it. Each thread gets its own Int32 words (`wordCount` of them, made
  *   with the thread, so one that ends late touches no other's); word STATE is STARTING until the thread
- *   runs, then RUNNING, then ENDED, which the thread sets (and notifies) as it ends.
+ *   runs, then RUNNING, then ENDED, which the thread sets (and notifies) as it ends: the thread's side
+ *   of this is `markRunning` and `markEnded`, for every kind of thread.
  * - A slot whose thread ended is reused; once starting a thread failed, none is started again.
  * - A thread is never terminated from outside (one stopped inside a native call aborts the process):
  *   `close` posts each its stop order and waits, up to a deadline, for its ENDED.
  */
-import { Worker } from "node:worker_threads";
+import { parentPort, Worker } from "node:worker_threads";
 
 export const STATE = 0;
 export const STARTING = 0;
 export const RUNNING = 1;
 export const ENDED = 2;
+
+/** On a started thread, once it takes orders: its pool may post to it from now on. */
+export function markRunning(words: Int32Array): void {
+  Atomics.store(words, STATE, RUNNING);
+}
+
+/**
+ * On a thread as it ends: ENDED, told to a pool waiting in `close`, and its port closed (no further
+ * message is taken; its event loop may end).
+ */
+export function markEnded(words: Int32Array): void {
+  Atomics.store(words, STATE, ENDED);
+  Atomics.notify(words, STATE);
+  parentPort?.close();
+}
 
 export interface WorkerSlot {
   worker: Worker;

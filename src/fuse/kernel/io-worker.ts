@@ -15,6 +15,7 @@ import * as fs from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { toErrno } from "../../errors";
 import { closeFd } from "../../sys/libc";
+import { markEnded, markRunning } from "../../sys/worker-slots";
 import { outHeader } from "./codec";
 import { ENDED, INFLIGHT, RUNNING, STATE, type IoJob, type IoOrder, type IoWorkerData } from "./io-threads";
 import { SPLICE_MIN_BYTES, SpliceReplies } from "./splice";
@@ -95,9 +96,7 @@ function endIfIdle(): void {
 function end(): void {
   clearTimeout(idle);
   spliced.close();
-  Atomics.store(words, STATE, ENDED);
-  Atomics.notify(words, STATE);
-  parentPort?.close();
+  markEnded(words);
 }
 
 function idleAgain(): void {
@@ -116,5 +115,5 @@ parentPort?.on("message", (job: IoOrder) => {
     idleAgain();
   }
 });
-Atomics.store(words, STATE, RUNNING);
+markRunning(words);
 idleAgain();
