@@ -5,7 +5,7 @@
 export { openLayer, openReadOnly, openWritableDir, isWritable, isTarArchive } from "./open";
 export type { LayerFactory, LayerSpec } from "./open";
 export { seekFile } from "./file";
-export { flushPrefetch } from "./prefetch";
+export { flushPrefetch, prefetchWanted } from "./prefetch";
 export { relOf, splitPath } from "./paths";
 export type {
   Layer,

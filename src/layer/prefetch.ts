@@ -25,7 +25,7 @@
  *   never ends before its process exits, as with its I/O threads.
  */
 import * as path from "node:path";
-import { ENDED, RUNNING, STATE, WorkerSlots, type WorkerSlot } from "../sys/worker-slots";
+import { WorkerSlots, type WorkerSlot } from "../sys/worker-slots";
 import { closeThreadClock, ColdDisk } from "./cold";
 
 /** Names of directory `dir` to warm. */
@@ -51,7 +51,6 @@ export const PENDING = 1;
 export const DONE = 2;
 /** Set by the pool when it closes: the thread skips what is left of its orders. */
 export const STOP = 3;
-export { ENDED, RUNNING, STATE };
 
 const IDLE_MS = 500;
 /** Orders a thread may have waiting before further ones are dropped. */
@@ -155,6 +154,14 @@ let mine: Prefetcher | undefined;
 export function prefetcher(): Prefetcher {
   mine ??= new Prefetcher();
   return mine;
+}
+
+/**
+ * Whether this thread's layers would warm anything now (the disk is cold): an asker may skip gathering
+ * what to warm otherwise, as `warm` would drop it.
+ */
+export function prefetchWanted(): boolean {
+  return mine?.cold.isCold() === true;
 }
 
 /** Posts what this thread's layers asked to warm so far (Layer.prefetch batches small requests). */

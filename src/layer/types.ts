@@ -95,7 +95,8 @@ export interface Layer {
    * entries lstat'ed (and listed, if a directory). The layer may warm its storage for that in the
    * background (prefetch.ts); it never changes anything and never throws. Layers that keep their tree
    * in memory have nothing to do. A layer may hold small hints back until `flushPrefetch` (index.ts),
-   * which the asker calls once it has asked every layer.
+   * which the asker calls once it has asked every layer; while `prefetchWanted` is false, asking is
+   * pointless.
    */
   prefetch?(rel: string, dirs: readonly string[]): void;
   /** A caller's readlink: it counts as reading the symlink (see `openAccess`). */

@@ -6,7 +6,7 @@
  * (`internal`) never does; a directory removed meanwhile lists empty, as getdents gives.
  */
 import { codeOf, fsError, isAbsent } from "../errors";
-import { flushPrefetch, relOf, type Layer } from "../layer";
+import { flushPrefetch, prefetchWanted, relOf, type Layer } from "../layer";
 import { DEFAULT_ATIME } from "./atime";
 import { mergedListing } from "./listing";
 import type { UnionState } from "./state";
@@ -47,9 +47,11 @@ export class Dirs {
   /**
    * Asks each read-only layer of directory `path` to warm its subdirectories (Layer.prefetch), named by
    * the listings the lookups will use (the cache's): the entries of those are looked up next when a walk
-   * goes down. A hint: a failure only means no warming.
+   * goes down. A hint: a failure only means no warming; while the layers would warm nothing (a warm
+   * disk) nothing is gathered.
    */
   prefetchEntries(path: string): void {
+    if (!prefetchWanted()) return;
     const rel = relOf(path);
     try {
       const dirLayers = this.s.need(path).dirLayers ?? [];

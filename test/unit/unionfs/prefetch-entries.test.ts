@@ -1,9 +1,11 @@
 /**
  * Union.prefetchEntries (dirs.ts): which layers are asked to warm what. Only read-only layers, with the
- * names of their own listing that are directories; a directory the union cannot find asks nothing.
+ * names of their own listing that are directories; a directory the union cannot find asks nothing; nor
+ * does anything while the disk is warm (the layers would drop it).
  */
 import { strict as assert } from "node:assert";
 import { DirLayer } from "../../../src/layer/dir";
+import { closePrefetcher, prefetcher } from "../../../src/layer/prefetch";
 import { makeUnion, type Fixture } from "./fixture";
 
 describe("unionfs/prefetchEntries", () => {
@@ -16,10 +18,12 @@ describe("unionfs/prefetchEntries", () => {
     DirLayer.prototype.prefetch = function (this: DirLayer, rel: string, dirs: readonly string[]) {
       asked.push([this.origin, rel, [...dirs]]);
     };
+    for (let i = 0; i < 8; i++) prefetcher().cold.waited(); // this thread's disk is cold (cold.ts)
   });
 
   afterEach(() => {
     if (real !== undefined) Object.defineProperty(DirLayer.prototype, "prefetch", real);
+    closePrefetcher();
     f.cleanup();
   });
 
@@ -48,5 +52,12 @@ describe("unionfs/prefetchEntries", () => {
       asked.map(([, rel, dirs]) => [rel, dirs]),
       [["", ["d"]]],
     );
+  });
+
+  it("asks nothing while the disk is warm", () => {
+    f = makeUnion([{}, { d: { low: {} } }]);
+    closePrefetcher(); // a new pool: warm
+    f.fs.prefetchEntries?.("/d");
+    assert.equal(asked.length, 0);
   });
 });
