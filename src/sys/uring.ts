@@ -31,6 +31,7 @@ const timespec = Buffer.alloc(16);
 
 /** Submission entry opcodes and flags used here. */
 export const OP_POLL_ADD = 6;
+export const OP_READ = 22;
 export const OP_URING_CMD = 46;
 export const POLL_ADD_MULTI = 1;
 /** cqe.flags: a multishot request stays armed. */
@@ -214,6 +215,28 @@ export class Uring {
 }
 
 const SC_PAGESIZE = 30;
+
+/**
+ * Queues a read(2)-like read of `length` bytes of `fd` at `offset` into the memory at `address` (which
+ * must stay alive until its completion), tagged `tag`: its completion's result is the count read or a
+ * negative errno. A read of cached pages completes during the submitting `enter`.
+ */
+export function queueRead(
+  uring: Uring,
+  fd: number,
+  offset: bigint,
+  address: bigint,
+  length: number,
+  tag: number,
+): void {
+  const sqe = uring.sqe();
+  sqe.writeUInt8(OP_READ, 0);
+  sqe.writeInt32LE(fd, 4);
+  sqe.writeBigUInt64LE(offset, 8);
+  sqe.writeBigUInt64LE(address, 16);
+  sqe.writeUInt32LE(length, 24);
+  sqe.writeUInt32LE(tag, 32);
+}
 
 /** The size of a memory page (4 KiB on x86-64; 16 or 64 KiB on some arm64 kernels). */
 export function pageSize(): number {

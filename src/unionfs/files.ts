@@ -121,7 +121,7 @@ export class Files {
     const mine = this.s.attrs.inos.ino(f.file.fstat());
     if (this.s.attrs.origins.read(upper, relOf(f.path)) !== mine) return;
     const file = upper.openAccess(relOf(f.path), O_RDONLY | (f.flags & O_NOATIME));
-    f.file.close();
+    (f.retired ??= []).push(f.file); // closed at release: its descriptor may be in use (directRead)
     f.file = file;
     f.upper = file;
     f.layer = upper.index;
@@ -143,6 +143,15 @@ export class Files {
     const f = this.s.handles.file(fh);
     this.follow(f);
     return f.file.fd;
+  }
+
+  /**
+   * The descriptor a READ of `fh` may read from on any thread, without the union, for as long as the
+   * copy-up epoch stays what it is now: a later copy-up may have the handle follow it (`follow`). It stays
+   * open until the handle's release. Undefined for a file with no descriptor (a tar layer's).
+   */
+  directRead(fh: number): number | undefined {
+    return this.readFd(fh);
   }
 
   write(fh: number, data: Buffer, position: bigint): number {

@@ -1,7 +1,9 @@
 /**
  * Open file and directory handles: small integers owned by the core.
  *
- * Invariants: a file handle owns exactly one open layer file until `release`; a directory handle owns a snapshot of
+ * Invariants: a file handle owns its open layer file until `release`, and the files it followed away
+ * from (`retired`: a copy-up replaced its file), which another thread may still be reading through a
+ * descriptor it was handed (`UnionOps.directRead`); a directory handle owns a snapshot of
  * the merged listing, taken at its first `readdir` (not at `opendir`: a kernel that has the listing
  * cached opens and releases the directory without reading it), so offsets into it stay valid however
  * the directory changes afterwards.
@@ -22,6 +24,8 @@ export interface OpenFile {
   flags: number;
   /** The union's copy-up epoch when the file was last (re)opened. */
   epoch: number;
+  /** Files this handle read before it followed a copy-up: closed at release, not before. */
+  retired?: LayerFile[];
 }
 
 export class Handles {
@@ -50,6 +54,7 @@ export class Handles {
     if (!f) return;
     this.files.delete(fh);
     f.file.close();
+    for (const old of f.retired ?? []) old.close();
   }
 
   /** A directory handle whose listing `list()` makes on first use. */

@@ -157,6 +157,14 @@ export interface UnionOps {
    * moves the bytes itself (splice); undefined where the layer has none (a tar layer's file).
    */
   readFd?(fh: number): number | undefined;
+  /**
+   * The descriptor a READ of `fh` may read on another thread, without calling the union, for as long as
+   * `copyUpEpoch()` returns what it returns now (a copy-up may make the handle read another file from
+   * then on); it stays open until `release(fh)`. Undefined where there is none (a tar layer's file).
+   */
+  directRead?(fh: number): number | undefined;
+  /** A number that changes whenever a copy-up may have made a handle read another file (`directRead`). */
+  copyUpEpoch?(): number;
   /** Writes `data` at `position` (ignored for O_APPEND handles); returns bytes written. */
   write(fh: number, data: Buffer, position: bigint): number;
   flush(fh: number): void;

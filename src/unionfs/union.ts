@@ -129,6 +129,14 @@ export class Union implements UnionOps {
     return this.files.readFd(fh);
   }
 
+  directRead(fh: number): number | undefined {
+    return this.files.directRead(fh);
+  }
+
+  copyUpEpoch(): number {
+    return this.s.epoch;
+  }
+
   write(fh: number, data: Buffer, position: bigint): number {
     return this.files.write(fh, data, position);
   }

@@ -29,6 +29,7 @@ import { codeOf, errorText } from "../../errors";
 import type { InHeader } from "./codec";
 import { notifyInvalInode, outHeader } from "./codec";
 import { describe, dispatch } from "./dispatch";
+import { DirectReads } from "./direct-reads";
 import { HeldRequests } from "./held";
 import { PageNotifier } from "./notifier";
 import { writeNotification } from "./notify-ring";
@@ -321,7 +322,7 @@ function openQueues(c: Serving, spawn: SpawnQueues): QueueThreads | null {
   if (neg === null) throw new Error("io_uring: no INIT outcome");
   let queues: QueueThreads;
   try {
-    queues = QueueThreads.start(c.fd, neg, spawn);
+    queues = QueueThreads.start(c.fd, neg, spawn, c.opts.debug === true);
   } catch (err) {
     return ringFailed(c, err);
   }
@@ -339,6 +340,7 @@ function serveQueues(c: Serving, q: QueueThreads): void {
   const { s } = c;
   // The queue threads' spins and this one's do not count as contention (spin.ts).
   const spin = Spinner.of(false, q.spinMates);
+  if (process.env.UNIONFS_TS_DIRECT_READS !== "0") s.directReads = new DirectReads(q.directReads);
   const serveEntry = (e: RingEntry, request: Buffer): void => {
     s.replyArea = e.payload;
     try {
@@ -388,6 +390,7 @@ function serveQueues(c: Serving, q: QueueThreads): void {
     }
   } finally {
     q.close();
+    s.directReads = null;
   }
 }
 
@@ -451,6 +454,7 @@ function handle(c: Serving, request: Buffer, send: Send): WriteResult | "none" {
   // a task may hold while it waits for a reply from this thread (notifier.ts).
   for (const id of s.takeStale()) writeNotification(fd, notifyInvalInode(id, NOTIFY_INVAL_INODE, true));
   for (const id of s.takeAliasesToInvalidate()) pages.send(notifyInvalInode(id, NOTIFY_INVAL_INODE));
+  s.publishEpoch();
   let result: WriteResult | "none" = "none";
   if (out.reply !== null) {
     result = send(out, out.reply);

@@ -113,12 +113,14 @@ const create: Handler = (s, h, r) => {
 
 /**
  * READ: a large one that would wait for the disk on an I/O thread when one is free (it answers;
- * io-threads.ts), so it holds up no other request; else here, spliced when large.
+ * io-threads.ts), so it holds up no other request; else here, spliced when large. (Over io_uring with
+ * a thread per CPU, most READs never come here: direct-reads.ts.)
  */
 const read: Handler = (s, h, r) => {
   const fh = r.id();
   const offset = r.u64();
   const size = r.u32();
+  s.publishRead(fh); // the queue threads sent it here: its slot was taken, or the epoch has moved
   const fd = size >= SPLICE_MIN_BYTES ? s.ops.readFd?.(fh) : undefined;
   if (fd !== undefined) {
     if (s.readsOnThreads && readWouldWait(fd, offset, size) && s.io?.take(readJob(s, h, fd, offset, size)))

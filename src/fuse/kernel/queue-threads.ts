@@ -8,7 +8,9 @@
  * Invariants:
  * - Owned by the serving thread; one per mount served over io_uring on a machine with several CPUs.
  * - Requests are served one at a time by the serving thread, oldest first (SEQ), as with /dev/fuse; an
- *   entry taken is answered exactly once (`reply`), possibly later (held, FSYNC on an I/O thread).
+ *   entry taken is answered exactly once (`reply`), possibly later (held, FSYNC on an I/O thread). The
+ *   exception: a READ of a handle the serving thread published (direct-reads.ts) never reaches it; its
+ *   queue thread reads and answers it.
  * - A reply's undo is kept with its entry until the entry's next request shows the reply was taken, and
  *   runs if the queue thread reports it refused (E_REFUSED, seen before any later request of the entry).
  * - The serving thread sleeps only after announcing it (W_STATE_SLEEPING) and finding nothing waiting
@@ -60,6 +62,7 @@ export class QueueThreads {
   constructor(
     shared: W.SharedQueues,
     private readonly devFd: number,
+    private readonly debug = false,
   ) {
     this.view = new W.QueueView(shared);
     this.doorbell = wakePipe();
@@ -76,9 +79,15 @@ export class QueueThreads {
    * Starts a thread per queue and waits until each registered its entries. Throws RingRefused when the
    * kernel refused one (the mount then serves /dev/fuse), an Error when a thread could not start.
    */
-  static start(devFd: number, neg: Negotiated, spawn: SpawnQueues, queues = possibleCpus()): QueueThreads {
+  static start(
+    devFd: number,
+    neg: Negotiated,
+    spawn: SpawnQueues,
+    debug = false,
+    queues = possibleCpus(),
+  ): QueueThreads {
     const shared = W.allocate({ queues, depth: THREADED_DEPTH, payload: payloadSize(neg) });
-    const q = new QueueThreads(shared, devFd);
+    const q = new QueueThreads(shared, devFd, debug);
     try {
       Atomics.store(q.view.words, W.W_ALIVE, queues);
       spawn(q.threadData());
@@ -97,6 +106,11 @@ export class QueueThreads {
 
   get entries(): readonly RingEntry[] {
     return this.view.entries;
+  }
+
+  /** The table of handles whose READs the queue threads read themselves (direct-reads.ts). */
+  get directReads(): SharedArrayBuffer {
+    return this.view.shared.reads;
   }
 
   /** Where the I/O threads write their FSYNC replies (out-headers) for `commitSynced`. */
@@ -131,6 +145,7 @@ export class QueueThreads {
       doorbellFd: this.doorbell[1],
       spinUs,
       log: currentLog(),
+      debug: this.debug,
     }));
   }
 

@@ -16,6 +16,7 @@
  *   first); REFUSED is set when the kernel refused the entry's last reply, so the state thread undoes it.
  */
 import * as fs from "node:fs";
+import { allocateDirectReads } from "./direct-reads";
 import { entryBytes, entryOver, type RingEntry } from "./ring";
 
 export const KERNEL = 0;
@@ -67,6 +68,8 @@ export interface QueueLayout {
 export interface SharedQueues extends QueueLayout {
   control: SharedArrayBuffer;
   memory: SharedArrayBuffer;
+  /** The handles whose READs the queue threads read themselves (direct-reads.ts). */
+  reads: SharedArrayBuffer;
 }
 
 /** Allocates what `layout` needs (zeroed: every entry KERNEL, nothing set). */
@@ -77,6 +80,7 @@ export function allocate(layout: QueueLayout): SharedQueues {
     ...layout,
     control: new SharedArrayBuffer(words * 4),
     memory: new SharedArrayBuffer(entries * entryBytes(layout.payload)),
+    reads: allocateDirectReads(),
   };
 }
 

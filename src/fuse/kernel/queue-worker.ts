@@ -1,13 +1,18 @@
 /**
  * Entry of a queue thread (queue-threads.ts): one per CPU, pinned to it, owning that CPU's FUSE queue.
  * It registers the queue's entries through an io_uring of its own, hands each request that arrives to
- * the state thread (queue-words.ts), and commits each reply the state thread wrote. The kernel queues a
+ * the state thread (queue-words.ts), and commits each reply the state thread wrote. A READ of a handle
+ * the state thread published (direct-reads.ts) it reads itself instead: an io_uring read into the
+ * entry's payload, committed when it completes (at once when the pages are cached; a read that waits
+ * for the disk holds up nothing, the thread goes on meanwhile). The kernel queues a
  * request on the queue of its caller's CPU, so the thread woken for it runs where the caller sleeps: no
  * wake-up across CPUs, which on a VM costs more than serving the request.
  *
  * Invariants:
  * - Only this thread submits on its ring and commits its queue's entries; it touches an entry's memory
- *   only while the entry is KERNEL (receiving a request, committing a reply).
+ *   only while the entry is KERNEL (receiving a request, reading a READ's data into it, committing a
+ *   reply). A READ it reads itself is never handed over, and its entry is committed once its read
+ *   completes; the ring is closed only after every such read completed (or DRAIN_MS passed).
  * - While a request it handed over is unanswered, it spins (yielding the CPU at every turn) for up to
  *   `spinUs` before it sleeps, so a quick answer needs no wake-up, unless other threads than the mount's
  *   own want the CPUs (spin.ts); asleep, a byte on `wakeFd` wakes it, and it looks again every SLEEP_MS.
@@ -19,8 +24,8 @@
  */
 import { constants } from "node:os";
 import { workerData } from "node:worker_threads";
-import { CQE_F_MORE, POLL_ADD_MULTI, SETUP_SQE128, Uring } from "../../sys/uring";
-import { errorText } from "../../errors";
+import { addressOf, CQE_F_MORE, POLL_ADD_MULTI, queueRead, SETUP_SQE128, Uring } from "../../sys/uring";
+import { codeOfErrno, errorText } from "../../errors";
 import { drainPipe, pinToCpu } from "../../sys/libc";
 import { logLine, useLog, type LogSink } from "./log";
 import {
@@ -35,6 +40,8 @@ import {
   type RingEntry,
 } from "./ring";
 import { Spinner } from "./spin";
+import { directFd } from "./direct-reads";
+import { Op, Size } from "./protocol";
 import * as W from "./queue-words";
 import { ring } from "./queue-words";
 
@@ -49,9 +56,16 @@ export interface QueueWorkerData {
   doorbellFd: number;
   spinUs: number;
   log: LogSink;
+  /** Log each READ read here (the serving thread logs every other request). */
+  debug: boolean;
 }
 
 const TAG_WAKE = 0xffff0002;
+/** A read for the entry tagged with the other bits (a tag is far below this). */
+const TAG_READ = 0x40000000;
+
+/** How long a closing thread waits for its reads to end. */
+const DRAIN_MS = 2000;
 const EIO = constants.errno.EIO as number;
 const SLEEP_MS = 1000;
 
@@ -61,12 +75,21 @@ class QueueThread {
   private readonly uring: Uring;
   private readonly spin: Spinner;
   private readonly sleepWord: number;
+  private readonly reads: Int32Array;
+  /** Where each of this queue's entries' payload lies, for the reads into it (by tag). */
+  private readonly payloadAt = new Map<number, bigint>();
   private gone = false;
+  /** With `debug`: what each entry's read in flight is, for its log line. */
+  private readonly reading = new Map<number, string>();
+  /** Reads queued by `readDirect` whose completion has not been seen. */
+  private readsInFlight = 0;
 
   constructor(private readonly d: QueueWorkerData) {
     this.view = new W.QueueView(d.shared);
     this.mine = this.view.queueEntries(d.qid);
     this.sleepWord = this.view.queueWord(d.qid, W.Q_SLEEPING);
+    this.reads = new Int32Array(d.shared.reads);
+    for (const e of this.mine) this.payloadAt.set(e.tag, addressOf(e.payload));
     const mates = { words: this.view.words, index: W.W_SPINNING };
     this.spin = new Spinner(BigInt(Math.round(d.spinUs * 1000)), mates);
     const size = nextPowerOfTwo(this.mine.length * 2 + 4);
@@ -99,7 +122,13 @@ class QueueThread {
     }
   }
 
+  /** Closes the ring once no read of this thread's runs: its memory is the entries', which may go. */
   close(): void {
+    const deadline = Date.now() + DRAIN_MS;
+    while (this.readsInFlight > 0 && Date.now() < deadline) {
+      this.uring.enterTimed(Math.max(1, deadline - Date.now()));
+      for (const c of this.uring.completions()) if (isRead(c.tag)) this.readsInFlight--;
+    }
     this.uring.close();
   }
 
@@ -145,6 +174,10 @@ class QueueThread {
       drainPipe(this.d.wakeFd);
       return true;
     }
+    if (isRead(tag)) {
+      this.readsInFlight--;
+      return this.readDone(tag & ~TAG_READ, res);
+    }
     const e = this.view.entries[tag];
     if (e === undefined || e.qid !== this.d.qid) return false;
     if (res < 0) return this.failed(e, -res);
@@ -155,12 +188,48 @@ class QueueThread {
       commitEntry(this.uring, this.d.devFd, e);
       return true;
     }
+    if (this.readDirect(e, request)) return true;
     const v = this.view;
     v.set(v.entryWord(tag, W.E_REQ_START), request.byteOffset - e.buf.byteOffset);
     v.set(v.entryWord(tag, W.E_REQ_LEN), request.length);
     v.set(v.entryWord(tag, W.E_SEQ), Atomics.add(v.words, W.W_SEQ, 1));
     v.set(v.entryWord(tag, W.E_STATE), W.WAITING);
     this.ringState();
+    return true;
+  }
+
+  /**
+   * Reads a READ of a published handle (direct-reads.ts) into `e`'s payload: queued on the ring, answered
+   * by `readDone`. False for any other request, and for a READ the state thread must serve.
+   */
+  private readDirect(e: RingEntry, request: Buffer): boolean {
+    if (request.readUInt32LE(4) !== Op.READ) return false;
+    const fd = directFd(this.reads, request.readBigUInt64LE(Size.IN_HEADER));
+    const size = request.readUInt32LE(Size.IN_HEADER + 16);
+    const at = this.payloadAt.get(e.tag);
+    if (fd < 0 || size > e.payload.length || at === undefined) return false;
+    queueRead(this.uring, fd, request.readBigUInt64LE(Size.IN_HEADER + 8), at, size, TAG_READ | e.tag);
+    this.readsInFlight++;
+    if (this.d.debug) this.reading.set(e.tag, describeRead(request));
+    return true;
+  }
+
+  /** The read for entry `tag` ended with `res` (bytes read, or a negative errno): its reply is committed. */
+  private readDone(tag: number, res: number): boolean {
+    const e = this.view.entries[tag];
+    if (e === undefined) return false;
+    const warn = (l: string): void => logLine(l, "warning");
+    const label = this.reading.get(tag);
+    if (label !== undefined) {
+      this.reading.delete(tag);
+      logLine(
+        `${label} -> ${res < 0 ? codeOfErrno(-res) : `0 (${res} bytes read on queue ${this.d.qid})`}`,
+        "debug",
+      );
+    }
+    if (res < 0) fillReply(e, -res, [], warn);
+    else fillReply(e, 0, [e.payload.subarray(0, res)], warn);
+    commitEntry(this.uring, this.d.devFd, e);
     return true;
   }
 
@@ -188,6 +257,19 @@ class QueueThread {
   private pollWake(): void {
     pollFd(this.uring, this.d.wakeFd, TAG_WAKE, POLL_ADD_MULTI);
   }
+}
+
+/** "READ #unique node=N fh=F size@offset", as the serving thread's log names requests (dispatch.ts). */
+function describeRead(request: Buffer): string {
+  const unique = request.readBigUInt64LE(8);
+  const node = request.readBigUInt64LE(16);
+  const fh = request.readBigUInt64LE(Size.IN_HEADER);
+  const offset = request.readBigUInt64LE(Size.IN_HEADER + 8);
+  return `READ #${unique} node=${node} fh=${fh} ${request.readUInt32LE(Size.IN_HEADER + 16)}@${offset}`;
+}
+
+function isRead(tag: number): boolean {
+  return tag >>> 30 === TAG_READ >>> 30;
 }
 
 function main(d: QueueWorkerData): void {

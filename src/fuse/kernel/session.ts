@@ -21,6 +21,7 @@ import { DirListings } from "./listings";
 import { Passthrough, deviceIoctls } from "./passthrough";
 import { SpliceReplies } from "./splice";
 import { ioThreads, type IoThreads } from "./io-threads";
+import type { DirectReads } from "./direct-reads";
 import { ATTR_TIMEOUT_S, ENTRY_TIMEOUT_S, Init, Init2 } from "./protocol";
 
 export interface Reply {
@@ -100,6 +101,8 @@ export class Session {
    * io_uring entry's payload): READ reads its data straight into it.
    */
   replyArea: Buffer | null = null;
+  /** The handles whose READs the io_uring queue threads read themselves (direct-reads.ts), if they do. */
+  directReads: DirectReads | null = null;
 
   constructor(
     readonly ops: UnionOps,
@@ -163,11 +166,29 @@ export class Session {
     let set = this.openFiles.get(nodeid);
     if (set === undefined) this.openFiles.set(nodeid, (set = new Set()));
     set.add(fh);
+    this.publishRead(fh);
   }
 
   closed(nodeid: number, fh: number): void {
+    this.directReads?.retract(fh);
     const set = this.openFiles.get(nodeid);
     if (set?.delete(fh) && set.size === 0) this.openFiles.delete(nodeid);
+  }
+
+  /**
+   * Tells the queue threads (if they read for themselves) which descriptor handle `fh` reads now: at
+   * open, and again when a READ came here (its handle may have followed a copy-up).
+   */
+  publishRead(fh: number): void {
+    const d = this.directReads;
+    if (d === null || this.ops.directRead === undefined || this.ops.copyUpEpoch === undefined) return;
+    d.publish(fh, this.ops.directRead(fh), this.ops.copyUpEpoch());
+  }
+
+  /** Before any reply: READs sent after it must not read a descriptor a copy-up made stale. */
+  publishEpoch(): void {
+    if (this.directReads !== null && this.ops.copyUpEpoch !== undefined)
+      this.directReads.setEpoch(this.ops.copyUpEpoch());
   }
 
   /** Some open file handle of the node, if any. */

@@ -229,6 +229,41 @@ function behaviour(t: Cleanup, env: string | undefined): void {
     assert.equal(fs.readdirSync(C).length, 1 + 4 * 200);
   });
 
+  it("a READ of an open file is read on the caller's queue thread, not handed to the serving thread", async function () {
+    if (env === "0" || os.availableParallelism() < 2) this.skip(); // no queue threads
+    const data = crypto.randomBytes(3 * 1024 * 1024 + 5);
+    const { C, m } = await mount(t, { f: data });
+    await waitFor(() => /a thread per CPU/.test(m.stderr()), 10_000, "the transport line");
+    assert.ok(fs.readFileSync(path.join(C, "f")).equals(data));
+    const onQueues = m.stderr().match(/^unionfs-ts: READ #\d+ .* bytes read on queue \d+\)$/gm) ?? [];
+    assert.ok(onQueues.length > 0, "READs read on the queue threads");
+    assert.doesNotMatch(
+      m.stderr(),
+      /^unionfs-ts: READ #\d+ node=\d+ "/m,
+      "no READ reached the serving thread",
+    );
+  });
+
+  it("regression: a handle opened before a copy-up, its READs read on the queue threads, reads what another handle wrote after it", async () => {
+    const { A, C } = await mount(t, { f: "old data\n" });
+    const file = path.join(C, "f");
+    // O_DIRECT: every read is a READ of the handle (no page cache between).
+    const script = [
+      "import os, mmap",
+      `p = ${JSON.stringify(file)}`,
+      "buf = mmap.mmap(-1, 4096)",
+      "ro = os.open(p, os.O_RDONLY | os.O_DIRECT)",
+      "n = os.preadv(ro, [buf], 0); assert buf[:n] == b'old data\\n', buf[:n]",
+      "rw = os.open(p, os.O_RDWR)",
+      "os.pwrite(rw, b'NEW', 0); os.close(rw)",
+      "n = os.preadv(ro, [buf], 0); assert buf[:n] == b'NEW data\\n', buf[:n]",
+      "os.close(ro)",
+      "print('ok')",
+    ].join("\n");
+    assert.deepEqual(await run("python3", ["-c", script]), { code: 0, out: "ok\n" });
+    assert.equal(fs.readFileSync(path.join(A, "f"), "utf8"), "NEW data\n", "copied up");
+  });
+
   it("an fsync waiting for the disk holds up no other request: the I/O thread's reply is committed on the ring", async () => {
     process.env.UNIONFS_TS_SYNC_DELAY_MS = "5000";
     let u: Awaited<ReturnType<typeof mount>>;

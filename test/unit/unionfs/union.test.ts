@@ -355,6 +355,30 @@ describe("union core", () => {
     f.fs.release(ro);
   });
 
+  it("directRead: the descriptor stays open until release, a copy-up moves the epoch, the handle follows", () => {
+    f = makeUnion([{}, { a: "old data" }]);
+    const ro = f.fs.open("/a", O_RDONLY);
+    const epoch = f.fs.copyUpEpoch?.();
+    const lowerFd = f.fs.directRead?.(ro) as number;
+    const buf = Buffer.alloc(8);
+    assert.equal(fs.readSync(lowerFd, buf, 0, 8, 0), 8);
+    assert.equal(buf.toString(), "old data");
+    const rw = f.fs.open("/a", O_RDWR);
+    assert.notEqual(f.fs.copyUpEpoch?.(), epoch, "the copy-up moved the epoch");
+    f.fs.write(rw, Buffer.from("NEW"), 0n);
+    f.fs.release(rw);
+    const upperFd = f.fs.directRead?.(ro) as number;
+    assert.notEqual(upperFd, lowerFd, "the handle follows the copy");
+    assert.equal(fs.readSync(upperFd, buf, 0, 8, 0), 8);
+    assert.equal(buf.toString(), "NEW data");
+    // Another thread may still be reading the descriptor it was handed: it stays open until release.
+    assert.equal(fs.readSync(lowerFd, buf, 0, 8, 0), 8);
+    assert.equal(buf.toString(), "old data");
+    f.fs.release(ro);
+    assert.throws(() => fs.fstatSync(lowerFd), /EBADF/);
+    assert.throws(() => fs.fstatSync(upperFd), /EBADF/);
+  });
+
   it("regression: a handle opened before a copy-up reports the copy's size (reads are not cut short)", () => {
     f = makeUnion([{}, { f: "old contents" }]);
     const ro = f.fs.open("/f", O_RDONLY);
