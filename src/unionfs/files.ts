@@ -11,7 +11,7 @@
  */
 import * as fs from "node:fs";
 import { fsError } from "../errors";
-import { relOf, seekFile, type WritableFile } from "../layer";
+import { relOf, seekFile, type WritableFile, type WritableLayer } from "../layer";
 import { touchOf, DEFAULT_ATIME, type AccessTouch } from "./atime";
 import type { OpenFile } from "./handles";
 import type { Namespace } from "./namespace";
@@ -113,18 +113,25 @@ export class Files {
    */
   follow(f: OpenFile): void {
     if (f.epoch === this.s.epoch) return;
-    f.epoch = this.s.epoch;
+    const epoch = this.s.epoch;
     const upper = this.s.upper;
-    if (!upper || f.layer === upper.index) return;
+    // The epoch is taken only once the copy is open: a failed open is tried again on the next call.
+    if (upper !== undefined && f.layer !== upper.index && this.copiedUp(f, upper)) {
+      const file = upper.openAccess(relOf(f.path), O_RDONLY | (f.flags & O_NOATIME));
+      (f.retired ??= []).push(f.file); // closed at release: its descriptor may be in use (directRead)
+      f.file = file;
+      f.upper = file;
+      f.layer = upper.index;
+    }
+    f.epoch = epoch;
+  }
+
+  /** Whether `f`'s path now names, in the writable layer, a copy of the very file `f` reads. */
+  private copiedUp(f: OpenFile, upper: WritableLayer): boolean {
     const r = this.s.lookup.resolve(f.path);
-    if (!r || r.dirLayers || r.layer !== upper.index) return;
+    if (!r || r.dirLayers || r.layer !== upper.index) return false;
     const mine = this.s.attrs.inos.ino(f.file.fstat());
-    if (this.s.attrs.origins.read(upper, relOf(f.path)) !== mine) return;
-    const file = upper.openAccess(relOf(f.path), O_RDONLY | (f.flags & O_NOATIME));
-    (f.retired ??= []).push(f.file); // closed at release: its descriptor may be in use (directRead)
-    f.file = file;
-    f.upper = file;
-    f.layer = upper.index;
+    return this.s.attrs.origins.read(upper, relOf(f.path)) === mine;
   }
 
   read(fh: number, length: number, position: bigint): Buffer {

@@ -62,11 +62,15 @@ export class DirectReads {
     const at = slotOf(fh);
     const held = Atomics.load(this.words, at + SLOT_FH);
     if (held !== 0 && held !== fh) return; // another open handle has the slot
-    Atomics.store(this.words, at + SLOT_FH, 0);
-    if (fd === undefined) return;
+    if (fd === undefined) {
+      Atomics.store(this.words, at + SLOT_FH, 0);
+      return;
+    }
+    // Published again (held === fh): a reader that sees the new epoch sees the new descriptor (stored
+    // first); one that sees the old one reads either, both the handle's and open.
     Atomics.store(this.words, at + SLOT_FD, fd);
     Atomics.store(this.words, at + SLOT_EPOCH, epoch | 0);
-    Atomics.store(this.words, at + SLOT_FH, fh);
+    if (held !== fh) Atomics.store(this.words, at + SLOT_FH, fh);
   }
 
   /** Handle `fh` is being released: its READs are all answered, and none comes any more. */

@@ -63,19 +63,45 @@ function closeHandle(s: Session, nodeid: number, fh: number): void {
   s.ops.release(fh);
 }
 
+/**
+ * Registers the new handle `fh` of `nodeid` and chooses its I/O mode; any failure closes the handle
+ * again (and runs `forget`: a node CREATE made) before it is thrown. A handle the daemon serves is
+ * published for the io_uring queue threads' READs (a passed-through one sends none).
+ */
+function startHandle(
+  s: Session,
+  nodeid: number,
+  fh: number,
+  openFlags: number,
+  known: boolean,
+  forget?: () => void,
+): OpenMode {
+  s.opened(nodeid, fh);
+  let io: OpenMode;
+  try {
+    if (openFlags & OPEN_KILL_SUIDGID) s.killedSuidgid(nodeid, fh);
+    io = openMode(s, nodeid, fh, known);
+  } catch (err) {
+    closeHandle(s, nodeid, fh);
+    forget?.();
+    throw err;
+  }
+  if (io === CONFLICT) {
+    // The node passes through to the lower file and this open got the copy: open a fresh node instead.
+    closeHandle(s, nodeid, fh);
+    forget?.();
+    s.table.retire(nodeid);
+    throw fsError("ESTALE", "node is passed through to the file before its copy-up");
+  }
+  if (io.backingId === 0) s.publishRead(fh);
+  return io;
+}
+
 const open: Handler = (s, h, r) => {
   const flags = r.u32();
   const openFlags = r.u32();
   const fh = s.ops.open(s.table.path(h.nodeid), flags);
-  s.opened(h.nodeid, fh);
-  if (openFlags & OPEN_KILL_SUIDGID) s.killedSuidgid(h.nodeid, fh);
-  const io = openMode(s, h.nodeid, fh);
-  if (io === CONFLICT) {
-    // The node passes through to the lower file and this open got the copy: open a fresh node instead.
-    closeHandle(s, h.nodeid, fh);
-    s.table.retire(h.nodeid);
-    throw fsError("ESTALE", "node is passed through to the file before its copy-up");
-  }
+  const io = startHandle(s, h.nodeid, fh, openFlags, true);
   return {
     parts: [openOut(fh, io.flags, io.backingId)],
     undo: () => closeHandle(s, h.nodeid, fh),
@@ -90,15 +116,8 @@ const create: Handler = (s, h, r) => {
   const name = r.name();
   const { fh, attr } = s.ops.create(s.table.childPath(h.nodeid, name), flags, mode, creatorOf(s, h, umask));
   const node = s.table.lookup(h.nodeid, name, attr);
-  if (openFlags & OPEN_KILL_SUIDGID) s.killedSuidgid(node.id, fh);
-  s.opened(node.id, fh);
-  const io = openMode(s, node.id, fh, node.lookups > 1); // 1: the node is new to the kernel
-  if (io === CONFLICT) {
-    closeHandle(s, node.id, fh);
-    s.table.forget(node.id, 1);
-    s.table.retire(node.id);
-    throw fsError("ESTALE", "node is passed through to the file before its copy-up");
-  }
+  const forget = (): void => void s.table.forget(node.id, 1);
+  const io = startHandle(s, node.id, fh, openFlags, node.lookups > 1, forget); // 1: new to the kernel
   return {
     parts: [
       entryOut(node.id, withIno(attr, node.ino), s.entryTimeout, s.attrTimeoutFor(node.id)),
@@ -106,7 +125,7 @@ const create: Handler = (s, h, r) => {
     ],
     undo: () => {
       closeHandle(s, node.id, fh);
-      s.table.forget(node.id, 1);
+      forget();
     },
   };
 };

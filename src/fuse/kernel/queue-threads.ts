@@ -226,7 +226,7 @@ export class QueueThreads {
   }
 
   /** Tells the threads to end, waits up to `waitMs` for them, then closes the pipes (none runs then). */
-  close(waitMs = 2000): void {
+  close(waitMs = W.DRAIN_MS + 1000): void {
     if (this.closed) return;
     this.closed = true;
     const v = this.view;

@@ -19,6 +19,9 @@ import * as fs from "node:fs";
 import { allocateDirectReads } from "./direct-reads";
 import { entryBytes, entryOver, type RingEntry } from "./ring";
 
+/** How long a closing queue thread waits for its reads to end (QueueThreads.close waits longer). */
+export const DRAIN_MS = 2000;
+
 export const KERNEL = 0;
 export const WAITING = 1;
 export const TAKEN = 2;

@@ -64,9 +64,8 @@ const TAG_WAKE = 0xffff0002;
 /** A read for the entry tagged with the other bits (a tag is far below this). */
 const TAG_READ = 0x40000000;
 
-/** How long a closing thread waits for its reads to end. */
-const DRAIN_MS = 2000;
 const EIO = constants.errno.EIO as number;
+const EAGAIN = constants.errno.EAGAIN as number;
 const SLEEP_MS = 1000;
 
 class QueueThread {
@@ -81,6 +80,11 @@ class QueueThread {
   private gone = false;
   /** With `debug`: what each entry's read in flight is, for its log line. */
   private readonly reading = new Map<number, string>();
+  /**
+   * Entries whose last commit was this thread's own reply (a READ it read): a refusal of such a reply
+   * has nothing to undo, and must not make the state thread undo the last reply it wrote on the entry.
+   */
+  private readonly ownReply = new Set<number>();
   /** Reads queued by `readDirect` whose completion has not been seen. */
   private readsInFlight = 0;
 
@@ -124,12 +128,19 @@ class QueueThread {
 
   /** Closes the ring once no read of this thread's runs: its memory is the entries', which may go. */
   close(): void {
-    const deadline = Date.now() + DRAIN_MS;
+    const deadline = Date.now() + W.DRAIN_MS;
     while (this.readsInFlight > 0 && Date.now() < deadline) {
       this.uring.enterTimed(Math.max(1, deadline - Date.now()));
       for (const c of this.uring.completions()) if (isRead(c.tag)) this.readsInFlight--;
     }
-    this.uring.close();
+    if (this.readsInFlight === 0) this.uring.close();
+    // Else the ring stays open until the process ends: closing it would not wait for those reads, which
+    // would then write into memory that may be gone.
+    else
+      logLine(
+        `io_uring queue ${this.d.qid}: ${this.readsInFlight} read(s) still running; ring left open`,
+        "warning",
+      );
   }
 
   /**
@@ -149,6 +160,7 @@ class QueueThread {
       const state = this.view.entryWord(e.tag, W.E_STATE);
       if (this.view.get(state) !== W.DONE) continue;
       this.view.set(state, W.KERNEL);
+      this.ownReply.delete(e.tag);
       commitEntry(this.uring, this.d.devFd, e);
       did = true;
     }
@@ -188,14 +200,19 @@ class QueueThread {
       commitEntry(this.uring, this.d.devFd, e);
       return true;
     }
-    if (this.readDirect(e, request)) return true;
-    const v = this.view;
-    v.set(v.entryWord(tag, W.E_REQ_START), request.byteOffset - e.buf.byteOffset);
-    v.set(v.entryWord(tag, W.E_REQ_LEN), request.length);
-    v.set(v.entryWord(tag, W.E_SEQ), Atomics.add(v.words, W.W_SEQ, 1));
-    v.set(v.entryWord(tag, W.E_STATE), W.WAITING);
-    this.ringState();
+    this.ownReply.delete(tag); // a request came: the entry's last reply was taken
+    if (!this.readDirect(e, request)) this.handOver(e, request);
     return true;
+  }
+
+  /** Gives the request `e` holds to the state thread (WAITING), and wakes it if it sleeps. */
+  private handOver(e: RingEntry, request: Buffer): void {
+    const v = this.view;
+    v.set(v.entryWord(e.tag, W.E_REQ_START), request.byteOffset - e.buf.byteOffset);
+    v.set(v.entryWord(e.tag, W.E_REQ_LEN), request.length);
+    v.set(v.entryWord(e.tag, W.E_SEQ), Atomics.add(v.words, W.W_SEQ, 1));
+    v.set(v.entryWord(e.tag, W.E_STATE), W.WAITING);
+    this.ringState();
   }
 
   /**
@@ -203,7 +220,7 @@ class QueueThread {
    * by `readDone`. False for any other request, and for a READ the state thread must serve.
    */
   private readDirect(e: RingEntry, request: Buffer): boolean {
-    if (request.readUInt32LE(4) !== Op.READ) return false;
+    if (request.readUInt32LE(4) !== Op.READ || this.view.get(W.W_STOP) === 1) return false;
     const fd = directFd(this.reads, request.readBigUInt64LE(Size.IN_HEADER));
     const size = request.readUInt32LE(Size.IN_HEADER + 16);
     const at = this.payloadAt.get(e.tag);
@@ -214,10 +231,19 @@ class QueueThread {
     return true;
   }
 
-  /** The read for entry `tag` ended with `res` (bytes read, or a negative errno): its reply is committed. */
+  /**
+   * The read for entry `tag` ended with `res` (bytes read, or a negative errno): its reply is committed.
+   * EAGAIN (a non-blocking descriptor on a filesystem io_uring cannot read without waiting, where
+   * pread(2) would have waited) hands the request to the state thread instead.
+   */
   private readDone(tag: number, res: number): boolean {
     const e = this.view.entries[tag];
     if (e === undefined) return false;
+    if (res === -EAGAIN && e.request !== null) {
+      this.reading.delete(tag);
+      this.handOver(e, e.request);
+      return true;
+    }
     const warn = (l: string): void => logLine(l, "warning");
     const label = this.reading.get(tag);
     if (label !== undefined) {
@@ -230,6 +256,7 @@ class QueueThread {
     if (res < 0) fillReply(e, -res, [], warn);
     else fillReply(e, 0, [e.payload.subarray(0, res)], warn);
     commitEntry(this.uring, this.d.devFd, e);
+    this.ownReply.add(tag);
     return true;
   }
 
@@ -242,6 +269,7 @@ class QueueThread {
       return true;
     }
     if (!recoverEntry(this.uring, this.d.devFd, e, errno, (l) => logLine(l, "warning"))) return false;
+    if (this.ownReply.delete(e.tag)) return true; // this thread's READ reply: nothing to undo
     // A refused reply: the flag is set before the REGISTER just queued is submitted (the next enter),
     // so the state thread sees it before any later request of the entry.
     this.view.set(this.view.entryWord(e.tag, W.E_REFUSED), 1);

@@ -166,7 +166,6 @@ export class Session {
     let set = this.openFiles.get(nodeid);
     if (set === undefined) this.openFiles.set(nodeid, (set = new Set()));
     set.add(fh);
-    this.publishRead(fh);
   }
 
   closed(nodeid: number, fh: number): void {
@@ -177,12 +176,18 @@ export class Session {
 
   /**
    * Tells the queue threads (if they read for themselves) which descriptor handle `fh` reads now: at
-   * open, and again when a READ came here (its handle may have followed a copy-up).
+   * open (ops-files.ts), and again when a READ came here (its handle may have followed a copy-up).
    */
   publishRead(fh: number): void {
     const d = this.directReads;
     if (d === null || this.ops.directRead === undefined || this.ops.copyUpEpoch === undefined) return;
-    d.publish(fh, this.ops.directRead(fh), this.ops.copyUpEpoch());
+    let fd: number | undefined;
+    try {
+      fd = this.ops.directRead(fh);
+    } catch {
+      fd = undefined; // not published: its READs come here, and meet the same error (answered as such)
+    }
+    d.publish(fh, fd, this.ops.copyUpEpoch());
   }
 
   /** Before any reply: READs sent after it must not read a descriptor a copy-up made stale. */
