@@ -4,15 +4,16 @@
  * the state thread (queue-words.ts), and commits each reply the state thread wrote. A READ of a handle
  * the state thread published (direct-reads.ts) it reads itself instead: an io_uring read into the
  * entry's payload, committed when it completes (at once when the pages are cached; a read that waits
- * for the disk holds up nothing, the thread goes on meanwhile). The kernel queues a
- * request on the queue of its caller's CPU, so the thread woken for it runs where the caller sleeps: no
- * wake-up across CPUs, which on a VM costs more than serving the request.
+ * for the disk holds up nothing, the thread goes on meanwhile). The kernel queues a request on the
+ * queue of its caller's CPU, so the thread woken for it runs where the caller sleeps: no wake-up across
+ * CPUs, which on a VM costs more than serving the request.
  *
  * Invariants:
  * - Only this thread submits on its ring and commits its queue's entries; it touches an entry's memory
  *   only while the entry is KERNEL (receiving a request, reading a READ's data into it, committing a
- *   reply). A READ it reads itself is never handed over, and its entry is committed once its read
- *   completes; the ring is closed only after every such read completed (or DRAIN_MS passed).
+ *   reply). A READ it reads itself is committed once its read completes (handed over only if that read
+ *   answers EAGAIN), and its reply is never undone by the state thread. The ring is closed only once every such read has completed: a thread whose reads do not
+ *   end within DRAIN_MS leaves it open (the reads write into the entries' memory).
  * - While a request it handed over is unanswered, it spins (yielding the CPU at every turn) for up to
  *   `spinUs` before it sleeps, so a quick answer needs no wake-up, unless other threads than the mount's
  *   own want the CPUs (spin.ts); asleep, a byte on `wakeFd` wakes it, and it looks again every SLEEP_MS.
