@@ -118,7 +118,7 @@ export class Files {
     // The epoch is taken only once the copy is open: a failed open is tried again on the next call.
     if (upper !== undefined && f.layer !== upper.index && this.copiedUp(f, upper)) {
       const file = upper.openAccess(relOf(f.path), O_RDONLY | (f.flags & O_NOATIME));
-      (f.retired ??= []).push(f.file); // closed at release: its descriptor may be in use (directRead)
+      (f.retired ??= []).push(f.file); // closed at release: its descriptor may be in use (readFd)
       f.file = file;
       f.upper = file;
       f.layer = upper.index;
@@ -146,19 +146,15 @@ export class Files {
     return f.file.readInto(buf, position);
   }
 
+  /**
+   * The descriptor `read` reads `fh`'s data from: open until the handle's release, and what `read`
+   * reads for as long as the copy-up epoch stays what it is now (a later copy-up may have the handle
+   * follow it: `follow`). Undefined for a file with no descriptor (a tar layer's).
+   */
   readFd(fh: number): number | undefined {
     const f = this.s.handles.file(fh);
     this.follow(f);
     return f.file.fd;
-  }
-
-  /**
-   * The descriptor a READ of `fh` may read from on any thread, without the union, for as long as the
-   * copy-up epoch stays what it is now: a later copy-up may have the handle follow it (`follow`). It stays
-   * open until the handle's release. Undefined for a file with no descriptor (a tar layer's).
-   */
-  directRead(fh: number): number | undefined {
-    return this.readFd(fh);
   }
 
   write(fh: number, data: Buffer, position: bigint): number {

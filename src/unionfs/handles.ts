@@ -3,7 +3,7 @@
  *
  * Invariants: a file handle owns its open layer file until `release`, and the files it followed away
  * from (`retired`: a copy-up replaced its file), which another thread may still be reading through a
- * descriptor it was handed (`UnionOps.directRead`); a directory handle owns a snapshot of
+ * descriptor it was handed (`UnionOps.readFd`); a directory handle owns a snapshot of
  * the merged listing, taken at its first `readdir` (not at `opendir`: a kernel that has the listing
  * cached opens and releases the directory without reading it), so offsets into it stay valid however
  * the directory changes afterwards.

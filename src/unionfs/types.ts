@@ -154,16 +154,13 @@ export interface UnionOps {
   readInto?(fh: number, buf: Buffer, position: bigint): number;
   /**
    * The descriptor `read` would read `fh`'s data from (after the same checks), for a transport that
-   * moves the bytes itself (splice); undefined where the layer has none (a tar layer's file).
+   * moves the bytes itself (splice) or reads on another thread without calling the union: it stays open
+   * until `release(fh)`, and is what `read` reads for as long as `copyUpEpoch()` returns what it returns
+   * now (a copy-up may make the handle read another file from then on). Undefined where the layer has
+   * none (a tar layer's file).
    */
   readFd?(fh: number): number | undefined;
-  /**
-   * The descriptor a READ of `fh` may read on another thread, without calling the union, for as long as
-   * `copyUpEpoch()` returns what it returns now (a copy-up may make the handle read another file from
-   * then on); it stays open until `release(fh)`. Undefined where there is none (a tar layer's file).
-   */
-  directRead?(fh: number): number | undefined;
-  /** A number that changes whenever a copy-up may have made a handle read another file (`directRead`). */
+  /** A number that changes whenever a copy-up may have made a handle read another file (`readFd`). */
   copyUpEpoch?(): number;
   /** Writes `data` at `position` (ignored for O_APPEND handles); returns bytes written. */
   write(fh: number, data: Buffer, position: bigint): number;

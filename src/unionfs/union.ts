@@ -129,10 +129,6 @@ export class Union implements UnionOps {
     return this.files.readFd(fh);
   }
 
-  directRead(fh: number): number | undefined {
-    return this.files.directRead(fh);
-  }
-
   copyUpEpoch(): number {
     return this.s.epoch;
   }

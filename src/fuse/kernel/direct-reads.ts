@@ -7,7 +7,7 @@
  * - Written by the serving thread only (`publish`, `retract`, `setEpoch`), read by the queue threads.
  * - Slot `fh % SLOTS` holds at most one handle (fh, descriptor, epoch); a handle whose slot is taken is
  *   not published, and its READs go to the serving thread as before.
- * - A published descriptor stays open until the handle's RELEASE (UnionOps.directRead), and the kernel
+ * - A published descriptor stays open until the handle's RELEASE (UnionOps.readFd), and the kernel
  *   sends no RELEASE while a READ of the handle is unanswered: a queue thread never reads a descriptor
  *   closed or reused under it.
  * - A queue thread reads a handle only while the slot's epoch is the table's, which the serving thread

@@ -180,10 +180,10 @@ export class Session {
    */
   publishRead(fh: number): void {
     const d = this.directReads;
-    if (d === null || this.ops.directRead === undefined || this.ops.copyUpEpoch === undefined) return;
+    if (d === null || this.ops.readFd === undefined || this.ops.copyUpEpoch === undefined) return;
     let fd: number | undefined;
     try {
-      fd = this.ops.directRead(fh);
+      fd = this.ops.readFd(fh);
     } catch {
       fd = undefined; // not published: its READs come here, and meet the same error (answered as such)
     }

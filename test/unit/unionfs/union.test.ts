@@ -355,11 +355,11 @@ describe("union core", () => {
     f.fs.release(ro);
   });
 
-  it("directRead: the descriptor stays open until release, a copy-up moves the epoch, the handle follows", () => {
+  it("readFd: the descriptor stays open until release, a copy-up moves the epoch, the handle follows", () => {
     f = makeUnion([{}, { a: "old data" }]);
     const ro = f.fs.open("/a", O_RDONLY);
     const epoch = f.fs.copyUpEpoch?.();
-    const lowerFd = f.fs.directRead?.(ro) as number;
+    const lowerFd = f.fs.readFd?.(ro) as number;
     const buf = Buffer.alloc(8);
     assert.equal(fs.readSync(lowerFd, buf, 0, 8, 0), 8);
     assert.equal(buf.toString(), "old data");
@@ -367,7 +367,7 @@ describe("union core", () => {
     assert.notEqual(f.fs.copyUpEpoch?.(), epoch, "the copy-up moved the epoch");
     f.fs.write(rw, Buffer.from("NEW"), 0n);
     f.fs.release(rw);
-    const upperFd = f.fs.directRead?.(ro) as number;
+    const upperFd = f.fs.readFd?.(ro) as number;
     assert.notEqual(upperFd, lowerFd, "the handle follows the copy");
     assert.equal(fs.readSync(upperFd, buf, 0, 8, 0), 8);
     assert.equal(buf.toString(), "NEW data");
