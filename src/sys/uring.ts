@@ -6,7 +6,7 @@
  * - One ring belongs to one thread: nothing here is safe to share. The kernel runs no submission thread
  *   (no SQPOLL), so the submission tail it reads is the one stored before `enter()`; completions are read
  *   with an acquire load of the tail and released with a store of the head (Atomics on the mapped rings).
- * - `sqe()` hands out a zeroed entry; entries queued are submitted by the next `enter()`. A full
+ * - `sqe()` hands out a zeroed entry (its opcode, descriptor and tag set); entries queued are submitted by the next `enter()`. A full
  *   submission queue submits what it has first.
  * - The rings stay mapped, and the ring's fd open, until `close()`; nothing is used after it.
  * - Errors are errno errors (sysError); EINTR on enter is retried by the caller's loop (`enter` returns -1).
@@ -134,8 +134,11 @@ export class Uring {
     }
   }
 
-  /** The next submission entry, zeroed; submitted by the next `enter()`. */
-  sqe(): Buffer {
+  /**
+   * The next submission entry, zeroed but for what every entry has: its opcode, its descriptor and its
+   * tag (user_data, low 32 bits: the completion's `tag`); submitted by the next `enter()`.
+   */
+  sqe(opcode: number, fd: number, tag: number): Buffer {
     while ((this.tail - Atomics.load(this.sqHead, 0)) >>> 0 >= this.sqEntries) this.enter(0);
     const index = this.tail & this.sqMask;
     const e = this.sqes.subarray(index * this.sqeSize, (index + 1) * this.sqeSize);
@@ -143,6 +146,9 @@ export class Uring {
     this.sqArray[index] = index;
     this.tail = (this.tail + 1) >>> 0;
     this.queued++;
+    e.writeUInt8(opcode, 0);
+    e.writeInt32LE(fd, 4);
+    e.writeUInt32LE(tag, 32);
     return e;
   }
 
@@ -229,13 +235,10 @@ export function queueRead(
   length: number,
   tag: number,
 ): void {
-  const sqe = uring.sqe();
-  sqe.writeUInt8(OP_READ, 0);
-  sqe.writeInt32LE(fd, 4);
+  const sqe = uring.sqe(OP_READ, fd, tag);
   sqe.writeBigUInt64LE(offset, 8);
   sqe.writeBigUInt64LE(address, 16);
   sqe.writeUInt32LE(length, 24);
-  sqe.writeUInt32LE(tag, 32);
 }
 
 /** The size of a memory page (4 KiB on x86-64; 16 or 64 KiB on some arm64 kernels). */

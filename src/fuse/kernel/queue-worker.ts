@@ -25,7 +25,7 @@
  */
 import { constants } from "node:os";
 import { workerData } from "node:worker_threads";
-import { addressOf, CQE_F_MORE, POLL_ADD_MULTI, queueRead, SETUP_SQE128, Uring } from "../../sys/uring";
+import { CQE_F_MORE, POLL_ADD_MULTI, queueRead, SETUP_SQE128, Uring } from "../../sys/uring";
 import { codeOfErrno, errorText } from "../../errors";
 import { drainPipe, pinToCpu } from "../../sys/libc";
 import { logLine, useLog, type LogSink } from "./log";
@@ -37,6 +37,7 @@ import {
   receive,
   recoverEntry,
   registerEntry,
+  payloadAddress,
   sessionEnded,
   type RingEntry,
 } from "./ring";
@@ -76,10 +77,9 @@ class QueueThread {
   private readonly spin: Spinner;
   private readonly sleepWord: number;
   private readonly reads: Int32Array;
-  /** Where each of this queue's entries' payload lies, for the reads into it (by tag). */
-  private readonly payloadAt = new Map<number, bigint>();
   private gone = false;
-  /** With `debug`: what each entry's read in flight is, for its log line. */
+  /** With `debug`: what each entry's read in flight is ("READ #unique node=N fh=F size@offset", as the
+   * serving thread names requests: dispatch.ts), for its log line. */
   private readonly reading = new Map<number, string>();
   /**
    * Entries whose last commit was this thread's own reply (a READ it read): a refusal of such a reply
@@ -94,7 +94,6 @@ class QueueThread {
     this.mine = this.view.queueEntries(d.qid);
     this.sleepWord = this.view.queueWord(d.qid, W.Q_SLEEPING);
     this.reads = new Int32Array(d.shared.reads);
-    for (const e of this.mine) this.payloadAt.set(e.tag, addressOf(e.payload));
     const mates = { words: this.view.words, index: W.W_SPINNING };
     this.spin = new Spinner(BigInt(Math.round(d.spinUs * 1000)), mates);
     const size = nextPowerOfTwo(this.mine.length * 2 + 4);
@@ -222,13 +221,15 @@ class QueueThread {
    */
   private readDirect(e: RingEntry, request: Buffer): boolean {
     if (request.readUInt32LE(4) !== Op.READ || this.view.get(W.W_STOP) === 1) return false;
-    const fd = directFd(this.reads, request.readBigUInt64LE(Size.IN_HEADER));
-    const size = request.readUInt32LE(Size.IN_HEADER + 16);
-    const at = this.payloadAt.get(e.tag);
-    if (fd < 0 || size > e.payload.length || at === undefined) return false;
-    queueRead(this.uring, fd, request.readBigUInt64LE(Size.IN_HEADER + 8), at, size, TAG_READ | e.tag);
+    const r = readOf(request);
+    const fd = directFd(this.reads, r.fh);
+    if (fd < 0 || r.size > e.payload.length) return false;
+    queueRead(this.uring, fd, r.offset, payloadAddress(e), r.size, TAG_READ | e.tag);
     this.readsInFlight++;
-    if (this.d.debug) this.reading.set(e.tag, describeRead(request));
+    if (this.d.debug) {
+      const node = request.readBigUInt64LE(16);
+      this.reading.set(e.tag, `READ #${e.commitId} node=${node} fh=${r.fh} ${r.size}@${r.offset}`);
+    }
     return true;
   }
 
@@ -288,13 +289,13 @@ class QueueThread {
   }
 }
 
-/** "READ #unique node=N fh=F size@offset", as the serving thread's log names requests (dispatch.ts). */
-function describeRead(request: Buffer): string {
-  const unique = request.readBigUInt64LE(8);
-  const node = request.readBigUInt64LE(16);
-  const fh = request.readBigUInt64LE(Size.IN_HEADER);
-  const offset = request.readBigUInt64LE(Size.IN_HEADER + 8);
-  return `READ #${unique} node=${node} fh=${fh} ${request.readUInt32LE(Size.IN_HEADER + 16)}@${offset}`;
+/** A READ's fuse_read_in: handle, offset, size. */
+function readOf(request: Buffer): { fh: bigint; offset: bigint; size: number } {
+  return {
+    fh: request.readBigUInt64LE(Size.IN_HEADER),
+    offset: request.readBigUInt64LE(Size.IN_HEADER + 8),
+    size: request.readUInt32LE(Size.IN_HEADER + 16),
+  };
 }
 
 function isRead(tag: number): boolean {

@@ -380,12 +380,9 @@ export function takeSyncReplies(
 
 /** Queues a poll of `fd` for reading on `uring`, tagged `tag` (`mode`: 0, or POLL_ADD_MULTI to stay armed). */
 export function pollFd(uring: Uring, fd: number, tag: number, mode: number): void {
-  const sqe = uring.sqe();
-  sqe.writeUInt8(OP_POLL_ADD, 0);
-  sqe.writeInt32LE(fd, 4);
+  const sqe = uring.sqe(OP_POLL_ADD, fd, tag);
   sqe.writeUInt32LE(mode, 24);
   sqe.writeUInt32LE(POLLIN, 28);
-  sqe.writeUInt32LE(tag, 32);
 }
 
 /** Queues `e`'s REGISTER on `uring`: the entry's memory is handed to the kernel for its queue. */
@@ -405,11 +402,8 @@ export function commitEntry(uring: Uring, devFd: number, e: RingEntry): void {
 
 /** A FUSE io_uring command on `e`'s queue, tagged with `e`: the fields REGISTER and COMMIT share. */
 function fuseCmd(uring: Uring, devFd: number, e: RingEntry, op: number): Buffer {
-  const sqe = uring.sqe();
-  sqe.writeUInt8(OP_URING_CMD, 0);
-  sqe.writeInt32LE(devFd, 4);
+  const sqe = uring.sqe(OP_URING_CMD, devFd, e.tag);
   sqe.writeUInt32LE(op, 8);
-  sqe.writeUInt32LE(e.tag, 32);
   sqe.writeUInt16LE(e.qid, 64);
   return sqe;
 }
@@ -463,6 +457,11 @@ export function makeEntry(tag: number, qid: number, payloadBytes: number): RingE
 /** The bytes an entry with `payloadBytes` of payload takes (entryOver). */
 export function entryBytes(payloadBytes: number): number {
   return LEAD + payloadBytes;
+}
+
+/** The address of `e`'s payload (the second iovec of its REGISTER: `entryOver`). */
+export function payloadAddress(e: RingEntry): bigint {
+  return e.iov.readBigUInt64LE(16);
 }
 
 /** An entry over `buf` (entryBytes long: memory another thread may share), its header zeroed by the caller. */

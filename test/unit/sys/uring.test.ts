@@ -10,9 +10,7 @@ import { closeFd, pipe } from "../../../src/sys/libc";
 const OP_NOP = 0;
 
 function nop(ring: Uring, tag: number): void {
-  const e = ring.sqe();
-  e.writeUInt8(OP_NOP, 0);
-  e.writeUInt32LE(tag, 32);
+  ring.sqe(OP_NOP, 0, tag);
 }
 
 describe("sys/uring", () => {
@@ -54,12 +52,9 @@ describe("sys/uring", () => {
     const ring = new Uring(4, 8, 0);
     const [r, w] = pipe();
     try {
-      const e = ring.sqe();
-      e.writeUInt8(OP_POLL_ADD, 0);
-      e.writeInt32LE(r, 4);
+      const e = ring.sqe(OP_POLL_ADD, r, 42);
       e.writeUInt32LE(POLL_ADD_MULTI, 24);
       e.writeUInt32LE(1, 28); // POLLIN
-      e.writeUInt32LE(42, 32);
       ring.enter(0);
       assert.deepEqual(ring.completions(), []);
       for (let i = 0; i < 2; i++) {
